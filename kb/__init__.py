@@ -1,0 +1,32 @@
+"""Campaign KB: a knowledge base of campaign retrospectives (活动复盘) for marketing and ops teams."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Create the app: settings from defaults, then ``KB_*`` variables, then ``config``."""
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        instance_path=str(ROOT / "instance"),
+    )
+    from kb import api, cli, config as settings, database, errors, views
+    from kb.extensions import csrf
+    from kb.templating import init_app as init_templating
+
+    settings.load_config(app, config)
+    database.init_app(app)
+    csrf.init_app(app)
+    errors.init_app(app)
+    init_templating(app)
+    cli.init_app(app)
+    app.register_blueprint(views.bp)
+    app.register_blueprint(api.bp)
+    return app

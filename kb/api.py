@@ -1,0 +1,104 @@
+"""The JSON API under /api/v1: campaigns and the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from werkzeug.exceptions import BadRequest
+
+from kb import openapi, services
+from kb.errors import ApiError, api_error_response
+from kb.extensions import csrf
+from kb.queries import CampaignFilter, list_campaigns
+from kb.schemas import InvalidInput, validate_campaign, validate_list_query
+from kb.serialize import campaign_to_dict
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+# API clients authenticate per request, not with a browser session: CSRF does not apply.
+csrf.exempt(bp)
+
+
+@bp.errorhandler(InvalidInput)
+def _invalid(exc: InvalidInput) -> tuple[Response, int]:
+    return api_error_response(ApiError(422, fields=exc.fields))
+
+
+@bp.errorhandler(services.NotFound)
+def _not_found(_exc: services.NotFound) -> tuple[Response, int]:
+    return api_error_response(ApiError(404, "找不到该活动"))
+
+
+@bp.errorhandler(services.VersionConflict)
+def _conflict(exc: services.VersionConflict) -> tuple[Response, int]:
+    return api_error_response(ApiError(409, current_version=exc.current_version))
+
+
+def _json_body() -> Any:
+    if not request.is_json:
+        raise ApiError(415)
+    try:
+        return request.get_json()
+    except BadRequest:
+        raise ApiError(400, "请求体不是合法的 JSON", code="malformed_json") from None
+
+
+def _list_params() -> tuple[CampaignFilter, int, int]:
+    query = validate_list_query(request.args.to_dict())
+    config = current_app.config
+    per_page = min(query.per_page or config["PER_PAGE"], config["MAX_PER_PAGE"])
+    filters = CampaignFilter(
+        industry=query.industry,
+        goal_type=query.goal_type,
+        status=query.status,
+        date_from=query.date_from,
+        date_to=query.date_to,
+    )
+    return filters, query.page, per_page
+
+
+@bp.get("/campaigns")
+def list_campaigns_endpoint() -> Response:
+    filters, page, per_page = _list_params()
+    result = list_campaigns(filters, page=page, per_page=per_page)
+    return jsonify(
+        {
+            "items": [campaign_to_dict(c) for c in result.items],
+            "total": result.total,
+            "page": result.page,
+            "per_page": result.per_page,
+            "pages": result.pages,
+        }
+    )
+
+
+@bp.post("/campaigns")
+def create_campaign() -> tuple[Response, int, dict[str, str]]:
+    data = validate_campaign(_json_body())
+    campaign = services.create_campaign(data)
+    location = url_for("api.get_campaign", campaign_id=campaign.id)
+    return jsonify(campaign_to_dict(campaign)), 201, {"Location": location}
+
+
+@bp.get("/campaigns/<int:campaign_id>")
+def get_campaign(campaign_id: int) -> Response:
+    return jsonify(campaign_to_dict(services.get_campaign(campaign_id)))
+
+
+@bp.put("/campaigns/<int:campaign_id>")
+def update_campaign(campaign_id: int) -> Response:
+    data = validate_campaign(_json_body(), update=True)
+    expected = getattr(data, "version", None)
+    campaign = services.update_campaign(campaign_id, data, expected_version=expected)
+    return jsonify(campaign_to_dict(campaign))
+
+
+@bp.delete("/campaigns/<int:campaign_id>")
+def delete_campaign(campaign_id: int) -> tuple[str, int]:
+    services.trash_campaign(campaign_id)
+    return "", 204
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> Response:
+    return jsonify(openapi.build_document())

@@ -1,0 +1,70 @@
+"""Settings: defaults in code, then ``KB_*`` environment variables, then the override dict."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+# Every setting a deployment may change, with the default and what it does. The README documents
+# each one as ``KB_<NAME>``; tests/test_docs.py checks that it does.
+SETTINGS: dict[str, tuple[Any, str]] = {
+    "DATA_DIR": (None, "Directory for all runtime data (SQLite file, indexes, models); default instance/."),
+    "DATABASE_URL": (None, "SQLAlchemy URL of the database; default SQLite file in KB_DATA_DIR."),
+    "SECRET_KEY": (None, "Session/CSRF signing key; default a random key kept in KB_DATA_DIR."),
+    "MAX_CONTENT_LENGTH": (16 * 1024 * 1024, "Largest accepted request body in bytes."),
+    "PER_PAGE": (20, "Campaigns per page on the list page and the API default."),
+    "MAX_PER_PAGE": (100, "Largest page size the API accepts."),
+    "AUTO_MIGRATE": (True, "Apply database migrations when the app starts."),
+}
+
+
+def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
+    """Fill ``app.config`` from defaults, ``KB_*`` environment variables and ``overrides``."""
+    for name, (default, _) in SETTINGS.items():
+        app.config[name] = default
+    app.config.from_prefixed_env("KB")
+    if overrides:
+        app.config.update(overrides)
+
+    data_dir = Path(app.config["DATA_DIR"] or app.instance_path).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    app.config["DATA_DIR"] = str(data_dir)
+
+    database_url = app.config["DATABASE_URL"] or f"sqlite:///{data_dir / 'kb.sqlite3'}"
+    app.config["DATABASE_URL"] = database_url
+    app.config["SQLALCHEMY_DATABASE_URI"] = database_url
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(database_url)
+
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = _persistent_secret(data_dir / "secret_key")
+
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config["JSON_AS_ASCII"] = False
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # DefaultJSONProvider attribute
+
+
+def _engine_options(database_url: str) -> dict[str, Any]:
+    if database_url.startswith("sqlite"):
+        # The connection pragmas live in kb.database; a busy writer makes others wait, not fail.
+        return {"connect_args": {"timeout": 5}}
+    return {"pool_pre_ping": True}
+
+
+def _persistent_secret(path: Path) -> str:
+    """Return the key stored at ``path``, creating it on first start so sessions survive restarts."""
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    key = secrets.token_hex(32)
+    try:
+        # O_EXCL: when several workers start at once, the first one's key wins for all of them.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").strip()
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(key)
+    return key

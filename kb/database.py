@@ -1,0 +1,77 @@
+"""Database connection set-up, schema migration at start, and the write-transaction helper."""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import flask_migrate
+from flask import Flask
+from sqlalchemy import Engine, event
+from sqlalchemy.orm import scoped_session
+
+from kb.extensions import db
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def init_app(app: Flask) -> None:
+    """Bind the database to ``app``, tune SQLite connections, and migrate if configured."""
+    db.init_app(app)
+    from kb.extensions import migrate
+
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            _configure_sqlite(db.engine)
+        if app.config["AUTO_MIGRATE"]:
+            upgrade_schema(Path(app.config["DATA_DIR"]))
+
+
+def upgrade_schema(data_dir: Path) -> None:
+    """Apply pending migrations; a file lock keeps workers that start together from racing."""
+    with (data_dir / ".migrate.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling would defeat BEGIN IMMEDIATE below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "busy_timeout=5000",
+            "synchronous=NORMAL",
+            "foreign_keys=ON",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # In WAL a deferred transaction that reads and then writes fails with SQLITE_BUSY at once,
+        # whatever the timeout; write transactions therefore take the write lock up front.
+        immediate = connection.get_execution_options().get("kb_write", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextmanager
+def write_transaction() -> Iterator[scoped_session[Any]]:
+    """Run the block in one write transaction: commit on success, roll back on any error."""
+    session = db.session
+    if session().in_transaction():
+        # End the read snapshot a view may have opened, so the write starts on fresh data.
+        session.commit()
+    session.connection(execution_options={"kb_write": True})
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise

@@ -1,0 +1,82 @@
+"""One JSON error shape for the API, built in one place, and the handlers that use it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, current_app, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+# The machine-readable code of each HTTP status the API answers with.
+CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
+    500: "internal_error",
+}
+
+MESSAGES = {
+    400: "请求格式有误",
+    401: "需要登录或 API 令牌",
+    403: "没有权限",
+    404: "找不到该资源",
+    405: "该地址不支持此方法",
+    409: "数据已被他人修改，请刷新后再试",
+    413: "请求体过大",
+    415: "请求体须为 JSON (Content-Type: application/json)",
+    422: "输入有误，请检查各字段",
+    429: "请求过于频繁",
+    500: "服务器内部错误",
+}
+
+
+class ApiError(Exception):
+    """An error answered as JSON: an HTTP status, a message and optional details."""
+
+    def __init__(
+        self, status: int, message: str | None = None, *, code: str | None = None, **extra: Any
+    ) -> None:
+        super().__init__(message or MESSAGES.get(status, ""))
+        self.status = status
+        self.code = code or CODES.get(status, "error")
+        self.message = message or MESSAGES.get(status, "")
+        self.extra = extra
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    """Return the JSON error document: ``{"error": {"code", "message", ...extra}}``."""
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def api_error_response(error: ApiError) -> tuple[Response, int]:
+    """Render an ApiError as the JSON error shape."""
+    return jsonify(error_body(error.code, error.message, **error.extra)), error.status
+
+
+def init_app(app: Flask) -> None:
+    """Answer errors as JSON under /api/ and as an HTML page elsewhere."""
+    app.register_error_handler(ApiError, api_error_response)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(InternalServerError, _http_error)
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _http_error(exc: HTTPException) -> tuple[Response | str, int]:
+    status = exc.code or 500
+    if status >= 500:
+        # The traceback goes to the log; the client only learns that something failed.
+        original = getattr(exc, "original_exception", None) or exc
+        current_app.logger.error("unhandled error on %s", request.path, exc_info=original)
+    if _wants_json():
+        return api_error_response(ApiError(status))
+    return render_template("error.html", status=status, message=MESSAGES.get(status, "出错了")), status

@@ -1,0 +1,141 @@
+"""Database models: a campaign with its rewards, metrics, hypotheses and documents."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from kb.extensions import db
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp, also on SQLite (which stores no zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+def utcnow() -> datetime:
+    """Return the current time in UTC."""
+    return datetime.now(UTC)
+
+
+class Campaign(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy's dynamic base
+    """One campaign: the five elements, its dates and status, and its retrospective."""
+
+    __tablename__ = "campaign"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(sa.String(200), unique=True)
+    title: Mapped[str] = mapped_column(sa.String(200))
+    industry: Mapped[str] = mapped_column(sa.String(50), index=True)
+    department: Mapped[str] = mapped_column(sa.String(100))
+    business_line: Mapped[str | None] = mapped_column(sa.String(100))
+    goal_type: Mapped[str] = mapped_column(sa.String(20), index=True)
+    goal: Mapped[str] = mapped_column(sa.Text, default="")
+    audience: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    products: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    channels: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    tags: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    start_date: Mapped[date] = mapped_column(sa.Date, index=True)
+    end_date: Mapped[date] = mapped_column(sa.Date, index=True)
+    status: Mapped[str] = mapped_column(sa.String(20), index=True)
+    budget_cny: Mapped[float | None] = mapped_column(sa.Float)
+
+    summary: Mapped[str] = mapped_column(sa.Text, default="")
+    went_well: Mapped[str] = mapped_column(sa.Text, default="")
+    problems: Mapped[str] = mapped_column(sa.Text, default="")
+    lessons: Mapped[str] = mapped_column(sa.Text, default="")
+    recommendations: Mapped[str] = mapped_column(sa.Text, default="")
+
+    version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Set when the campaign is in the trash; such campaigns are hidden everywhere but the trash.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+
+    rewards: Mapped[list[Reward]] = relationship(
+        back_populates="campaign", cascade="all, delete-orphan", order_by="Reward.position"
+    )
+    metrics: Mapped[list[Metric]] = relationship(
+        back_populates="campaign", cascade="all, delete-orphan", order_by="Metric.position"
+    )
+    hypotheses: Mapped[list[Hypothesis]] = relationship(
+        back_populates="campaign", cascade="all, delete-orphan", order_by="Hypothesis.position"
+    )
+    documents: Mapped[list[Document]] = relationship(
+        back_populates="campaign", cascade="all, delete-orphan", order_by="Document.position"
+    )
+
+    # SQLAlchemy bumps ``version`` on every UPDATE and refuses one whose row changed meanwhile.
+    __mapper_args__: dict[str, Any] = {"version_id_col": version}  # noqa: RUF012  # SQLAlchemy API
+
+
+class _Child:
+    """Columns every per-campaign row list shares: its campaign and its place in the list."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("campaign.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(default=0)
+
+
+class Reward(_Child, db.Model):  # type: ignore[name-defined,misc]
+    """An incentive of a campaign, and whether it stacks with other rewards."""
+
+    __tablename__ = "reward"
+
+    type: Mapped[str] = mapped_column(sa.String(50))
+    detail: Mapped[str] = mapped_column(sa.Text, default="")
+    stackable: Mapped[bool] = mapped_column(default=False)
+    campaign: Mapped[Campaign] = relationship(back_populates="rewards")
+
+
+class Metric(_Child, db.Model):  # type: ignore[name-defined,misc]
+    """An outcome metric as the team named it, with its catalog key when the name is known."""
+
+    __tablename__ = "metric"
+
+    name: Mapped[str] = mapped_column(sa.String(100))
+    catalog_key: Mapped[str | None] = mapped_column(sa.String(50), index=True)
+    unit: Mapped[str] = mapped_column(sa.String(20), default="")
+    baseline: Mapped[float | None] = mapped_column(sa.Float)
+    target: Mapped[float | None] = mapped_column(sa.Float)
+    actual: Mapped[float | None] = mapped_column(sa.Float)
+    campaign: Mapped[Campaign] = relationship(back_populates="metrics")
+
+
+class Hypothesis(_Child, db.Model):  # type: ignore[name-defined,misc]
+    """A hypothesis the campaign tested, and what came of it."""
+
+    __tablename__ = "hypothesis"
+
+    statement: Mapped[str] = mapped_column(sa.Text)
+    result: Mapped[str] = mapped_column(sa.String(20))
+    evidence: Mapped[str] = mapped_column(sa.Text, default="")
+    campaign: Mapped[Campaign] = relationship(back_populates="hypotheses")
+
+
+class Document(_Child, db.Model):  # type: ignore[name-defined,misc]
+    """A Markdown document attached to a campaign: strategy, plan, deck text."""
+
+    __tablename__ = "document"
+
+    title: Mapped[str] = mapped_column(sa.String(200))
+    kind: Mapped[str] = mapped_column(sa.String(20))
+    body: Mapped[str] = mapped_column(sa.Text, default="")
+    campaign: Mapped[Campaign] = relationship(back_populates="documents")

@@ -1,0 +1,189 @@
+"""The OpenAPI 3.1 document of the JSON API, built from the same pydantic schemas it validates with."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from kb.schemas import (
+    CampaignIn,
+    CampaignUpdate,
+    DocumentIn,
+    GoalType,
+    HypothesisIn,
+    RewardIn,
+    Status,
+)
+
+
+class MetricOut(BaseModel):
+    """A stored metric with its catalog key and assessment (percentages, rounded to 0.1)."""
+
+    name: str
+    unit: str
+    baseline: float | None
+    target: float | None
+    actual: float | None
+    catalog_key: str | None
+    direction: str | None
+    attainment_pct: float | None
+    lift_pct: float | None
+    hit: bool | None
+
+
+class CampaignOut(BaseModel):
+    """A stored campaign as the API returns it."""
+
+    id: int
+    version: int
+    title: str
+    industry: str
+    department: str
+    business_line: str | None
+    goal_type: GoalType
+    goal: str
+    audience: list[str]
+    products: list[str]
+    rewards: list[RewardIn]
+    channels: list[str]
+    start_date: date
+    end_date: date
+    status: Status
+    budget_cny: float | None
+    metrics: list[MetricOut]
+    summary: str
+    went_well: str
+    problems: str
+    lessons: str
+    recommendations: str
+    hypotheses: list[HypothesisIn]
+    documents: list[DocumentIn]
+    tags: list[str]
+    external_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+
+
+class CampaignList(BaseModel):
+    """One page of campaigns."""
+
+    items: list[CampaignOut]
+    total: int
+    page: int
+    per_page: int
+    pages: int
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a code, a message, and for validation errors one message per field."""
+
+    code: str
+    message: str
+    fields: dict[str, str] | None = None
+    current_version: int | None = None
+
+
+class Error(BaseModel):
+    """The one error shape of the API."""
+
+    error: ErrorDetail
+
+
+_MODELS: tuple[type[BaseModel], ...] = (CampaignIn, CampaignUpdate, CampaignOut, CampaignList, Error)
+_REF = "#/components/schemas/{model}"
+
+
+def _json(schema: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {str(s): {"description": "错误", "content": _json("Error")} for s in statuses}
+
+
+_ID = {"name": "campaign_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_LIST_PARAMS = [
+    {"name": "industry", "in": "query", "schema": {"type": "string"}},
+    {"name": "goal_type", "in": "query", "schema": {"$ref": "#/components/schemas/GoalType"}},
+    {"name": "status", "in": "query", "schema": {"$ref": "#/components/schemas/Status"}},
+    {"name": "date_from", "in": "query", "schema": {"type": "string", "format": "date"}},
+    {"name": "date_to", "in": "query", "schema": {"type": "string", "format": "date"}},
+    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+    {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+]
+
+
+@cache
+def build_document() -> dict[str, Any]:
+    """Return the OpenAPI document (built once; it only changes with the code)."""
+    _, definitions = models_json_schema(
+        [(model, "validation" if model in (CampaignIn, CampaignUpdate) else "serialization")
+         for model in _MODELS],
+        ref_template=_REF,
+    )  # fmt: skip
+    schemas = definitions["$defs"]
+    schemas["GoalType"] = {"type": "string", "enum": list(GoalType.__args__)}
+    schemas["Status"] = {"type": "string", "enum": list(Status.__args__)}
+    campaign = {"200": {"description": "活动", "content": _json("CampaignOut")}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Campaign KB API", "version": "1"},
+        "paths": {
+            "/api/v1/campaigns": {
+                "get": {
+                    "summary": "列出活动 (List campaigns)",
+                    "operationId": "listCampaigns",
+                    "parameters": _LIST_PARAMS,
+                    "responses": {
+                        "200": {"description": "一页活动", "content": _json("CampaignList")},
+                        **_errors(422),
+                    },
+                },
+                "post": {
+                    "summary": "创建活动 (Create a campaign)",
+                    "operationId": "createCampaign",
+                    "requestBody": {"required": True, "content": _json("CampaignIn")},
+                    "responses": {
+                        "201": {
+                            "description": "已创建",
+                            "headers": {"Location": {"schema": {"type": "string"}}},
+                            "content": _json("CampaignOut"),
+                        },
+                        **_errors(400, 413, 415, 422),
+                    },
+                },
+            },
+            "/api/v1/campaigns/{campaign_id}": {
+                "parameters": [_ID],
+                "get": {
+                    "summary": "读取活动 (Get a campaign)",
+                    "operationId": "getCampaign",
+                    "responses": {**campaign, **_errors(404)},
+                },
+                "put": {
+                    "summary": "替换活动 (Replace a campaign; a stale version gets 409)",
+                    "operationId": "updateCampaign",
+                    "requestBody": {"required": True, "content": _json("CampaignUpdate")},
+                    "responses": {**campaign, **_errors(400, 404, 409, 413, 415, 422)},
+                },
+                "delete": {
+                    "summary": "移入回收站 (Move a campaign to the trash)",
+                    "operationId": "deleteCampaign",
+                    "responses": {"204": {"description": "已移入回收站"}, **_errors(404)},
+                },
+            },
+            "/api/v1/openapi.json": {
+                "get": {
+                    "summary": "本文档 (This document)",
+                    "operationId": "openapi",
+                    "responses": {"200": {"description": "OpenAPI 文档"}},
+                }
+            },
+        },
+        "components": {"schemas": schemas},
+    }

@@ -1,0 +1,245 @@
+"""The one validation schema of a campaign, shared by the web form, the JSON API and importers."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+GOAL_TYPES = (
+    "acquisition",
+    "activation",
+    "retention",
+    "reactivation",
+    "conversion",
+    "gmv",
+    "brand",
+    "referral",
+)
+STATUSES = ("planned", "running", "completed", "cancelled")
+DOCUMENT_KINDS = ("strategy", "plan", "deck", "other")
+HYPOTHESIS_RESULTS = ("validated", "refuted", "inconclusive")
+
+GoalType = Literal[
+    "acquisition", "activation", "retention", "reactivation", "conversion", "gmv", "brand", "referral"
+]
+Status = Literal["planned", "running", "completed", "cancelled"]
+DocumentKind = Literal["strategy", "plan", "deck", "other"]
+HypothesisResult = Literal["validated", "refuted", "inconclusive"]
+
+MARKDOWN_MAX = 100_000
+
+
+def _finite(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise ValueError("not_finite")
+    return value
+
+
+Number = Annotated[float | None, AfterValidator(_finite)]
+ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+ListItem = Annotated[str, Field(min_length=1, max_length=100)]
+Markdown = Annotated[str, Field(max_length=MARKDOWN_MAX)]
+
+
+class _Strict(BaseModel):
+    # An allow-list: a field the schema does not name is an error, never silently stored.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class RewardIn(_Strict):
+    """An incentive: its type, details, and whether it stacks with other rewards."""
+
+    type: Annotated[str, Field(min_length=1, max_length=50)]
+    detail: Annotated[str, Field(max_length=1000)] = ""
+    stackable: bool = False
+
+
+class MetricIn(_Strict):
+    """An outcome metric with baseline, target and actual values (any may be unknown)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    unit: Annotated[str, Field(max_length=20)] = ""
+    baseline: Number = None
+    target: Number = None
+    actual: Number = None
+
+
+class HypothesisIn(_Strict):
+    """A hypothesis the campaign tested and its result."""
+
+    statement: Annotated[str, Field(min_length=1, max_length=2000)]
+    result: HypothesisResult = "inconclusive"
+    evidence: Annotated[str, Field(max_length=5000)] = ""
+
+
+class DocumentIn(_Strict):
+    """A Markdown document attached to the campaign."""
+
+    title: ShortText
+    kind: DocumentKind = "other"
+    body: Markdown = ""
+
+
+class CampaignIn(_Strict):
+    """Everything a client may write about a campaign."""
+
+    title: ShortText
+    industry: Annotated[str, Field(min_length=1, max_length=50)]
+    department: Annotated[str, Field(min_length=1, max_length=100)]
+    business_line: Annotated[str | None, Field(max_length=100)] = None
+    goal_type: GoalType
+    goal: Annotated[str, Field(max_length=5000)] = ""
+    audience: Annotated[list[ListItem], Field(max_length=50)] = []
+    products: Annotated[list[ListItem], Field(max_length=100)] = []
+    rewards: Annotated[list[RewardIn], Field(max_length=50)] = []
+    channels: Annotated[list[ListItem], Field(max_length=50)] = []
+    start_date: date
+    end_date: date
+    status: Status = "completed"
+    budget_cny: Annotated[Number, Field(ge=0)] = None
+    metrics: Annotated[list[MetricIn], Field(max_length=100)] = []
+    summary: Markdown = ""
+    went_well: Markdown = ""
+    problems: Markdown = ""
+    lessons: Markdown = ""
+    recommendations: Markdown = ""
+    hypotheses: Annotated[list[HypothesisIn], Field(max_length=50)] = []
+    documents: Annotated[list[DocumentIn], Field(max_length=50)] = []
+    tags: Annotated[list[ListItem], Field(max_length=50)] = []
+    external_id: Annotated[str | None, Field(max_length=200)] = None
+
+    @field_validator("business_line", "external_id")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("audience", "products", "channels", "tags")
+    @classmethod
+    def _dedupe(cls, values: list[str]) -> list[str]:
+        # Keep the user's order; a segment listed twice is one segment.
+        return list(dict.fromkeys(values))
+
+    @field_validator("end_date")
+    @classmethod
+    def _dates_in_order(cls, end: date, info: ValidationInfo) -> date:
+        # A field validator (not a model one) so the message shows beside the other field errors.
+        start = info.data.get("start_date")
+        if start is not None and end < start:
+            raise ValueError("end_before_start")
+        return end
+
+
+class CampaignUpdate(CampaignIn):
+    """A full replacement of a campaign, with the version the client last saw."""
+
+    version: Annotated[int | None, Field(ge=1)] = None
+
+
+class InvalidInput(Exception):
+    """Input that failed validation, with one message per offending field (dotted paths)."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__("invalid input")
+        self.fields = fields
+
+
+def validate_campaign(data: Any, *, update: bool = False) -> CampaignIn:
+    """Validate raw input (a dict from JSON, a form or an importer); raise InvalidInput."""
+    model = CampaignUpdate if update else CampaignIn
+    if not isinstance(data, dict):
+        raise InvalidInput({"": "请求体应为 JSON 对象 (expected a JSON object)"})
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(field_errors(exc)) from None
+
+
+def field_errors(exc: ValidationError) -> dict[str, str]:
+    """Turn pydantic errors into ``{"metrics.0.target": "请输入数字"}``, first error per field."""
+    fields: dict[str, str] = {}
+    for error in exc.errors(include_url=False, include_input=False):
+        location = [str(part) for part in error["loc"]]
+        message = _message(error["type"], error.get("ctx") or {}, str(error.get("msg", "")))
+        fields.setdefault(".".join(location), message)
+    return fields
+
+
+MESSAGES = {
+    "missing": "必填",
+    "end_before_start": "结束日期不能早于开始日期",
+    "not_finite": "请输入有限的数字",
+    "extra_forbidden": "不认识的字段",
+    "string_type": "应为文本",
+    "list_type": "应为列表",
+    "bool_type": "应为是/否 (true/false)",
+    "bool_parsing": "应为是/否 (true/false)",
+    "float_type": "请输入数字",
+    "float_parsing": "请输入数字",
+    "int_type": "请输入整数",
+    "int_parsing": "请输入整数",
+    "int_from_float": "请输入整数",
+    "date_type": "日期格式应为 YYYY-MM-DD",
+    "date_parsing": "日期格式应为 YYYY-MM-DD",
+    "date_from_datetime_parsing": "日期格式应为 YYYY-MM-DD",
+    "date_from_datetime_inexact": "日期格式应为 YYYY-MM-DD",
+    "model_type": "应为对象",
+    "model_attributes_type": "应为对象",
+    "dict_type": "应为对象",
+}
+
+
+def _message(kind: str, ctx: dict[str, Any], fallback: str) -> str:
+    if kind == "value_error":
+        reason = str(ctx.get("error", ""))
+        return MESSAGES.get(reason, "取值无效")
+    if kind in ("string_too_short", "too_short"):
+        return "必填" if ctx.get("min_length") == 1 else f"至少 {ctx.get('min_length')} 项"
+    if kind == "string_too_long":
+        return f"不能超过 {ctx.get('max_length')} 个字符"
+    if kind == "too_long":
+        return f"最多 {ctx.get('max_length')} 项"
+    if kind == "literal_error":
+        expected = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
+        return f"取值须为以下之一：{expected}"
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"不能小于 {ctx.get('ge', ctx.get('gt'))}"
+    return MESSAGES.get(kind, fallback or "取值无效")
+
+
+class ListQuery(BaseModel):
+    """Filters and paging of a campaign list, from the query string of a page or the API."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    industry: Annotated[str | None, Field(max_length=50)] = None
+    goal_type: GoalType | None = None
+    status: Status | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    page: Annotated[int, Field(ge=1, le=100_000)] = 1
+    per_page: Annotated[int | None, Field(ge=1)] = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        # An empty select or date box in the filter form means "any".
+        return None if value == "" else value
+
+
+def validate_list_query(args: dict[str, str]) -> ListQuery:
+    """Validate list filters; raise InvalidInput naming each bad parameter."""
+    try:
+        return ListQuery.model_validate(args)
+    except ValidationError as exc:
+        raise InvalidInput(field_errors(exc)) from None

@@ -1,0 +1,166 @@
+"""The service layer: every write to a campaign goes through here, in one transaction."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from kb import metric_catalog
+from kb.database import write_transaction
+from kb.extensions import db
+from kb.models import Campaign, Document, Hypothesis, Metric, Reward, utcnow
+from kb.schemas import CampaignIn, InvalidInput, validate_campaign
+from kb.serialize import campaign_to_input
+
+
+class NotFound(Exception):
+    """The campaign does not exist (or is in the trash where that matters)."""
+
+
+class VersionConflict(Exception):
+    """The campaign changed since the client read it."""
+
+    def __init__(self, current_version: int) -> None:
+        super().__init__(f"campaign is at version {current_version}")
+        self.current_version = current_version
+
+
+def get_campaign(campaign_id: int, *, include_trashed: bool = False) -> Campaign:
+    """Return the campaign with this id; raise NotFound for a missing or trashed one."""
+    campaign = db.session.get(Campaign, campaign_id)
+    if campaign is None or (campaign.deleted_at is not None and not include_trashed):
+        raise NotFound(campaign_id)
+    return campaign
+
+
+def create_campaign(data: CampaignIn) -> Campaign:
+    """Store a new campaign; raise InvalidInput when its external_id is taken."""
+    with write_transaction() as session:
+        _ensure_external_id_free(data.external_id, None)
+        campaign = Campaign()
+        _apply(campaign, data)
+        session.add(campaign)
+        _flush_unique()
+    return campaign
+
+
+def update_campaign(
+    campaign_id: int, data: CampaignIn, *, expected_version: int | None = None
+) -> Campaign:
+    """Replace a campaign's fields; raise VersionConflict if it moved past ``expected_version``."""
+    with write_transaction():
+        campaign = get_campaign(campaign_id)
+        _check_version(campaign, expected_version)
+        _ensure_external_id_free(data.external_id, campaign.id)
+        _apply(campaign, data)
+        try:
+            _flush_unique()
+        except StaleDataError:
+            # Another writer committed between our read and our UPDATE (PostgreSQL, no lock held).
+            raise VersionConflict(campaign.version) from None
+    return campaign
+
+
+UpsertOutcome = Literal["created", "updated", "unchanged"]
+
+
+def upsert_campaign(data: CampaignIn) -> tuple[Campaign, UpsertOutcome]:
+    """Create the campaign, or update the one with the same external_id; say which happened."""
+    existing = None
+    if data.external_id:
+        existing = db.session.scalar(
+            sa.select(Campaign.id).where(Campaign.external_id == data.external_id)
+        )
+    if existing is None:
+        return create_campaign(data), "created"
+    campaign = get_campaign(existing, include_trashed=True)
+    if campaign.deleted_at is None and validate_campaign(campaign_to_input(campaign)) == data:
+        return campaign, "unchanged"  # already as the source says: no new version
+    with write_transaction():
+        # Importing again brings a trashed campaign back: the source says it should exist.
+        get_campaign(existing, include_trashed=True).deleted_at = None
+    return update_campaign(existing, data), "updated"
+
+
+def trash_campaign(campaign_id: int, *, expected_version: int | None = None) -> Campaign:
+    """Move a campaign to the trash, from where it can be restored."""
+    with write_transaction():
+        campaign = get_campaign(campaign_id)
+        _check_version(campaign, expected_version)
+        campaign.deleted_at = utcnow()
+    return campaign
+
+
+def restore_campaign(campaign_id: int) -> Campaign:
+    """Bring a campaign back from the trash."""
+    with write_transaction():
+        campaign = get_campaign(campaign_id, include_trashed=True)
+        if campaign.deleted_at is None:
+            raise NotFound(campaign_id)
+        campaign.deleted_at = None
+    return campaign
+
+
+def _check_version(campaign: Campaign, expected_version: int | None) -> None:
+    if expected_version is not None and expected_version != campaign.version:
+        raise VersionConflict(campaign.version)
+
+
+def _ensure_external_id_free(external_id: str | None, own_id: int | None) -> None:
+    if not external_id:
+        return
+    holder = db.session.scalar(sa.select(Campaign.id).where(Campaign.external_id == external_id))
+    if holder is not None and holder != own_id:
+        raise InvalidInput({"external_id": f"已被活动 #{holder} 使用"})
+
+
+def _flush_unique() -> None:
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # Only the external_id is unique; a concurrent writer took it after our check.
+        raise InvalidInput({"external_id": "已被其他活动使用"}) from None
+
+
+def _apply(campaign: Campaign, data: CampaignIn) -> None:
+    """Copy validated fields onto the model; child rows are replaced as a whole list."""
+    for field in (
+        "title", "industry", "department", "business_line", "goal_type", "goal", "audience",
+        "products", "channels", "tags", "start_date", "end_date", "status", "budget_cny",
+        "summary", "went_well", "problems", "lessons", "recommendations", "external_id",
+    ):  # fmt: skip
+        setattr(campaign, field, getattr(data, field))
+    # Touch the row itself so its version moves even when only child rows changed.
+    campaign.updated_at = utcnow()
+    campaign.rewards = [
+        Reward(position=i, type=r.type, detail=r.detail, stackable=r.stackable)
+        for i, r in enumerate(data.rewards)
+    ]
+    campaign.metrics = [
+        Metric(
+            position=i,
+            name=m.name,
+            catalog_key=_catalog_key(m.name),
+            unit=m.unit,
+            baseline=m.baseline,
+            target=m.target,
+            actual=m.actual,
+        )
+        for i, m in enumerate(data.metrics)
+    ]
+    campaign.hypotheses = [
+        Hypothesis(position=i, statement=h.statement, result=h.result, evidence=h.evidence)
+        for i, h in enumerate(data.hypotheses)
+    ]
+    campaign.documents = [
+        Document(position=i, title=d.title, kind=d.kind, body=d.body)
+        for i, d in enumerate(data.documents)
+    ]
+
+
+def _catalog_key(name: str) -> str | None:
+    entry = metric_catalog.lookup(name)
+    return entry.key if entry else None

@@ -1,0 +1,33 @@
+"""Jinja filters and globals: Chinese labels, formats and Markdown."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from kb import labels, rendering
+
+
+def init_app(app: Flask) -> None:
+    """Register the template filters and globals."""
+    app.jinja_env.filters.update(
+        markdown=rendering.render_markdown,
+        zh_date=rendering.format_date,
+        cny=rendering.format_cny,
+        num=rendering.format_number,
+        pct=rendering.format_pct,
+    )
+    app.jinja_env.globals.update(
+        GOAL_TYPES=labels.GOAL_TYPES,
+        STATUSES=labels.STATUSES,
+        DOCUMENT_KINDS=labels.DOCUMENT_KINDS,
+        HYPOTHESIS_RESULTS=labels.HYPOTHESIS_RESULTS,
+        error_for=error_for,
+    )
+
+
+def error_for(errors: dict[str, str], name: str) -> str | None:
+    """Return the message for a field, or for the first bad item inside it (``audience.2``)."""
+    if name in errors:
+        return errors[name]
+    prefix = name + "."
+    return next((message for key, message in errors.items() if key.startswith(prefix)), None)
