@@ -1,0 +1,1 @@
+"""Importers and exporters of campaign files (JSON, CSV, Excel, Markdown, Word, PowerPoint)."""

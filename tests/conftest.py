@@ -1,0 +1,94 @@
+"""Shared fixtures: an app on a real SQLite file or the real PostgreSQL, its client and runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+
+from kb import create_app
+from kb.extensions import db
+
+POSTGRES_URL = os.environ.get(
+    "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+TABLES = ("document", "hypothesis", "metric", "reward", "campaign")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a migrated SQLite database file that each test copies (migrating once is faster)."""
+    data_dir = tmp_path_factory.mktemp("template")
+    app = create_app({"DATA_DIR": str(data_dir), "TESTING": True})
+    with app.app_context():
+        db.engine.dispose()
+    return data_dir / "kb.sqlite3"
+
+
+@pytest.fixture(scope="session")
+def postgres_schema() -> str:
+    """Reset the PostgreSQL test database once per session; fail (not skip) when it is missing."""
+    engine = sa.create_engine(POSTGRES_URL)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("DROP SCHEMA public CASCADE")
+            connection.exec_driver_sql("CREATE SCHEMA public")
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is required for these tests ({POSTGRES_URL}): {exc}")
+    finally:
+        engine.dispose()
+    return POSTGRES_URL
+
+
+def make_app(tmp_path: Path, database_url: str | None, **config: Any) -> Flask:
+    """Create a test app with its data under ``tmp_path``."""
+    settings: dict[str, Any] = {
+        "TESTING": True,
+        "DATA_DIR": str(tmp_path / "data"),
+        "WTF_CSRF_ENABLED": False,
+        **config,
+    }
+    if database_url:
+        settings["DATABASE_URL"] = database_url
+    return create_app(settings)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
+    """An app on a fresh database: a copy of the migrated SQLite file, or emptied PostgreSQL."""
+    if request.param == "sqlite":
+        data_dir = tmp_path / "data"
+        data_dir.mkdir()
+        shutil.copy(request.getfixturevalue("sqlite_template"), data_dir / "kb.sqlite3")
+        flask_app = make_app(tmp_path, None)
+    else:
+        flask_app = make_app(tmp_path, request.getfixturevalue("postgres_schema"))
+        with flask_app.app_context(), db.engine.begin() as connection:
+            connection.exec_driver_sql(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+    yield flask_app
+    with flask_app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def app_context(app: Flask) -> Iterator[None]:
+    with app.app_context():
+        yield

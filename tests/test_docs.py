@@ -1,0 +1,27 @@
+"""The README documents what a user needs: the two commands and every setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kb.config import SETTINGS
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_readme_names_every_setting(name: str) -> None:
+    assert f"`KB_{name}`" in README
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    head = README[: README.index("## Running the app")]
+    assert "make run" in head and "make test" in head
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "make test" in script
