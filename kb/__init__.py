@@ -17,7 +17,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         instance_path=str(ROOT / "instance"),
     )
-    from kb import api, cli, config as settings, database, errors, views
+    from kb import api, cli, database, errors, views
+    from kb import config as settings
     from kb.extensions import csrf
     from kb.templating import init_app as init_templating
 

@@ -11,7 +11,7 @@ from kb import openapi, services
 from kb.errors import ApiError, api_error_response
 from kb.extensions import csrf
 from kb.queries import CampaignFilter, list_campaigns
-from kb.schemas import InvalidInput, validate_campaign, validate_list_query
+from kb.schemas import InvalidInputError, validate_campaign, validate_list_query
 from kb.serialize import campaign_to_dict
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -19,18 +19,18 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
 
 
-@bp.errorhandler(InvalidInput)
-def _invalid(exc: InvalidInput) -> tuple[Response, int]:
+@bp.errorhandler(InvalidInputError)
+def _invalid(exc: InvalidInputError) -> tuple[Response, int]:
     return api_error_response(ApiError(422, fields=exc.fields))
 
 
-@bp.errorhandler(services.NotFound)
-def _not_found(_exc: services.NotFound) -> tuple[Response, int]:
+@bp.errorhandler(services.NotFoundError)
+def _not_found(_exc: services.NotFoundError) -> tuple[Response, int]:
     return api_error_response(ApiError(404, "找不到该活动"))
 
 
-@bp.errorhandler(services.VersionConflict)
-def _conflict(exc: services.VersionConflict) -> tuple[Response, int]:
+@bp.errorhandler(services.VersionConflictError)
+def _conflict(exc: services.VersionConflictError) -> tuple[Response, int]:
     return api_error_response(ApiError(409, current_version=exc.current_version))
 
 

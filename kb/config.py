@@ -12,7 +12,10 @@ from flask import Flask
 # Every setting a deployment may change, with the default and what it does. The README documents
 # each one as ``KB_<NAME>``; tests/test_docs.py checks that it does.
 SETTINGS: dict[str, tuple[Any, str]] = {
-    "DATA_DIR": (None, "Directory for all runtime data (SQLite file, indexes, models); default instance/."),
+    "DATA_DIR": (
+        None,
+        "Directory for all runtime data (SQLite file, indexes, models); default instance/.",
+    ),
     "DATABASE_URL": (None, "SQLAlchemy URL of the database; default SQLite file in KB_DATA_DIR."),
     "SECRET_KEY": (None, "Session/CSRF signing key; default a random key kept in KB_DATA_DIR."),
     "MAX_CONTENT_LENGTH": (16 * 1024 * 1024, "Largest accepted request body in bytes."),

@@ -8,7 +8,7 @@ from importlib import resources
 from typing import Any
 
 from kb import services
-from kb.schemas import InvalidInput, validate_campaign
+from kb.schemas import InvalidInputError, validate_campaign
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +33,7 @@ def load_demo() -> LoadReport:
     for record in demo_records():
         try:
             _, outcome = services.upsert_campaign(validate_campaign(record))
-        except InvalidInput as exc:
+        except InvalidInputError as exc:
             rejected[str(record.get("external_id"))] = exc.fields
             continue
         counts[outcome] += 1

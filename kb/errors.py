@@ -79,4 +79,6 @@ def _http_error(exc: HTTPException) -> tuple[Response | str, int]:
         current_app.logger.error("unhandled error on %s", request.path, exc_info=original)
     if _wants_json():
         return api_error_response(ApiError(status))
-    return render_template("error.html", status=status, message=MESSAGES.get(status, "出错了")), status
+    return render_template(
+        "error.html", status=status, message=MESSAGES.get(status, "出错了")
+    ), status

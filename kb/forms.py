@@ -85,7 +85,9 @@ def state_from_campaign(campaign: Campaign) -> dict[str, Any]:
             "name": m.name,
             "unit": m.unit,
             **{
-                key: "" if getattr(m, key) is None else format_number(getattr(m, key)).replace(",", "")
+                key: ""
+                if getattr(m, key) is None
+                else format_number(getattr(m, key)).replace(",", "")
                 for key in ("baseline", "target", "actual")
             },
         }
@@ -95,7 +97,9 @@ def state_from_campaign(campaign: Campaign) -> dict[str, Any]:
         {"statement": h.statement, "result": h.result, "evidence": h.evidence}
         for h in campaign.hypotheses
     ]
-    state["documents"] = [{"title": d.title, "kind": d.kind, "body": d.body} for d in campaign.documents]
+    state["documents"] = [
+        {"title": d.title, "kind": d.kind, "body": d.body} for d in campaign.documents
+    ]
     return state
 
 

@@ -10,6 +10,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from kb.schemas import (
+    GOAL_TYPES,
+    STATUSES,
     CampaignIn,
     CampaignUpdate,
     DocumentIn,
@@ -94,7 +96,13 @@ class Error(BaseModel):
     error: ErrorDetail
 
 
-_MODELS: tuple[type[BaseModel], ...] = (CampaignIn, CampaignUpdate, CampaignOut, CampaignList, Error)
+_MODELS: tuple[type[BaseModel], ...] = (
+    CampaignIn,
+    CampaignUpdate,
+    CampaignOut,
+    CampaignList,
+    Error,
+)
 _REF = "#/components/schemas/{model}"
 
 
@@ -127,8 +135,8 @@ def build_document() -> dict[str, Any]:
         ref_template=_REF,
     )  # fmt: skip
     schemas = definitions["$defs"]
-    schemas["GoalType"] = {"type": "string", "enum": list(GoalType.__args__)}
-    schemas["Status"] = {"type": "string", "enum": list(Status.__args__)}
+    schemas["GoalType"] = {"type": "string", "enum": list(GOAL_TYPES)}
+    schemas["Status"] = {"type": "string", "enum": list(STATUSES)}
     campaign = {"200": {"description": "活动", "content": _json("CampaignOut")}}
     return {
         "openapi": "3.1.0",

@@ -41,7 +41,7 @@ class Page:
 
 def list_campaigns(filters: CampaignFilter, *, page: int, per_page: int) -> Page:
     """Return one page of campaigns matching ``filters``, newest start date first."""
-    conditions = [
+    conditions: list[sa.ColumnElement[bool]] = [
         Campaign.deleted_at.is_not(None) if filters.trashed else Campaign.deleted_at.is_(None)
     ]
     if filters.industry:

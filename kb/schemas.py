@@ -31,7 +31,14 @@ DOCUMENT_KINDS = ("strategy", "plan", "deck", "other")
 HYPOTHESIS_RESULTS = ("validated", "refuted", "inconclusive")
 
 GoalType = Literal[
-    "acquisition", "activation", "retention", "reactivation", "conversion", "gmv", "brand", "referral"
+    "acquisition",
+    "activation",
+    "retention",
+    "reactivation",
+    "conversion",
+    "gmv",
+    "brand",
+    "referral",
 ]
 Status = Literal["planned", "running", "completed", "cancelled"]
 DocumentKind = Literal["strategy", "plan", "deck", "other"]
@@ -146,7 +153,7 @@ class CampaignUpdate(CampaignIn):
     version: Annotated[int | None, Field(ge=1)] = None
 
 
-class InvalidInput(Exception):
+class InvalidInputError(Exception):
     """Input that failed validation, with one message per offending field (dotted paths)."""
 
     def __init__(self, fields: dict[str, str]) -> None:
@@ -155,14 +162,14 @@ class InvalidInput(Exception):
 
 
 def validate_campaign(data: Any, *, update: bool = False) -> CampaignIn:
-    """Validate raw input (a dict from JSON, a form or an importer); raise InvalidInput."""
+    """Validate raw input (a dict from JSON, a form or an importer); raise InvalidInputError."""
     model = CampaignUpdate if update else CampaignIn
     if not isinstance(data, dict):
-        raise InvalidInput({"": "请求体应为 JSON 对象 (expected a JSON object)"})
+        raise InvalidInputError({"": "请求体应为 JSON 对象 (expected a JSON object)"})
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise InvalidInput(field_errors(exc)) from None
+        raise InvalidInputError(field_errors(exc)) from None
 
 
 def field_errors(exc: ValidationError) -> dict[str, str]:
@@ -238,8 +245,8 @@ class ListQuery(BaseModel):
 
 
 def validate_list_query(args: dict[str, str]) -> ListQuery:
-    """Validate list filters; raise InvalidInput naming each bad parameter."""
+    """Validate list filters; raise InvalidInputError naming each bad parameter."""
     try:
         return ListQuery.model_validate(args)
     except ValidationError as exc:
-        raise InvalidInput(field_errors(exc)) from None
+        raise InvalidInputError(field_errors(exc)) from None

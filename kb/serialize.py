@@ -42,8 +42,7 @@ def campaign_to_dict(campaign: Campaign) -> dict[str, Any]:
         "audience": list(campaign.audience),
         "products": list(campaign.products),
         "rewards": [
-            {"type": r.type, "detail": r.detail, "stackable": r.stackable}
-            for r in campaign.rewards
+            {"type": r.type, "detail": r.detail, "stackable": r.stackable} for r in campaign.rewards
         ],
         "channels": list(campaign.channels),
         "start_date": campaign.start_date.isoformat(),

@@ -12,15 +12,15 @@ from kb import metric_catalog
 from kb.database import write_transaction
 from kb.extensions import db
 from kb.models import Campaign, Document, Hypothesis, Metric, Reward, utcnow
-from kb.schemas import CampaignIn, InvalidInput, validate_campaign
+from kb.schemas import CampaignIn, InvalidInputError, validate_campaign
 from kb.serialize import campaign_to_input
 
 
-class NotFound(Exception):
+class NotFoundError(Exception):
     """The campaign does not exist (or is in the trash where that matters)."""
 
 
-class VersionConflict(Exception):
+class VersionConflictError(Exception):
     """The campaign changed since the client read it."""
 
     def __init__(self, current_version: int) -> None:
@@ -29,15 +29,15 @@ class VersionConflict(Exception):
 
 
 def get_campaign(campaign_id: int, *, include_trashed: bool = False) -> Campaign:
-    """Return the campaign with this id; raise NotFound for a missing or trashed one."""
+    """Return the campaign with this id; raise NotFoundError for a missing or trashed one."""
     campaign = db.session.get(Campaign, campaign_id)
     if campaign is None or (campaign.deleted_at is not None and not include_trashed):
-        raise NotFound(campaign_id)
+        raise NotFoundError(campaign_id)
     return campaign
 
 
 def create_campaign(data: CampaignIn) -> Campaign:
-    """Store a new campaign; raise InvalidInput when its external_id is taken."""
+    """Store a new campaign; raise InvalidInputError when its external_id is taken."""
     with write_transaction() as session:
         _ensure_external_id_free(data.external_id, None)
         campaign = Campaign()
@@ -50,7 +50,7 @@ def create_campaign(data: CampaignIn) -> Campaign:
 def update_campaign(
     campaign_id: int, data: CampaignIn, *, expected_version: int | None = None
 ) -> Campaign:
-    """Replace a campaign's fields; raise VersionConflict if it moved past ``expected_version``."""
+    """Replace a campaign's fields; raise VersionConflictError if it moved past ``expected_version``."""
     with write_transaction():
         campaign = get_campaign(campaign_id)
         _check_version(campaign, expected_version)
@@ -60,7 +60,7 @@ def update_campaign(
             _flush_unique()
         except StaleDataError:
             # Another writer committed between our read and our UPDATE (PostgreSQL, no lock held).
-            raise VersionConflict(campaign.version) from None
+            raise VersionConflictError(campaign.version) from None
     return campaign
 
 
@@ -99,14 +99,14 @@ def restore_campaign(campaign_id: int) -> Campaign:
     with write_transaction():
         campaign = get_campaign(campaign_id, include_trashed=True)
         if campaign.deleted_at is None:
-            raise NotFound(campaign_id)
+            raise NotFoundError(campaign_id)
         campaign.deleted_at = None
     return campaign
 
 
 def _check_version(campaign: Campaign, expected_version: int | None) -> None:
     if expected_version is not None and expected_version != campaign.version:
-        raise VersionConflict(campaign.version)
+        raise VersionConflictError(campaign.version)
 
 
 def _ensure_external_id_free(external_id: str | None, own_id: int | None) -> None:
@@ -114,7 +114,7 @@ def _ensure_external_id_free(external_id: str | None, own_id: int | None) -> Non
         return
     holder = db.session.scalar(sa.select(Campaign.id).where(Campaign.external_id == external_id))
     if holder is not None and holder != own_id:
-        raise InvalidInput({"external_id": f"已被活动 #{holder} 使用"})
+        raise InvalidInputError({"external_id": f"已被活动 #{holder} 使用"})
 
 
 def _flush_unique() -> None:
@@ -122,7 +122,7 @@ def _flush_unique() -> None:
         db.session.flush()
     except IntegrityError:
         # Only the external_id is unique; a concurrent writer took it after our check.
-        raise InvalidInput({"external_id": "已被其他活动使用"}) from None
+        raise InvalidInputError({"external_id": "已被其他活动使用"}) from None
 
 
 def _apply(campaign: Campaign, data: CampaignIn) -> None:

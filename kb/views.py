@@ -20,7 +20,7 @@ from werkzeug.wrappers import Response
 from kb import forms, labels, services
 from kb.models import Campaign
 from kb.queries import CampaignFilter, industries, list_campaigns
-from kb.schemas import InvalidInput, validate_campaign, validate_list_query
+from kb.schemas import InvalidInputError, validate_campaign, validate_list_query
 from kb.serialize import metric_to_dict
 
 bp = Blueprint("pages", __name__)
@@ -37,7 +37,7 @@ def campaign_list() -> str:
     try:
         query = validate_list_query(args)
         filter_errors: dict[str, str] = {}
-    except InvalidInput as exc:
+    except InvalidInputError as exc:
         # Show the page without the bad filters, and say which ones were ignored and why.
         filter_errors = exc.fields
         query = validate_list_query({k: v for k, v in args.items() if k not in exc.fields})
@@ -87,7 +87,7 @@ def campaign_edit(campaign_id: int) -> ResponseReturnValue:
 def campaign_delete(campaign_id: int) -> Response:
     try:
         campaign = services.trash_campaign(campaign_id)
-    except services.NotFound:
+    except services.NotFoundError:
         abort(404)
     flash(f"“{campaign.title}”已移入回收站，可在回收站恢复。", "success")
     return redirect(url_for("pages.campaign_list"))
@@ -108,7 +108,7 @@ def trash() -> str:
 def campaign_restore(campaign_id: int) -> Response:
     try:
         campaign = services.restore_campaign(campaign_id)
-    except services.NotFound:
+    except services.NotFoundError:
         abort(404)
     flash(f"“{campaign.title}”已恢复。", "success")
     return redirect(url_for("pages.campaign_detail", campaign_id=campaign.id))
@@ -117,7 +117,7 @@ def campaign_restore(campaign_id: int) -> Response:
 def _get_or_404(campaign_id: int) -> Campaign:
     try:
         return services.get_campaign(campaign_id)
-    except services.NotFound:
+    except services.NotFoundError:
         abort(404)
 
 
@@ -138,9 +138,9 @@ def _save_form(campaign: Campaign | None) -> ResponseReturnValue:
             expected = int(version) if version.isdigit() else None
             saved = services.update_campaign(campaign.id, validated, expected_version=expected)
             flash("修改已保存。", "success")
-    except InvalidInput as exc:
+    except InvalidInputError as exc:
         return _render_form(state, exc.fields, campaign=campaign, status=422)
-    except services.VersionConflict as exc:
+    except services.VersionConflictError as exc:
         # Keep what the user typed; the next save deliberately overwrites the newer version.
         state["version"] = str(exc.current_version)
         message = (
@@ -148,7 +148,7 @@ def _save_form(campaign: Campaign | None) -> ResponseReturnValue:
             "请核对后再次保存，将覆盖对方的修改。"
         )
         return _render_form(state, {}, campaign=campaign, status=409, conflict=message)
-    except services.NotFound:
+    except services.NotFoundError:
         abort(404)
     return redirect(url_for("pages.campaign_detail", campaign_id=saved.id))
 

@@ -26,7 +26,13 @@ def campaign_payload(**overrides: Any) -> dict[str, Any]:
         "status": "completed",
         "budget_cny": 350000.0,
         "metrics": [
-            {"name": "成交额", "unit": "万元", "baseline": 820.0, "target": 1000.0, "actual": 1130.5},
+            {
+                "name": "成交额",
+                "unit": "万元",
+                "baseline": 820.0,
+                "target": 1000.0,
+                "actual": 1130.5,
+            },
             {"name": "转化率", "unit": "%", "baseline": 8.0, "target": 12.0, "actual": 9.6},
             {"name": "获客成本", "unit": "元", "baseline": 40.0, "target": 35.0, "actual": 52.0},
             {"name": "老客惊喜度", "unit": "分", "baseline": None, "target": 8.0, "actual": None},
@@ -37,10 +43,18 @@ def campaign_payload(**overrides: Any) -> dict[str, Any]:
         "lessons": "连续订购立减 比 限时优惠 对复购的拉动高 27%",
         "recommendations": "提前 2 周报备短信通道",
         "hypotheses": [
-            {"statement": "海报 A 的点击率比海报 B 高 20%", "result": "validated", "evidence": "A/B 各 1 万人"},
+            {
+                "statement": "海报 A 的点击率比海报 B 高 20%",
+                "result": "validated",
+                "evidence": "A/B 各 1 万人",
+            },
         ],
         "documents": [
-            {"title": "召回策略", "kind": "strategy", "body": "## 分层\n| 层级 | 券 |\n|---|---|\n| 高 | 40 |"},
+            {
+                "title": "召回策略",
+                "kind": "strategy",
+                "body": "## 分层\n| 层级 | 券 |\n|---|---|\n| 高 | 40 |",
+            },
         ],
         "tags": ["双十一", "召回"],
         "external_id": "test-001",

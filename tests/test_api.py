@@ -47,7 +47,11 @@ def test_metrics_carry_catalog_key_attainment_and_lift(client: FlaskClient) -> N
     assert (gmv["catalog_key"], gmv["attainment_pct"], gmv["lift_pct"], gmv["hit"]) == (
         "gmv", 113.1, 37.9, True,
     )  # fmt: skip
-    assert (rate["catalog_key"], rate["attainment_pct"], rate["hit"]) == ("conversion_rate", 80.0, False)
+    assert (rate["catalog_key"], rate["attainment_pct"], rate["hit"]) == (
+        "conversion_rate",
+        80.0,
+        False,
+    )
     # Lower is better for CAC: 35 / 52 of target, and a rise from 40 to 52 is a 30 % worsening.
     assert (cac["catalog_key"], cac["direction"], cac["attainment_pct"], cac["lift_pct"]) == (
         "cac", "lower", 67.3, -30.0,

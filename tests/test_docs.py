@@ -19,7 +19,8 @@ def test_readme_names_every_setting(name: str) -> None:
 
 def test_readme_opens_with_the_two_commands() -> None:
     head = README[: README.index("## Running the app")]
-    assert "make run" in head and "make test" in head
+    assert "make run" in head
+    assert "make test" in head
 
 
 def test_ci_runs_the_readme_test_command() -> None:

@@ -28,7 +28,14 @@ def test_fresh_data_dir_gets_a_migrated_database(tmp_path: Path) -> None:
     assert (data_dir / "kb.sqlite3").exists()
     with app.app_context():
         tables = set(sa.inspect(db.engine).get_table_names())
-        assert {"campaign", "metric", "reward", "hypothesis", "document", "alembic_version"} <= tables
+        assert {
+            "campaign",
+            "metric",
+            "reward",
+            "hypothesis",
+            "document",
+            "alembic_version",
+        } <= tables
         journal = db.session.execute(sa.text("PRAGMA journal_mode")).scalar()
         assert journal == "wal"
         db.engine.dispose()
@@ -38,7 +45,8 @@ def test_fresh_data_dir_gets_a_migrated_database(tmp_path: Path) -> None:
 def test_secret_key_is_generated_once_and_kept(tmp_path: Path) -> None:
     first = create_app({"DATA_DIR": str(tmp_path)}).config["SECRET_KEY"]
     second = create_app({"DATA_DIR": str(tmp_path)}).config["SECRET_KEY"]
-    assert first == second and len(first) == 64
+    assert first == second
+    assert len(first) == 64
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
 
 

@@ -46,7 +46,9 @@ def test_parse_form_keeps_raw_state_and_builds_schema_input() -> None:
 
 
 def test_deleted_rows_are_dropped() -> None:
-    form = MultiDict([("metrics-0-name", "GMV"), ("metrics-0-delete", "1"), ("metrics-1-name", "UV")])
+    form = MultiDict(
+        [("metrics-0-name", "GMV"), ("metrics-0-delete", "1"), ("metrics-1-name", "UV")]
+    )
     _, data = forms.parse_form(form)
     assert [m["name"] for m in data["metrics"]] == ["UV"]
 
@@ -55,4 +57,6 @@ def test_add_blank_row() -> None:
     state = forms.empty_state()
     forms.add_blank_row(state, "metrics")
     forms.add_blank_row(state, "not-a-section")
-    assert state["metrics"] == [{"name": "", "unit": "", "baseline": "", "target": "", "actual": ""}]
+    assert state["metrics"] == [
+        {"name": "", "unit": "", "baseline": "", "target": "", "actual": ""}
+    ]

@@ -20,7 +20,8 @@ from kb.metric_catalog import assess
 )  # fmt: skip
 def test_aliases_map_to_one_key(name: str, key: str) -> None:
     entry = metric_catalog.lookup(name)
-    assert entry is not None and entry.key == key
+    assert entry is not None
+    assert entry.key == key
 
 
 def test_unknown_names_are_not_guessed() -> None:
@@ -30,7 +31,8 @@ def test_unknown_names_are_not_guessed() -> None:
 def test_lower_is_better_metrics() -> None:
     for name in ("退货率", "CAC", "投诉率"):
         entry = metric_catalog.lookup(name)
-        assert entry is not None and entry.direction == "lower"
+        assert entry is not None
+        assert entry.direction == "lower"
 
 
 def test_aliases_are_unambiguous() -> None:

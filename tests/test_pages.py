@@ -55,9 +55,11 @@ def test_list_filters(client: FlaskClient) -> None:
     create(client, external_id="a", title="母婴拼团", industry="母婴", goal_type="referral")
     create(client, external_id="b", title="美妆直播", industry="美妆", goal_type="gmv")
     page = text(client.get("/campaigns?industry=美妆"))
-    assert "美妆直播" in page and "母婴拼团" not in page
+    assert "美妆直播" in page
+    assert "母婴拼团" not in page
     page = text(client.get("/campaigns?goal_type=referral&status=&date_from="))
-    assert "母婴拼团" in page and "美妆直播" not in page
+    assert "母婴拼团" in page
+    assert "美妆直播" not in page
 
 
 def test_list_reports_an_ignored_bad_filter(client: FlaskClient) -> None:
@@ -74,7 +76,8 @@ def test_list_paginates(app: Flask, client: FlaskClient) -> None:
         create(client, external_id=f"p{i}", title=f"活动{i}", start_date=f"2024-01-0{i + 1}")
     page = text(client.get("/campaigns?page=3"))
     assert "第 3 / 3 页，共 5 条" in page
-    assert "活动0" in page and "活动4" not in page
+    assert "活动0" in page
+    assert "活动4" not in page
 
 
 def test_campaign_page_shows_elements_metrics_and_retro(client: FlaskClient) -> None:
@@ -83,8 +86,10 @@ def test_campaign_page_shows_elements_metrics_and_retro(client: FlaskClient) -> 
         assert expected in page
     assert re.search(r'<tr class="hit">\s*<td>成交额', page)
     assert re.search(r'<tr class="miss">\s*<td>获客成本', page)
-    assert "113.1%" in page and "-30.0%" in page
-    assert "<svg" in page and "目标 vs 实际" in page
+    assert "113.1%" in page
+    assert "-30.0%" in page
+    assert "<svg" in page
+    assert "目标 vs 实际" in page
     assert "<strong>沉睡会员</strong>" in page  # Markdown rendered
     assert "<table>" in page  # document tables rendered
 
@@ -117,7 +122,10 @@ def test_form_creates_a_campaign(client: FlaskClient) -> None:
     response = client.post("/campaigns/new", data=form_data())
     assert response.status_code == 302
     page = text(client.get(response.headers["Location"]))
-    assert "618 宝妈拼团" in page and "宝妈" in page and "K值" in page and "120.0%" in page
+    assert "618 宝妈拼团" in page
+    assert "宝妈" in page
+    assert "K值" in page
+    assert "120.0%" in page
     stored = client.get("/api/v1/campaigns").get_json()["items"][0]
     assert stored["audience"] == ["宝妈", "新用户"]
     assert stored["channels"] == ["企业微信社群", "小程序"]
@@ -144,7 +152,8 @@ def test_form_add_row_without_javascript(client: FlaskClient) -> None:
     assert response.status_code == 200
     page = text(response)
     # The typed row, the requested empty row, and the usual trailing blank row.
-    assert 'name="metrics-2-name"' in page and 'name="metrics-3-name"' not in page
+    assert 'name="metrics-2-name"' in page
+    assert 'name="metrics-3-name"' not in page
     assert client.get("/api/v1/campaigns").get_json()["total"] == 0
 
 
@@ -158,7 +167,8 @@ def test_form_drops_rows_marked_for_deletion(client: FlaskClient) -> None:
 def test_edit_shows_stored_values_and_saves(client: FlaskClient) -> None:
     campaign_id = create(client)
     page = text(client.get(f"/campaigns/{campaign_id}/edit"))
-    assert 'value="沉睡用户、价格敏感用户"' in page and 'value="1130.5"' in page
+    assert 'value="沉睡用户、价格敏感用户"' in page
+    assert 'value="1130.5"' in page
     response = client.post(
         f"/campaigns/{campaign_id}/edit", data=form_data(version="1", title="改名了")
     )
@@ -174,7 +184,8 @@ def test_edit_conflict_keeps_input_and_warns(client: FlaskClient) -> None:
     )
     assert response.status_code == 409
     page = text(response)
-    assert "已被他人修改" in page and 'value="我改的"' in page
+    assert "已被他人修改" in page
+    assert 'value="我改的"' in page
     assert 'name="version" value="2"' in page
     assert client.get(f"/api/v1/campaigns/{campaign_id}").get_json()["title"] == "别人改的"
 

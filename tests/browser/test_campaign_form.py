@@ -42,7 +42,9 @@ def test_form_error_keeps_input_then_saves(page: Page, live_server: str) -> None
     expect(page.locator("input[name=title]")).to_have_value("沉睡会员召回 · 企微社群 + 满减券")
     expect(page.locator("select[name=goal_type]")).to_have_value("reactivation")
     expect(page.locator("input[name=audience]")).to_have_value("沉睡用户、高价值会员")
-    expect(page.locator("textarea[name=lessons]")).to_have_value("分层发券比统一发券的核销率高 **18%**")
+    expect(page.locator("textarea[name=lessons]")).to_have_value(
+        "分层发券比统一发券的核销率高 **18%**"
+    )
     expect(page.locator("input[name='metrics-0-actual']")).to_have_value("36")
     expect(page.locator("input[name='metrics-1-name']")).to_have_value("退货率")
     expect(page.locator("input[name='metrics-1-actual']")).to_have_value("5")
