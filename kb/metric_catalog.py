@@ -9,7 +9,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import cache
 from typing import Literal
+
+import opencc
 
 Direction = Literal["higher", "lower"]
 # What a metric measures; the warning-signal rules compare traffic with value, watch costs, etc.
@@ -148,7 +151,15 @@ CATALOG: tuple[CatalogMetric, ...] = (
         "核销率",
         "higher",
         "rate",
-        ("核销率", "redemption rate", "券核销率", "用券率", "核銷率"),
+        (
+            "核销率",
+            "redemption rate",
+            "券核销率",
+            "用券率",
+            "核銷率",
+            "优惠券核销率",
+            "coupon redemption rate",
+        ),
     ),
     CatalogMetric(
         "return_rate",
@@ -199,6 +210,10 @@ CATALOG: tuple[CatalogMetric, ...] = (
             "新客数",
             "新增會員",
             "新增会员数",
+            "new sign-ups",
+            "sign-ups",
+            "new sign-ups",
+            "sign-ups",
         ),
     ),
     CatalogMetric(
@@ -206,17 +221,38 @@ CATALOG: tuple[CatalogMetric, ...] = (
         "召回人数",
         "higher",
         "count",
-        ("召回人数", "召回用户数", "回流用户数", "唤醒人数", "reactivated users"),
+        (
+            "召回人数",
+            "召回用户数",
+            "回流用户数",
+            "唤醒人数",
+            "reactivated users",
+            "reactivated customers",
+        ),
     ),
     CatalogMetric(
         "views",
         "观看人次",
         "higher",
         "traffic",
-        ("观看人次", "观看量", "播放量", "views", "观看次数", "觀看人次", "pv"),
+        (
+            "观看人次",
+            "观看量",
+            "播放量",
+            "views",
+            "观看次数",
+            "觀看人次",
+            "pv",
+            "video views",
+            "播放次数",
+        ),
     ),
     CatalogMetric(
-        "impressions", "曝光量", "higher", "traffic", ("曝光量", "曝光", "impressions", "曝光次数")
+        "impressions",
+        "曝光量",
+        "higher",
+        "traffic",
+        ("曝光量", "曝光", "impressions", "曝光次数", "话题曝光"),
     ),
     CatalogMetric("uv", "UV", "higher", "traffic", ("uv", "访客数", "独立访客", "unique visitors")),
     CatalogMetric(
@@ -231,9 +267,14 @@ CATALOG: tuple[CatalogMetric, ...] = (
 _BY_KEY = {metric.key: metric for metric in CATALOG}
 
 
+@cache
+def _t2s() -> opencc.OpenCC:
+    return opencc.OpenCC("t2s")
+
+
 def _normalize(name: str) -> str:
-    """Fold width and case and drop spaces, so "ＧＭＶ", "gmv" and "G M V" are one name."""
-    folded = unicodedata.normalize("NFKC", name).casefold()
+    """Fold width, script and case, so "ＧＭＶ", "gmv", "成交額" and "成交额" each are one name."""
+    folded = _t2s().convert(unicodedata.normalize("NFKC", name)).casefold()
     return re.sub(r"[\s_\-]+", " ", folded).strip()
 
 
