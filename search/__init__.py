@@ -1,0 +1,1 @@
+"""Search: Chinese text analysis, the keyword and vector indexes, and their fusion."""
