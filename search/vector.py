@@ -1,0 +1,278 @@
+"""Exact cosine search over passage embeddings, ranking campaigns by their best passages.
+
+Rows live in one float32 matrix, each campaign's passages in one contiguous block, so a per-
+campaign maximum is one ``np.maximum.reduceat`` over block starts: no sort, no per-row id array
+(the campaign ids are kept per block). A replacement appends a new block and tombstones the old
+one; the matrix grows by half when full and is rewritten without dead blocks when more than a
+quarter of its rows are dead, so writes cost amortized O(passages written).
+
+Readers never lock for long: a search takes the current ``_State`` (array references and counts)
+under the lock and works on that. Writers only append past the rows a published state covers,
+and replace the ``alive`` flags copy-on-write, so a state never changes once published.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+Vectors = npt.NDArray[np.float32]
+Ids = npt.NDArray[np.int64]
+
+# Campaign score = best passage cosine + SECOND_PASSAGE_WEIGHT × max(second-best cosine, 0).
+# The bonus favours a campaign that matches in two places over one lucky passage, but is small
+# enough never to outweigh a clearly better best passage; negative cosines give no bonus, so a
+# one-passage campaign is not favoured over a many-passage one.
+SECOND_PASSAGE_WEIGHT = 0.1
+# Rewrite the matrix when more than this share of its rows belong to replaced/removed campaigns.
+MAX_DEAD_FRACTION = 0.25
+# Grow capacity by this factor: amortized O(1) appends at 1.5× peak memory rather than 2×.
+GROWTH = 1.5
+# With an `allowed` set covering fewer rows than this share, copy those rows out and score only
+# them; above it, scoring every row is cheaper than the copy (measured in bench/vector_bench.py).
+GATHER_FRACTION = 0.2
+_MIN_ROWS = 1024
+_LOAD_CHUNK_ROWS = 16_384
+
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    """A published view of the index; the first ``rows``/``blocks`` entries never change."""
+
+    matrix: Vectors  # (row capacity, dim); rows [0, rows) are used
+    rows: int
+    starts: Ids  # per block: first row
+    lengths: Ids  # per block: passage count (never 0)
+    owners: Ids  # per block: campaign id
+    alive: npt.NDArray[np.bool_]  # per block: False once replaced or removed
+    blocks: int
+    dead_rows: int
+
+
+def _empty_state(dim: int, row_capacity: int = _MIN_ROWS, block_capacity: int = 128) -> _State:
+    return _State(
+        matrix=np.empty((row_capacity, dim), dtype=np.float32),
+        rows=0,
+        starts=np.empty(block_capacity, dtype=np.int64),
+        lengths=np.empty(block_capacity, dtype=np.int64),
+        owners=np.empty(block_capacity, dtype=np.int64),
+        alive=np.zeros(block_capacity, dtype=np.bool_),
+        blocks=0,
+        dead_rows=0,
+    )
+
+
+class VectorIndex:
+    """An in-memory exact cosine index of one embedding model's passage vectors."""
+
+    def __init__(self, model: str, dim: int) -> None:
+        self.model = model
+        self.dim = dim
+        self._state = _empty_state(dim)
+        self._block_of: dict[int, int] = {}  # campaign id -> alive block; writers only
+        self._lock = threading.Lock()  # guards publishing and reading `_state`
+        self._write_lock = threading.Lock()  # one writer at a time; held through slow copies
+
+    def __len__(self) -> int:
+        """Return the number of live passages."""
+        state = self._snapshot()
+        return state.rows - state.dead_rows
+
+    def campaigns(self) -> set[int]:
+        """Return the ids of the campaigns in the index."""
+        state = self._snapshot()
+        live = state.alive[: state.blocks]
+        return set(state.owners[: state.blocks][live].tolist())
+
+    def replace(self, campaign_id: int, vectors: npt.ArrayLike) -> None:
+        """Swap all passages of one campaign for these (n, dim) vectors; none removes it."""
+        rows = self._prepare(vectors)
+        if len(rows) == 0:
+            self.remove([campaign_id])
+            return
+        with self._write_lock:
+            state = self._tombstoned(self._state, [campaign_id])
+            state = self._reserved(state, len(rows))
+            r, b = state.rows, state.blocks
+            # Past every published state's `rows`/`blocks`: readers never look here.
+            state.matrix[r : r + len(rows)] = rows
+            state.starts[b], state.lengths[b], state.owners[b] = r, len(rows), campaign_id
+            alive = state.alive if state.alive is not self._state.alive else state.alive.copy()
+            alive[b] = True
+            state = dataclasses.replace(state, rows=r + len(rows), blocks=b + 1, alive=alive)
+            self._block_of[campaign_id] = b
+            self._publish(self._compacted_if_sparse(state))
+
+    def remove(self, campaign_ids: Iterable[int]) -> None:
+        """Drop every passage of these campaigns; unknown ids are ignored."""
+        with self._write_lock:
+            state = self._tombstoned(self._state, campaign_ids)
+            self._publish(self._compacted_if_sparse(state))
+
+    def load(self, campaign_ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
+        """Replace the whole index with these rows: one campaign id per row, in any order."""
+        ids = np.asarray(campaign_ids, dtype=np.int64).reshape(-1)
+        source = np.asarray(vectors)
+        if source.ndim != 2 or source.shape[1] != self.dim or len(source) != len(ids):
+            msg = f"expected {len(ids)} × {self.dim} vectors, got shape {source.shape}"
+            raise ValueError(msg)
+        n = len(ids)
+        order = np.argsort(ids, kind="stable")  # each campaign's rows become one block
+        sorted_ids = ids[order]
+        starts = np.flatnonzero(np.diff(sorted_ids, prepend=sorted_ids[:1] - 1))
+        blocks = len(starts)
+        state = _empty_state(self.dim, max(_MIN_ROWS, int(n * GROWTH)), int(blocks * GROWTH) + 1)
+        for a in range(0, n, _LOAD_CHUNK_ROWS):  # chunked: no second full-size temporary
+            chunk = order[a : a + _LOAD_CHUNK_ROWS]
+            state.matrix[a : a + len(chunk)] = self._prepare(source[chunk])
+        state.starts[:blocks] = starts
+        state.lengths[:blocks] = np.diff(starts, append=n)
+        state.owners[:blocks] = sorted_ids[starts]
+        state.alive[:blocks] = True
+        with self._write_lock:
+            self._block_of = dict(zip(sorted_ids[starts].tolist(), range(blocks), strict=True))
+            self._publish(dataclasses.replace(state, rows=n, blocks=blocks))
+
+    def search(
+        self, query: npt.ArrayLike, *, limit: int, allowed: set[int] | None = None
+    ) -> list[tuple[int, float]]:
+        """Return up to ``limit`` (campaign id, score) pairs, best first, ties by id.
+
+        The score is ``best + SECOND_PASSAGE_WEIGHT × max(second best, 0)`` over the campaign's
+        passage cosines. With ``allowed``, only those campaigns are scored.
+        """
+        return self.search_many(np.asarray(query).reshape(1, -1), limit=limit, allowed=allowed)[0]
+
+    def search_many(
+        self, queries: npt.ArrayLike, *, limit: int, allowed: set[int] | None = None
+    ) -> list[list[tuple[int, float]]]:
+        """Return ``search`` results for each row of a (m, dim) query matrix (one GEMM)."""
+        q = self._prepare(queries)
+        state = self._snapshot()
+        if limit <= 0 or state.blocks == 0 or (allowed is not None and not allowed):
+            return [[] for _ in q]
+        sel = self._selected_blocks(state, allowed)
+        starts, lengths, owners = state.starts[sel], state.lengths[sel], state.owners[sel]
+        if len(owners) == 0:
+            return [[] for _ in q]
+        if allowed is not None and lengths.sum() < GATHER_FRACTION * state.rows:
+            # Few rows: copy them out (mode="clip" skips take's buffered bounds check).
+            sub = state.matrix.take(_ranges(starts, lengths), axis=0, mode="clip")
+            starts = _offsets(lengths)
+            scores = q @ sub.T
+            best = np.maximum.reduceat(scores, starts, axis=1)
+        else:
+            scores = q @ state.matrix[: state.rows].T
+            best = np.maximum.reduceat(scores, state.starts[: state.blocks], axis=1)[:, sel]
+        return [_top(scores[i], best[i], starts, lengths, owners, limit) for i in range(len(q))]
+
+    def _snapshot(self) -> _State:
+        with self._lock:
+            return self._state
+
+    def _publish(self, state: _State) -> None:
+        with self._lock:
+            self._state = state
+
+    def _prepare(self, vectors: npt.ArrayLike) -> Vectors:
+        """Return the vectors as float32 (n, dim) rows of unit length; zero rows stay zero."""
+        rows = np.array(vectors, dtype=np.float32, ndmin=2)  # a copy: never alias the caller's
+        if rows.ndim != 2 or rows.shape[1] != self.dim:
+            msg = f"expected vectors of dimension {self.dim}, got shape {rows.shape}"
+            raise ValueError(msg)
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        if not np.isfinite(norms).all():
+            raise ValueError("vectors contain NaN or infinity")
+        np.divide(rows, norms, out=rows, where=norms > 0)
+        return rows
+
+    def _selected_blocks(self, state: _State, allowed: set[int] | None) -> npt.NDArray[np.intp]:
+        live = state.alive[: state.blocks]
+        if allowed is not None:
+            wanted = np.fromiter(allowed, dtype=np.int64, count=len(allowed))
+            live = live & np.isin(state.owners[: state.blocks], wanted)
+        return np.flatnonzero(live)
+
+    def _tombstoned(self, state: _State, campaign_ids: Iterable[int]) -> _State:
+        doomed = [b for c in campaign_ids if (b := self._block_of.pop(int(c), None)) is not None]
+        if not doomed:
+            return state
+        alive = state.alive.copy()  # copy-on-write: published states keep their flags
+        alive[doomed] = False
+        dead = int(state.lengths[doomed].sum())
+        return dataclasses.replace(state, alive=alive, dead_rows=state.dead_rows + dead)
+
+    def _reserved(self, state: _State, rows: int) -> _State:
+        if state.rows + rows <= len(state.matrix) and state.blocks < len(state.starts):
+            return state
+        live = state.rows - state.dead_rows + rows
+        return self._rebuilt(state, max(_MIN_ROWS, int(live * GROWTH)))
+
+    def _compacted_if_sparse(self, state: _State) -> _State:
+        if state.dead_rows <= MAX_DEAD_FRACTION * state.rows:
+            return state
+        live = state.rows - state.dead_rows
+        return self._rebuilt(state, max(_MIN_ROWS, int(live * GROWTH)))
+
+    def _rebuilt(self, state: _State, row_capacity: int) -> _State:
+        """Copy the live blocks into fresh arrays; renumber blocks in ``_block_of``."""
+        keep = np.flatnonzero(state.alive[: state.blocks])
+        lengths = state.lengths[keep]
+        fresh = _empty_state(self.dim, row_capacity, max(128, int(len(keep) * GROWTH) + 1))
+        n = int(lengths.sum())
+        # Write lock held, read lock not: searches go on against the old arrays meanwhile.
+        state.matrix.take(
+            _ranges(state.starts[keep], lengths), axis=0, mode="clip", out=fresh.matrix[:n]
+        )
+        blocks = len(keep)
+        fresh.starts[:blocks] = _offsets(lengths)
+        fresh.lengths[:blocks] = lengths
+        fresh.owners[:blocks] = state.owners[keep]
+        fresh.alive[:blocks] = True
+        self._block_of = dict(zip(fresh.owners[:blocks].tolist(), range(blocks), strict=True))
+        return dataclasses.replace(fresh, rows=n, blocks=blocks)
+
+
+def _offsets(lengths: Ids) -> Ids:
+    """Return where each block starts once the blocks are laid end to end."""
+    return np.cumsum(lengths) - lengths
+
+
+def _ranges(starts: Ids, lengths: Ids) -> npt.NDArray[np.intp]:
+    """Return the row indices of the blocks, concatenated."""
+    shift = np.repeat(starts - _offsets(lengths), lengths)
+    return (shift + np.arange(int(lengths.sum()))).astype(np.intp)
+
+
+def _top(
+    scores: Vectors, best: Vectors, starts: Ids, lengths: Ids, owners: Ids, limit: int
+) -> list[tuple[int, float]]:
+    """Rank blocks by best + bonus; compute the second best only for blocks that can place."""
+    candidates = np.arange(len(best))
+    if len(best) > limit:
+        # score ∈ [best, best + W·max(best, 0)]: a block whose ceiling is below the limit-th
+        # best `best` is beaten by at least `limit` blocks, so skip its second-best pass.
+        kth = np.partition(best, len(best) - limit)[len(best) - limit]
+        ceiling = best + SECOND_PASSAGE_WEIGHT * np.maximum(best, 0)
+        candidates = np.flatnonzero(ceiling >= kth)
+    c_best, c_lengths = best[candidates], lengths[candidates]
+    passage = scores[_ranges(starts[candidates], c_lengths)]
+    local = _offsets(c_lengths)
+    is_best = passage == np.repeat(c_best, c_lengths)
+    second = np.maximum.reduceat(np.where(is_best, np.float32(-np.inf), passage), local)
+    # Two passages sharing the best cosine: the second best is that cosine too.
+    ties = np.add.reduceat(is_best, local, dtype=np.int32) > 1
+    second = np.where(ties, c_best, second)
+    final = c_best + np.float32(SECOND_PASSAGE_WEIGHT) * np.maximum(second, np.float32(0))
+    c_owners = owners[candidates]
+    if len(final) > limit:
+        cut = np.partition(final, len(final) - limit)[len(final) - limit]
+        keep = np.flatnonzero(final >= cut)  # ties at the cut stay, the id order settles them
+        final, c_owners = final[keep], c_owners[keep]
+    order = np.lexsort((c_owners, -final))[:limit]
+    return [(int(c_owners[i]), float(final[i])) for i in order]
