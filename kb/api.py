@@ -7,11 +7,16 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest
 
-from kb import openapi, services
+from kb import openapi, search_service, services
 from kb.errors import ApiError, api_error_response
 from kb.extensions import csrf
 from kb.queries import CampaignFilter, list_campaigns
-from kb.schemas import InvalidInputError, validate_campaign, validate_list_query
+from kb.schemas import (
+    InvalidInputError,
+    validate_campaign,
+    validate_list_query,
+    validate_search_query,
+)
 from kb.serialize import campaign_to_dict
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -97,6 +102,16 @@ def update_campaign(campaign_id: int) -> Response:
 def delete_campaign(campaign_id: int) -> tuple[str, int]:
     services.trash_campaign(campaign_id)
     return "", 204
+
+
+@bp.get("/search")
+def search_endpoint() -> Response:
+    multi = {
+        key: request.args.getlist(key)
+        for key in ("audience", "channel", "reward_type", "metric_range")
+    }
+    query = validate_search_query({**request.args.to_dict(), **multi})
+    return jsonify(search_service.response_to_dict(search_service.search(query)))
 
 
 @bp.get("/openapi.json")

@@ -22,6 +22,14 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "PER_PAGE": (20, "Campaigns per page on the list page and the API default."),
     "MAX_PER_PAGE": (100, "Largest page size the API accepts."),
     "AUTO_MIGRATE": (True, "Apply database migrations when the app starts."),
+    "EMBEDDING_MODELS": ("e5,use", "Comma-separated embedding models: e5, use, or folder paths."),
+    "MODELS_DIR": (None, "Where converted models are cached; default KB_DATA_DIR/models."),
+    "TORCH_THREADS": (1, "Torch threads per process (one per worker avoids oversubscription)."),
+    "INDEX_SYNC": (
+        False,
+        "Index inside the request after each write instead of in the background.",
+    ),
+    "INDEX_INTERVAL_S": (5, "Seconds between background passes over the index change log."),
 }
 
 

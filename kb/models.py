@@ -139,3 +139,41 @@ class Document(_Child, db.Model):  # type: ignore[name-defined,misc]
     kind: Mapped[str] = mapped_column(sa.String(20))
     body: Mapped[str] = mapped_column(sa.Text, default="")
     campaign: Mapped[Campaign] = relationship(back_populates="documents")
+
+
+class IndexOutbox(db.Model):  # type: ignore[name-defined,misc]
+    """A campaign whose search entries are stale: written in the same transaction as the change.
+
+    The indexer drains these rows after commit, at start and on a timer, so an index write that
+    failed (or a crash between commit and index) is repaired from the database.
+    """
+
+    __tablename__ = "index_outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # No foreign key: the entry must outlive a purged campaign so its index entry is removed.
+    campaign_id: Mapped[int] = mapped_column(index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PassageEmbedding(db.Model):  # type: ignore[name-defined,misc]
+    """The embedding of one passage of a campaign by one model (float32 bytes).
+
+    Kept in the database, so a rebuild of the in-memory vector index does not re-encode, and a
+    change of model is seen (other name or dimension) and re-embedded rather than mixed.
+    """
+
+    __tablename__ = "passage_embedding"
+    __table_args__ = (sa.UniqueConstraint("campaign_id", "model", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("campaign.id", ondelete="CASCADE"), index=True
+    )
+    model: Mapped[str] = mapped_column(sa.String(200), index=True)
+    dim: Mapped[int]
+    position: Mapped[int]
+    section: Mapped[str] = mapped_column(sa.String(200))
+    # Which text was embedded, so an unchanged passage is not encoded again.
+    text_sha1: Mapped[str] = mapped_column(sa.String(40))
+    vector: Mapped[bytes] = mapped_column(sa.LargeBinary)

@@ -81,6 +81,34 @@ class CampaignList(BaseModel):
     pages: int
 
 
+class SearchResultOut(BaseModel):
+    """One search result: the campaign's headline facts, a highlighted snippet and reasons."""
+
+    id: int
+    title: str
+    title_html: str
+    score: float
+    snippet: str
+    reasons: list[str]
+    matched_terms: list[str]
+    industry: str
+    goal_type: GoalType
+    status: Status
+    start_date: date
+    end_date: date
+
+
+class SearchResponseOut(BaseModel):
+    """A page of search results with facet counts over the whole result set."""
+
+    query: str
+    mode: str
+    total: int
+    took_ms: float
+    results: list[SearchResultOut]
+    facets: dict[str, dict[str, int]]
+
+
 class ErrorDetail(BaseModel):
     """What went wrong: a code, a message, and for validation errors one message per field."""
 
@@ -123,6 +151,35 @@ _LIST_PARAMS = [
     {"name": "date_to", "in": "query", "schema": {"type": "string", "format": "date"}},
     {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
     {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+]
+
+
+def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    param: dict[str, Any] = {"name": name, "in": "query", "schema": schema}
+    if description:
+        param["description"] = description
+    return param
+
+
+_TEXT = {"type": "string"}
+_TEXT_LIST = {"type": "array", "items": {"type": "string"}}
+_SEARCH_PARAMS = [
+    _query("q", _TEXT, "查询文本；为空时按筛选条件列出全部"),
+    _query("mode", {"type": "string", "enum": ["keyword", "semantic", "hybrid"]}),
+    _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
+    _query("offset", {"type": "integer", "minimum": 0}),
+    _query("industry", _TEXT),
+    _query("goal_type", {"$ref": "#/components/schemas/GoalType"}),
+    _query("status", {"$ref": "#/components/schemas/Status"}),
+    _query("department", _TEXT),
+    _query("business_line", _TEXT),
+    _query("audience", _TEXT_LIST, "人群（可重复，须全部命中）"),
+    _query("channel", _TEXT_LIST),
+    _query("reward_type", _TEXT_LIST),
+    _query("date_from", {"type": "string", "format": "date"}),
+    _query("date_to", {"type": "string", "format": "date"}),
+    _query("metric_range", _TEXT_LIST, "如 roi.actual>=2、key.attain<80（可重复）"),
+    _query("missed", {"type": "boolean"}, "只看有指标未达标的活动"),
 ]
 
 
@@ -184,6 +241,17 @@ def build_document() -> dict[str, Any]:
                     "operationId": "deleteCampaign",
                     "responses": {"204": {"description": "已移入回收站"}, **_errors(404)},
                 },
+            },
+            "/api/v1/search": {
+                "get": {
+                    "summary": "搜索活动 (Search campaigns: keyword, semantic or hybrid)",
+                    "operationId": "searchCampaigns",
+                    "parameters": _SEARCH_PARAMS,
+                    "responses": {
+                        "200": {"description": "搜索结果", "content": _json("SearchResponseOut")},
+                        **_errors(422),
+                    },
+                }
             },
             "/api/v1/openapi.json": {
                 "get": {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -212,6 +213,8 @@ def _message(kind: str, ctx: dict[str, Any], fallback: str) -> str:
         return MESSAGES.get(reason, "取值无效")
     if kind in ("string_too_short", "too_short"):
         return "必填" if ctx.get("min_length") == 1 else f"至少 {ctx.get('min_length')} 项"
+    if kind == "string_pattern_mismatch":
+        return "格式应如 roi.actual>=2 或 key.attain<80"
     if kind == "string_too_long":
         return f"不能超过 {ctx.get('max_length')} 个字符"
     if kind == "too_long":
@@ -248,5 +251,50 @@ def validate_list_query(args: dict[str, str]) -> ListQuery:
     """Validate list filters; raise InvalidInputError naming each bad parameter."""
     try:
         return ListQuery.model_validate(args)
+    except ValidationError as exc:
+        raise InvalidInputError(field_errors(exc)) from None
+
+
+SearchMode = Literal["keyword", "semantic", "hybrid"]
+# "roi.actual>=2", "key.attain<80": a catalog key (or "key", the campaign's key metric), a
+# field, a comparison and a number.
+METRIC_RANGE = re.compile(r"^([a-z0-9_]+)\.(actual|attain|lift)(>=|<=|>|<)(-?\d+(?:\.\d+)?)$")
+
+
+class SearchQuery(BaseModel):
+    """A search: text, mode, paging and filters, from the search page or the API."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    q: Annotated[str, Field(max_length=500)] = ""
+    mode: SearchMode = "hybrid"
+    limit: Annotated[int, Field(ge=1, le=100)] = 20
+    offset: Annotated[int, Field(ge=0, le=10_000)] = 0
+    industry: Annotated[str | None, Field(max_length=50)] = None
+    goal_type: GoalType | None = None
+    status: Status | None = None
+    department: Annotated[str | None, Field(max_length=100)] = None
+    business_line: Annotated[str | None, Field(max_length=100)] = None
+    audience: list[ListItem] = []
+    channel: list[ListItem] = []
+    reward_type: list[ListItem] = []
+    date_from: date | None = None
+    date_to: date | None = None
+    metric_range: list[Annotated[str, Field(pattern=METRIC_RANGE.pattern)]] = []
+    missed: bool | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any, info: ValidationInfo) -> Any:
+        # An empty box in the search form means "any"; an empty query means "list everything".
+        if isinstance(value, list):
+            return [v for v in value if v != ""]
+        return None if value == "" and info.field_name != "q" else value
+
+
+def validate_search_query(args: dict[str, Any]) -> SearchQuery:
+    """Validate search parameters; raise InvalidInputError naming each bad one."""
+    try:
+        return SearchQuery.model_validate(args)
     except ValidationError as exc:
         raise InvalidInputError(field_errors(exc)) from None

@@ -8,10 +8,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
-from kb import metric_catalog
+from kb import indexer, metric_catalog
 from kb.database import write_transaction
 from kb.extensions import db
-from kb.models import Campaign, Document, Hypothesis, Metric, Reward, utcnow
+from kb.models import Campaign, Document, Hypothesis, IndexOutbox, Metric, Reward, utcnow
 from kb.schemas import CampaignIn, InvalidInputError, validate_campaign
 from kb.serialize import campaign_to_input
 
@@ -44,6 +44,8 @@ def create_campaign(data: CampaignIn) -> Campaign:
         _apply(campaign, data)
         session.add(campaign)
         _flush_unique()
+        _mark_for_indexing(campaign)
+    indexer.notify()
     return campaign
 
 
@@ -61,6 +63,8 @@ def update_campaign(
         except StaleDataError:
             # Another writer committed between our read and our UPDATE (PostgreSQL, no lock held).
             raise VersionConflictError(campaign.version) from None
+        _mark_for_indexing(campaign)
+    indexer.notify()
     return campaign
 
 
@@ -91,6 +95,8 @@ def trash_campaign(campaign_id: int, *, expected_version: int | None = None) -> 
         campaign = get_campaign(campaign_id)
         _check_version(campaign, expected_version)
         campaign.deleted_at = utcnow()
+        _mark_for_indexing(campaign)
+    indexer.notify()
     return campaign
 
 
@@ -101,7 +107,14 @@ def restore_campaign(campaign_id: int) -> Campaign:
         if campaign.deleted_at is None:
             raise NotFoundError(campaign_id)
         campaign.deleted_at = None
+        _mark_for_indexing(campaign)
+    indexer.notify()
     return campaign
+
+
+def _mark_for_indexing(campaign: Campaign) -> None:
+    """Record, in the write's own transaction, that the campaign's index entries are stale."""
+    db.session.add(IndexOutbox(campaign_id=campaign.id))
 
 
 def _check_version(campaign: Campaign, expected_version: int | None) -> None:

@@ -17,10 +17,15 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
-from kb import forms, labels, services
+from kb import forms, labels, search_service, services
 from kb.models import Campaign
 from kb.queries import CampaignFilter, industries, list_campaigns
-from kb.schemas import InvalidInputError, validate_campaign, validate_list_query
+from kb.schemas import (
+    InvalidInputError,
+    validate_campaign,
+    validate_list_query,
+    validate_search_query,
+)
 from kb.serialize import metric_to_dict
 
 bp = Blueprint("pages", __name__)
@@ -57,6 +62,42 @@ def campaign_list() -> str:
         page=page,
         args=args,
         filter_errors=filter_errors,
+        industries=sorted(set(labels.INDUSTRIES) | set(industries())),
+    )
+
+
+@bp.get("/search")
+def search_page() -> str:
+    args = request.args.to_dict()
+    multi = {
+        key: request.args.getlist(key)
+        for key in ("audience", "channel", "reward_type", "metric_range")
+    }
+    errors: dict[str, str] = {}
+    try:
+        query = validate_search_query({**args, **multi})
+    except InvalidInputError as exc:
+        # Search without the bad parameters, and say which ones were ignored and why.
+        errors = exc.fields
+        bad = {key.split(".")[0] for key in exc.fields}
+        query = validate_search_query({k: v for k, v in {**args, **multi}.items() if k not in bad})
+    has_filters = any(
+        value
+        for key, value in query.model_dump().items()
+        if key not in ("q", "mode", "limit", "offset")
+    )
+    response = search_service.search(query) if (query.q or has_filters) else None
+    outcome_label = ""
+    if response is not None and response.outcome is not None:
+        outcome_label = search_service.describe_outcome(response.outcome)
+    return render_template(
+        "search.html",
+        query=query,
+        args=args,
+        errors=errors,
+        response=response,
+        has_filters=has_filters,
+        outcome_label=outcome_label,
         industries=sorted(set(labels.INDUSTRIES) | set(industries())),
     )
 

@@ -19,7 +19,9 @@ from kb.extensions import db
 POSTGRES_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-TABLES = ("document", "hypothesis", "metric", "reward", "campaign")
+TABLES = (
+    "passage_embedding", "index_outbox", "document", "hypothesis", "metric", "reward", "campaign",
+)  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +55,10 @@ def make_app(tmp_path: Path, database_url: str | None, **config: Any) -> Flask:
         "TESTING": True,
         "DATA_DIR": str(tmp_path / "data"),
         "WTF_CSRF_ENABLED": False,
+        # Unit-level app tests index in the request with a hashing fake instead of a model;
+        # tests/integration uses the real models.
+        "EMBEDDING_MODELS": "fake",
+        "INDEX_SYNC": True,
         **config,
     }
     if database_url:
