@@ -76,12 +76,15 @@ def evaluate(app: Any, queries: list[dict[str, Any]], mode: str) -> dict[str, di
     }
 
 
-def make_app(data_dir: Path, models: str) -> Any:
+def make_app(data_dir: Path, models: str, *, models_dir: Path | None = None) -> Any:
     """Create an app on ``data_dir`` with the demo data loaded and indexed."""
     from kb import create_app, indexer
     from kb.demo import load_demo
 
-    app = create_app({"DATA_DIR": str(data_dir), "EMBEDDING_MODELS": models, "INDEX_SYNC": True})
+    config = {"DATA_DIR": str(data_dir), "EMBEDDING_MODELS": models, "INDEX_SYNC": True}
+    if models_dir is not None:
+        config["MODELS_DIR"] = str(models_dir)
+    app = create_app(config)
     with app.app_context():
         load_demo()
         indexer.reconcile()

@@ -106,7 +106,10 @@ def search_page() -> str:
 def campaign_detail(campaign_id: int) -> str:
     campaign = _get_or_404(campaign_id)
     metrics = [metric_to_dict(m) for m in campaign.metrics]
-    return render_template("campaigns/detail.html", campaign=campaign, metrics=metrics)
+    similar = search_service.similar_campaigns(campaign)
+    return render_template(
+        "campaigns/detail.html", campaign=campaign, metrics=metrics, similar=similar
+    )
 
 
 @bp.route("/campaigns/new", methods=["GET", "POST"])

@@ -176,3 +176,15 @@ def test_search_page(client: FlaskClient, two_campaigns: tuple[int, int]) -> Non
     ignored = client.get("/search", query_string={"q": "拼团", "mode": "x"}).get_data(as_text=True)
     assert "mode：" in ignored
     assert "宝妈<mark>拼团</mark>裂变" in ignored
+
+
+def test_campaign_page_lists_similar_campaigns(
+    client: FlaskClient, two_campaigns: tuple[int, int]
+) -> None:
+    third = create(client, external_id="test-003", title="双十二沉睡会员唤醒", start_date="2024-12-01",
+                   end_date="2024-12-12")  # fmt: skip
+    page = client.get(f"/campaigns/{two_campaigns[0]}").get_data(as_text=True)
+    panel = page[page.index("相似的历史活动") :]
+    assert f"/campaigns/{third}" in panel
+    assert "同一目标：召回" in panel and "共同人群：沉睡用户" in panel
+    assert f'href="/campaigns/{two_campaigns[0]}"' not in panel  # never itself
