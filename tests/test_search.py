@@ -186,5 +186,6 @@ def test_campaign_page_lists_similar_campaigns(
     page = client.get(f"/campaigns/{two_campaigns[0]}").get_data(as_text=True)
     panel = page[page.index("相似的历史活动") :]
     assert f"/campaigns/{third}" in panel
-    assert "同一目标：召回" in panel and "共同人群：沉睡用户" in panel
+    assert "同一目标：召回" in panel
+    assert "共同人群：沉睡用户" in panel
     assert f'href="/campaigns/{two_campaigns[0]}"' not in panel  # never itself

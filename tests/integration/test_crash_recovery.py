@@ -11,11 +11,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from urllib.parse import urlencode
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from tests.factories import campaign_payload
 from tests.integration.conftest import MODELS_DIR
