@@ -7,13 +7,15 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest
 
-from kb import openapi, search_service, services
+from kb import drafting, openapi, search_service, services
 from kb.errors import ApiError, api_error_response
 from kb.extensions import csrf
 from kb.queries import CampaignFilter, list_campaigns
 from kb.schemas import (
     InvalidInputError,
     validate_campaign,
+    validate_draft,
+    validate_feedback,
     validate_list_query,
     validate_search_query,
 )
@@ -112,6 +114,29 @@ def search_endpoint() -> Response:
     }
     query = validate_search_query({**request.args.to_dict(), **multi})
     return jsonify(search_service.response_to_dict(search_service.search(query)))
+
+
+@bp.post("/similar")
+def similar_endpoint() -> Response:
+    draft = validate_draft(_json_body())
+    return jsonify(drafting.analysis_to_dict(drafting.analyze_draft(draft)))
+
+
+@bp.get("/campaigns/<int:campaign_id>/similar")
+def campaign_similar_endpoint(campaign_id: int) -> Response:
+    campaign = services.get_campaign(campaign_id)
+    limit = validate_search_query({"limit": request.args.get("limit", "10")}).limit
+    draft = drafting.draft_from_campaign(campaign, limit=min(limit, 50))
+    analysis = drafting.analyze_draft(draft, exclude_id=campaign.id)
+    return jsonify(drafting.analysis_to_dict(analysis))
+
+
+@bp.post("/similar/feedback")
+def similar_feedback_endpoint() -> tuple[str, int]:
+    feedback = validate_feedback(_json_body())
+    services.get_campaign(feedback.campaign_id)
+    drafting.mark_not_useful(feedback.draft_key, feedback.campaign_id, useful=feedback.useful)
+    return "", 204
 
 
 @bp.get("/openapi.json")

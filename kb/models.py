@@ -177,3 +177,16 @@ class PassageEmbedding(db.Model):  # type: ignore[name-defined,misc]
     # Which text was embedded, so an unchanged passage is not encoded again.
     text_sha1: Mapped[str] = mapped_column(sa.String(40))
     vector: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+
+class SimilarFeedback(db.Model):  # type: ignore[name-defined,misc]
+    """A past campaign a planner marked as not useful for one draft (hidden for that draft)."""
+
+    __tablename__ = "similar_feedback"
+    __table_args__ = (sa.UniqueConstraint("draft_key", "campaign_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # "campaign:<id>" for a saved campaign, else a key the client chose for its draft.
+    draft_key: Mapped[str] = mapped_column(sa.String(100), index=True)
+    campaign_id: Mapped[int] = mapped_column(sa.ForeignKey("campaign.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

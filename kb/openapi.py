@@ -6,7 +6,7 @@ from datetime import date, datetime
 from functools import cache
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import models_json_schema
 
 from kb.schemas import (
@@ -15,6 +15,8 @@ from kb.schemas import (
     CampaignIn,
     CampaignUpdate,
     DocumentIn,
+    DraftIn,
+    FeedbackIn,
     GoalType,
     HypothesisIn,
     RewardIn,
@@ -109,6 +111,76 @@ class SearchResponseOut(BaseModel):
     facets: dict[str, dict[str, int]]
 
 
+class SimilarCaseOut(BaseModel):
+    """A completed campaign like the draft, why it matched, and what it achieved and taught."""
+
+    id: int
+    title: str
+    score: float
+    reasons: list[str]
+    parts: dict[str, float]
+    industry: str
+    goal_type: GoalType
+    start_date: date
+    end_date: date
+    outcome: dict[str, MetricOut]
+    went_well: str
+    problems: str
+    lessons: str
+    recommendations: str
+
+
+class ConflictOut(BaseModel):
+    """A planned or running campaign the draft collides with."""
+
+    id: int | None
+    title: str
+    overlap_days: int
+    overlap_start: date
+    overlap_end: date
+    shared_audience: list[str]
+    shared_products: list[str]
+    stacking_risk: bool
+    worst_case_discount_pct: float | None
+    worst_case_amount_cny: float | None
+    reasons: list[str]
+    severity: str
+
+
+class MetricForecastOut(BaseModel):
+    """The range a draft metric is likely to land in, from the nearest analogs that measured it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    key: str | None
+    n: int
+    p25: float | None
+    median: float | None
+    p75: float | None
+    hit_rate: float | None
+    enough: bool
+    summary: str
+
+
+class ForecastOut(BaseModel):
+    """The forecast of every metric the draft targets."""
+
+    metrics: list[MetricForecastOut]
+
+
+class DraftAnalysisOut(BaseModel):
+    """Similar cases, collisions and a forecast for a draft."""
+
+    similar: list[SimilarCaseOut]
+    conflicts: list[ConflictOut]
+    forecast: ForecastOut
+    comparison: list[dict[str, Any]]
+    hidden: int
+    notes: list[str]
+    took_ms: float
+
+
 class ErrorDetail(BaseModel):
     """What went wrong: a code, a message, and for validation errors one message per field."""
 
@@ -129,6 +201,10 @@ _MODELS: tuple[type[BaseModel], ...] = (
     CampaignUpdate,
     CampaignOut,
     CampaignList,
+    SearchResponseOut,
+    DraftIn,
+    FeedbackIn,
+    DraftAnalysisOut,
     Error,
 )
 _REF = "#/components/schemas/{model}"
@@ -187,7 +263,7 @@ _SEARCH_PARAMS = [
 def build_document() -> dict[str, Any]:
     """Return the OpenAPI document (built once; it only changes with the code)."""
     _, definitions = models_json_schema(
-        [(model, "validation" if model in (CampaignIn, CampaignUpdate) else "serialization")
+        [(model, "validation" if model in (CampaignIn, CampaignUpdate, DraftIn, FeedbackIn) else "serialization")
          for model in _MODELS],
         ref_template=_REF,
     )  # fmt: skip
@@ -251,6 +327,39 @@ def build_document() -> dict[str, Any]:
                         "200": {"description": "搜索结果", "content": _json("SearchResponseOut")},
                         **_errors(422),
                     },
+                }
+            },
+            "/api/v1/similar": {
+                "post": {
+                    "summary": "草案的相似案例、冲突与推演 (Similar cases, collisions, forecast)",
+                    "operationId": "similarForDraft",
+                    "requestBody": {"required": True, "content": _json("DraftIn")},
+                    "responses": {
+                        "200": {"description": "草案分析", "content": _json("DraftAnalysisOut")},
+                        **_errors(400, 413, 415, 422),
+                    },
+                }
+            },
+            "/api/v1/campaigns/{campaign_id}/similar": {
+                "parameters": [_ID],
+                "get": {
+                    "summary": "已有活动的相似案例、冲突与推演",
+                    "operationId": "similarForCampaign",
+                    "parameters": [
+                        _query("limit", {"type": "integer", "minimum": 1, "maximum": 50})
+                    ],
+                    "responses": {
+                        "200": {"description": "分析", "content": _json("DraftAnalysisOut")},
+                        **_errors(404, 422),
+                    },
+                },
+            },
+            "/api/v1/similar/feedback": {
+                "post": {
+                    "summary": "标记某个相似案例对该草案无用（或恢复）",
+                    "operationId": "similarFeedback",
+                    "requestBody": {"required": True, "content": _json("FeedbackIn")},
+                    "responses": {"204": {"description": "已记录"}, **_errors(400, 404, 415, 422)},
                 }
             },
             "/api/v1/openapi.json": {

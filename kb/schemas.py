@@ -15,6 +15,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 GOAL_TYPES = (
@@ -55,6 +56,8 @@ def _finite(value: float | None) -> float | None:
 
 
 Number = Annotated[float | None, AfterValidator(_finite)]
+# The bound sits inside the Optional: pydantic cannot compare None with it.
+NonNegative = Annotated[Annotated[float, Field(ge=0)] | None, AfterValidator(_finite)]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 ListItem = Annotated[str, Field(min_length=1, max_length=100)]
 Markdown = Annotated[str, Field(max_length=MARKDOWN_MAX)]
@@ -115,7 +118,7 @@ class CampaignIn(_Strict):
     start_date: date
     end_date: date
     status: Status = "completed"
-    budget_cny: Annotated[Number, Field(ge=0)] = None
+    budget_cny: NonNegative = None
     metrics: Annotated[list[MetricIn], Field(max_length=100)] = []
     summary: Markdown = ""
     went_well: Markdown = ""
@@ -179,6 +182,8 @@ def field_errors(exc: ValidationError) -> dict[str, str]:
     for error in exc.errors(include_url=False, include_input=False):
         location = [str(part) for part in error["loc"]]
         message = _message(error["type"], error.get("ctx") or {}, str(error.get("msg", "")))
+        if message == MESSAGES["empty_draft"]:
+            location = ["title"]  # shown where the user starts filling in
         fields.setdefault(".".join(location), message)
     return fields
 
@@ -187,6 +192,7 @@ MESSAGES = {
     "missing": "必填",
     "end_before_start": "结束日期不能早于开始日期",
     "not_finite": "请输入有限的数字",
+    "empty_draft": "请至少填写活动名称、目标或方案描述中的一项",
     "extra_forbidden": "不认识的字段",
     "string_type": "应为文本",
     "list_type": "应为列表",
@@ -296,5 +302,86 @@ def validate_search_query(args: dict[str, Any]) -> SearchQuery:
     """Validate search parameters; raise InvalidInputError naming each bad one."""
     try:
         return SearchQuery.model_validate(args)
+    except ValidationError as exc:
+        raise InvalidInputError(field_errors(exc)) from None
+
+
+class DraftMetricIn(_Strict):
+    """A metric the draft targets."""
+
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    unit: Annotated[str, Field(max_length=20)] = ""
+    target: Number = None
+
+
+class DraftIn(_Strict):
+    """A campaign being drafted: the five elements and plan, no outcomes yet."""
+
+    title: Annotated[str, Field(max_length=200)] = ""
+    industry: Annotated[str | None, Field(max_length=50)] = None
+    department: Annotated[str | None, Field(max_length=100)] = None
+    business_line: Annotated[str | None, Field(max_length=100)] = None
+    goal_type: GoalType | None = None
+    goal: Annotated[str, Field(max_length=5000)] = ""
+    audience: Annotated[list[ListItem], Field(max_length=50)] = []
+    products: Annotated[list[ListItem], Field(max_length=100)] = []
+    rewards: Annotated[list[RewardIn], Field(max_length=50)] = []
+    channels: Annotated[list[ListItem], Field(max_length=50)] = []
+    start_date: date | None = None
+    end_date: date | None = None
+    budget_cny: NonNegative = None
+    metrics: Annotated[list[DraftMetricIn], Field(max_length=50)] = []
+    summary: Markdown = ""
+    documents: Annotated[list[DocumentIn], Field(max_length=20)] = []
+    text: Annotated[str, Field(max_length=20_000)] = ""
+    tags: Annotated[list[ListItem], Field(max_length=50)] = []
+    limit: Annotated[int, Field(ge=1, le=50)] = 10
+    # Identifies the draft across requests, so results marked "not useful" stay hidden for it.
+    draft_key: Annotated[str | None, Field(max_length=100, pattern=r"^[A-Za-z0-9:_-]+$")] = None
+
+    @field_validator("business_line", "industry", "department", "draft_key", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("end_date")
+    @classmethod
+    def _dates_in_order(cls, end: date | None, info: ValidationInfo) -> date | None:
+        start = info.data.get("start_date")
+        if start is not None and end is not None and end < start:
+            raise ValueError("end_before_start")
+        return end
+
+    @model_validator(mode="after")
+    def _says_something(self) -> DraftIn:
+        if not (self.title or self.goal or self.summary or self.text or self.documents):
+            raise ValueError("empty_draft")
+        return self
+
+
+def validate_draft(data: Any) -> DraftIn:
+    """Validate a draft from the API or the draft page; raise InvalidInputError."""
+    if not isinstance(data, dict):
+        raise InvalidInputError({"": "请求体应为 JSON 对象 (expected a JSON object)"})
+    try:
+        return DraftIn.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInputError(field_errors(exc)) from None
+
+
+class FeedbackIn(_Strict):
+    """A planner's verdict on one similar case for one draft."""
+
+    draft_key: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9:_-]+$")]
+    campaign_id: Annotated[int, Field(ge=1)]
+    useful: bool = False
+
+
+def validate_feedback(data: Any) -> FeedbackIn:
+    """Validate similar-case feedback; raise InvalidInputError."""
+    if not isinstance(data, dict):
+        raise InvalidInputError({"": "请求体应为 JSON 对象 (expected a JSON object)"})
+    try:
+        return FeedbackIn.model_validate(data)
     except ValidationError as exc:
         raise InvalidInputError(field_errors(exc)) from None

@@ -11,16 +11,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
 import sqlalchemy as sa
 from markupsafe import Markup, escape
 from sqlalchemy.orm import selectinload
 
-from kb import labels, metric_catalog
+from kb import metric_catalog
 from kb.campaign_text import campaign_text
 from kb.extensions import db
 from kb.indexer import SearchIndexes, get_indexes
-from kb.models import Campaign, PassageEmbedding
+from kb.models import Campaign
 from kb.schemas import METRIC_RANGE, SearchQuery
 from search.documents import MetricFact
 from search.hybrid import FusedHit, combine_semantic, fuse_rankings
@@ -337,63 +336,3 @@ def response_to_dict(response: SearchResponse) -> dict[str, Any]:
         ],
         "facets": response.facets,
     }
-
-
-@dataclass(frozen=True, slots=True)
-class SimilarCampaign:
-    """A campaign close in meaning to another one, and what they share."""
-
-    campaign: Campaign
-    score: float
-    reasons: list[str]
-
-
-def similar_campaigns(campaign: Campaign, *, limit: int = 5) -> list[SimilarCampaign]:
-    """Return the campaigns nearest in meaning to ``campaign`` (by its own stored passages).
-
-    No text is encoded: the query is the mean of the campaign's passage vectors per model, so the
-    panel costs one in-memory search per model. Empty until the campaign has been indexed.
-    """
-    indexes = get_indexes()
-    indexes.sync_vectors()
-    per_model: dict[str, list[tuple[int, float]]] = {}
-    for name, index in indexes.vectors.items():
-        blobs = db.session.scalars(
-            sa.select(PassageEmbedding.vector).where(
-                PassageEmbedding.campaign_id == campaign.id,
-                PassageEmbedding.model == name,
-                PassageEmbedding.dim == index.dim,
-            )
-        ).all()
-        if not blobs:
-            continue
-        matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), index.dim)
-        centroid = matrix.mean(axis=0)
-        hits = index.search(centroid / (np.linalg.norm(centroid) or 1.0), limit=limit + 1)
-        per_model[name] = [(cid, score) for cid, score in hits if cid != campaign.id]
-    if not per_model:
-        return []
-    ranking = combine_semantic(per_model) if len(per_model) > 1 else next(iter(per_model.values()))
-    ranked = ranking[:limit]
-    found = {c.id: c for c in _hydrate([cid for cid, _ in ranked])}
-    return [
-        SimilarCampaign(found[cid], round(score, 3), _shared(campaign, found[cid]))
-        for cid, score in ranked
-        if cid in found
-    ]
-
-
-def _shared(one: Campaign, other: Campaign) -> list[str]:
-    """Say what two campaigns have in common: goal type, audience, channels, reward types."""
-    reasons = []
-    if one.goal_type == other.goal_type:
-        reasons.append(f"同一目标：{labels.GOAL_TYPES.get(one.goal_type, one.goal_type)}")
-    for label, mine, theirs in (
-        ("共同人群", one.audience, other.audience),
-        ("共同渠道", one.channels, other.channels),
-        ("同类奖励", [r.type for r in one.rewards], [r.type for r in other.rewards]),
-    ):
-        shared = [item for item in dict.fromkeys(mine) if item in set(theirs)]
-        if shared:
-            reasons.append(f"{label}：{'、'.join(shared[:4])}")
-    return reasons

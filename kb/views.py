@@ -17,7 +17,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
-from kb import forms, labels, search_service, services
+from kb import drafting, forms, labels, search_service, services
 from kb.models import Campaign
 from kb.queries import CampaignFilter, industries, list_campaigns
 from kb.schemas import (
@@ -106,9 +106,11 @@ def search_page() -> str:
 def campaign_detail(campaign_id: int) -> str:
     campaign = _get_or_404(campaign_id)
     metrics = [metric_to_dict(m) for m in campaign.metrics]
-    similar = search_service.similar_campaigns(campaign)
+    analysis = drafting.analyze_draft(
+        drafting.draft_from_campaign(campaign, limit=5), exclude_id=campaign.id
+    )
     return render_template(
-        "campaigns/detail.html", campaign=campaign, metrics=metrics, similar=similar
+        "campaigns/detail.html", campaign=campaign, metrics=metrics, analysis=analysis
     )
 
 
