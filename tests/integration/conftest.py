@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,3 +21,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session", autouse=True)
 def _offline() -> None:
     os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+@pytest.fixture(scope="session")
+def demo_app(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The app on the demo data, indexed with the real models (built once: ≈ 30 s)."""
+    from bench.eval_search import make_app
+
+    return make_app(tmp_path_factory.mktemp("demo"), "e5,use", models_dir=MODELS_DIR)

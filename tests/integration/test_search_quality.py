@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench.eval_search import DEVSET, evaluate, make_app
-from tests.integration.conftest import MODELS_DIR
+from bench.eval_search import DEVSET, evaluate
 
 
 @pytest.fixture(scope="module")
-def scores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, dict[str, float]]]:
-    data_dir: Path = tmp_path_factory.mktemp("eval")
-    app: Any = make_app(data_dir, "e5,use", models_dir=MODELS_DIR)
+def scores(demo_app: Any) -> dict[str, dict[str, dict[str, float]]]:
     queries = json.loads(DEVSET.read_text(encoding="utf-8"))["queries"]
-    return {mode: evaluate(app, queries, mode) for mode in ("keyword", "semantic", "hybrid")}
+    return {mode: evaluate(demo_app, queries, mode) for mode in ("keyword", "semantic", "hybrid")}
 
 
 def test_hybrid_beats_both_single_modes(scores: dict[str, dict[str, dict[str, float]]]) -> None:
