@@ -110,7 +110,12 @@ def campaign_detail(campaign_id: int) -> str:
         drafting.draft_from_campaign(campaign, limit=5), exclude_id=campaign.id
     )
     return render_template(
-        "campaigns/detail.html", campaign=campaign, metrics=metrics, analysis=analysis
+        "campaigns/detail.html",
+        campaign=campaign,
+        metrics=metrics,
+        analysis=analysis,
+        # Collisions and a forecast matter before and during a campaign, not after it.
+        show_outlook=campaign.status in ("planned", "running"),
     )
 
 
