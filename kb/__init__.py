@@ -17,7 +17,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         instance_path=str(ROOT / "instance"),
     )
-    from kb import api, cli, database, draft_views, errors, indexer, views
+    from kb import api, cli, database, draft_views, errors, indexer, transfer, views
     from kb import config as settings
     from kb.extensions import csrf
     from kb.templating import init_app as init_templating
@@ -31,5 +31,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     indexer.init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(draft_views.bp)
+    app.register_blueprint(transfer.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(transfer.api_bp)
     return app

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
+from ingest.cli import import_command
 from kb import indexer
 from kb.demo import load_demo
 from kb.extensions import db
@@ -20,6 +21,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(demo_command)
     app.cli.add_command(reindex_command)
     app.cli.add_command(models_group)
+    app.cli.add_command(import_command)
 
 
 @click.command("demo")

@@ -22,6 +22,7 @@ from kb.schemas import (
     RewardIn,
     Status,
 )
+from kb.transfer_openapi import paths as transfer_openapi_paths
 
 
 class MetricOut(BaseModel):
@@ -271,7 +272,7 @@ def build_document() -> dict[str, Any]:
     schemas["GoalType"] = {"type": "string", "enum": list(GOAL_TYPES)}
     schemas["Status"] = {"type": "string", "enum": list(STATUSES)}
     campaign = {"200": {"description": "活动", "content": _json("CampaignOut")}}
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "Campaign KB API", "version": "1"},
         "paths": {
@@ -372,3 +373,5 @@ def build_document() -> dict[str, Any]:
         },
         "components": {"schemas": schemas},
     }
+    document["paths"].update(transfer_openapi_paths())
+    return document

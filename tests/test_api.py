@@ -213,7 +213,7 @@ def test_openapi_describes_every_api_route(app: Flask, client: FlaskClient) -> N
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/api/v1"):
             continue
-        path = rule.rule.replace("<int:campaign_id>", "{campaign_id}")
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:  # type: ignore[operator]
             assert (path, method.lower()) in documented
     schemas = document["components"]["schemas"]

@@ -1,0 +1,435 @@
+"""Cell values: formula neutralization, numbers, dates, labels and the text forms of nested fields.
+
+A spreadsheet cell holds text; a campaign holds lists, rewards, metrics and hypotheses. Each
+nested field has a friendly one-per-line text form that people write and read
+(``满减券：满 199 减 40（可叠加）``) and JSON as the exact fallback: the exporters write the
+friendly form only when reading it back gives exactly the same value (see ``encode``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from kb.forms import split_list
+from kb.labels import DOCUMENT_KINDS, GOAL_TYPES, HYPOTHESIS_RESULTS, STATUSES
+
+# A cell starting with one of these is run as a formula by spreadsheet programs (ASVS 5.0 1.2.10).
+_DANGEROUS = ("=", "+", "-", "@", "\t", "\r", "\x00")
+_PLAIN_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def neutralize(text: str) -> str:
+    """Prefix ``'`` to text a spreadsheet would run as a formula; plain numbers stay numbers.
+
+    Text already starting with ``'`` before a dangerous character (or another ``'``) is
+    prefixed too, so ``unneutralize`` restores every value exactly.
+    """
+    if _PLAIN_NUMBER.match(text):
+        return text
+    if text.startswith(_DANGEROUS) or (text.startswith("'") and text[1:2] in (*_DANGEROUS, "'")):
+        return "'" + text
+    return text
+
+
+def unneutralize(text: str) -> str:
+    """Strip the ``'`` that ``neutralize`` (or another careful exporter) put before a formula."""
+    if text.startswith("'") and text[1:2] and text[1:2] in (*_DANGEROUS, "'"):
+        return text[1:]
+    return text
+
+
+_BLANKS = {"", "-", "—", "--", "/", "无", "n/a", "na", "none", "null", "暂无", "未知"}
+_NUMBER_NOISE = re.compile(r"[,，\s¥￥$]|元$|人民币")
+_RATIO = re.compile(r"^1\s*[:：]\s*([-+]?\d+(?:\.\d+)?)$")
+_SCALED = re.compile(r"^([-+]?\d+(?:\.\d+)?)\s*(万元|万|w|亿元|亿|千元|千|k)$", re.IGNORECASE)
+_SCALES = {
+    "万元": 1e4,
+    "万": 1e4,
+    "w": 1e4,
+    "亿元": 1e8,
+    "亿": 1e8,
+    "千元": 1e3,
+    "千": 1e3,
+    "k": 1e3,
+}
+
+
+def parse_number(value: Any, *, scaled: bool = False) -> Any:
+    """Return a float for "1,200" "12.5%" "1:4.2" (and "35万" when ``scaled``), None for blanks.
+
+    Text that is not a number is returned unchanged, so the schema reports "请输入数字" for it.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    text = unneutralize(str(value).strip())
+    if text.lower() in _BLANKS:
+        return None
+    cleaned = _NUMBER_NOISE.sub("", text).rstrip("%％")
+    if ratio := _RATIO.match(cleaned):
+        return float(ratio[1])
+    if scaled and (match := _SCALED.match(cleaned)):
+        return float(match[1]) * _SCALES[match[2].lower()]
+    try:
+        return float(cleaned)
+    except ValueError:
+        return text
+
+
+_DATE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:[ T].*)?$")
+_COMPACT_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
+_EXCEL_EPOCH = date(1899, 12, 30)
+
+
+def parse_date(value: Any) -> Any:
+    """Return an ISO date for 2024-03-01, 2024/3/1, 2024.3.1, 2024年3月1日, 20240301 or a date.
+
+    An Excel serial day number (45352) is read as a date too. Anything else is returned as it was,
+    so the schema reports "日期格式应为 YYYY-MM-DD" for a wrong date such as 2024-02-30.
+    """
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if 20_000 < value < 80_000:
+            return (_EXCEL_EPOCH + timedelta(days=int(value))).isoformat()
+        return str(value)
+    if value is None:
+        return None
+    text = unneutralize(str(value).strip())
+    match = _DATE.match(text) or _COMPACT_DATE.match(text)
+    if match:
+        try:
+            return date(int(match[1]), int(match[2]), int(match[3])).isoformat()
+        except ValueError:
+            return text
+    return text
+
+
+def _label_index(labels: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
+    index = {key.lower(): key for key in labels}
+    index.update({label.lower(): key for key, label in labels.items()})
+    index.update({alias.lower(): key for alias, key in extra.items()})
+    return index
+
+
+_GOAL_TYPES = _label_index(
+    GOAL_TYPES,
+    {
+        "获客": "acquisition", "新客": "acquisition", "拉新获客": "acquisition",
+        "活跃": "activation", "激活": "activation",
+        "唤醒": "reactivation", "回流": "reactivation", "召回唤醒": "reactivation",
+        "成交": "gmv", "销售": "gmv", "销售额": "gmv", "成交额": "gmv",
+        "品牌曝光": "brand", "曝光": "brand", "品宣": "brand",
+        "分享裂变": "referral", "社交裂变": "referral",
+    },
+)  # fmt: skip
+_STATUSES = _label_index(
+    STATUSES,
+    {
+        "计划": "planned", "未开始": "planned", "筹备中": "planned", "待上线": "planned",
+        "进行": "running", "上线中": "running", "执行中": "running",
+        "完成": "completed", "已结束": "completed", "结束": "completed", "已完结": "completed",
+        "取消": "cancelled", "已终止": "cancelled", "canceled": "cancelled",
+    },
+)  # fmt: skip
+_RESULTS = _label_index(
+    HYPOTHESIS_RESULTS,
+    {
+        "验证": "validated", "成立": "validated", "通过": "validated", "true": "validated",
+        "推翻": "refuted", "不成立": "refuted", "未通过": "refuted", "false": "refuted",
+        "待定": "inconclusive", "未定": "inconclusive", "不确定": "inconclusive",
+    },
+)  # fmt: skip
+_KINDS = _label_index(DOCUMENT_KINDS, {"汇报": "deck", "ppt": "deck", "方案文档": "plan"})
+
+
+def _lookup(index: dict[str, str], value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    text = unneutralize(value.strip())
+    return index.get(text.lower(), text)
+
+
+def goal_type(value: Any) -> Any:
+    """Map 拉新 / Acquisition / acquisition to ``acquisition``; unknown text passes through."""
+    return _lookup(_GOAL_TYPES, value)
+
+
+def status(value: Any) -> Any:
+    """Map 已完成 / Completed / completed to ``completed``; unknown text passes through."""
+    return _lookup(_STATUSES, value)
+
+
+def hypothesis_result(value: Any) -> Any:
+    """Map 已验证 / 成立 / validated to ``validated``; unknown text passes through."""
+    return _lookup(_RESULTS, value)
+
+
+def document_kind(value: Any) -> Any:
+    """Map 策略 / strategy to ``strategy``; unknown text passes through."""
+    return _lookup(_KINDS, value)
+
+
+_TRUE = {"是", "true", "yes", "y", "1", "可叠加", "叠加", "stackable", "✓", "√"}
+_FALSE = {"否", "false", "no", "n", "0", "不可叠加", "不叠加", "", "✗", "×"}
+
+
+def parse_bool(value: Any) -> Any:
+    """Return True for 是/yes/1/可叠加 and False for 否/no/0; anything else passes through."""
+    if isinstance(value, bool) or value is None:
+        return bool(value)
+    if isinstance(value, int | float):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    return value
+
+
+def format_number(value: float) -> str:
+    """Write a number so that float() reads back exactly the same value: 820, 12.5, 1e-07."""
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+# ---- text forms of nested fields ---------------------------------------------------------------
+
+_LINES = re.compile(r"\r\n|\r|\n")
+_BULLET = re.compile(r"^\s*(?:[-*•·]|\d+[.、)])\s+")
+_STACK_MARK = re.compile(r"\s*[(（]\s*(可叠加|不可叠加|stackable|not stackable)\s*[)）]\s*$", re.I)
+_METRIC_HEAD = re.compile(
+    r"^(?P<name>[^:：]+?)\s*(?:[(（](?P<unit>[^()（）]*)[)）])?\s*[:：]\s*(?P<rest>.*)$"
+)
+_METRIC_VALUE = re.compile(
+    r"(?P<part>基线|基准|目标|实际|baseline|target|actual)\s*[:：=]?\s*"
+    r"(?P<value>[-+]?[\d.,]*\d(?:[eE][-+]?\d+)?%?)",
+    re.IGNORECASE,
+)
+_VALUE_PARTS = ("baseline", "target", "actual")
+_PARTS = {"基线": "baseline", "基准": "baseline", "目标": "target", "实际": "actual"}
+_RESULT_HEAD = re.compile(r"^[\[【](?P<label>[^\]】]{1,12})[\]】]\s*(?P<rest>.*)$", re.S)
+_EVIDENCE = re.compile(r"^(?P<statement>.*?)\s*[(（]依据[:：]\s*(?P<evidence>.*)[)）]$", re.S)
+DEFAULT_DOCUMENT_TITLE = "策略文档"
+
+
+def _items(text: str) -> list[str]:
+    return [_BULLET.sub("", line).strip() for line in _LINES.split(text) if line.strip()]
+
+
+def _json_list(text: str) -> list[Any] | None:
+    if not text.startswith("["):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, list) else None
+
+
+def parse_list(text: str) -> list[Any]:
+    """Read a list cell: a JSON array, or items separated by ; 、 , or new lines."""
+    found = _json_list(text)
+    return found if found is not None else split_list(text)
+
+
+def parse_rewards(text: str) -> list[Any]:
+    """Read "满减券：满 199 减 40（可叠加）" lines (or ; separated), or a JSON array."""
+    found = _json_list(text)
+    if found is not None:
+        return found
+    rewards = []
+    for line in (item for chunk in _items(text) for item in re.split(r"[;；]", chunk)):
+        if not line.strip():
+            continue
+        stackable = False
+        mark = _STACK_MARK.search(line)
+        if mark:
+            stackable = mark[1].lower() in ("可叠加", "stackable")
+            line = line[: mark.start()]
+        parts = re.match(r"^(.*?)[:：](.*)$", line, re.S)
+        kind, detail = (parts[1], parts[2]) if parts else (line, "")
+        rewards.append({"type": kind.strip(), "detail": detail.strip(), "stackable": stackable})
+    return rewards
+
+
+def parse_metrics(text: str) -> list[Any]:
+    """Read "成交额（万元）：基线 820，目标 1000，实际 1130.5" lines, or a JSON array."""
+    found = _json_list(text)
+    if found is not None:
+        return found
+    metrics = []
+    for line in _items(text):
+        head = _METRIC_HEAD.match(line)
+        if head is None:
+            metrics.append({"name": line, "unit": "", **dict.fromkeys(_VALUE_PARTS)})
+            continue
+        metric: dict[str, Any] = {
+            "name": head["name"].strip(),
+            "unit": (head["unit"] or "").strip(),
+            **dict.fromkeys(_VALUE_PARTS),
+        }
+        for match in _METRIC_VALUE.finditer(head["rest"]):
+            part = _PARTS.get(match["part"], match["part"].lower())
+            raw = match["value"].rstrip(",.")
+            if raw.endswith("%") and not metric["unit"]:
+                metric["unit"] = "%"
+            metric[part] = parse_number(raw)
+        metrics.append(metric)
+    return metrics
+
+
+def parse_hypotheses(text: str) -> list[Any]:
+    """Read "[已验证] 海报 A 点击率高 20%（依据：A/B 各 1 万人）" lines, or a JSON array."""
+    found = _json_list(text)
+    if found is not None:
+        return found
+    hypotheses = []
+    for line in _items(text):
+        result = "inconclusive"
+        head = _RESULT_HEAD.match(line)
+        if head and head["label"].lower() in _RESULTS:
+            result, line = _RESULTS[head["label"].lower()], head["rest"]
+        evidence = ""
+        tail = _EVIDENCE.match(line)
+        if tail:
+            line, evidence = tail["statement"], tail["evidence"]
+        hypotheses.append({"statement": line.strip(), "result": result, "evidence": evidence})
+    return hypotheses
+
+
+def parse_documents(text: str) -> list[Any]:
+    """Read a JSON array of documents, or plain Markdown as one strategy document."""
+    found = _json_list(text)
+    if found is not None:
+        return found
+    return [{"title": DEFAULT_DOCUMENT_TITLE, "kind": "strategy", "body": text}] if text else []
+
+
+def format_list(items: list[str]) -> str:
+    """Write list items joined by 、."""
+    return "、".join(items)
+
+
+def format_rewards(rewards: list[dict[str, Any]]) -> str:
+    """Write one reward a line: type：detail（可叠加）."""
+    lines = []
+    for reward in rewards:
+        line = reward["type"] + (f"：{reward['detail']}" if reward["detail"] else "")
+        lines.append(line + ("（可叠加）" if reward["stackable"] else ""))
+    return "\n".join(lines)
+
+
+def format_metrics(metrics: list[dict[str, Any]]) -> str:
+    """Write one metric a line: name（unit）：基线 x，目标 y，实际 z."""
+    lines = []
+    for metric in metrics:
+        values = [
+            f"{label} {format_number(metric[part])}"
+            for part, label in (("baseline", "基线"), ("target", "目标"), ("actual", "实际"))
+            if metric[part] is not None
+        ]
+        unit = f"（{metric['unit']}）" if metric["unit"] else ""
+        lines.append(f"{metric['name']}{unit}：{'，'.join(values)}")
+    return "\n".join(lines)
+
+
+def format_hypotheses(hypotheses: list[dict[str, Any]]) -> str:
+    """Write one hypothesis a line: [已验证] statement（依据：evidence）."""
+    lines = []
+    for hypothesis in hypotheses:
+        label = HYPOTHESIS_RESULTS[hypothesis["result"]]
+        evidence = f"（依据：{hypothesis['evidence']}）" if hypothesis["evidence"] else ""
+        lines.append(f"[{label}] {hypothesis['statement']}{evidence}")
+    return "\n".join(lines)
+
+
+def format_documents(documents: list[dict[str, Any]]) -> str:
+    """Write documents as JSON (a lone strategy document as its Markdown)."""
+    if not documents:
+        return ""
+    (first, *rest) = documents
+    if not rest and first["title"] == DEFAULT_DOCUMENT_TITLE and first["kind"] == "strategy":
+        return str(first["body"])
+    return json.dumps(documents, ensure_ascii=False)
+
+
+Parser = Callable[[str], list[Any]]
+Formatter = Callable[[Any], str]
+NESTED: dict[str, tuple[Formatter, Parser]] = {
+    "audience": (format_list, parse_list),
+    "products": (format_list, parse_list),
+    "channels": (format_list, parse_list),
+    "tags": (format_list, parse_list),
+    "rewards": (format_rewards, parse_rewards),
+    "metrics": (format_metrics, parse_metrics),
+    "hypotheses": (format_hypotheses, parse_hypotheses),
+    "documents": (format_documents, parse_documents),
+}
+
+
+def normalize_nested(field: str, items: list[Any]) -> list[Any]:
+    """Bring parsed nested items into the schema's shape (labels to codes, numbers to floats)."""
+    if field == "rewards":
+        return [_mapped(item, _REWARD_KEYS, {"stackable": parse_bool}) for item in items]
+    if field == "metrics":
+        numbers = dict.fromkeys(("baseline", "target", "actual"), parse_number)
+        return [_mapped(item, _METRIC_KEYS, numbers) for item in items]
+    if field == "hypotheses":
+        return [_mapped(item, _HYPOTHESIS_KEYS, {"result": hypothesis_result}) for item in items]
+    if field == "documents":
+        return [_mapped(item, _DOCUMENT_KEYS, {"kind": document_kind}) for item in items]
+    return [str(item) if isinstance(item, int | float) else item for item in items]
+
+
+_REWARD_KEYS = {
+    "类型": "type",
+    "奖励": "type",
+    "说明": "detail",
+    "详情": "detail",
+    "可叠加": "stackable",
+}
+_METRIC_KEYS = {
+    "指标": "name", "名称": "name", "单位": "unit", "基线": "baseline", "基准": "baseline",
+    "目标": "target", "实际": "actual",
+}  # fmt: skip
+_HYPOTHESIS_KEYS = {"假设": "statement", "结果": "result", "依据": "evidence", "证据": "evidence"}
+_DOCUMENT_KEYS = {"标题": "title", "类型": "kind", "正文": "body", "内容": "body"}
+
+
+_TEXT_KEYS = {"type", "detail", "name", "unit", "statement", "evidence", "title", "body"}
+
+
+def _mapped(item: Any, keys: dict[str, str], converters: Mapping[str, Callable[[Any], Any]]) -> Any:
+    if not isinstance(item, dict):
+        return item
+    out = {keys.get(str(key), str(key)): value for key, value in item.items()}
+    for key, value in out.items():
+        if key in _TEXT_KEYS and isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = format_number(float(value))  # YAML reads an unquoted 618 as a number
+        elif key in _TEXT_KEYS and value is None:
+            out[key] = ""
+    for key, convert in converters.items():
+        if key in out:
+            out[key] = convert(out[key])
+    return out
+
+
+def encode(field: str, value: list[Any]) -> str:
+    """Write a nested field as its friendly text when that reads back exactly, else as JSON."""
+    formatter, parser = NESTED[field]
+    if not value:
+        return ""
+    text = formatter(value)
+    if normalize_nested(field, parser(text)) == value:
+        return text
+    return json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,214 @@
+"""Read campaigns from CSV and Excel sheets: one row per campaign, streamed row by row.
+
+The header is found among the first rows (a title banner above it is skipped), with a group row
+above it for metrics under merged cells. Blank rows are skipped but counted, so the row numbers
+in a report are the ones the spreadsheet shows. Metrics may also come from a second sheet
+(指标 / metrics) or a second file, keyed by campaign row, external_id or title.
+"""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from collections.abc import Iterable, Iterator
+from itertools import chain, islice
+from typing import IO, Any
+
+import openpyxl
+
+from ingest.columns import (
+    METRIC_SHEET_NAMES,
+    Column,
+    cell_text,
+    find_header,
+    fold,
+    match_name,
+    read_header,
+)
+from ingest.encoding import text_stream
+from ingest.errors import FileReadError
+from ingest.records import MetricRows, SourceRow, record_from_cells
+
+HEADER_SEARCH_ROWS = 10
+CSV_FIELD_LIMIT = 16 * 1024 * 1024
+Row = tuple[int, list[Any]]
+
+
+def _blank_row(values: Iterable[Any]) -> bool:
+    return all(cell_text(v) == "" for v in values)
+
+
+class _Sheet:
+    """The rows of one sheet or CSV file, numbered from 1, with the first few kept to find the header."""
+
+    def __init__(self, rows: Iterable[list[Any]], label: str) -> None:
+        numbered = enumerate(rows, start=1)
+        self.head: list[Row] = list(islice(numbered, HEADER_SEARCH_ROWS))
+        self._rest = numbered
+        self.label = label
+
+    def campaign_columns(self) -> tuple[int, list[Column]]:
+        """Find the campaign header; return its position in ``head`` and its columns."""
+        found = find_header([values for _, values in self.head])
+        if found is None:
+            raise FileReadError(
+                f"{self.label}找不到表头：前 {HEADER_SEARCH_ROWS} 行中应有一行列名，"
+                "如 活动名称、行业、目标类型、开始日期（见列名对照表）"
+            )
+        above = self.head[found - 1][1] if found > 0 else None
+        return found, read_header(self.head[found][1], above)
+
+    def rows_after(self, position: int) -> Iterator[Row]:
+        """Yield the non-blank rows after the header at ``position`` in ``head``."""
+        for number, values in chain(self.head[position + 1 :], self._rest):
+            if not _blank_row(values):
+                yield number, values
+
+
+def _csv_sheet(binary: IO[bytes], label: str) -> _Sheet:
+    return _Sheet(_csv_rows(binary), label)
+
+
+def _csv_rows(binary: IO[bytes]) -> Iterator[list[Any]]:
+    with text_stream(binary) as text:
+        sample = text.read(64 * 1024)
+        text.seek(0)
+        lines = sample.splitlines()[:HEADER_SEARCH_ROWS]
+        # Excel writes ";" or tabs in some locales; the most frequent of the three in the head wins.
+        delimiter = max(",\t;", key=lambda d: sum(line.count(d) for line in lines))
+        # Documents and retro sections may be long Markdown: allow cells up to the request limit.
+        csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+        try:
+            yield from csv.reader(text, delimiter=delimiter)
+        except csv.Error as exc:
+            raise FileReadError(f"CSV 格式有误：{exc}") from None
+
+
+def _worksheet_sheet(worksheet: Any, label: str) -> _Sheet:
+    return _Sheet((list(row) for row in worksheet.iter_rows(values_only=True)), label)
+
+
+def _open_workbook(binary: IO[bytes]) -> Any:
+    try:
+        return openpyxl.load_workbook(binary, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        raise FileReadError(f"无法读取 Excel 文件（仅支持 .xlsx）：{exc}") from None
+
+
+def _ignored_warning(columns: list[Column], label: str) -> list[str]:
+    ignored = [c.header for c in columns if not c.known and c.header]
+    if not ignored:
+        return []
+    return [f"{label}已忽略不认识的列：{'、'.join(ignored)}（见列名对照表）"]
+
+
+def _read_metric_sheet(sheet: _Sheet, metrics: MetricRows) -> list[str]:
+    """Read a metrics sheet (指标 | 单位 | 基线 | 目标 | 实际, keyed by campaign) into ``metrics``."""
+    headers = [
+        [match_name(cell_text(v), "metric_sheet") for v in values] for _, values in sheet.head
+    ]
+    position = next((i for i, names in enumerate(headers) if "name" in names), None)
+    if position is None:
+        return [f"{sheet.label}缺少“指标”列，已忽略"]
+    names = headers[position]
+    warnings = []
+    for number, values in sheet.rows_after(position):
+        row = {name: values[i] for i, name in enumerate(names) if name and i < len(values)}
+        warning = metrics.add(number, row)
+        if warning:
+            warnings.append(warning)
+    return warnings
+
+
+def _read_metric_file(binary: IO[bytes], metrics: MetricRows) -> list[str]:
+    """Read metrics from a second file: a CSV, or the first sheet of a workbook."""
+    metrics.label = "指标文件"
+    start = binary.tell()
+    magic = binary.read(2)
+    binary.seek(start)
+    if magic != b"PK":
+        return _read_metric_sheet(_csv_sheet(binary, "指标文件"), metrics)
+    workbook = _open_workbook(binary)
+    try:
+        return _read_metric_sheet(_worksheet_sheet(workbook.worksheets[0], "指标文件"), metrics)
+    finally:
+        workbook.close()
+
+
+def _campaign_rows(
+    sheet: _Sheet, metrics: MetricRows, warnings: list[str], label: str
+) -> Iterator[SourceRow]:
+    position, columns = sheet.campaign_columns()
+    warnings += _ignored_warning(columns, label)
+    for number, values in sheet.rows_after(position):
+        source = SourceRow(row=number, data=record_from_cells(columns, values))
+        metrics.attach(source)
+        yield source
+    unused = sorted(metrics.unused())
+    if unused:
+        shown = "、".join(str(n) for n in unused[:20]) + ("…" if len(unused) > 20 else "")
+        warnings.append(f"{metrics.label}第 {shown} 行对应不到任何活动，已忽略")
+
+
+class CsvReader:
+    """Campaign rows of a CSV file, with metrics from an optional second file."""
+
+    def __init__(self, binary: IO[bytes], metrics: IO[bytes] | None = None) -> None:
+        self.binary = binary
+        self.metrics_binary = metrics
+        self.warnings: list[str] = []
+        self._start = binary.tell()
+        self._size = binary.seek(0, 2) - self._start
+        binary.seek(self._start)
+
+    def position(self) -> tuple[int, int]:
+        """Return (bytes read, file size)."""
+        return min(self.binary.tell() - self._start, self._size), self._size
+
+    def rows(self) -> Iterator[SourceRow]:
+        metrics = MetricRows()
+        if self.metrics_binary is not None:
+            self.warnings += _read_metric_file(self.metrics_binary, metrics)
+        yield from _campaign_rows(_csv_sheet(self.binary, ""), metrics, self.warnings, "")
+
+
+class XlsxReader:
+    """Campaign rows of a workbook's first sheet, with metrics from its 指标 / metrics sheet."""
+
+    def __init__(self, binary: IO[bytes], metrics: IO[bytes] | None = None) -> None:
+        self.binary = binary
+        self.metrics_binary = metrics
+        self.warnings: list[str] = []
+        self._done = 0
+        self._total = 0
+
+    def position(self) -> tuple[int, int]:
+        """Return (rows read, rows in the campaign sheet)."""
+        return self._done, self._total
+
+    def rows(self) -> Iterator[SourceRow]:
+        workbook = _open_workbook(self.binary)
+        try:
+            metric_names = {fold(name) for name in METRIC_SHEET_NAMES}
+            sheets = workbook.worksheets
+            metric_sheets = [ws for ws in sheets if fold(ws.title) in metric_names]
+            main = next((ws for ws in sheets if ws not in metric_sheets), None)
+            if main is None:
+                raise FileReadError("工作簿中没有活动表：第一个工作表应每行一个活动")
+            metrics = MetricRows()
+            for worksheet in metric_sheets:
+                metrics.label = f"“{worksheet.title}”表"
+                self.warnings += _read_metric_sheet(
+                    _worksheet_sheet(worksheet, metrics.label), metrics
+                )
+            if self.metrics_binary is not None:
+                self.warnings += _read_metric_file(self.metrics_binary, metrics)
+            self._total = main.max_row or 0
+            label = f"“{main.title}”表"
+            sheet = _worksheet_sheet(main, label)
+            for source in _campaign_rows(sheet, metrics, self.warnings, label):
+                self._done = source.row
+                yield source
+            self._done = self._total
+        finally:
+            workbook.close()
