@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -47,6 +47,7 @@ DocumentKind = Literal["strategy", "plan", "deck", "other"]
 HypothesisResult = Literal["validated", "refuted", "inconclusive"]
 
 MARKDOWN_MAX = 100_000
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def _finite(value: float | None) -> float | None:
@@ -165,15 +166,19 @@ class InvalidInputError(Exception):
         self.fields = fields
 
 
-def validate_campaign(data: Any, *, update: bool = False) -> CampaignIn:
-    """Validate raw input (a dict from JSON, a form or an importer); raise InvalidInputError."""
-    model = CampaignUpdate if update else CampaignIn
+def validate_as(model: type[ModelT], data: Any) -> ModelT:
+    """Validate raw input against ``model``; raise InvalidInputError naming each bad field."""
     if not isinstance(data, dict):
         raise InvalidInputError({"": "请求体应为 JSON 对象 (expected a JSON object)"})
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise InvalidInputError(field_errors(exc)) from None
+
+
+def validate_campaign(data: Any, *, update: bool = False) -> CampaignIn:
+    """Validate a campaign from JSON, a form or an importer."""
+    return validate_as(CampaignUpdate if update else CampaignIn, data)
 
 
 def field_errors(exc: ValidationError) -> dict[str, str]:
@@ -254,11 +259,8 @@ class ListQuery(BaseModel):
 
 
 def validate_list_query(args: dict[str, str]) -> ListQuery:
-    """Validate list filters; raise InvalidInputError naming each bad parameter."""
-    try:
-        return ListQuery.model_validate(args)
-    except ValidationError as exc:
-        raise InvalidInputError(field_errors(exc)) from None
+    """Validate list filters from a query string."""
+    return validate_as(ListQuery, args)
 
 
 SearchMode = Literal["keyword", "semantic", "hybrid"]
@@ -299,11 +301,8 @@ class SearchQuery(BaseModel):
 
 
 def validate_search_query(args: dict[str, Any]) -> SearchQuery:
-    """Validate search parameters; raise InvalidInputError naming each bad one."""
-    try:
-        return SearchQuery.model_validate(args)
-    except ValidationError as exc:
-        raise InvalidInputError(field_errors(exc)) from None
+    """Validate search parameters from a query string."""
+    return validate_as(SearchQuery, args)
 
 
 class DraftMetricIn(_Strict):
@@ -360,13 +359,8 @@ class DraftIn(_Strict):
 
 
 def validate_draft(data: Any) -> DraftIn:
-    """Validate a draft from the API or the draft page; raise InvalidInputError."""
-    if not isinstance(data, dict):
-        raise InvalidInputError({"": "请求体应为 JSON 对象 (expected a JSON object)"})
-    try:
-        return DraftIn.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidInputError(field_errors(exc)) from None
+    """Validate a draft from the API or the draft page."""
+    return validate_as(DraftIn, data)
 
 
 class FeedbackIn(_Strict):
@@ -378,10 +372,5 @@ class FeedbackIn(_Strict):
 
 
 def validate_feedback(data: Any) -> FeedbackIn:
-    """Validate similar-case feedback; raise InvalidInputError."""
-    if not isinstance(data, dict):
-        raise InvalidInputError({"": "请求体应为 JSON 对象 (expected a JSON object)"})
-    try:
-        return FeedbackIn.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidInputError(field_errors(exc)) from None
+    """Validate similar-case feedback."""
+    return validate_as(FeedbackIn, data)
