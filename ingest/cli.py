@@ -7,15 +7,11 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import click
-import sqlalchemy as sa
 from flask.cli import with_appcontext
 
 from ingest.errors import FileReadError
 from ingest.readers import FORMATS, Format
 from ingest.runner import OUTCOME_LABELS, OUTCOMES, ImportReport, import_stream
-from kb import indexer
-from kb.extensions import db
-from kb.models import IndexOutbox
 
 SHOWN_REJECTED = 50
 
@@ -113,12 +109,10 @@ def _print_report(report: ImportReport) -> None:
 
 
 def _drain() -> None:
-    pending = db.session.scalar(sa.select(sa.func.count(sa.distinct(IndexOutbox.campaign_id))))
-    db.session.commit()
-    if not pending:
-        return
-    with click.progressbar(length=pending, label="建立搜索索引") as bar:
-        indexer.drain(progress=bar.update)
+    # Imported here: kb.cli registers this module's command, so it imports us first.
+    from kb.cli import drain_with_progress
+
+    drain_with_progress()
 
 
 def _pad(text: str, width: int) -> str:

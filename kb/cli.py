@@ -37,7 +37,7 @@ def demo_command() -> None:
     for external_id, fields in report.rejected.items():
         click.echo(f"  {external_id}: {fields}", err=True)
     indexer.reconcile()
-    _drain_with_progress()
+    drain_with_progress()
     if report.rejected:
         raise SystemExit(1)
 
@@ -68,7 +68,8 @@ def models_prepare() -> None:
     click.echo(f"模型已就绪（缓存目录 {models_dir}）")
 
 
-def _drain_with_progress() -> None:
+def drain_with_progress() -> None:
+    """Index what the change log holds, with a progress bar."""
     pending = db.session.scalar(sa.select(sa.func.count(sa.distinct(IndexOutbox.campaign_id))))
     db.session.commit()
     if not pending:

@@ -25,7 +25,7 @@ from kb.forecast import Analog, DraftMetric, Forecast, forecast
 from kb.indexer import get_indexes
 from kb.models import Campaign, SimilarFeedback
 from kb.schemas import DraftIn
-from kb.serialize import metric_to_dict
+from kb.serialize import campaign_to_input, metric_to_dict
 from search.hybrid import combine_semantic
 from search.keyword import SearchFilters
 from search.normalize import normalize
@@ -116,33 +116,13 @@ def analyze_draft(draft: DraftIn, *, exclude_id: int | None = None) -> DraftAnal
 
 def draft_from_campaign(campaign: Campaign, *, limit: int = 10) -> DraftIn:
     """Return a stored campaign as a draft, for its own similar-cases view."""
-    return DraftIn.model_validate(
-        {
-            "title": campaign.title,
-            "industry": campaign.industry,
-            "department": campaign.department,
-            "business_line": campaign.business_line,
-            "goal_type": campaign.goal_type,
-            "goal": campaign.goal,
-            "audience": campaign.audience,
-            "products": campaign.products,
-            "rewards": [
-                {"type": r.type, "detail": r.detail, "stackable": r.stackable}
-                for r in campaign.rewards
-            ],
-            "channels": campaign.channels,
-            "start_date": campaign.start_date,
-            "end_date": campaign.end_date,
-            "budget_cny": campaign.budget_cny,
-            "metrics": [
-                {"name": m.name, "unit": m.unit, "target": m.target} for m in campaign.metrics
-            ],
-            "summary": campaign.summary,
-            "tags": campaign.tags,
-            "limit": limit,
-            "draft_key": f"campaign:{campaign.id}",
-        }
-    )
+    stored = campaign_to_input(campaign)
+    draft = {key: value for key, value in stored.items() if key in DraftIn.model_fields}
+    draft["metrics"] = [
+        {"name": m["name"], "unit": m["unit"], "target": m["target"]} for m in stored["metrics"]
+    ]
+    draft["documents"] = []  # long plans would crowd out the head that says what it is about
+    return DraftIn.model_validate({**draft, "limit": limit, "draft_key": f"campaign:{campaign.id}"})
 
 
 def analysis_to_dict(analysis: DraftAnalysis) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import date
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import (
     AfterValidator,
@@ -18,33 +18,17 @@ from pydantic import (
     model_validator,
 )
 
-GOAL_TYPES = (
-    "acquisition",
-    "activation",
-    "retention",
-    "reactivation",
-    "conversion",
-    "gmv",
-    "brand",
-    "referral",
-)
-STATUSES = ("planned", "running", "completed", "cancelled")
-DOCUMENT_KINDS = ("strategy", "plan", "deck", "other")
-HYPOTHESIS_RESULTS = ("validated", "refuted", "inconclusive")
-
 GoalType = Literal[
-    "acquisition",
-    "activation",
-    "retention",
-    "reactivation",
-    "conversion",
-    "gmv",
-    "brand",
-    "referral",
-]
+    "acquisition", "activation", "retention", "reactivation", "conversion", "gmv", "brand", "referral"
+]  # fmt: skip
 Status = Literal["planned", "running", "completed", "cancelled"]
 DocumentKind = Literal["strategy", "plan", "deck", "other"]
 HypothesisResult = Literal["validated", "refuted", "inconclusive"]
+
+GOAL_TYPES: tuple[str, ...] = get_args(GoalType)
+STATUSES: tuple[str, ...] = get_args(Status)
+DOCUMENT_KINDS: tuple[str, ...] = get_args(DocumentKind)
+HYPOTHESIS_RESULTS: tuple[str, ...] = get_args(HypothesisResult)
 
 MARKDOWN_MAX = 100_000
 ModelT = TypeVar("ModelT", bound=BaseModel)
