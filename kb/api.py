@@ -13,6 +13,9 @@ from kb.extensions import csrf
 from kb.queries import CampaignFilter, list_campaigns
 from kb.schemas import (
     InvalidInputError,
+    LimitQuery,
+    search_params,
+    validate_as,
     validate_campaign,
     validate_draft,
     validate_feedback,
@@ -108,11 +111,7 @@ def delete_campaign(campaign_id: int) -> tuple[str, int]:
 
 @bp.get("/search")
 def search_endpoint() -> Response:
-    multi = {
-        key: request.args.getlist(key)
-        for key in ("audience", "channel", "reward_type", "metric_range")
-    }
-    query = validate_search_query({**request.args.to_dict(), **multi})
+    query = validate_search_query(search_params(request.args))
     return jsonify(search_service.response_to_dict(search_service.search(query)))
 
 
@@ -125,8 +124,8 @@ def similar_endpoint() -> Response:
 @bp.get("/campaigns/<int:campaign_id>/similar")
 def campaign_similar_endpoint(campaign_id: int) -> Response:
     campaign = services.get_campaign(campaign_id)
-    limit = validate_search_query({"limit": request.args.get("limit", "10")}).limit
-    draft = drafting.draft_from_campaign(campaign, limit=min(limit, 50))
+    limit = validate_as(LimitQuery, request.args.to_dict()).limit
+    draft = drafting.draft_from_campaign(campaign, limit=limit)
     analysis = drafting.analyze_draft(draft, exclude_id=campaign.id)
     return jsonify(drafting.analysis_to_dict(analysis))
 

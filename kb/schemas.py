@@ -17,6 +17,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from werkzeug.datastructures import MultiDict
 
 GoalType = Literal[
     "acquisition", "activation", "retention", "reactivation", "conversion", "gmv", "brand", "referral"
@@ -282,6 +283,23 @@ class SearchQuery(BaseModel):
         if isinstance(value, list):
             return [v for v in value if v != ""]
         return None if value == "" and info.field_name != "q" else value
+
+
+# Search parameters that may repeat in a query string (?audience=宝妈&audience=新用户).
+SEARCH_LIST_PARAMS = ("audience", "channel", "reward_type", "metric_range")
+
+
+def search_params(args: MultiDict[str, str]) -> dict[str, Any]:
+    """Return query-string parameters with the repeatable ones as lists."""
+    return {**args.to_dict(), **{key: args.getlist(key) for key in SEARCH_LIST_PARAMS}}
+
+
+class LimitQuery(BaseModel):
+    """A page size alone, for views that take nothing else."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    limit: Annotated[int, Field(ge=1, le=50)] = 10
 
 
 def validate_search_query(args: dict[str, Any]) -> SearchQuery:

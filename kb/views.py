@@ -22,6 +22,7 @@ from kb.models import Campaign
 from kb.queries import CampaignFilter, industries, list_campaigns
 from kb.schemas import (
     InvalidInputError,
+    search_params,
     validate_campaign,
     validate_list_query,
     validate_search_query,
@@ -69,18 +70,15 @@ def campaign_list() -> str:
 @bp.get("/search")
 def search_page() -> str:
     args = request.args.to_dict()
-    multi = {
-        key: request.args.getlist(key)
-        for key in ("audience", "channel", "reward_type", "metric_range")
-    }
+    params = search_params(request.args)
     errors: dict[str, str] = {}
     try:
-        query = validate_search_query({**args, **multi})
+        query = validate_search_query(params)
     except InvalidInputError as exc:
         # Search without the bad parameters, and say which ones were ignored and why.
         errors = exc.fields
         bad = {key.split(".")[0] for key in exc.fields}
-        query = validate_search_query({k: v for k, v in {**args, **multi}.items() if k not in bad})
+        query = validate_search_query({k: v for k, v in params.items() if k not in bad})
     has_filters = any(
         value
         for key, value in query.model_dump().items()
