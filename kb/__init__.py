@@ -17,7 +17,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         instance_path=str(ROOT / "instance"),
     )
-    from kb import api, cli, database, draft_views, errors, indexer, transfer, views
+    from kb import api, cli, database, draft_views, errors, indexer, security, transfer, views
     from kb import config as settings
     from kb.extensions import csrf
     from kb.templating import init_app as init_templating
@@ -26,6 +26,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     database.init_app(app)
     csrf.init_app(app)
     errors.init_app(app)
+    security.init_app(app)
     init_templating(app)
     cli.init_app(app)
     indexer.init_app(app)

@@ -9,6 +9,8 @@ from typing import Any
 
 from flask import Flask
 
+from kb.security import SETTINGS as SECURITY_SETTINGS
+
 # Every setting a deployment may change, with the default and what it does. The README documents
 # each one as ``KB_<NAME>``; tests/test_docs.py checks that it does.
 SETTINGS: dict[str, tuple[Any, str]] = {
@@ -30,6 +32,7 @@ SETTINGS: dict[str, tuple[Any, str]] = {
         "Index inside the request after each write instead of in the background.",
     ),
     "INDEX_INTERVAL_S": (5, "Seconds between background passes over the index change log."),
+    **SECURITY_SETTINGS,
 }
 
 
@@ -53,8 +56,6 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = _persistent_secret(data_dir / "secret_key")
 
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     app.config["JSON_AS_ASCII"] = False
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # DefaultJSONProvider attribute
 

@@ -59,6 +59,8 @@ def make_app(tmp_path: Path, database_url: str | None, **config: Any) -> Flask:
         # tests/integration uses the real models.
         "EMBEDDING_MODELS": "fake",
         "INDEX_SYNC": True,
+        # Many requests from one address in a second: tests/test_security.py turns limits on.
+        "RATELIMIT_ENABLED": False,
         **config,
     }
     if database_url:
