@@ -17,7 +17,18 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         instance_path=str(ROOT / "instance"),
     )
-    from kb import api, cli, database, draft_views, errors, indexer, security, transfer, views
+    from kb import (
+        api,
+        cli,
+        database,
+        draft_views,
+        errors,
+        indexer,
+        insights,
+        security,
+        transfer,
+        views,
+    )
     from kb import config as settings
     from kb.extensions import csrf
     from kb.templating import init_app as init_templating
@@ -35,4 +46,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(transfer.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(transfer.api_bp)
+    app.register_blueprint(insights.bp)
+    app.register_blueprint(insights.api_bp)
     return app

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask
 
 from kb.security import SETTINGS as SECURITY_SETTINGS
+from kb.signals import SIGNAL_SETTINGS
 
 # Every setting a deployment may change, with the default and what it does. The README documents
 # each one as ``KB_<NAME>``; tests/test_docs.py checks that it does.
@@ -34,6 +35,7 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "INDEX_INTERVAL_S": (5, "Seconds between background passes over the index change log."),
     **SECURITY_SETTINGS,
 }
+SETTINGS.update(SIGNAL_SETTINGS)
 
 
 def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:

@@ -9,7 +9,8 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
-from kb import drafting, forms, labels, services
+from kb import drafting, forms, labels, playbooks, services
+from kb.models import Playbook
 from kb.schemas import DraftIn, InvalidInputError, validate_campaign, validate_draft
 
 bp = Blueprint("drafts", __name__)
@@ -43,7 +44,8 @@ def draft_page() -> ResponseReturnValue:
         draft = validate_draft({**_draft_data(data), "draft_key": state["draft_key"]})
     except InvalidInputError as exc:
         return _render(state, exc.fields, None, status=422)
-    return _render(state, {}, drafting.analyze_draft(draft))
+    found = playbooks.matching_playbooks(drafting.draft_text(draft), draft.goal_type)
+    return _render(state, {}, drafting.analyze_draft(draft), playbooks=found)
 
 
 @bp.post("/campaigns/<int:campaign_id>/similar/<int:other_id>/hide")
@@ -84,12 +86,14 @@ def _render(
     analysis: drafting.DraftAnalysis | None,
     *,
     status: int = 200,
+    playbooks: list[Playbook] | None = None,
 ) -> ResponseReturnValue:
     body = render_template(
         "drafts/new.html",
         state=state,
         errors=errors,
         analysis=analysis,
+        playbooks=playbooks or [],
         industries=labels.INDUSTRIES,
     )
     return body if status == 200 else (body, status)

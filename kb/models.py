@@ -190,3 +190,45 @@ class SimilarFeedback(db.Model):  # type: ignore[name-defined,misc]
     draft_key: Mapped[str] = mapped_column(sa.String(100), index=True)
     campaign_id: Mapped[int] = mapped_column(sa.ForeignKey("campaign.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Playbook(db.Model):  # type: ignore[name-defined,misc]
+    """An editor's curated lesson: a play that worked (or did not), with the campaigns behind it."""
+
+    __tablename__ = "playbook"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(sa.String(200))
+    body: Mapped[str] = mapped_column(sa.Text, default="")
+    # One of kb.lessons.THEMES (reward, audience, channel, timing, budget, ops, risk).
+    theme: Mapped[str] = mapped_column(sa.String(20), index=True)
+    version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    citations: Mapped[list[PlaybookCitation]] = relationship(
+        back_populates="playbook",
+        cascade="all, delete-orphan",
+        order_by="PlaybookCitation.position",
+    )
+
+    __mapper_args__: dict[str, Any] = {"version_id_col": version}  # noqa: RUF012  # SQLAlchemy API
+
+
+class PlaybookCitation(db.Model):  # type: ignore[name-defined,misc]
+    """A campaign a playbook cites, as support or as a contradiction."""
+
+    __tablename__ = "playbook_citation"
+    __table_args__ = (sa.UniqueConstraint("playbook_id", "campaign_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    playbook_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("playbook.id", ondelete="CASCADE"), index=True
+    )
+    # A purged campaign takes its citations with it; a trashed one is hidden where shown.
+    campaign_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("campaign.id", ondelete="CASCADE"), index=True
+    )
+    stance: Mapped[str] = mapped_column(sa.String(20))  # "supports" or "contradicts"
+    position: Mapped[int] = mapped_column(default=0)
+    playbook: Mapped[Playbook] = relationship(back_populates="citations")

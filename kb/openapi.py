@@ -9,6 +9,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import models_json_schema
 
+from kb.insights_openapi import models as insights_openapi_models
+from kb.insights_openapi import paths as insights_openapi_paths
 from kb.schemas import (
     GOAL_TYPES,
     STATUSES,
@@ -22,6 +24,7 @@ from kb.schemas import (
     RewardIn,
     Status,
 )
+from kb.signals import SIGNAL_CODES
 from kb.transfer_openapi import paths as transfer_openapi_paths
 
 
@@ -257,6 +260,11 @@ _SEARCH_PARAMS = [
     _query("date_to", {"type": "string", "format": "date"}),
     _query("metric_range", _TEXT_LIST, "如 roi.actual>=2、key.attain<80（可重复）"),
     _query("missed", {"type": "boolean"}, "只看有指标未达标的活动"),
+    _query(
+        "signal",
+        {"type": "array", "items": {"type": "string", "enum": list(SIGNAL_CODES)}},
+        "只看触发这些数据预警的活动（可重复）",
+    ),
 ]
 
 
@@ -265,7 +273,7 @@ def build_document() -> dict[str, Any]:
     """Return the OpenAPI document (built once; it only changes with the code)."""
     _, definitions = models_json_schema(
         [(model, "validation" if model in (CampaignIn, CampaignUpdate, DraftIn, FeedbackIn) else "serialization")
-         for model in _MODELS],
+         for model in _MODELS] + insights_openapi_models(),
         ref_template=_REF,
     )  # fmt: skip
     schemas = definitions["$defs"]
@@ -374,4 +382,5 @@ def build_document() -> dict[str, Any]:
         "components": {"schemas": schemas},
     }
     document["paths"].update(transfer_openapi_paths())
+    document["paths"].update(insights_openapi_paths())
     return document

@@ -19,6 +19,8 @@ from pydantic import (
 )
 from werkzeug.datastructures import MultiDict
 
+from kb.signals import SignalCode
+
 GoalType = Literal[
     "acquisition", "activation", "retention", "reactivation", "conversion", "gmv", "brand", "referral"
 ]  # fmt: skip
@@ -275,6 +277,7 @@ class SearchQuery(BaseModel):
     date_to: date | None = None
     metric_range: list[Annotated[str, Field(pattern=METRIC_RANGE.pattern)]] = []
     missed: bool | None = None
+    signal: list[SignalCode] = []
 
     @field_validator("*", mode="before")
     @classmethod
@@ -286,7 +289,7 @@ class SearchQuery(BaseModel):
 
 
 # Search parameters that may repeat in a query string (?audience=宝妈&audience=新用户).
-SEARCH_LIST_PARAMS = ("audience", "channel", "reward_type", "metric_range")
+SEARCH_LIST_PARAMS = ("audience", "channel", "reward_type", "metric_range", "signal")
 
 
 def search_params(args: MultiDict[str, str]) -> dict[str, Any]:

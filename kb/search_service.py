@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from markupsafe import Markup, escape
 from sqlalchemy.orm import selectinload
 
-from kb import metric_catalog
+from kb import metric_catalog, signals
 from kb.campaign_text import campaign_text
 from kb.extensions import db
 from kb.indexer import SearchIndexes, get_indexes
@@ -90,6 +90,7 @@ def filters_from(query: SearchQuery) -> SearchFilters:
         date_to=query.date_to,
         metrics=tuple(ranges),
         missed=query.missed,
+        ids=frozenset(signals.campaigns_with_signals(set(query.signal))) if query.signal else None,
     )
 
 

@@ -50,6 +50,7 @@ from kb.schemas import (
     InvalidInputError,
     ListQuery,
     SearchQuery,
+    search_params,
     validate_campaign,
     validate_list_query,
     validate_search_query,
@@ -64,7 +65,6 @@ csrf.exempt(api_bp)
 PREVIEW_ROWS = 300
 _TRUE = {"1", "true", "yes", "on"}
 _FORMAT_NAMES: dict[str, str] = {str(k): v for k, v in FORMAT_LABELS.items()}
-_SEARCH_LISTS = ("audience", "channel", "reward_type", "metric_range")
 _PART_LABELS = {
     "name": "名称", "unit": "单位", "baseline": "基线", "target": "目标", "actual": "实际",
     "type": "类型", "detail": "说明", "stackable": "可叠加", "statement": "假设",
@@ -284,8 +284,7 @@ def _filter_of(query: ListQuery) -> CampaignFilter:
 
 
 def _search_query() -> SearchQuery:
-    args: dict[str, Any] = request.args.to_dict()
-    args.update({key: request.args.getlist(key) for key in _SEARCH_LISTS})
+    args = search_params(request.args)
     try:
         return validate_search_query(args)
     except InvalidInputError as exc:

@@ -17,7 +17,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
-from kb import drafting, forms, labels, search_service, services
+from kb import drafting, forms, labels, search_service, services, signals
 from kb.models import Campaign
 from kb.queries import CampaignFilter, industries, list_campaigns
 from kb.schemas import (
@@ -112,6 +112,7 @@ def campaign_detail(campaign_id: int) -> str:
         campaign=campaign,
         metrics=metrics,
         analysis=analysis,
+        signals=signals.campaign_signals(campaign),
         # Collisions and a forecast matter before and during a campaign, not after it.
         show_outlook=campaign.status in ("planned", "running"),
     )

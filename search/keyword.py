@@ -220,6 +220,8 @@ class SearchFilters:
     Values are compared normalized (width, script and case folded): 寶媽 filters like 宝妈.
     ``date_from`` / ``date_to`` select campaigns that ran at any time in the range (inclusive).
     ``missed``: True for campaigns with a metric that missed its target, False for none.
+    ``ids``: only these campaigns (an allow-list computed elsewhere, e.g. by warning signals);
+    None means any, an empty set none.
     """
 
     industry: str | None = None
@@ -235,6 +237,7 @@ class SearchFilters:
     date_to: date | None = None
     metrics: tuple[MetricRange, ...] = ()
     missed: bool | None = None
+    ids: frozenset[int] | None = None
 
     def to_query(self) -> wq.Query | None:
         """Return the Whoosh filter query, or None when nothing is filtered."""
@@ -254,6 +257,9 @@ class SearchFilters:
         clauses.extend(metric.to_query() for metric in self.metrics)
         if self.missed is not None:
             clauses.append(wq.Term("missed", self.missed))
+        if self.ids is not None:
+            # An empty Or matches nothing, as an empty allow-list should.
+            clauses.append(wq.Or([wq.Term("id", str(i)) for i in sorted(self.ids)]))
         if not clauses:
             return None
         return clauses[0] if len(clauses) == 1 else wq.And(clauses)

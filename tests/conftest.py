@@ -20,7 +20,7 @@ POSTGRES_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 TABLES = (
-    "similar_feedback", "passage_embedding", "index_outbox", "document", "hypothesis", "metric", "reward", "campaign",
+    "playbook_citation", "playbook", "similar_feedback", "passage_embedding", "index_outbox", "document", "hypothesis", "metric", "reward", "campaign",
 )  # fmt: skip
 
 
