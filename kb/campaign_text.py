@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kb.models import Campaign
+from kb.models import Campaign, Metric
 from kb.schemas import HYPOTHESIS_RESULTS
 from kb.serialize import metric_to_dict
 from search.documents import CampaignText, MetricFact
@@ -10,22 +10,25 @@ from search.documents import CampaignText, MetricFact
 _RESULT_WORDS = dict(zip(HYPOTHESIS_RESULTS, ("已验证", "被推翻", "无定论"), strict=True))
 
 
+def metric_fact(metric: Metric) -> MetricFact:
+    """Return a stored metric with its assessment, as search and forecasts read it."""
+    m = metric_to_dict(metric)
+    return MetricFact(
+        name=m["name"],
+        key=m["catalog_key"],
+        direction=m["direction"],
+        baseline=m["baseline"],
+        target=m["target"],
+        actual=m["actual"],
+        attainment_pct=m["attainment_pct"],
+        lift_pct=m["lift_pct"],
+        hit=m["hit"],
+    )
+
+
 def campaign_text(campaign: Campaign) -> CampaignText:
     """Return the campaign as search sees it (facts, weighted text, metric outcomes)."""
-    metrics = tuple(
-        MetricFact(
-            name=m["name"],
-            key=m["catalog_key"],
-            direction=m["direction"],
-            baseline=m["baseline"],
-            target=m["target"],
-            actual=m["actual"],
-            attainment_pct=m["attainment_pct"],
-            lift_pct=m["lift_pct"],
-            hit=m["hit"],
-        )
-        for m in (metric_to_dict(metric) for metric in campaign.metrics)
-    )
+    metrics = tuple(metric_fact(metric) for metric in campaign.metrics)
     rewards = "；".join(
         f"{r.type} {r.detail}{' 可叠加' if r.stackable else ''}".strip() for r in campaign.rewards
     )
