@@ -71,7 +71,13 @@ LOAD_BATCH = 100  # campaigns read per step, as the app's indexer reads them
 MODES = ("keyword", "semantic", "hybrid")
 WARMUP = 5
 LIMIT = 20  # the API's default page size
-GOALS = {"hybrid_p95_ms": 150.0, "keyword_p95_ms": 30.0, "rss_mb": 1536.0, "at": 10_000}
+GOALS = {
+    "hybrid_p95_ms": 150.0,
+    "keyword_p95_ms": 30.0,
+    "rss_mb": 1536.0,
+    "similar_p95_ms": 200.0,
+    "at": 10_000,
+}
 SERVER_START_TIMEOUT_S = 120
 WARM_TIMEOUT_S = 900  # first semantic request: vector load, torch import, e5 conversion
 REQUEST_TIMEOUT_S = 120
@@ -431,15 +437,25 @@ class Client:
         self.conn: http.client.HTTPConnection | None = None
 
     def get(self, path: str) -> tuple[float, Any]:
+        """Return (milliseconds, decoded JSON body) of a GET."""
+        return self.request("GET", path)
+
+    def post(self, path: str, body: Any) -> tuple[float, Any]:
+        """Return (milliseconds, decoded JSON body) of a POST of ``body`` as JSON."""
+        return self.request("POST", path, body)
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[float, Any]:
         """Return (milliseconds, decoded JSON body); reconnect once if the server closed."""
+        payload = None if body is None else json.dumps(body).encode()
+        headers = {} if body is None else {"Content-Type": "application/json"}
         for attempt in range(2):
             if self.conn is None:
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
             try:
                 started = time.perf_counter()
-                self.conn.request("GET", path)
+                self.conn.request(method, path, body=payload, headers=headers)
                 response = self.conn.getresponse()
-                body = response.read()
+                data = response.read()
                 elapsed = (time.perf_counter() - started) * 1000
             except (http.client.HTTPException, ConnectionError):
                 # gunicorn closes idle keep-alive connections after 2 s: time a fresh one.
@@ -448,8 +464,8 @@ class Client:
                     raise
                 continue
             if response.status != 200:
-                raise RuntimeError(f"GET {path}: HTTP {response.status}: {body[:300]!r}")
-            return elapsed, json.loads(body)
+                raise RuntimeError(f"{method} {path}: HTTP {response.status}: {data[:300]!r}")
+            return elapsed, json.loads(data)
         raise AssertionError("unreachable")
 
     def close(self) -> None:
@@ -655,6 +671,16 @@ def time_queries(
     }
 
 
+def time_drafts(client: Client, count: int) -> dict[str, float]:
+    """Time ``POST /api/v1/similar`` with the labelled drafts (bench/data), cycled to ``count``."""
+    devset = json.loads((ROOT / "bench" / "data" / "drafts_devset.json").read_text("utf-8"))
+    drafts = [item["draft"] for item in (*devset["drafts"], *devset["collision_cases"])]
+    for draft in drafts[:WARMUP]:
+        client.post("/api/v1/similar", draft)
+    wall = [client.post("/api/v1/similar", drafts[i % len(drafts)])[0] for i in range(count)]
+    return percentiles(wall)
+
+
 # One size
 
 
@@ -720,6 +746,7 @@ def run_size(
         load_before = os.getloadavg()[0]
         try:
             result.update(time_queries(client, embedders, queries))
+            result["similar"] = time_drafts(client, args.queries)
         finally:
             client.close()
         # Other users of this shared machine show up here: read the figures with it.
@@ -804,6 +831,8 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> list[str]:
         "slowest hybrid: " + "; ".join(f"{ms:.0f} ms {text!r}" for ms, text in hybrid["slowest"]),
         f"load average (1 min) before / after timing: {result['load_avg'][0]:.2f} / "
         f"{result['load_avg'][1]:.2f}",
+        f"POST /api/v1/similar (labelled drafts): p50 {result['similar']['p50']:.1f}, "
+        f"p95 {result['similar']['p95']:.1f}, max {result['similar']['max']:.1f} ms",
         f"server memory: worker RSS {result['worker_mem']['VmRSS']:,.0f} MB "
         f"(peak {result['worker_mem']['VmHWM']:,.0f}), master {result['master_mem']['VmRSS']:,.0f} MB",
     ]
@@ -817,6 +846,7 @@ def summary(results: list[dict[str, Any]]) -> list[str]:
     hybrid = at["modes"]["hybrid"]["p95"]
     keyword = at["modes"]["keyword"]["p95"]
     rss = at["worker_mem"]["VmRSS"] + at["master_mem"]["VmRSS"]
+    similar = at["similar"]["p95"]
 
     def verdict(ok: bool) -> str:
         return "PASS" if ok else "MISS"
@@ -830,6 +860,8 @@ def summary(results: list[dict[str, Any]]) -> list[str]:
         f"{verdict(keyword <= GOALS['keyword_p95_ms'])}",
         f"  server RSS ≤ 1.5 GB:   {rss:7.0f} MB  {verdict(rss <= GOALS['rss_mb'])} "
         "(worker + master, both models loaded)",
+        f"  similar p95 ≤ {GOALS['similar_p95_ms']:.0f} ms:  {similar:7.1f} ms  "
+        f"{verdict(similar <= GOALS['similar_p95_ms'])}  (POST /api/v1/similar, issue 4)",
     ]
 
 
