@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
-from werkzeug.exceptions import BadRequest
 
 from kb import drafting, openapi, search_service, services
-from kb.errors import ApiError, api_error_response
+from kb.errors import ApiError, api_error_response, json_body
 from kb.extensions import csrf
 from kb.queries import CampaignFilter, list_campaigns
 from kb.schemas import (
@@ -44,15 +41,6 @@ def _conflict(exc: services.VersionConflictError) -> tuple[Response, int]:
     return api_error_response(ApiError(409, current_version=exc.current_version))
 
 
-def _json_body() -> Any:
-    if not request.is_json:
-        raise ApiError(415)
-    try:
-        return request.get_json()
-    except BadRequest:
-        raise ApiError(400, "请求体不是合法的 JSON", code="malformed_json") from None
-
-
 def _list_params() -> tuple[CampaignFilter, int, int]:
     query = validate_list_query(request.args.to_dict())
     config = current_app.config
@@ -84,7 +72,7 @@ def list_campaigns_endpoint() -> Response:
 
 @bp.post("/campaigns")
 def create_campaign() -> tuple[Response, int, dict[str, str]]:
-    data = validate_campaign(_json_body())
+    data = validate_campaign(json_body())
     campaign = services.create_campaign(data)
     location = url_for("api.get_campaign", campaign_id=campaign.id)
     return jsonify(campaign_to_dict(campaign)), 201, {"Location": location}
@@ -97,7 +85,7 @@ def get_campaign(campaign_id: int) -> Response:
 
 @bp.put("/campaigns/<int:campaign_id>")
 def update_campaign(campaign_id: int) -> Response:
-    data = validate_campaign(_json_body(), update=True)
+    data = validate_campaign(json_body(), update=True)
     expected = getattr(data, "version", None)
     campaign = services.update_campaign(campaign_id, data, expected_version=expected)
     return jsonify(campaign_to_dict(campaign))
@@ -117,7 +105,7 @@ def search_endpoint() -> Response:
 
 @bp.post("/similar")
 def similar_endpoint() -> Response:
-    draft = validate_draft(_json_body())
+    draft = validate_draft(json_body())
     return jsonify(drafting.analysis_to_dict(drafting.analyze_draft(draft)))
 
 
@@ -132,7 +120,7 @@ def campaign_similar_endpoint(campaign_id: int) -> Response:
 
 @bp.post("/similar/feedback")
 def similar_feedback_endpoint() -> tuple[str, int]:
-    feedback = validate_feedback(_json_body())
+    feedback = validate_feedback(json_body())
     services.get_campaign(feedback.campaign_id)
     drafting.mark_not_useful(feedback.draft_key, feedback.campaign_id, useful=feedback.useful)
     return "", 204

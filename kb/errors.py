@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
 
 # The machine-readable code of each HTTP status the API answers with.
 CODES = {
@@ -48,6 +48,16 @@ class ApiError(Exception):
         self.code = code or CODES.get(status, "error")
         self.message = message or MESSAGES.get(status, "")
         self.extra = extra
+
+
+def json_body() -> Any:
+    """Return the request's JSON body; raise 415 when it is not JSON, 400 when it is malformed."""
+    if not request.is_json:
+        raise ApiError(415)
+    try:
+        return request.get_json()
+    except BadRequest:
+        raise ApiError(400, "请求体不是合法的 JSON", code="malformed_json") from None
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:

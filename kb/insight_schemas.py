@@ -7,18 +7,16 @@ from the same ``field_errors``) as the campaign schema's, so pages and the API s
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kb.portfolio import MAX_MONTHS, default_period, month_keys
-from kb.schemas import GoalType, InvalidInputError, Markdown, field_errors
+from kb.schemas import GoalType, InvalidInputError, Markdown, validate_as
 
 Theme = Literal["reward", "audience", "channel", "timing", "budget", "ops", "risk", "other"]
 LessonKind = Literal["lesson", "recommendation", "hypothesis"]
 CampaignId = Annotated[int, Field(ge=1)]
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class _Query(BaseModel):
@@ -73,19 +71,9 @@ class PlaybookUpdate(PlaybookIn):
     version: Annotated[int | None, Field(ge=1)] = None
 
 
-def validate(model: type[ModelT], data: Any) -> ModelT:
-    """Validate raw input against ``model``; raise InvalidInputError naming each bad field."""
-    if not isinstance(data, dict):
-        raise InvalidInputError({"": "请求体应为 JSON 对象 (expected a JSON object)"})
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidInputError(field_errors(exc)) from None
-
-
 def validate_playbook(data: Any, *, update: bool = False) -> PlaybookIn:
     """Validate a playbook; a campaign cannot both support and contradict it."""
-    playbook = validate(PlaybookUpdate if update else PlaybookIn, data)
+    playbook = validate_as(PlaybookUpdate if update else PlaybookIn, data)
     both = set(playbook.supporting_ids) & set(playbook.contradicting_ids)
     if both:
         listed = "、".join(f"#{i}" for i in sorted(both))

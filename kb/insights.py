@@ -24,21 +24,19 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel
-from werkzeug.exceptions import BadRequest
 
 from kb import insights_openapi, lessons, playbooks, portfolio, services, signals
-from kb.errors import ApiError, api_error_response
+from kb.errors import ApiError, api_error_response, json_body
 from kb.extensions import csrf
 from kb.forms import split_list
 from kb.insight_schemas import (
     LessonQuery,
     PortfolioQuery,
     resolve_period,
-    validate,
     validate_playbook,
 )
 from kb.models import Playbook
-from kb.schemas import InvalidInputError
+from kb.schemas import InvalidInputError, validate_as
 
 bp = Blueprint("insights", __name__)
 api_bp = Blueprint("insights_api", __name__, url_prefix="/api/v1")
@@ -77,7 +75,7 @@ def portfolio_page() -> str:
     args = request.args.to_dict()
     errors: dict[str, str] = {}
     try:
-        query = validate(PortfolioQuery, args)
+        query = validate_as(PortfolioQuery, args)
         date_from, date_to = resolve_period(query, date.today())
     except InvalidInputError as exc:
         # Show the page without the bad parameters, and say which ones were ignored and why.
@@ -85,7 +83,7 @@ def portfolio_page() -> str:
         bad = set(exc.fields)
         if bad & {"date_from", "date_to"}:
             bad |= {"date_from", "date_to"}  # half a period is not what was asked for
-        query = validate(PortfolioQuery, {k: v for k, v in args.items() if k not in bad})
+        query = validate_as(PortfolioQuery, {k: v for k, v in args.items() if k not in bad})
         date_from, date_to = resolve_period(query, date.today())
     result = portfolio.build_portfolio(
         date_from, date_to, goal_type=query.goal_type, business_line=query.business_line
@@ -105,10 +103,10 @@ def lessons_page() -> str:
     args = request.args.to_dict()
     errors: dict[str, str] = {}
     try:
-        query = validate(LessonQuery, args)
+        query = validate_as(LessonQuery, args)
     except InvalidInputError as exc:
         errors = exc.fields
-        query = validate(LessonQuery, {k: v for k, v in args.items() if k not in exc.fields})
+        query = validate_as(LessonQuery, {k: v for k, v in args.items() if k not in exc.fields})
     q = query.q or ""
     results = lessons.search_lessons(
         q, theme=query.theme, kind=query.kind, limit=query.limit, offset=query.offset
@@ -280,18 +278,9 @@ def _conflict(exc: playbooks.PlaybookConflictError) -> tuple[Response, int]:
     return api_error_response(ApiError(409, current_version=exc.current_version))
 
 
-def _json_body() -> Any:
-    if not request.is_json:
-        raise ApiError(415)
-    try:
-        return request.get_json()
-    except BadRequest:
-        raise ApiError(400, "请求体不是合法的 JSON", code="malformed_json") from None
-
-
 @api_bp.get("/portfolio")
 def portfolio_endpoint() -> Response:
-    query = validate(PortfolioQuery, request.args.to_dict())
+    query = validate_as(PortfolioQuery, request.args.to_dict())
     date_from, date_to = resolve_period(query, date.today())
     result = portfolio.build_portfolio(
         date_from, date_to, goal_type=query.goal_type, business_line=query.business_line
@@ -301,7 +290,7 @@ def portfolio_endpoint() -> Response:
 
 @api_bp.get("/lessons")
 def lessons_endpoint() -> Response:
-    query = validate(LessonQuery, request.args.to_dict())
+    query = validate_as(LessonQuery, request.args.to_dict())
     q = query.q or ""
     results = lessons.search_lessons(
         q, theme=query.theme, kind=query.kind, limit=query.limit, offset=query.offset
@@ -324,14 +313,14 @@ def lessons_endpoint() -> Response:
 
 @api_bp.get("/playbooks")
 def list_playbooks_endpoint() -> Response:
-    query = validate(LessonQuery, {"theme": request.args.get("theme", "")})
+    query = validate_as(LessonQuery, {"theme": request.args.get("theme", "")})
     items = playbooks.list_playbooks(query.theme)
     return jsonify({"items": [playbooks.playbook_to_dict(p) for p in items]})
 
 
 @api_bp.post("/playbooks")
 def create_playbook_endpoint() -> tuple[Response, int, dict[str, str]]:
-    playbook = playbooks.create_playbook(validate_playbook(_json_body()))
+    playbook = playbooks.create_playbook(validate_playbook(json_body()))
     location = url_for("insights_api.get_playbook_endpoint", playbook_id=playbook.id)
     return jsonify(playbooks.playbook_to_dict(playbook)), 201, {"Location": location}
 
@@ -343,7 +332,7 @@ def get_playbook_endpoint(playbook_id: int) -> Response:
 
 @api_bp.put("/playbooks/<int:playbook_id>")
 def update_playbook_endpoint(playbook_id: int) -> Response:
-    data = validate_playbook(_json_body(), update=True)
+    data = validate_playbook(json_body(), update=True)
     expected = getattr(data, "version", None)
     playbook = playbooks.update_playbook(playbook_id, data, expected_version=expected)
     return jsonify(playbooks.playbook_to_dict(playbook))
