@@ -36,6 +36,7 @@ from kb.insight_schemas import (
     validate_playbook,
 )
 from kb.models import Playbook
+from kb.rendering import conflict_message
 from kb.schemas import InvalidInputError, validate_as
 
 bp = Blueprint("insights", __name__)
@@ -226,10 +227,7 @@ def _save_form(playbook: Playbook | None) -> ResponseReturnValue:
         return _render_form(state, exc.fields, playbook, status=422)
     except playbooks.PlaybookConflictError as exc:
         state["version"] = str(exc.current_version)
-        message = (
-            f"保存前该打法已被他人修改（当前为第 {exc.current_version} 版），你的修改尚未保存。"
-            "请核对后再次保存，将覆盖对方的修改。"
-        )
+        message = conflict_message("打法", exc.current_version)
         return _render_form(state, {}, playbook, status=409, conflict=message)
     except playbooks.PlaybookNotFoundError:
         abort(404)

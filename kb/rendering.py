@@ -30,6 +30,14 @@ def render_markdown(text: str) -> Markup:
     return Markup(clean)  # noqa: S704  # sanitized by nh3 just above
 
 
+def conflict_message(noun: str, current_version: int) -> str:
+    """Tell an editor their save lost a race, and that saving again overwrites the other edit."""
+    return (
+        f"保存前该{noun}已被他人修改（当前为第 {current_version} 版），你的修改尚未保存。"
+        "请核对后再次保存，将覆盖对方的修改。"
+    )
+
+
 def format_date(value: date | datetime | None) -> str:
     """Format a date as 2024年11月11日."""
     if value is None:

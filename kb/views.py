@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response
 from kb import drafting, forms, labels, search_service, services, signals
 from kb.models import Campaign
 from kb.queries import CampaignFilter, industries, list_campaigns
+from kb.rendering import conflict_message
 from kb.schemas import (
     InvalidInputError,
     search_params,
@@ -193,10 +194,7 @@ def _save_form(campaign: Campaign | None) -> ResponseReturnValue:
     except services.VersionConflictError as exc:
         # Keep what the user typed; the next save deliberately overwrites the newer version.
         state["version"] = str(exc.current_version)
-        message = (
-            f"保存前该活动已被他人修改（当前为第 {exc.current_version} 版），你的修改尚未保存。"
-            "请核对后再次保存，将覆盖对方的修改。"
-        )
+        message = conflict_message("活动", exc.current_version)
         return _render_form(state, {}, campaign=campaign, status=409, conflict=message)
     except services.NotFoundError:
         abort(404)
