@@ -35,14 +35,8 @@ class _Counting:
         return min(self.binary.tell() - self.start, self.size), self.size
 
 
-def _record(row: int, value: Any, line: int | None = None) -> SourceRow:
-    if not isinstance(value, dict):
-        return SourceRow(row=row, line=line, errors={"": "应为 JSON 对象（一个活动）"})
-    return SourceRow(row=row, line=line, data=from_api_shape(value))
-
-
-class JsonLinesReader:
-    """One campaign per line; blank lines are skipped, row numbers are line numbers."""
+class _StreamReader:
+    """A reader over one binary stream that reports how far it has read."""
 
     def __init__(self, binary: IO[bytes]) -> None:
         self._progress = _Counting(binary)
@@ -51,6 +45,16 @@ class JsonLinesReader:
 
     def position(self) -> tuple[int, int]:
         return self._progress.position()
+
+
+def _record(row: int, value: Any, line: int | None = None) -> SourceRow:
+    if not isinstance(value, dict):
+        return SourceRow(row=row, line=line, errors={"": "应为 JSON 对象（一个活动）"})
+    return SourceRow(row=row, line=line, data=from_api_shape(value))
+
+
+class JsonLinesReader(_StreamReader):
+    """One campaign per line; blank lines are skipped, row numbers are line numbers."""
 
     def rows(self) -> Iterator[SourceRow]:
         with text_stream(self.binary) as text:
@@ -70,16 +74,8 @@ def _lines(text: IO[str]) -> Iterator[SourceRow]:
         yield _record(number, value)
 
 
-class JsonReader:
+class JsonReader(_StreamReader):
     """A JSON array of campaigns (streamed), one campaign object, or ``{"items": [...]}``."""
-
-    def __init__(self, binary: IO[bytes]) -> None:
-        self._progress = _Counting(binary)
-        self.binary = binary
-        self.warnings: list[str] = []
-
-    def position(self) -> tuple[int, int]:
-        return self._progress.position()
 
     def rows(self) -> Iterator[SourceRow]:
         with text_stream(self.binary) as text:
