@@ -25,6 +25,7 @@ demo: install
 	$(BIN)/flask --app kb demo
 
 run: demo
+	$(BIN)/flask --app kb users bootstrap
 	$(BIN)/flask --app kb run --host 127.0.0.1 --port 5000
 
 lint: install

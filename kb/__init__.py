@@ -18,7 +18,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         instance_path=str(ROOT / "instance"),
     )
     from kb import (
+        access,
+        admin_views,
         api,
+        auth_views,
         cli,
         database,
         draft_views,
@@ -38,9 +41,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     errors.init_app(app)
     security.init_app(app)
+    access.init_app(app)
     init_templating(app)
     cli.init_app(app)
     indexer.init_app(app)
+    app.register_blueprint(auth_views.bp)
+    app.register_blueprint(admin_views.bp)
     app.register_blueprint(views.bp)
     app.register_blueprint(draft_views.bp)
     app.register_blueprint(transfer.bp)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from kb import drafting, openapi, search_service, services
+from kb.access import Access, requires
 from kb.errors import ApiError, api_error_response, json_body
 from kb.extensions import csrf
 from kb.queries import CampaignFilter, list_campaigns
@@ -56,6 +57,7 @@ def _list_params() -> tuple[CampaignFilter, int, int]:
 
 
 @bp.get("/campaigns")
+@requires(Access.READ)
 def list_campaigns_endpoint() -> Response:
     filters, page, per_page = _list_params()
     result = list_campaigns(filters, page=page, per_page=per_page)
@@ -71,6 +73,7 @@ def list_campaigns_endpoint() -> Response:
 
 
 @bp.post("/campaigns")
+@requires(Access.EDIT)
 def create_campaign() -> tuple[Response, int, dict[str, str]]:
     data = validate_campaign(json_body())
     campaign = services.create_campaign(data)
@@ -79,11 +82,13 @@ def create_campaign() -> tuple[Response, int, dict[str, str]]:
 
 
 @bp.get("/campaigns/<int:campaign_id>")
+@requires(Access.READ)
 def get_campaign(campaign_id: int) -> Response:
     return jsonify(campaign_to_dict(services.get_campaign(campaign_id)))
 
 
 @bp.put("/campaigns/<int:campaign_id>")
+@requires(Access.EDIT)
 def update_campaign(campaign_id: int) -> Response:
     data = validate_campaign(json_body(), update=True)
     expected = getattr(data, "version", None)
@@ -92,24 +97,28 @@ def update_campaign(campaign_id: int) -> Response:
 
 
 @bp.delete("/campaigns/<int:campaign_id>")
+@requires(Access.EDIT)
 def delete_campaign(campaign_id: int) -> tuple[str, int]:
     services.trash_campaign(campaign_id)
     return "", 204
 
 
 @bp.get("/search")
+@requires(Access.READ)
 def search_endpoint() -> Response:
     query = validate_search_query(search_params(request.args))
     return jsonify(search_service.response_to_dict(search_service.search(query)))
 
 
 @bp.post("/similar")
+@requires(Access.READ)
 def similar_endpoint() -> Response:
     draft = validate_draft(json_body())
     return jsonify(drafting.analysis_to_dict(drafting.analyze_draft(draft)))
 
 
 @bp.get("/campaigns/<int:campaign_id>/similar")
+@requires(Access.READ)
 def campaign_similar_endpoint(campaign_id: int) -> Response:
     campaign = services.get_campaign(campaign_id)
     limit = validate_as(LimitQuery, request.args.to_dict()).limit
@@ -119,6 +128,7 @@ def campaign_similar_endpoint(campaign_id: int) -> Response:
 
 
 @bp.post("/similar/feedback")
+@requires(Access.EDIT)
 def similar_feedback_endpoint() -> tuple[str, int]:
     feedback = validate_feedback(json_body())
     services.get_campaign(feedback.campaign_id)
@@ -127,5 +137,6 @@ def similar_feedback_endpoint() -> tuple[str, int]:
 
 
 @bp.get("/openapi.json")
+@requires(Access.PUBLIC)
 def openapi_document() -> Response:
     return jsonify(openapi.build_document())

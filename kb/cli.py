@@ -11,6 +11,7 @@ from flask.cli import AppGroup, with_appcontext
 
 from ingest.cli import import_command
 from kb import indexer
+from kb.accounts_cli import tokens_group, users_group
 from kb.backup import backup_command, restore_command
 from kb.demo import load_demo
 from kb.extensions import db
@@ -25,6 +26,8 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(import_command)
     app.cli.add_command(backup_command)
     app.cli.add_command(restore_command)
+    app.cli.add_command(users_group)
+    app.cli.add_command(tokens_group)
 
 
 @click.command("demo")

@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Flask
 
+from kb.access import SETTINGS as ACCESS_SETTINGS
 from kb.security import SETTINGS as SECURITY_SETTINGS
 from kb.signals import SIGNAL_SETTINGS
 
@@ -21,6 +22,7 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     ),
     "DATABASE_URL": (None, "SQLAlchemy URL of the database; default SQLite file in KB_DATA_DIR."),
     "SECRET_KEY": (None, "Session/CSRF signing key; default a random key kept in KB_DATA_DIR."),
+    "TIMEZONE": ("Asia/Shanghai", "Time zone in which pages show times (IANA name)."),
     "MAX_CONTENT_LENGTH": (16 * 1024 * 1024, "Largest accepted request body in bytes."),
     "PER_PAGE": (20, "Campaigns per page on the list page and the API default."),
     "MAX_PER_PAGE": (100, "Largest page size the API accepts."),
@@ -34,6 +36,7 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     ),
     "INDEX_INTERVAL_S": (5, "Seconds between background passes over the index change log."),
     **SECURITY_SETTINGS,
+    **ACCESS_SETTINGS,
 }
 SETTINGS.update(SIGNAL_SETTINGS)
 

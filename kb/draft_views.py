@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
 from kb import drafting, forms, labels, playbooks, services
+from kb.access import Access, requires
 from kb.models import Playbook
 from kb.schemas import DraftIn, InvalidInputError, validate_campaign, validate_draft
 
@@ -20,6 +21,7 @@ _DRAFT_FIELDS = set(DraftIn.model_fields) - {"limit", "text", "draft_key"}
 
 
 @bp.route("/drafts/new", methods=["GET", "POST"])
+@requires(Access.READ)
 def draft_page() -> ResponseReturnValue:
     if request.method == "GET":
         state = forms.empty_state()
@@ -49,6 +51,7 @@ def draft_page() -> ResponseReturnValue:
 
 
 @bp.post("/campaigns/<int:campaign_id>/similar/<int:other_id>/hide")
+@requires(Access.EDIT)
 def hide_similar(campaign_id: int, other_id: int) -> Response:
     try:
         services.get_campaign(campaign_id)

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
-from kb import labels, metric_catalog
+from kb import audit, labels, metric_catalog
 from kb.campaign_text import campaign_text
 from kb.collisions import CampaignFacts, Collision, RewardFacts, find_collisions
 from kb.database import write_transaction
@@ -178,6 +178,8 @@ def mark_not_useful(draft_key: str, campaign_id: int, *, useful: bool = False) -
             session.delete(existing)
         elif not useful and existing is None:
             session.add(SimilarFeedback(draft_key=draft_key, campaign_id=campaign_id))
+        verdict = "有用" if useful else "不相关"
+        audit.record("feedback", f"campaign:{campaign_id}", f"草案 {draft_key}：{verdict}")
 
 
 def forget_feedback(draft_key: str) -> None:

@@ -26,6 +26,7 @@ from flask.typing import ResponseReturnValue
 from pydantic import BaseModel
 
 from kb import insights_openapi, lessons, playbooks, portfolio, services, signals
+from kb.access import Access, requires
 from kb.errors import ApiError, api_error_response, json_body
 from kb.extensions import csrf
 from kb.forms import split_list
@@ -72,6 +73,7 @@ def _labels() -> dict[str, Any]:
 
 
 @bp.get("/portfolio")
+@requires(Access.READ)
 def portfolio_page() -> str:
     args = request.args.to_dict()
     errors: dict[str, str] = {}
@@ -100,6 +102,7 @@ def portfolio_page() -> str:
 
 
 @bp.get("/lessons")
+@requires(Access.READ)
 def lessons_page() -> str:
     args = request.args.to_dict()
     errors: dict[str, str] = {}
@@ -128,6 +131,7 @@ def lessons_page() -> str:
 
 
 @bp.route("/playbooks/new", methods=["GET", "POST"])
+@requires(Access.EDIT)
 def playbook_new() -> ResponseReturnValue:
     if request.method == "GET":
         state = _empty_state()
@@ -140,6 +144,7 @@ def playbook_new() -> ResponseReturnValue:
 
 
 @bp.get("/playbooks/<int:playbook_id>")
+@requires(Access.READ)
 def playbook_detail(playbook_id: int) -> str:
     playbook = _playbook_or_404(playbook_id)
     return render_template(
@@ -150,6 +155,7 @@ def playbook_detail(playbook_id: int) -> str:
 
 
 @bp.route("/playbooks/<int:playbook_id>/edit", methods=["GET", "POST"])
+@requires(Access.EDIT)
 def playbook_edit(playbook_id: int) -> ResponseReturnValue:
     playbook = _playbook_or_404(playbook_id)
     if request.method == "GET":
@@ -165,6 +171,7 @@ def playbook_edit(playbook_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/playbooks/<int:playbook_id>/delete")
+@requires(Access.EDIT)
 def playbook_delete(playbook_id: int) -> ResponseReturnValue:
     playbook = _playbook_or_404(playbook_id)
     title = playbook.title
@@ -277,6 +284,7 @@ def _conflict(exc: playbooks.PlaybookConflictError) -> tuple[Response, int]:
 
 
 @api_bp.get("/portfolio")
+@requires(Access.READ)
 def portfolio_endpoint() -> Response:
     query = validate_as(PortfolioQuery, request.args.to_dict())
     date_from, date_to = resolve_period(query, date.today())
@@ -287,6 +295,7 @@ def portfolio_endpoint() -> Response:
 
 
 @api_bp.get("/lessons")
+@requires(Access.READ)
 def lessons_endpoint() -> Response:
     query = validate_as(LessonQuery, request.args.to_dict())
     q = query.q or ""
@@ -310,6 +319,7 @@ def lessons_endpoint() -> Response:
 
 
 @api_bp.get("/playbooks")
+@requires(Access.READ)
 def list_playbooks_endpoint() -> Response:
     query = validate_as(LessonQuery, {"theme": request.args.get("theme", "")})
     items = playbooks.list_playbooks(query.theme)
@@ -317,6 +327,7 @@ def list_playbooks_endpoint() -> Response:
 
 
 @api_bp.post("/playbooks")
+@requires(Access.EDIT)
 def create_playbook_endpoint() -> tuple[Response, int, dict[str, str]]:
     playbook = playbooks.create_playbook(validate_playbook(json_body()))
     location = url_for("insights_api.get_playbook_endpoint", playbook_id=playbook.id)
@@ -324,11 +335,13 @@ def create_playbook_endpoint() -> tuple[Response, int, dict[str, str]]:
 
 
 @api_bp.get("/playbooks/<int:playbook_id>")
+@requires(Access.READ)
 def get_playbook_endpoint(playbook_id: int) -> Response:
     return jsonify(playbooks.playbook_to_dict(playbooks.get_playbook(playbook_id)))
 
 
 @api_bp.put("/playbooks/<int:playbook_id>")
+@requires(Access.EDIT)
 def update_playbook_endpoint(playbook_id: int) -> Response:
     data = validate_playbook(json_body(), update=True)
     expected = getattr(data, "version", None)
@@ -337,12 +350,14 @@ def update_playbook_endpoint(playbook_id: int) -> Response:
 
 
 @api_bp.delete("/playbooks/<int:playbook_id>")
+@requires(Access.EDIT)
 def delete_playbook_endpoint(playbook_id: int) -> tuple[str, int]:
     playbooks.delete_playbook(playbook_id)
     return "", 204
 
 
 @api_bp.get("/campaigns/<int:campaign_id>/signals")
+@requires(Access.READ)
 def campaign_signals_endpoint(campaign_id: int) -> Response:
     campaign = services.get_campaign(campaign_id)
     thresholds = signals.current_thresholds()

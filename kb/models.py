@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kb.extensions import db
@@ -232,3 +233,81 @@ class PlaybookCitation(db.Model):  # type: ignore[name-defined,misc]
     stance: Mapped[str] = mapped_column(sa.String(20))  # "supports" or "contradicts"
     position: Mapped[int] = mapped_column(default=0)
     playbook: Mapped[Playbook] = relationship(back_populates="citations")
+
+
+class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
+    """A person who signs in: a viewer reads, an editor writes campaigns, an admin runs the place."""
+
+    __tablename__ = "user_account"  # "user" is a reserved word in PostgreSQL
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(sa.String(80), unique=True)
+    display_name: Mapped[str] = mapped_column(sa.String(100), default="")
+    # argon2id, as argon2-cffi writes it (parameters and salt inside the string).
+    password_hash: Mapped[str] = mapped_column(sa.String(200))
+    role: Mapped[str] = mapped_column(sa.String(20))  # viewer | editor | admin
+    active: Mapped[bool] = mapped_column(default=True)
+    # Bumped when the password changes or the account is disabled: older sessions stop working.
+    session_epoch: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def get_id(self) -> str:
+        """The session's user id: "id:epoch", so a new password ends older sessions."""
+        return f"{self.id}:{self.session_epoch}"
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login reads it as a property
+        return bool(self.active)
+
+
+class ApiToken(db.Model):  # type: ignore[name-defined,misc]
+    """A bearer token for scripts and other systems; only its SHA-256 is stored."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    role: Mapped[str] = mapped_column(sa.String(20))
+    token_sha256: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    # The first characters of the token, so an admin can tell tokens apart without the secret.
+    prefix: Mapped[str] = mapped_column(sa.String(16))
+    created_by: Mapped[str] = mapped_column(sa.String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CampaignVersion(db.Model):  # type: ignore[name-defined,misc]
+    """A campaign as it was after one change: the full record, who changed it, when and how."""
+
+    __tablename__ = "campaign_version"
+    __table_args__ = (sa.UniqueConstraint("campaign_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("campaign.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int]
+    # create | update | import | trash | restore | revert | baseline (state before history began)
+    action: Mapped[str] = mapped_column(sa.String(20))
+    # The record in the API's input shape (kb.serialize.campaign_to_input), JSON-safe.
+    snapshot: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    actor: Mapped[str] = mapped_column(sa.String(120), default="")
+    note: Mapped[str] = mapped_column(sa.String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEvent(db.Model):  # type: ignore[name-defined,misc]
+    """One accountable event: a write, a sign-in (or a failed one), a token used."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    action: Mapped[str] = mapped_column(sa.String(50), index=True)
+    # "user:alice", "token:3:ci-bot", "cli", "anonymous": the same text the history shows.
+    actor: Mapped[str] = mapped_column(sa.String(120), index=True)
+    target: Mapped[str] = mapped_column(sa.String(200), default="")
+    detail: Mapped[str] = mapped_column(sa.Text, default="")
+    ip: Mapped[str] = mapped_column(sa.String(64), default="")

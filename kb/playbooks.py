@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
+from kb import audit
 from kb.database import write_transaction
 from kb.extensions import db
 from kb.insight_schemas import PlaybookIn
@@ -63,6 +64,7 @@ def create_playbook(data: PlaybookIn) -> Playbook:
         playbook.created_at = playbook.updated_at
         session.add(playbook)
         session.flush()
+        audit.record("playbook.create", f"playbook:{playbook.id} {playbook.title}")
     return playbook
 
 
@@ -83,13 +85,20 @@ def update_playbook(
             session.flush()
         except StaleDataError:
             raise PlaybookConflictError(playbook.version) from None
+        audit.record(
+            "playbook.update",
+            f"playbook:{playbook.id} {playbook.title}",
+            f"第 {playbook.version} 版",
+        )
     return playbook
 
 
 def delete_playbook(playbook_id: int) -> None:
     """Delete a playbook (its citations go with it)."""
     with write_transaction() as session:
-        session.delete(get_playbook(playbook_id))
+        playbook = get_playbook(playbook_id)
+        audit.record("playbook.delete", f"playbook:{playbook.id} {playbook.title}")
+        session.delete(playbook)
 
 
 def _check_citations(data: PlaybookIn, cited_before: set[int]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import markdown
 import nh3
@@ -43,6 +44,14 @@ def format_date(value: date | datetime | None) -> str:
     if value is None:
         return "—"
     return f"{value.year}年{value.month}月{value.day}日"
+
+
+def format_datetime(value: datetime | None, zone: str = "Asia/Shanghai") -> str:
+    """Format a moment in the team's time zone: 2024年11月11日 09:05."""
+    if value is None:
+        return "—"
+    local = value.astimezone(ZoneInfo(zone)) if value.tzinfo else value
+    return f"{format_date(local)} {local:%H:%M}"
 
 
 def format_cny(value: float | None) -> str:

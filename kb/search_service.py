@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -22,6 +23,7 @@ from kb.extensions import db
 from kb.indexer import SearchIndexes, get_indexes
 from kb.models import Campaign, Metric
 from kb.schemas import METRIC_RANGE, SearchQuery
+from search.analysis import analyze, highlight
 from search.documents import MetricFact
 from search.hybrid import FusedHit, combine_semantic, fuse_rankings
 from search.keyword import MetricRange, SearchFilters
@@ -142,7 +144,10 @@ def search(query: SearchQuery) -> SearchResponse:
         fused = _apply_outcome(intent, fused, filters, indexes)
     total = keyword_total if query.mode == "keyword" and intent is None else len(fused)
     page = fused[query.offset : query.offset + query.limit]
-    campaigns = {c.id: c for c in _hydrate([hit.campaign_id for hit in page])}
+    # Metrics only explain an outcome; the page needs nothing else from the child rows.
+    page_ids = [hit.campaign_id for hit in page]
+    campaigns = {c.id: c for c in _hydrate(page_ids, with_metrics=intent is not None)}
+    marked = set(analyze(words, mode="query"))  # once for every title and snippet
     results = []
     for hit in page:
         campaign = campaigns.get(hit.campaign_id)
@@ -153,8 +158,8 @@ def search(query: SearchQuery) -> SearchResponse:
             SearchResult(
                 campaign=campaign,
                 score=round(hit.score, 4),
-                title=_highlighted_title(indexes, campaign, words, bool(matched)),
-                snippet=_snippet(indexes, campaign, words, bool(matched)),
+                title=_highlighted_title(campaign, marked if matched else set()),
+                snippet=_snippet(campaign, marked if matched else set()),
                 reasons=_reasons(hit, matched, intent, campaign),
                 matched_terms=matched,
             )
@@ -241,42 +246,42 @@ def _catalog_lookup(name: str) -> tuple[str, str] | None:
     return (entry.key, entry.direction) if entry else None
 
 
-def _hydrate(ids: list[int]) -> list[Campaign]:
-    """Load live campaigns by id, in the order given."""
+def _hydrate(ids: list[int], *, with_metrics: bool = False) -> list[Campaign]:
+    """Load live campaigns by id, in the order given (their metrics too if asked).
+
+    Other child rows load lazily if used: a snippet reaches the documents only when no field
+    of the campaign itself has a match.
+    """
     if not ids:
         return []
-    rows = db.session.scalars(
-        sa.select(Campaign)
-        .where(Campaign.id.in_(ids), Campaign.deleted_at.is_(None))
-        .options(
-            selectinload(Campaign.metrics),
-            selectinload(Campaign.rewards),
-            selectinload(Campaign.documents),
-        )
-    ).all()
-    by_id = {c.id: c for c in rows}
+    statement = sa.select(Campaign).where(Campaign.id.in_(ids), Campaign.deleted_at.is_(None))
+    if with_metrics:
+        statement = statement.options(selectinload(Campaign.metrics))
+    by_id = {c.id: c for c in db.session.scalars(statement).all()}
     return [by_id[i] for i in ids if i in by_id]
 
 
-def _highlighted_title(
-    indexes: SearchIndexes, campaign: Campaign, words: str, matched: bool
-) -> Markup:
-    if matched:
-        html = indexes.keyword.snippet(campaign.title, words, max_len=len(campaign.title) + 1)
+def _highlighted_title(campaign: Campaign, terms: set[str]) -> Markup:
+    if terms:
+        html = highlight(campaign.title, terms, max_len=len(campaign.title) + 1)
         if "<mark>" in html:
             return Markup(html)  # noqa: S704  # built from escaped text by search.analysis
     return escape(campaign.title)
 
 
-def _snippet(indexes: SearchIndexes, campaign: Campaign, words: str, matched: bool) -> Markup:
-    if matched:
-        texts = [getattr(campaign, name) for name in SNIPPET_FIELDS]
-        texts += [document.body for document in campaign.documents]
-        for text in texts:
-            html = indexes.keyword.snippet(text, words) if text else ""
+def _snippet(campaign: Campaign, terms: set[str]) -> Markup:
+    """Return the first field (or document) with a match, around it; else the summary."""
+    if terms:
+        for text in _snippet_texts(campaign):
+            html = highlight(text, terms) if text else ""
             if "<mark>" in html:
                 return Markup(html)  # noqa: S704  # built from escaped text by search.analysis
     return _plain_snippet(campaign)
+
+
+def _snippet_texts(campaign: Campaign) -> Iterator[str]:
+    yield from (getattr(campaign, name) for name in SNIPPET_FIELDS)
+    yield from (document.body for document in campaign.documents)  # loaded only if reached
 
 
 def _plain_snippet(campaign: Campaign, max_len: int = 160) -> Markup:

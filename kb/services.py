@@ -8,16 +8,29 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
-from kb import indexer, metric_catalog
+from kb import audit, history, indexer, metric_catalog
 from kb.database import write_transaction
 from kb.extensions import db
-from kb.models import Campaign, Document, Hypothesis, IndexOutbox, Metric, Reward, utcnow
+from kb.models import (
+    Campaign,
+    CampaignVersion,
+    Document,
+    Hypothesis,
+    IndexOutbox,
+    Metric,
+    Reward,
+    utcnow,
+)
 from kb.schemas import CampaignIn, InvalidInputError, validate_campaign
 from kb.serialize import campaign_to_input
 
 
 class NotFoundError(Exception):
     """The campaign does not exist (or is in the trash where that matters)."""
+
+
+class VersionNotFoundError(Exception):
+    """The campaign has no such version in its history."""
 
 
 class VersionConflictError(Exception):
@@ -36,7 +49,7 @@ def get_campaign(campaign_id: int, *, include_trashed: bool = False) -> Campaign
     return campaign
 
 
-def create_campaign(data: CampaignIn) -> Campaign:
+def create_campaign(data: CampaignIn, *, action: str = "create") -> Campaign:
     """Store a new campaign; raise InvalidInputError when its external_id is taken."""
     with write_transaction() as session:
         _ensure_external_id_free(data.external_id, None)
@@ -44,26 +57,32 @@ def create_campaign(data: CampaignIn) -> Campaign:
         _apply(campaign, data)
         session.add(campaign)
         _flush_unique()
-        _mark_for_indexing(campaign)
+        _record(campaign, action)
     indexer.notify()
     return campaign
 
 
 def update_campaign(
-    campaign_id: int, data: CampaignIn, *, expected_version: int | None = None
+    campaign_id: int,
+    data: CampaignIn,
+    *,
+    expected_version: int | None = None,
+    action: str = "update",
+    note: str = "",
 ) -> Campaign:
     """Replace a campaign's fields; raise VersionConflictError if it moved past ``expected_version``."""
     with write_transaction():
         campaign = get_campaign(campaign_id)
         _check_version(campaign, expected_version)
         _ensure_external_id_free(data.external_id, campaign.id)
+        history.ensure_baseline(campaign)
         _apply(campaign, data)
         try:
             _flush_unique()
         except StaleDataError:
             # Another writer committed between our read and our UPDATE (PostgreSQL, no lock held).
             raise VersionConflictError(campaign.version) from None
-        _mark_for_indexing(campaign)
+        _record(campaign, action, note)
     indexer.notify()
     return campaign
 
@@ -79,14 +98,14 @@ def upsert_campaign(data: CampaignIn) -> tuple[Campaign, UpsertOutcome]:
             sa.select(Campaign.id).where(Campaign.external_id == data.external_id)
         )
     if existing is None:
-        return create_campaign(data), "created"
+        return create_campaign(data, action="import"), "created"
     campaign = get_campaign(existing, include_trashed=True)
     if campaign.deleted_at is None and validate_campaign(campaign_to_input(campaign)) == data:
         return campaign, "unchanged"  # already as the source says: no new version
-    with write_transaction():
+    if campaign.deleted_at is not None:
         # Importing again brings a trashed campaign back: the source says it should exist.
-        get_campaign(existing, include_trashed=True).deleted_at = None
-    return update_campaign(existing, data), "updated"
+        restore_campaign(existing)
+    return update_campaign(existing, data, action="import"), "updated"
 
 
 def trash_campaign(campaign_id: int, *, expected_version: int | None = None) -> Campaign:
@@ -94,8 +113,10 @@ def trash_campaign(campaign_id: int, *, expected_version: int | None = None) -> 
     with write_transaction():
         campaign = get_campaign(campaign_id)
         _check_version(campaign, expected_version)
+        history.ensure_baseline(campaign)
         campaign.deleted_at = utcnow()
-        _mark_for_indexing(campaign)
+        db.session.flush()
+        _record(campaign, "trash")
     indexer.notify()
     return campaign
 
@@ -106,10 +127,59 @@ def restore_campaign(campaign_id: int) -> Campaign:
         campaign = get_campaign(campaign_id, include_trashed=True)
         if campaign.deleted_at is None:
             raise NotFoundError(campaign_id)
+        history.ensure_baseline(campaign)
         campaign.deleted_at = None
-        _mark_for_indexing(campaign)
+        db.session.flush()
+        _record(campaign, "restore")
     indexer.notify()
     return campaign
+
+
+def revert_campaign(
+    campaign_id: int, version: int, *, expected_version: int | None = None
+) -> Campaign:
+    """Make an earlier version the current one (as a new version: nothing is overwritten)."""
+    snapshot = history.get_version(campaign_id, version)
+    if snapshot is None:
+        raise VersionNotFoundError(campaign_id, version)
+    data = validate_campaign(snapshot.snapshot)
+    return update_campaign(
+        campaign_id,
+        data,
+        expected_version=expected_version,
+        action="revert",
+        note=f"恢复到第 {version} 版",
+    )
+
+
+def purge_campaign(campaign_id: int) -> str:
+    """Delete a trashed campaign for good, with its history; return its title."""
+    with write_transaction() as session:
+        campaign = get_campaign(campaign_id, include_trashed=True)
+        if campaign.deleted_at is None:
+            raise NotFoundError(campaign_id)  # only what is in the trash can be purged
+        title = campaign.title
+        audit.record("campaign.purge", _target(campaign))
+        session.execute(
+            sa.delete(CampaignVersion).where(CampaignVersion.campaign_id == campaign_id)
+        )
+        session.delete(campaign)
+        # The entry outlives the row (no foreign key): the indexer drops the campaign's entries.
+        _mark_for_indexing(campaign)
+    indexer.notify()
+    return title
+
+
+def _record(campaign: Campaign, action: str, note: str = "") -> None:
+    """Keep the new version, log who did it, and mark the index stale: all in this transaction."""
+    history.record(campaign, action, note)
+    detail = f"第 {campaign.version} 版" + (f"，{note}" if note else "")
+    audit.record(f"campaign.{action}", _target(campaign), detail)
+    _mark_for_indexing(campaign)
+
+
+def _target(campaign: Campaign) -> str:
+    return f"campaign:{campaign.id} {campaign.title}"
 
 
 def _mark_for_indexing(campaign: Campaign) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from datetime import datetime
+
+from flask import Flask, current_app
 
 from kb import labels, rendering
 
@@ -12,6 +14,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(
         markdown=rendering.render_markdown,
         zh_date=rendering.format_date,
+        zh_datetime=_format_datetime,
         cny=rendering.format_cny,
         num=rendering.format_number,
         pct=rendering.format_pct,
@@ -23,6 +26,10 @@ def init_app(app: Flask) -> None:
         HYPOTHESIS_RESULTS=labels.HYPOTHESIS_RESULTS,
         error_for=error_for,
     )
+
+
+def _format_datetime(value: datetime | None) -> str:
+    return rendering.format_datetime(value, current_app.config["TIMEZONE"])
 
 
 def error_for(errors: dict[str, str], name: str) -> str | None:

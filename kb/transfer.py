@@ -42,6 +42,7 @@ from ingest.readers import FORMAT_LABELS, FORMATS, Format, detect_format, open_r
 from ingest.runner import OUTCOME_LABELS, ImportReport, import_stream, run_import
 from ingest.writer import save as save_campaign
 from kb import forms, labels, services
+from kb.access import Access, requires
 from kb.errors import ApiError, api_error_response
 from kb.extensions import csrf
 from kb.models import Campaign
@@ -87,6 +88,7 @@ def field_label(path: str) -> str:
 
 
 @bp.get("/import")
+@requires(Access.EDIT)
 def import_page() -> str:
     return _upload_page()
 
@@ -101,6 +103,7 @@ def _upload_page(error: str | None = None) -> str:
 
 
 @bp.post("/import")
+@requires(Access.EDIT)
 def import_preview() -> ResponseReturnValue:
     file = request.files.get("file")
     if file is None or not file.filename:
@@ -129,6 +132,7 @@ def import_preview() -> ResponseReturnValue:
 
 
 @bp.post("/import/confirm")
+@requires(Access.EDIT)
 def import_confirm() -> ResponseReturnValue:
     upload = uploads.load(_data_dir(), request.form.get("token", ""))
     if upload is None:
@@ -148,6 +152,7 @@ def import_confirm() -> ResponseReturnValue:
 
 
 @bp.route("/import/draft/<token>", methods=["GET", "POST"])
+@requires(Access.EDIT)
 def import_draft(token: str) -> ResponseReturnValue:
     """Open an imported document in the campaign form, to complete what the file did not say."""
     upload = uploads.load(_data_dir(), token)
@@ -330,6 +335,7 @@ def _attachment(filename: str, fallback: str) -> str:
 
 
 @bp.get("/campaigns/export.<fmt>")
+@requires(Access.READ)
 def export_list(fmt: str) -> Response:
     if fmt not in EXPORT_FORMATS:
         abort(404)
@@ -338,6 +344,7 @@ def export_list(fmt: str) -> Response:
 
 
 @bp.get("/search/export.<fmt>")
+@requires(Access.READ)
 def export_search(fmt: str) -> Response:
     if fmt not in EXPORT_FORMATS:
         abort(404)
@@ -352,6 +359,7 @@ def _campaign_or_404(campaign_id: int) -> Campaign:
 
 
 @bp.get("/campaigns/<int:campaign_id>/export.md")
+@requires(Access.READ)
 def export_markdown(campaign_id: int) -> Response:
     campaign = _campaign_or_404(campaign_id)
     name = re.sub(r'[\\/:*?"<>|\r\n]+', " ", campaign.title).strip() or f"campaign-{campaign.id}"
@@ -363,6 +371,7 @@ def export_markdown(campaign_id: int) -> Response:
 
 
 @bp.get("/campaigns/<int:campaign_id>/print")
+@requires(Access.READ)
 def print_page(campaign_id: int) -> str:
     campaign = _campaign_or_404(campaign_id)
     metrics = [metric_to_dict(m) for m in campaign.metrics]
@@ -388,6 +397,7 @@ def _flag(value: Any, name: str = "dry_run") -> bool:
 
 
 @api_bp.post("/imports")
+@requires(Access.EDIT)
 def api_import() -> Response:
     if request.mimetype == "multipart/form-data":
         report = _import_upload()
@@ -438,6 +448,7 @@ def _import_json() -> ImportReport:
 
 
 @api_bp.get("/campaigns/export.<fmt>")
+@requires(Access.READ)
 def api_export(fmt: str) -> Response:
     if fmt not in EXPORT_FORMATS:
         raise ApiError(404, "导出格式须为 csv、xlsx 或 jsonl")

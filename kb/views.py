@@ -18,6 +18,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
 from kb import drafting, forms, labels, search_service, services, signals
+from kb.access import Access, requires
 from kb.models import Campaign
 from kb.queries import CampaignFilter, industries, list_campaigns
 from kb.rendering import conflict_message
@@ -34,11 +35,13 @@ bp = Blueprint("pages", __name__)
 
 
 @bp.get("/")
+@requires(Access.READ)
 def index() -> Response:
     return redirect(url_for("pages.campaign_list"))
 
 
 @bp.get("/campaigns")
+@requires(Access.READ)
 def campaign_list() -> str:
     args = request.args.to_dict()
     try:
@@ -69,6 +72,7 @@ def campaign_list() -> str:
 
 
 @bp.get("/search")
+@requires(Access.READ)
 def search_page() -> str:
     args = request.args.to_dict()
     params = search_params(request.args)
@@ -102,6 +106,7 @@ def search_page() -> str:
 
 
 @bp.get("/campaigns/<int:campaign_id>")
+@requires(Access.READ)
 def campaign_detail(campaign_id: int) -> str:
     campaign = _get_or_404(campaign_id)
     metrics = [metric_to_dict(m) for m in campaign.metrics]
@@ -120,6 +125,7 @@ def campaign_detail(campaign_id: int) -> str:
 
 
 @bp.route("/campaigns/new", methods=["GET", "POST"])
+@requires(Access.EDIT)
 def campaign_new() -> ResponseReturnValue:
     if request.method == "GET":
         return _render_form(forms.empty_state(), {}, campaign=None)
@@ -127,6 +133,7 @@ def campaign_new() -> ResponseReturnValue:
 
 
 @bp.route("/campaigns/<int:campaign_id>/edit", methods=["GET", "POST"])
+@requires(Access.EDIT)
 def campaign_edit(campaign_id: int) -> ResponseReturnValue:
     campaign = _get_or_404(campaign_id)
     if request.method == "GET":
@@ -135,6 +142,7 @@ def campaign_edit(campaign_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/campaigns/<int:campaign_id>/delete")
+@requires(Access.EDIT)
 def campaign_delete(campaign_id: int) -> Response:
     try:
         campaign = services.trash_campaign(campaign_id)
@@ -145,6 +153,7 @@ def campaign_delete(campaign_id: int) -> Response:
 
 
 @bp.get("/trash")
+@requires(Access.EDIT)
 def trash() -> str:
     page_number = request.args.get("page", "1")
     page = list_campaigns(
@@ -156,6 +165,7 @@ def trash() -> str:
 
 
 @bp.post("/trash/<int:campaign_id>/restore")
+@requires(Access.EDIT)
 def campaign_restore(campaign_id: int) -> Response:
     try:
         campaign = services.restore_campaign(campaign_id)

@@ -15,12 +15,13 @@ from flask.testing import FlaskClient, FlaskCliRunner
 
 from kb import create_app
 from kb.extensions import db
+from tests.accounts import SignedInClient
 
 POSTGRES_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 TABLES = (
-    "playbook_citation", "playbook", "similar_feedback", "passage_embedding", "index_outbox", "document", "hypothesis", "metric", "reward", "campaign",
+    "audit_event", "api_token", "user_account", "campaign_version", "playbook_citation", "playbook", "similar_feedback", "passage_embedding", "index_outbox", "document", "hypothesis", "metric", "reward", "campaign",
 )  # fmt: skip
 
 
@@ -65,7 +66,9 @@ def make_app(tmp_path: Path, database_url: str | None, **config: Any) -> Flask:
     }
     if database_url:
         settings["DATABASE_URL"] = database_url
-    return create_app(settings)
+    flask_app = create_app(settings)
+    flask_app.test_client_class = SignedInClient
+    return flask_app
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

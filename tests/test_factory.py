@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from kb import create_app
 from kb.extensions import db
+from tests.accounts import SignedInClient
 
 
 def test_defaults_env_then_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -39,7 +40,9 @@ def test_fresh_data_dir_gets_a_migrated_database(tmp_path: Path) -> None:
         journal = db.session.execute(sa.text("PRAGMA journal_mode")).scalar()
         assert journal == "wal"
         db.engine.dispose()
-    assert app.test_client().get("/campaigns").status_code == 200
+    # Nobody is signed in: the list page asks for a sign-in; signed in, it shows.
+    assert app.test_client().get("/campaigns").headers["Location"].startswith("/login")
+    assert SignedInClient(app, app.response_class).get("/campaigns").status_code == 200
 
 
 def test_secret_key_is_generated_once_and_kept(tmp_path: Path) -> None:
