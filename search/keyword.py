@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import gc
-import heapq
 import logging
 import math
 import os
@@ -27,7 +26,7 @@ import re
 import shutil
 import threading
 import warnings
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -42,6 +41,7 @@ from whoosh.filedb.filestore import FileStorage
 from search import analysis
 from search.documents import CampaignText
 from search.normalize import normalize
+from search.postings import numeric_values, term_docs, term_postings
 
 logger = logging.getLogger(__name__)
 
@@ -239,17 +239,36 @@ class SearchFilters:
     missed: bool | None = None
     ids: frozenset[int] | None = None
 
-    def to_query(self) -> wq.Query | None:
-        """Return the Whoosh filter query, or None when nothing is filtered."""
-        clauses: list[wq.Query] = []
+    @property
+    def is_empty(self) -> bool:
+        """Return whether nothing is filtered (every campaign passes)."""
+        return (
+            not self.terms()
+            and self.date_from is None
+            and self.date_to is None
+            and not self.metrics
+            and self.missed is None
+            and self.ids is None
+        )
+
+    def terms(self) -> list[tuple[str, str]]:
+        """Return the (field, normalized value) pairs every result must have, blanks skipped."""
+        pairs: list[tuple[str, str]] = []
         for name in ("industry", "goal_type", "status", "department", "business_line"):
             value = getattr(self, name)
             if value and (normalized := filter_value(value)):
-                clauses.append(wq.Term(name, normalized))
+                pairs.append((name, normalized))
         for name in ("audience", "channel", "reward_type", "tag"):
-            for value in getattr(self, name):
-                if normalized := filter_value(value):
-                    clauses.append(wq.Term(name, normalized))
+            pairs.extend((name, n) for value in getattr(self, name) if (n := filter_value(value)))
+        return pairs
+
+    def to_query(self) -> wq.Query | None:
+        """Return the equivalent Whoosh filter query, or None when nothing is filtered.
+
+        The index filters with NumPy masks instead (``_Snapshot.filter_mask``); this query
+        states the same conditions in Whoosh's terms and the tests hold the two together.
+        """
+        clauses: list[wq.Query] = [wq.Term(name, value) for name, value in self.terms()]
         if self.date_from is not None:
             clauses.append(wq.NumericRange("end_date", date_number(self.date_from), None))
         if self.date_to is not None:
@@ -319,20 +338,22 @@ def rank(
     searcher: Any,
     terms: list[str],
     lengths: npt.NDArray[np.float64],
-    allowed: npt.NDArray[np.bool_] | None,
+    allowed: npt.NDArray[np.bool_],
 ) -> Ranking:
     """Score every document matching any term, as documented in the module docstring.
 
     Per term, a document's best field counts fully and its other fields FIELD_TIEBREAK of their
     score (BM25 per field, Whoosh's formula, idf and quantized lengths; field boosts scale the
     term weight); the terms add up, then grow by up to COORD_BONUS with the share of the query's
-    terms matched. ``lengths``: field lengths, TEXT_FIELDS x documents; ``allowed``: the filter.
+    terms matched. ``lengths``: field lengths, TEXT_FIELDS x documents; ``allowed``: the
+    documents that may match (live, and passing the filter).
     """
     # Term at a time over Whoosh's posting lists rather than a Whoosh query: in whoosh-reloaded
     # 2.7.5 DisjunctionMax scores with sub-matchers that sit on other documents, ignores its
     # tie-break and drops live matches in replace(); the top-N shortcuts (replace, block
     # quality) then return a wrong top 20 for multi-field queries and a wrong len() with a
-    # filter. Here every match is scored once, exactly, the arithmetic vectorized.
+    # filter. Here every match is scored once, exactly, the arithmetic vectorized, and the
+    # postings read a block at a time (search.postings).
     reader = searcher.reader()
     size = reader.doc_count_all()
     totals = np.zeros(size)
@@ -342,17 +363,9 @@ def rank(
         btext = term.encode("utf-8")
         per_field = np.zeros((len(TEXT_FIELDS), size))
         for row, name in enumerate(TEXT_FIELDS):
-            if (name, btext) not in reader:
+            where, weight = term_postings(reader, name, btext)
+            if not len(where):
                 continue
-            docs: list[int] = []
-            weights: list[float] = []
-            matcher = searcher.postings(name, btext)  # global docnums, deleted docs skipped
-            while matcher.is_active():
-                docs.append(matcher.id())
-                weights.append(matcher.weight())
-                matcher.next()
-            where = np.array(docs, dtype=np.int64)
-            weight = np.array(weights)
             norm = (
                 1 - BM25_B + BM25_B * lengths[row, where] / (searcher.avg_field_length(name) or 1)
             )
@@ -364,8 +377,7 @@ def rank(
         totals += best + FIELD_TIEBREAK * (per_field.sum(axis=0) - best)
         masks[hit] |= 1 << i
         matched_terms += hit
-    if allowed is not None:
-        masks[~allowed] = 0
+    masks[~allowed] = 0
     docnums = np.flatnonzero(masks)
     scores = totals[docnums]
     if len(terms) > 1:
@@ -380,55 +392,102 @@ class _Ids:
     by_doc: list[int]  # -1 for a deleted document
     by_id: dict[int, int]
     versions: dict[int, int]
-    start_dates: list[int]  # yyyymmdd, by document number
+    doc_ids: npt.NDArray[np.int64]  # by_doc as an array
+    live: npt.NDArray[np.bool_]  # by document number: not deleted
+    start_dates: npt.NDArray[np.int64]  # yyyymmdd, by document number
 
 
-@dataclass
+class _SegmentArrays:
+    """Arrays read from each segment (field lengths, numbers), kept while the segment lives.
+
+    A segment's documents never change (deletions aside), so a commit, which adds a small
+    segment, costs only that segment's reads. Used under the KeywordIndex lock.
+    """
+
+    def __init__(self) -> None:
+        self._arrays: dict[tuple[str, str], npt.NDArray[Any]] = {}
+
+    def get(
+        self,
+        reader: Any,
+        name: str,
+        read: Callable[[Any], npt.NDArray[Any]],
+        empty: npt.NDArray[Any],
+    ) -> npt.NDArray[Any]:
+        """Return ``read(segment)`` of every segment laid end to end on the last axis."""
+        parts = []
+        for leaf, _ in _leaves(reader):
+            key = (leaf.segment().segment_id(), name)
+            if key not in self._arrays:
+                self._arrays[key] = read(leaf)
+            parts.append(self._arrays[key])
+        if not parts:
+            return empty
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+
+    def keep_only(self, reader: Any) -> None:
+        """Forget the arrays of segments ``reader`` no longer has (merged or removed)."""
+        live = {leaf.segment().segment_id() for leaf, _ in _leaves(reader)}
+        for key in [key for key in self._arrays if key[0] not in live]:
+            del self._arrays[key]
+
+
+# A facet field's values, and its (document number, value index) pairs as two arrays.
+_FacetPostings = tuple[list[str], npt.NDArray[np.int64], npt.NDArray[np.intp]]
+# Filters whose document masks a snapshot keeps (a hybrid search asks twice for the same one).
+_MASK_CACHE = 16
+
+
 class _Snapshot:
     """One opened version of the index and lookup tables derived from it (built lazily)."""
 
-    searcher: Any
-    _ids: _Ids | None = None
-    _lengths: npt.NDArray[np.float64] | None = None
-    _facets: dict[str, list[tuple[str, npt.NDArray[np.int64]]]] | None = None
+    def __init__(self, searcher: Any, segments: _SegmentArrays) -> None:
+        self.searcher = searcher
+        self._segments = segments
+        self._ids: _Ids | None = None
+        self._facets: dict[str, _FacetPostings] = {}
+        self._masks: dict[SearchFilters, npt.NDArray[np.bool_] | None] = {}
+        segments.keep_only(searcher.reader())
 
-    def field_lengths(self, cache: dict[str, npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
-        """Return TEXT_FIELDS x documents field lengths; ``cache`` keeps them per segment."""
-        if self._lengths is None:
-            reader = self.searcher.reader()
-            lengths = np.zeros((len(TEXT_FIELDS), reader.doc_count_all()))
-            live: set[str] = set()
-            for leaf, offset in reader.leaf_readers() if reader.doc_count_all() else ():
-                # A segment's lengths never change (deletions aside): a commit adds a small
-                # segment, and only its lengths are read (about 2 us per document and field).
-                segment_id = leaf.segment().segment_id()
-                live.add(segment_id)
-                if segment_id not in cache:
-                    docs = range(leaf.doc_count_all())
-                    cache[segment_id] = np.array(
-                        [
-                            [leaf.doc_field_length(d, name) or 0 for d in docs]
-                            for name in TEXT_FIELDS
-                        ],
-                        dtype=np.float64,
-                    ).reshape(len(TEXT_FIELDS), len(docs))
-                segment = cache[segment_id]
-                lengths[:, offset : offset + segment.shape[1]] = segment
-            for gone in cache.keys() - live:
-                del cache[gone]
-            self._lengths = lengths
-        return self._lengths
+    @property
+    def size(self) -> int:
+        """Return the number of document numbers, deleted ones included."""
+        return int(self.searcher.reader().doc_count_all())
+
+    def field_lengths(self) -> npt.NDArray[np.float64]:
+        """Return TEXT_FIELDS x documents field lengths."""
+
+        def read(leaf: Any) -> npt.NDArray[np.float64]:
+            # About 2 us per document and field: once per segment.
+            docs = range(leaf.doc_count_all())
+            return np.array(
+                [[leaf.doc_field_length(d, name) or 0 for d in docs] for name in TEXT_FIELDS],
+                dtype=np.float64,
+            ).reshape(len(TEXT_FIELDS), len(docs))
+
+        empty = np.zeros((len(TEXT_FIELDS), 0))
+        return self._segments.get(self.searcher.reader(), "lengths", read, empty)
+
+    def numbers(self, field_name: str) -> npt.NDArray[np.float64]:
+        """Return a NUMERIC field's values by document number, NaN where a document has none."""
+        return self._segments.get(
+            self.searcher.reader(),
+            f"number:{field_name}",
+            lambda leaf: numeric_values(leaf, field_name),
+            np.zeros(0),
+        )
 
     def ids(self) -> _Ids:
         """Return the ids and versions, read from their columns on first use."""
         if self._ids is None:
             reader = self.searcher.reader()
             if not reader.doc_count_all():  # an empty index has no columns to read
-                self._ids = _Ids([], {}, {}, [])
+                nothing = np.zeros(0, dtype=np.int64)
+                self._ids = _Ids([], {}, {}, nothing, nothing.astype(np.bool_), nothing)
                 return self._ids
             ids = list(reader.column_reader("id_num"))
             versions = list(reader.column_reader("version"))
-            start_dates = list(reader.column_reader("start_date"))
+            start_dates = np.fromiter(reader.column_reader("start_date"), np.int64)
             by_doc = [-1] * len(ids)
             by_id: dict[int, int] = {}
             version_by_id: dict[int, int] = {}
@@ -437,35 +496,94 @@ class _Snapshot:
                 by_doc[docnum] = campaign_id
                 by_id[campaign_id] = docnum
                 version_by_id[campaign_id] = versions[docnum]
-            self._ids = _Ids(by_doc, by_id, version_by_id, start_dates)
+            doc_ids = np.array(by_doc, dtype=np.int64)
+            self._ids = _Ids(by_doc, by_id, version_by_id, doc_ids, doc_ids >= 0, start_dates)
         return self._ids
 
-    def facet_postings(self) -> dict[str, list[tuple[str, npt.NDArray[np.int64]]]]:
-        """Return, per facet field, each value with its documents (read once per version)."""
-        if self._facets is None:
+    def filter_mask(self, filters: SearchFilters) -> npt.NDArray[np.bool_] | None:
+        """Return the live documents passing ``filters`` (as ``to_query``); None: no filter."""
+        if filters not in self._masks:
+            if len(self._masks) >= _MASK_CACHE:
+                self._masks.pop(next(iter(self._masks)))
+            self._masks[filters] = self._filter_mask(filters)
+        return self._masks[filters]
+
+    def _filter_mask(self, filters: SearchFilters) -> npt.NDArray[np.bool_] | None:
+        # NumPy over term postings and numbers read once per segment: Whoosh's NumericRange
+        # walks thousands of terms (≈ 40 ms for a date range at 10k documents).
+        ids = self.ids()
+        mask = ids.live.copy()
+        filtered = False
+        for name, value in filters.terms():
+            mask &= self._term_mask(name, value)
+            filtered = True
+        if filters.date_from is not None:
+            mask &= self.numbers("end_date") >= date_number(filters.date_from)
+            filtered = True
+        if filters.date_to is not None:
+            mask &= ids.start_dates <= date_number(filters.date_to)
+            filtered = True
+        for metric in filters.metrics:
+            values = self.numbers(metric_field(metric.key, metric.field))
+            mask &= ~np.isnan(values)
+            with np.errstate(invalid="ignore"):
+                if metric.low is not None:
+                    mask &= values >= metric.low
+                if metric.high is not None:
+                    mask &= values < metric.high
+            filtered = True
+        if filters.missed is not None:
+            mask &= self._term_mask("missed", filters.missed)
+            filtered = True
+        if filters.ids is not None:
+            chosen = np.zeros(len(mask), dtype=np.bool_)
+            chosen[[ids.by_id[i] for i in filters.ids if i in ids.by_id]] = True
+            mask &= chosen
+            filtered = True
+        return mask if filtered else None
+
+    def _term_mask(self, name: str, value: object) -> npt.NDArray[np.bool_]:
+        reader = self.searcher.reader()
+        mask = np.zeros(self.size, dtype=np.bool_)
+        mask[term_docs(reader, name, self.searcher.schema[name].to_bytes(value))] = True
+        return mask
+
+    def latest(self, mask: npt.NDArray[np.bool_] | None, count: int) -> list[int]:
+        """Return up to ``count`` document numbers in ``mask``, latest start (then id) first."""
+        ids = self.ids()
+        docs = np.flatnonzero(ids.live if mask is None else mask)
+        order = np.lexsort((-ids.doc_ids[docs], -ids.start_dates[docs]))[:count]
+        return [int(d) for d in docs[order]]
+
+    def facet_postings(self) -> dict[str, _FacetPostings]:
+        """Return, per facet field, its values and every (document, value index) pair."""
+        if not self._facets:
             reader = self.searcher.reader()
-            self._facets = {
-                name: [
-                    (
-                        btext.decode("utf-8"),
-                        np.fromiter(reader.postings(name, btext).all_ids(), np.int64),
-                    )
-                    for btext in reader.lexicon(name)
-                ]
-                for name in FACET_FIELDS
-            }
+            live = self.ids().live
+            for name in FACET_FIELDS:
+                values: list[str] = []
+                docs: list[npt.NDArray[np.int64]] = []
+                for btext in reader.lexicon(name) if len(live) else ():
+                    found = term_docs(reader, name, btext)
+                    values.append(btext.decode("utf-8"))
+                    docs.append(found[live[found]])
+                which = [np.full(len(d), i, dtype=np.intp) for i, d in enumerate(docs)]
+                self._facets[name] = (
+                    values,
+                    np.concatenate(docs) if docs else np.zeros(0, dtype=np.int64),
+                    np.concatenate(which) if which else np.zeros(0, dtype=np.intp),
+                )
         return self._facets
 
-    def count_facets(self, docnums: Iterable[int]) -> dict[str, dict[str, int]]:
+    def count_facets(self, docnums: npt.NDArray[np.int64]) -> dict[str, dict[str, int]]:
         """Count each facet field's values over the given documents, most frequent first."""
-        chosen = np.zeros(self.searcher.reader().doc_count_all(), dtype=np.bool_)
-        chosen[np.fromiter(docnums, np.int64)] = True
+        chosen = np.zeros(self.size, dtype=np.bool_)
+        chosen[docnums] = True
         counts: dict[str, dict[str, int]] = {}
-        for name, postings in self.facet_postings().items():
-            found = ((value, int(np.count_nonzero(chosen[docs]))) for value, docs in postings)
-            counts[name] = dict(
-                sorted((kv for kv in found if kv[1]), key=lambda kv: (-kv[1], kv[0]))
-            )
+        for name, (values, docs, which) in self.facet_postings().items():
+            per_value = np.bincount(which[chosen[docs]], minlength=len(values))
+            found = [(values[i], int(per_value[i])) for i in np.flatnonzero(per_value)]
+            counts[name] = dict(sorted(found, key=lambda kv: (-kv[1], kv[0])))
         return counts
 
 
@@ -489,7 +607,7 @@ class KeywordIndex:
         self._index: Any = None
         self._snapshot: _Snapshot | None = None
         self._stale = True
-        self._lengths: dict[str, npt.NDArray[np.float64]] = {}  # per segment id
+        self._segments = _SegmentArrays()
         self.problem: str | None = None
         with self._lock:
             self._sync()
@@ -551,7 +669,7 @@ class KeywordIndex:
             return
         # Nothing else holds the old searcher: every use runs under self._lock.
         self._snapshot.searcher.close()
-        self._snapshot = _Snapshot(searcher)
+        self._snapshot = _Snapshot(searcher, self._segments)
 
     def _open_pointer(self) -> None:
         """Open the index CURRENT names, recording why not when it cannot be opened."""
@@ -576,7 +694,7 @@ class KeywordIndex:
                 del error
                 gc.collect()  # collect the leaked file now, while the warning is ignored
                 return
-        self._name, self._index, self._snapshot = name, index, _Snapshot(searcher)
+        self._name, self._index, self._snapshot = name, index, _Snapshot(searcher, self._segments)
         self._stale = not name.startswith(analysis.analyzer_fingerprint()[:16])
         self.problem = "built with another analyzer" if self._stale else None
 
@@ -763,23 +881,22 @@ class KeywordIndex:
         """
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
-        filter_q = filters.to_query()
         terms = query_terms(query)
         with self._lock:
             snap = self._current()
             if snap is None or (query.strip() and not terms):
                 return KeywordResult([], 0, _empty_facets() if facets else {})
-            searcher = snap.searcher
             ids = snap.ids()
-            allowed = None if filter_q is None else set(searcher.docs_for_query(filter_q))
+            allowed = snap.filter_mask(filters)
             hits: list[KeywordHit]
             if terms:
-                mask = None
-                if allowed is not None:
-                    mask = np.zeros(searcher.reader().doc_count_all(), dtype=np.bool_)
-                    mask[list(allowed)] = True
-                ranking = rank(searcher, terms, snap.field_lengths(self._lengths), mask)
-                matched: Collection[int] = ranking.docnums
+                ranking = rank(
+                    snap.searcher,
+                    terms,
+                    snap.field_lengths(),
+                    ids.live if allowed is None else allowed,
+                )
+                matched = ranking.docnums
                 hits = [
                     KeywordHit(
                         ids.by_doc[int(ranking.docnums[i])],
@@ -789,26 +906,24 @@ class KeywordIndex:
                     for i in ranking.top(offset + limit)[offset:]
                 ]
             else:
-                matched = ids.by_id.values() if allowed is None else allowed
-                starts = ids.start_dates
-                latest = heapq.nsmallest(
-                    offset + limit, matched, key=lambda d: (-starts[d], -ids.by_doc[d])
-                )
+                matched = np.flatnonzero(ids.live if allowed is None else allowed)
+                latest = snap.latest(allowed, offset + limit)
                 hits = [KeywordHit(ids.by_doc[d], 0.0, ()) for d in latest[offset:]]
             counts = snap.count_facets(matched) if facets else {}
             return KeywordResult(hits, len(matched), counts)
 
     def matching_ids(self, filters: SearchFilters) -> set[int] | None:
         """Return the ids of every campaign matching ``filters``; None when nothing is filtered."""
-        filter_q = filters.to_query()
-        if filter_q is None:
+        if filters.is_empty:
             return None
         with self._lock:
             snap = self._current()
             if snap is None:
                 return set()
-            by_doc = snap.ids().by_doc
-            return {by_doc[docnum] for docnum in snap.searcher.docs_for_query(filter_q)}
+            mask = snap.filter_mask(filters)
+            if mask is None:  # unreachable: is_empty said there is a filter
+                return None
+            return set(snap.ids().doc_ids[mask].tolist())
 
     @staticmethod
     def snippet(text: str, query: str, max_len: int = 160) -> str:
@@ -822,8 +937,13 @@ class KeywordIndex:
             if snap is None:
                 return _empty_facets()
             by_id = snap.ids().by_id
-            docnums = {by_id[i] for i in ids if i in by_id}
+            docnums = np.fromiter((by_id[i] for i in ids if i in by_id), np.int64)
             return snap.count_facets(docnums)
+
+
+def _leaves(reader: Any) -> list[tuple[Any, int]]:
+    """Return the segment readers with their first document numbers (none for an empty index)."""
+    return list(reader.leaf_readers()) if reader.doc_count_all() else []
 
 
 def _fsync_files(directory: Path) -> None:
