@@ -26,6 +26,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         database,
         draft_views,
         errors,
+        history_views,
         indexer,
         insights,
         security,
@@ -48,6 +49,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(admin_views.bp)
     app.register_blueprint(views.bp)
+    app.register_blueprint(history_views.bp)
     app.register_blueprint(draft_views.bp)
     app.register_blueprint(transfer.bp)
     app.register_blueprint(api.bp)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from kb import drafting, openapi, search_service, services
+from kb import drafting, history, openapi, search_service, services
 from kb.access import Access, requires
 from kb.errors import ApiError, api_error_response, json_body
 from kb.extensions import csrf
@@ -12,6 +12,7 @@ from kb.queries import CampaignFilter, list_campaigns
 from kb.schemas import (
     InvalidInputError,
     LimitQuery,
+    RestoreVersionIn,
     search_params,
     validate_as,
     validate_campaign,
@@ -35,6 +36,11 @@ def _invalid(exc: InvalidInputError) -> tuple[Response, int]:
 @bp.errorhandler(services.NotFoundError)
 def _not_found(_exc: services.NotFoundError) -> tuple[Response, int]:
     return api_error_response(ApiError(404, "找不到该活动"))
+
+
+@bp.errorhandler(services.VersionNotFoundError)
+def _version_not_found(_exc: services.VersionNotFoundError) -> tuple[Response, int]:
+    return api_error_response(ApiError(404, "该活动没有这个版本"))
 
 
 @bp.errorhandler(services.VersionConflictError)
@@ -100,6 +106,80 @@ def update_campaign(campaign_id: int) -> Response:
 @requires(Access.EDIT)
 def delete_campaign(campaign_id: int) -> tuple[str, int]:
     services.trash_campaign(campaign_id)
+    return "", 204
+
+
+@bp.get("/campaigns/<int:campaign_id>/versions")
+@requires(Access.READ)
+def list_versions(campaign_id: int) -> Response:
+    services.get_campaign(campaign_id, include_trashed=True)
+    versions = history.versions(campaign_id)
+    older = [*versions[1:], None]
+    items = [
+        history.version_to_dict(v, history.changed_fields(o.snapshot if o else None, v.snapshot))
+        for v, o in zip(versions, older, strict=True)
+    ]
+    return jsonify({"items": items})
+
+
+@bp.get("/campaigns/<int:campaign_id>/versions/<int:version>")
+@requires(Access.READ)
+def get_version(campaign_id: int, version: int) -> Response:
+    services.get_campaign(campaign_id, include_trashed=True)
+    shown = history.get_version(campaign_id, version)
+    if shown is None:
+        raise services.VersionNotFoundError(campaign_id, version)
+    previous = history.previous_version(campaign_id, version)
+    changes = history.diff(previous.snapshot if previous else None, shown.snapshot)
+    body = history.version_to_dict(shown, [c.label for c in changes])
+    body["snapshot"] = shown.snapshot
+    body["changes"] = [
+        {
+            "field": c.name,
+            "label": c.label,
+            "lines": [{"op": line.op, "text": line.text} for line in c.lines],
+        }
+        for c in changes
+    ]
+    return jsonify(body)
+
+
+@bp.post("/campaigns/<int:campaign_id>/versions/<int:version>/restore")
+@requires(Access.EDIT)
+def restore_version(campaign_id: int, version: int) -> Response:
+    expected = validate_as(RestoreVersionIn, json_body() if request.content_length else {}).version
+    campaign = services.revert_campaign(campaign_id, version, expected_version=expected)
+    return jsonify(campaign_to_dict(campaign))
+
+
+@bp.get("/trash")
+@requires(Access.EDIT)
+def list_trash() -> Response:
+    query = validate_list_query(request.args.to_dict())
+    config = current_app.config
+    per_page = min(query.per_page or config["PER_PAGE"], config["MAX_PER_PAGE"])
+    result = list_campaigns(CampaignFilter(trashed=True), page=query.page, per_page=per_page)
+    return jsonify(
+        {
+            "items": [campaign_to_dict(c) for c in result.items],
+            "total": result.total,
+            "page": result.page,
+            "per_page": result.per_page,
+            "pages": result.pages,
+        }
+    )
+
+
+@bp.post("/trash/<int:campaign_id>/restore")
+@requires(Access.EDIT)
+def restore_from_trash(campaign_id: int) -> Response:
+    return jsonify(campaign_to_dict(services.restore_campaign(campaign_id)))
+
+
+@bp.delete("/trash/<int:campaign_id>")
+@requires(Access.ADMIN)
+def purge_from_trash(campaign_id: int) -> tuple[str, int]:
+    services.purge_campaign(campaign_id)
     return "", 204
 
 

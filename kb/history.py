@@ -117,6 +117,18 @@ def previous_version(campaign_id: int, version: int) -> CampaignVersion | None:
     )
 
 
+def version_to_dict(version: CampaignVersion, changed: list[str]) -> dict[str, Any]:
+    """Return a version's metadata in the API shape (without the snapshot)."""
+    return {
+        "version": version.version,
+        "action": version.action,
+        "actor": version.actor or None,
+        "note": version.note,
+        "created_at": version.created_at.isoformat(),
+        "changed_fields": changed,
+    }
+
+
 @dataclass(frozen=True)
 class DiffLine:
     """One line of a text diff: " " kept, "-" removed, "+" added."""

@@ -305,6 +305,14 @@ class LimitQuery(BaseModel):
     limit: Annotated[int, Field(ge=1, le=50)] = 10
 
 
+class RestoreVersionIn(BaseModel):
+    """Restoring a version: optionally the version the client saw as current (409 if it moved)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Annotated[int, Field(ge=1)] | None = None
+
+
 def validate_search_query(args: dict[str, Any]) -> SearchQuery:
     """Validate search parameters from a query string."""
     return validate_as(SearchQuery, args)

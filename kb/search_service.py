@@ -101,7 +101,6 @@ def search(query: SearchQuery) -> SearchResponse:
     """Run a search and return one page of hydrated results."""
     started = time.perf_counter()
     indexes = get_indexes()
-    indexes.sync_vectors()
     filters = filters_from(query)
     text = query.q.strip()
 
@@ -177,6 +176,7 @@ def search(query: SearchQuery) -> SearchResponse:
 
 
 def _semantic(indexes: SearchIndexes, text: str, filters: SearchFilters) -> list[tuple[int, float]]:
+    indexes.sync_vectors()  # other processes' writes; keyword search needs no vectors
     allowed = indexes.keyword.matching_ids(filters)
     per_model: dict[str, list[tuple[int, float]]] = {}
     for embedder in indexes.embedders:

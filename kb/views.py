@@ -175,6 +175,17 @@ def campaign_restore(campaign_id: int) -> Response:
     return redirect(url_for("pages.campaign_detail", campaign_id=campaign.id))
 
 
+@bp.post("/trash/<int:campaign_id>/purge")
+@requires(Access.ADMIN)
+def campaign_purge(campaign_id: int) -> Response:
+    try:
+        title = services.purge_campaign(campaign_id)
+    except services.NotFoundError:
+        abort(404)
+    flash(f"“{title}”已彻底删除。", "success")
+    return redirect(url_for("pages.trash"))
+
+
 def _get_or_404(campaign_id: int) -> Campaign:
     try:
         return services.get_campaign(campaign_id)
