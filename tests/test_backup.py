@@ -115,6 +115,18 @@ def snapshot(client: FlaskClient, ids: dict[str, int]) -> dict[str, Any]:
     return state
 
 
+def histories(client: FlaskClient, ids: dict[str, int]) -> dict[str, Any]:
+    """Return every campaign's versions (the trashed one's too) and each version's snapshot."""
+    state = {}
+    for key, cid in ids.items():
+        versions = client.get(f"/api/v1/campaigns/{cid}/versions").get_json()["items"]
+        state[key] = [
+            client.get(f"/api/v1/campaigns/{cid}/versions/{v['version']}").get_json()
+            for v in versions
+        ]
+    return state
+
+
 def trashed_ids(app: Flask) -> list[int]:
     with app.app_context():
         from kb.models import Campaign
@@ -198,6 +210,8 @@ def test_sqlite_round_trip(sqlite_app: Flask, tmp_path: Path) -> None:
     client = sqlite_app.test_client()
     ids = create_campaigns(client)
     before = snapshot(client, ids)
+    before_history = histories(client, ids)
+    assert [v["action"] for v in before_history["qixi"]] == ["update", "create"]
     backup = tmp_path / "kb-backup.sqlite3"
 
     made = invoke(sqlite_app, "backup", str(backup))
@@ -212,6 +226,7 @@ def test_sqlite_round_trip(sqlite_app: Flask, tmp_path: Path) -> None:
     result = invoke(sqlite_app, "restore", str(backup))  # an empty database: no question asked
     assert "恢复前：数据库为空" in result.output
     assert_restored(sqlite_app, ids, before, result)
+    assert histories(sqlite_app.test_client(), ids) == before_history
     data_dir = Path(sqlite_app.config["DATA_DIR"])
     assert not list(data_dir.glob(".kb.sqlite3.*")), "temp files left behind"
     assert not list(data_dir.glob("kb.sqlite3.before-restore-*")), "an empty database kept"
@@ -333,6 +348,7 @@ def test_postgres_round_trip_through_pg_dump(postgres_app: Flask, tmp_path: Path
     client = postgres_app.test_client()
     ids = create_campaigns(client)
     before = snapshot(client, ids)
+    before_history = histories(client, ids)
     backup = tmp_path / "kb.dump"
 
     made = invoke(postgres_app, "backup", str(backup))
@@ -364,6 +380,7 @@ def test_postgres_round_trip_through_pg_dump(postgres_app: Flask, tmp_path: Path
     result = invoke(postgres_app, "restore", str(backup))
     assert "恢复前：数据库为空" in result.output
     assert_restored(postgres_app, ids, before, result)
+    assert histories(postgres_app.test_client(), ids) == before_history
 
 
 @pytest.mark.postgres
