@@ -204,6 +204,17 @@ def _forbidden(role: str) -> Response:
     return response
 
 
+def allowed(access: Access) -> bool:
+    """Say whether this request's caller may do what ``access`` needs (for views doing several things)."""
+    needed_role = REQUIRED_ROLE.get(access)
+    if needed_role is None:
+        return True
+    principal = current_principal()
+    if principal is None:
+        return access is Access.READ and bool(current_app.config["PUBLIC_READ"])
+    return principal.can(needed_role)
+
+
 def safe_next(target: str | None) -> str | None:
     """Return ``target`` if it is a path on this site (never another host), else None."""
     if not target:
@@ -217,14 +228,9 @@ def safe_next(target: str | None) -> str | None:
 
 
 def _template_context() -> dict[str, Any]:
-    principal = g.get("kb_principal")
+    principal = current_principal()
 
     def can(access: str) -> bool:
-        needed = Access(access)
-        if needed is Access.PUBLIC:
-            return True
-        if principal is None:
-            return needed is Access.READ and bool(current_app.config["PUBLIC_READ"])
-        return bool(principal.can(REQUIRED_ROLE[needed]))
+        return allowed(Access(access))
 
     return {"principal": principal, "can": can, "ROLE_LABELS": accounts.ROLE_LABELS}

@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
 from kb import drafting, forms, labels, playbooks, services
-from kb.access import Access, requires
+from kb.access import Access, allowed, requires
 from kb.models import Playbook
 from kb.schemas import DraftIn, InvalidInputError, validate_campaign, validate_draft
 
@@ -36,6 +36,10 @@ def draft_page() -> ResponseReturnValue:
         forms.add_blank_row(state, request.form["add_row"])
         return _render(state, {}, None)
     hide = request.form.get("not_useful", "")
+    # Analysing a draft is reading; saving it and remembering feedback are an editor's writes.
+    writes = action == "save" or hide or request.form.get("reset_hidden")
+    if writes and not allowed(Access.EDIT):
+        abort(403)
     if hide.isdigit():
         drafting.mark_not_useful(state["draft_key"], int(hide))
     if request.form.get("reset_hidden"):

@@ -282,3 +282,19 @@ def test_refusals_are_not_audited_as_writes(app: Flask) -> None:
             db.select(db.func.count(AuditEvent.id)).where(AuditEvent.action == "campaign.trash")
         )
     assert trashes == 0
+
+
+def test_the_draft_page_reads_for_viewers_and_writes_for_editors(app: Flask) -> None:
+    world = _world(app)
+    form = {"title": "草案", "goal_type": "reactivation", "summary": "召回沉睡用户"}
+    viewer = app.test_client(role="viewer")
+    assert viewer.post("/drafts/new", data={**form, "action": "analyze"}).status_code in (200, 422)
+    before = _state(app)
+    for write in ({"action": "save"}, {"not_useful": str(world.values["campaign_id"])}):
+        assert viewer.post("/drafts/new", data={**form, **write}).status_code == 403
+    assert _state(app) == before
+    page = viewer.get("/drafts/new").get_data(as_text=True)
+    assert "保存为计划中活动" not in page
+    assert "保存为计划中活动" in app.test_client(role="editor").get("/drafts/new").get_data(
+        as_text=True
+    )
