@@ -47,7 +47,7 @@ from sqlalchemy.orm import selectinload
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kb import create_app, metric_catalog  # noqa: E402  # after the sys.path line above
+from kb import accounts, create_app, metric_catalog  # noqa: E402  # after the sys.path line above
 from kb.campaign_text import campaign_text  # noqa: E402
 from kb.database import write_transaction  # noqa: E402
 from kb.demo import demo_records  # noqa: E402
@@ -429,11 +429,12 @@ def free_port() -> int:
 
 
 class Client:
-    """GET JSON over one keep-alive HTTP connection to the server on loopback."""
+    """GET JSON over one keep-alive HTTP connection to the server on loopback, with a token."""
 
-    def __init__(self, port: int, timeout: float) -> None:
+    def __init__(self, port: int, timeout: float, token: str) -> None:
         self.port = port
         self.timeout = timeout
+        self.headers = {"Authorization": f"Bearer {token}"}
         self.conn: http.client.HTTPConnection | None = None
 
     def get(self, path: str) -> tuple[float, Any]:
@@ -447,7 +448,9 @@ class Client:
     def request(self, method: str, path: str, body: Any = None) -> tuple[float, Any]:
         """Return (milliseconds, decoded JSON body); reconnect once if the server closed."""
         payload = None if body is None else json.dumps(body).encode()
-        headers = {} if body is None else {"Content-Type": "application/json"}
+        headers = (
+            self.headers if body is None else {**self.headers, "Content-Type": "application/json"}
+        )
         for attempt in range(2):
             if self.conn is None:
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
@@ -540,10 +543,10 @@ def serve(data_dir: Path, models_dir: Path) -> Iterator[Server]:
             process.wait(timeout=30)
 
 
-def wait_until_up(server: Server) -> None:
+def wait_until_up(server: Server, token: str) -> None:
     """Wait until the server answers on its port."""
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    client = Client(server.port, timeout=10)
+    client = Client(server.port, timeout=10, token=token)
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(f"gunicorn exited:\n{server.log_tail()}")
@@ -724,6 +727,8 @@ def run_size(
         result["keyword_mb"] = _dir_mb(data_dir / "index")
         log(f"  keyword index built in {result['keyword_s']:.1f} s; loading vectors")
         result["vector_load_s"], result["vector_rows"] = load_vectors()
+        # The API answers signed-in users and tokens only: time it as a client with a token.
+        token = accounts.create_token("search-bench", "viewer").secret
         db.session.remove()
         db.engine.dispose()  # leave the database to the server
     result["db_mb"] = _dir_mb(data_dir, "kb.sqlite3*")
@@ -732,9 +737,9 @@ def run_size(
     log("  starting gunicorn")
     started = time.monotonic()
     with serve(data_dir, models_dir) as server:
-        wait_until_up(server)
+        wait_until_up(server, token)
         result["up_s"] = time.monotonic() - started
-        warm = Client(server.port, timeout=WARM_TIMEOUT_S)
+        warm = Client(server.port, timeout=WARM_TIMEOUT_S, token=token)
         # The first semantic search loads the vectors and both models in the worker.
         result["first_semantic_ms"], _ = warm.get(search_path("预热", "semantic", {}))
         warm.close()
@@ -742,7 +747,7 @@ def run_size(
         wait_settled(worker, data_dir / "kb.sqlite3")
         result["ready_s"] = time.monotonic() - started
         log(f"  server ready in {result['ready_s']:.1f} s; timing {args.queries} queries per mode")
-        client = Client(server.port, timeout=REQUEST_TIMEOUT_S)
+        client = Client(server.port, timeout=REQUEST_TIMEOUT_S, token=token)
         load_before = os.getloadavg()[0]
         try:
             result.update(time_queries(client, embedders, queries))
