@@ -1,15 +1,25 @@
-"""A live server on a real SQLite file and Debian's headless Chromium, driven by Playwright."""
+"""A live server on a real SQLite file and Debian's headless Chromium, driven by Playwright.
+
+Every page needs a signed-in user, so a browser test serves its app with :func:`serving` (which
+creates the test accounts of ``tests.accounts``) and signs the browser in with :func:`sign_in`,
+through the real login form: each browser test is also a test of signing in.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from flask import Flask
+from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
 from werkzeug.serving import make_server
 
+from kb.extensions import db
+from tests.accounts import PASSWORD, ROLES, ensure_account
 from tests.conftest import make_app
 
 CHROMIUM = "/usr/bin/chromium"
@@ -25,16 +35,69 @@ CHROMIUM_ARGS = [
 ]
 
 
+@contextmanager
+def serving(app: Flask) -> Iterator[str]:
+    """Serve ``app`` on a free local port with a test account per role; yield its base URL.
+
+    Afterwards the app is closed (its index files and database connections released).
+    """
+    for role in ROLES:
+        ensure_account(app, role)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        close_app(app)
+
+
+def close_app(app: Flask) -> None:
+    """Release what the app holds open: the keyword index's files and the database pool."""
+    indexes = app.extensions.get("kb.indexes")
+    if indexes is not None:
+        indexes.keyword.close()
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def sign_in(page: Page, base_url: str, role: str = "admin", next_path: str = "") -> None:
+    """Sign the browser in as ``test-<role>`` through the login form, then land on ``next_path``.
+
+    Without ``next_path`` the app's default landing page (the campaign list) is expected.
+    """
+    login = f"{base_url}/login"
+    if next_path:
+        login += f"?next={quote(next_path)}"
+    page.goto(login)
+    page.fill("input[name=username]", f"test-{role}")
+    page.fill("input[name=password]", PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    expect(page).to_have_url(f"{base_url}{next_path or '/campaigns'}")
+    expect(page.locator("input[name=password]")).to_have_count(0)
+
+
+def record_dialogs(page: Page) -> list[str]:
+    """Dismiss every dialog the page opens; return the list they are recorded in, as it grows."""
+    dialogs: list[str] = []
+
+    def on_dialog(dialog: Dialog) -> None:
+        dialogs.append(f"{dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    return dialogs
+
+
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[str]:
     """Serve a fresh app (CSRF on, as in production) on a free local port; yield its base URL."""
     app = make_app(tmp_path, None, WTF_CSRF_ENABLED=True, TESTING=False)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
+    with serving(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +113,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(locale="zh-CN")
+    context.set_default_timeout(10_000)
     browser_page = context.new_page()
     yield browser_page
     context.close()

@@ -7,13 +7,14 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.conftest import record_dialogs, sign_in
+
 pytestmark = pytest.mark.browser
 
 
 def test_form_error_keeps_input_then_saves(page: Page, live_server: str) -> None:
-    dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    page.goto(f"{live_server}/campaigns/new")
+    dialogs = record_dialogs(page)
+    sign_in(page, live_server, role="editor", next_path="/campaigns/new")
 
     page.fill("input[name=title]", "沉睡会员召回 · 企微社群 + 满减券")
     page.fill("input[name=industry]", "生鲜")

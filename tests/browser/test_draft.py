@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-from werkzeug.serving import make_server
 
+from tests.browser.conftest import serving, sign_in
 from tests.conftest import make_app
 from tests.factories import campaign_payload
 from tests.integration.conftest import MODELS_DIR
@@ -39,16 +38,12 @@ def drafting_server(tmp_path: Path) -> Iterator[str]:
         )
         assert client.post("/api/v1/campaigns", json=body).status_code == 201
     assert client.post("/api/v1/campaigns", json=campaign_payload(**PLANNED)).status_code == 201
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
+    with serving(app) as url:
+        yield url
 
 
 def test_draft_shows_collision_analogs_and_forecast(page: Page, drafting_server: str) -> None:
-    page.goto(f"{drafting_server}/drafts/new")
+    sign_in(page, drafting_server, role="editor", next_path="/drafts/new")
     page.fill("input[name=title]", "双十二沉睡会员召回：叠加券 + 企微社群")
     page.fill("input[name=industry]", "电商")
     page.fill("input[name=business_line]", "鲜丰到家")

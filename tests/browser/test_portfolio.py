@@ -3,18 +3,17 @@ elsewhere) and the table beside each chart shows the numbers the API gives."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask import Flask, Response
 from playwright.sync_api import Page
-from werkzeug.serving import make_server
 
 from kb import insights
 from kb.demo import load_demo
 from kb.rendering import format_cny, format_pct
+from tests.browser.conftest import serving, sign_in
 from tests.conftest import make_app
 
 pytestmark = pytest.mark.browser
@@ -55,12 +54,8 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
 
     with app.app_context():
         assert not load_demo().rejected
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", app
-    server.shutdown()
-    thread.join(timeout=5)
+    with serving(app) as url:
+        yield url, app
 
 
 def _painted_pixels(page: Page, canvas_id: str) -> int:
@@ -108,6 +103,7 @@ def test_portfolio_charts_render_and_tables_match_the_api(
     page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
 
     page.add_init_script(RECORD_VIOLATIONS)
+    sign_in(page, base, role="viewer")
     response = page.goto(f"{base}/portfolio?{PERIOD}")
     assert response is not None
     assert "style-src 'self'" in response.headers["content-security-policy"]
@@ -176,6 +172,7 @@ def test_portfolio_tables_work_without_javascript(
     base, _ = demo_server
     context = browser.new_context(java_script_enabled=False, locale="zh-CN")
     page = context.new_page()
+    sign_in(page, base, role="viewer")  # the login form works without JavaScript too
     page.goto(f"{base}/portfolio?{PERIOD}")
     assert page.locator("#table-goals tbody tr").count() >= 2
     assert page.locator("#table-timeline tbody tr").count() > 5
