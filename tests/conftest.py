@@ -84,6 +84,14 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
         with flask_app.app_context(), db.engine.begin() as connection:
             connection.exec_driver_sql(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
     yield flask_app
+    release(flask_app)
+
+
+def release(flask_app: Flask) -> None:
+    """Close what an app holds open: the keyword index's files and the database pool."""
+    indexes = flask_app.extensions.get("kb.indexes")
+    if indexes is not None:
+        indexes.keyword.close()
     with flask_app.app_context():
         db.session.remove()
         db.engine.dispose()
