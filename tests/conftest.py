@@ -68,11 +68,23 @@ def make_app(tmp_path: Path, database_url: str | None, **config: Any) -> Flask:
         settings["DATABASE_URL"] = database_url
     flask_app = create_app(settings)
     flask_app.test_client_class = SignedInClient
+    _made_apps.append(flask_app)
     return flask_app
 
 
+# Apps made by a test, released when it ends (open index files would otherwise warn at GC time).
+_made_apps: list[Flask] = []
+
+
+@pytest.fixture(autouse=True)
+def _release_made_apps() -> Iterator[None]:
+    yield
+    while _made_apps:
+        release(_made_apps.pop())
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Flask:
     """An app on a fresh database: a copy of the migrated SQLite file, or emptied PostgreSQL."""
     if request.param == "sqlite":
         data_dir = tmp_path / "data"
@@ -83,8 +95,7 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
         flask_app = make_app(tmp_path, request.getfixturevalue("postgres_schema"))
         with flask_app.app_context(), db.engine.begin() as connection:
             connection.exec_driver_sql(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
-    yield flask_app
-    release(flask_app)
+    return flask_app
 
 
 def release(flask_app: Flask) -> None:
