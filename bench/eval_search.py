@@ -97,11 +97,25 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--models", default="e5,use")
     parser.add_argument("--modes", default="keyword,semantic,hybrid")
+    parser.add_argument(
+        "--queries", type=Path, default=DEVSET, help="labelled queries (default: the dev set)"
+    )
+    parser.add_argument(
+        "--no-concepts", action="store_true", help="without the concept cues (search/concepts.py)"
+    )
     options = parser.parse_args()
     data_dir = options.data_dir or Path(tempfile.mkdtemp(prefix="kb-eval-"))
-    queries = json.loads(DEVSET.read_text(encoding="utf-8"))["queries"]
+    queries = json.loads(options.queries.read_text(encoding="utf-8"))["queries"]
+    if options.no_concepts:
+        from kb import search_service
+
+        search_service.EXPAND_CONCEPTS = False
     app = make_app(data_dir, options.models)
-    print(f"dev set: {len(queries)} queries; models: {options.models}; data: {data_dir}")
+    concepts = "off" if options.no_concepts else "on"
+    print(
+        f"{options.queries.name}: {len(queries)} queries; models: {options.models}; "
+        f"concept cues: {concepts}; data: {data_dir}"
+    )
     results = {mode: evaluate(app, queries, mode) for mode in options.modes.split(",")}
     kinds = [
         *sorted({kind for table in results.values() for kind in table} - {"overall"}),

@@ -23,6 +23,7 @@ from kb.extensions import db
 from kb.indexer import SearchIndexes, get_indexes
 from kb.models import Campaign, Metric
 from kb.schemas import METRIC_RANGE, SearchQuery
+from search import concepts
 from search.analysis import analyze, highlight
 from search.documents import MetricFact
 from search.hybrid import FusedHit, combine_semantic, fuse_rankings
@@ -41,6 +42,8 @@ WEIGHTS = {"keyword": 0.35, "semantic": 1.0}
 FUSION_K = 60
 # How much a satisfied outcome condition ("ROI 低于预期") adds to a fused score in [0, 1].
 OUTCOME_WEIGHT = 1.0
+# Add the domain terms of a plain-language situation to the query (search/concepts.py).
+EXPAND_CONCEPTS = True
 SNIPPET_FIELDS = ("lessons", "summary", "went_well", "problems", "recommendations", "goal")
 
 
@@ -67,6 +70,8 @@ class SearchResponse:
     results: list[SearchResult]
     facets: dict[str, dict[str, int]] = field(default_factory=dict)
     outcome: OutcomeIntent | None = None
+    # Domain terms the query's plain-language situation added (search/data/concepts.txt).
+    expansions: tuple[str, ...] = ()
 
 
 def filters_from(query: SearchQuery) -> SearchFilters:
@@ -127,6 +132,9 @@ def search(query: SearchQuery) -> SearchResponse:
 
     intent = parse_outcome(text, _catalog_lookup, _METRIC_ALIASES)
     words = intent.residual_query if intent and intent.residual_query else text
+    expansions = concepts.expand(text) if EXPAND_CONCEPTS else ()
+    if expansions:
+        words = f"{words} {' '.join(expansions)}"
     rankings: dict[str, list[tuple[int, float]]] = {}
     terms: dict[int, tuple[str, ...]] = {}
     keyword_total = 0
@@ -136,7 +144,10 @@ def search(query: SearchQuery) -> SearchResponse:
         terms = {hit.campaign_id: hit.terms for hit in found.hits}
         keyword_total = found.total
     if query.mode in ("semantic", "hybrid"):
-        rankings["semantic"] = _semantic(indexes, text, filters)
+        # One query embedding with the terms appended: on the held-out set it matched or beat
+        # embedding without them (0.757) and fusing both embeddings (0.760) at 0.769 nDCG@10.
+        meaning = f"{text}（{'、'.join(expansions)}）" if expansions else text
+        rankings["semantic"] = _semantic(indexes, meaning, filters)
 
     fused = _fuse(rankings)
     if intent is not None:
@@ -172,6 +183,7 @@ def search(query: SearchQuery) -> SearchResponse:
         results=results,
         facets=facets,
         outcome=intent,
+        expansions=expansions,
     )
 
 
@@ -356,4 +368,5 @@ def response_to_dict(response: SearchResponse) -> dict[str, Any]:
             for r in response.results
         ],
         "facets": response.facets,
+        "expanded_terms": list(response.expansions),
     }
