@@ -26,6 +26,7 @@ import re
 import shutil
 import threading
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -587,6 +588,19 @@ class _Snapshot:
         return counts
 
 
+class _OpenSearcher:
+    """The searcher a KeywordIndex has open, if any."""
+
+    def __init__(self) -> None:
+        self.searcher: Any = None
+
+    def close(self) -> None:
+        """Close the searcher (and its files); safe to call again."""
+        searcher, self.searcher = self.searcher, None
+        if searcher is not None:
+            searcher.close()
+
+
 class KeywordIndex:
     """A versioned Whoosh index of campaigns under ``directory``; safe to share across threads.
 
@@ -606,6 +620,11 @@ class KeywordIndex:
         self._name: str | None = None
         self._index: Any = None
         self._snapshot: _Snapshot | None = None
+        # Without mmap the open searcher holds the segment files open: close them when this
+        # object is collected unclosed too. A weakref callback runs before the files' own
+        # finalizers (which would warn), and it keeps the holder, not this object, alive.
+        self._open = _OpenSearcher()
+        weakref.finalize(self, self._open.close)
         self._stale = True
         self._segments = _SegmentArrays()
         self.problem: str | None = None
@@ -641,8 +660,7 @@ class KeywordIndex:
         self.close()
 
     def _close(self) -> None:
-        if self._snapshot is not None:
-            self._snapshot.searcher.close()
+        self._open.close()
         self._snapshot = self._index = self._name = None
 
     def _sync(self) -> None:
@@ -668,8 +686,9 @@ class KeywordIndex:
             self._fail(f"reopen failed: {error!r}")
             return
         # Nothing else holds the old searcher: every use runs under self._lock.
-        self._snapshot.searcher.close()
+        self._open.close()
         self._snapshot = _Snapshot(searcher, self._segments)
+        self._open.searcher = searcher
 
     def _open_pointer(self) -> None:
         """Open the index CURRENT names, recording why not when it cannot be opened."""
@@ -695,6 +714,7 @@ class KeywordIndex:
                 gc.collect()  # collect the leaked file now, while the warning is ignored
                 return
         self._name, self._index, self._snapshot = name, index, _Snapshot(searcher, self._segments)
+        self._open.searcher = searcher
         self._stale = not name.startswith(analysis.analyzer_fingerprint()[:16])
         self.problem = "built with another analyzer" if self._stale else None
 
