@@ -1,116 +1,303 @@
-"""A server killed (SIGKILL) between commit and index heals its index from the database."""
+"""Crashes (SIGKILL) of the server and of ``flask --app kb reindex``: the database keeps every
+acknowledged write and stays intact, and after a restart the indexes agree with it again."""
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import socket
-import sqlite3
 import subprocess
 import sys
+import threading
 import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
+import sqlalchemy as sa
+
+from kb import ROOT
 from tests.factories import campaign_payload
-from tests.integration.conftest import MODELS_DIR
-
-GUNICORN = Path(sys.executable).parent / "gunicorn"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def server(data_dir: Path) -> Iterator[str]:
-    """Run gunicorn on the data dir; yield its URL; SIGKILL the whole process group after."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "KB_DATA_DIR": str(data_dir),
-        "KB_MODELS_DIR": str(MODELS_DIR),
-        "KB_INDEX_INTERVAL_S": "3600",  # only writes and start-up trigger indexing
-    }
-    process = subprocess.Popen(
-        [str(GUNICORN), "--workers", "1", "--bind", f"127.0.0.1:{port}", "kb:create_app()"],
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait(lambda: _get(f"{url}/api/v1/campaigns") is not None, timeout_s=60)
-        yield url
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
+from tests.integration.live import (
+    Server,
+    Store,
+    app_on,
+    create_token,
+    index_report,
+    loaded_vector_ids,
+    outbox_size,
+    serving,
+    sqlite_integrity,
+    wait_consistent,
+    wait_until,
+)
 
 
-def _get(url: str) -> Any:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310  # local test server
-            return json.load(response)
-    except OSError:
-        return None
-
-
-def _post(url: str, body: dict[str, Any]) -> int:
-    request = urllib.request.Request(  # noqa: S310  # local test server
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-        status: int = response.status
-        return status
-
-
-def _wait(condition: Any, *, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"condition not met within {timeout_s} s")
-
-
-def _pending(data_dir: Path) -> int:
-    with sqlite3.connect(data_dir / "kb.sqlite3") as connection:
-        count: int = connection.execute("SELECT count(*) FROM index_outbox").fetchone()[0]
-        return count
+def _assert_consistent_after_restart(
+    store: Store, token: str, log: Path, titles: dict[int, str], *, workers: int = 1
+) -> None:
+    """Restart the server; the indexes must come to hold exactly the live campaigns."""
+    with serving(store, token, log, workers=workers) as server:
+        report = wait_consistent(store, timeout_s=120)
+        assert report.consistent, report
+        assert server.listed_ids() == set(report.live)
+        # Keyword search finds the titles (a sample: each search costs while workers warm up).
+        sample = sorted(titles)[:: max(1, len(titles) // 8)]
+        missed = {cid: titles[cid] for cid in sample if not server.finds(cid, titles[cid])}
+        assert missed == {}, "keyword search misses these titles"
+        assert all(server.finds(cid, titles[cid], mode="semantic") for cid in sample[:3])
+    assert loaded_vector_ids(store) == set(report.live)
+    assert "Traceback" not in server.log, server.log[-5000:]
 
 
 def test_killed_server_heals_index_on_restart(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+    """Killed between commit and index (the models still loading): the index heals at start."""
+    store = Store(tmp_path / "data")
+    token = create_token(store)
     titles = [f"沉睡会员召回第{i}期" for i in range(5)]
-    with server(data_dir) as url:
+    with serving(
+        store, token, tmp_path / "gunicorn.log", workers=1, index_interval_s=3600
+    ) as server:
         for i, title in enumerate(titles):
             body = campaign_payload(title=title, external_id=f"crash-{i}")
-            assert _post(f"{url}/api/v1/campaigns", body) == 201
-        # The background indexer is still loading its models: these writes are committed but
+            assert server.request("POST", "/api/v1/campaigns", body).status == 201
+        # The background indexer is still loading its model: these writes are committed but
         # not yet indexed when the server dies.
-        assert _pending(data_dir) > 0
-    with server(data_dir) as url:
+        assert outbox_size(store) > 0
+    with serving(
+        store, token, tmp_path / "gunicorn.log", workers=1, index_interval_s=3600
+    ) as server:
 
         def all_indexed() -> bool:
-            found = _get(
-                f"{url}/api/v1/search?{urlencode({'q': '沉睡会员召回', 'mode': 'keyword'})}"
-            )
-            return found is not None and found["total"] == len(titles)
+            found = server.get("/api/v1/search", q="沉睡会员召回", mode="keyword")
+            return bool(found["total"] == len(titles))
 
-        _wait(all_indexed, timeout_s=180)
-        _wait(lambda: _pending(data_dir) == 0, timeout_s=60)
-        listing = _get(f"{url}/api/v1/search?q=&limit=100")
+        wait_until(all_indexed, timeout_s=120, what="all indexed")
+        wait_until(lambda: outbox_size(store) == 0, timeout_s=60, what="outbox drained")
+        listing = server.get("/api/v1/search", q="", limit=100)
         assert sorted(r["title"] for r in listing["results"]) == sorted(titles)
-        semantic = _get(
-            f"{url}/api/v1/search?{urlencode({'q': '沉睡会员召回', 'mode': 'semantic'})}"
-        )
+        semantic = server.get("/api/v1/search", q="沉睡会员召回", mode="semantic")
         assert {r["title"] for r in semantic["results"]} == set(titles)
+
+
+@dataclass
+class Acked:
+    """A write the server acknowledged: it must survive the crash."""
+
+    campaign_id: int
+    version: int
+    title: str
+    marker: str
+
+
+def _writer(server: Server, writer: int, acked: list[Acked], stop: threading.Event) -> list[str]:
+    """Create campaigns (and update every other one) until stopped or the server is gone."""
+    problems: list[str] = []
+    step = 0
+    while not stop.is_set():
+        step += 1
+        title = f"断电前写入 {writer}号 第{step}条"
+        marker = f"写入者{writer}第{step}次"
+        body = campaign_payload(title=title, external_id=f"w{writer}-{step}", lessons=marker)
+        try:
+            reply = server.request("POST", "/api/v1/campaigns", body)
+            if reply.status != 201:
+                problems.append(f"POST {reply.status}: {reply.body}")
+                continue
+            created = reply.body
+            acked.append(Acked(created["id"], created["version"], title, marker))
+            if step % 2:
+                continue
+            title += "（改）"
+            marker += "改"
+            body.update(title=title, lessons=marker, version=created["version"])
+            reply = server.request("PUT", f"/api/v1/campaigns/{created['id']}", body)
+            if reply.status != 200:
+                problems.append(f"PUT {reply.status}: {reply.body}")
+                continue
+            acked.append(Acked(created["id"], reply.body["version"], title, marker))
+        except OSError:
+            return problems  # the server is gone: this write's outcome is unknown
+    return problems
+
+
+def test_killed_in_a_stream_of_writes(tmp_path: Path) -> None:
+    """SIGKILL while four clients write and the indexer drains: nothing acknowledged is lost."""
+    store = Store(tmp_path / "data")
+    token = create_token(store)
+    log = tmp_path / "gunicorn.log"
+    server = Server(store, token, log, workers=1, threads=4)
+    acked: list[Acked] = []
+    problems: list[str] = []
+    stop = threading.Event()
+    try:
+        server.wait_ready()
+        # First let the indexer load its model, so it is busy indexing when the server dies.
+        warm = server.request("POST", "/api/v1/campaigns", campaign_payload(title="预热活动"))
+        assert warm.status == 201
+        wait_until(lambda: outbox_size(store) == 0, timeout_s=90, what="indexer warmed up")
+
+        def run(writer: int) -> None:
+            problems.extend(_writer(server, writer, acked, stop))
+
+        threads = [threading.Thread(target=run, args=(w,)) for w in range(4)]
+        for thread in threads:
+            thread.start()
+        # Killed with writes in flight and the indexer behind (the outbox not empty).
+        wait_until(
+            lambda: len(acked) >= 30 and outbox_size(store) > 0,
+            timeout_s=60,
+            what="30 writes acknowledged, some not yet indexed",
+        )
+        server.kill()
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        stop.set()
+        server.kill()
+    assert problems == []
+
+    assert sqlite_integrity(store) == "ok"
+    _check_acknowledged(store, acked)
+    titles = {a.campaign_id: a.title for a in acked}  # the newest title of each
+    # Two workers start together on the crashed state (both reconcile; one drains at a time).
+    _assert_consistent_after_restart(store, token, log, titles, workers=2)
+
+
+def _check_acknowledged(store: Store, acked: list[Acked]) -> None:
+    """Each acknowledged write is a version with its content; every campaign is whole."""
+    from kb.extensions import db
+    from kb.models import Campaign, CampaignVersion
+
+    with app_on(store):
+        history = {
+            (row.campaign_id, row.version): row
+            for row in db.session.scalars(sa.select(CampaignVersion))
+        }
+        for write in acked:
+            row = history.get((write.campaign_id, write.version))
+            assert row is not None, f"acknowledged write lost: {write}"
+            assert (row.snapshot["title"], row.snapshot["lessons"]) == (write.title, write.marker)
+        for campaign in db.session.scalars(sa.select(Campaign)):
+            # A write cut off by the kill is there entirely or not at all.
+            versions = sorted(v for cid, v in history if cid == campaign.id)
+            assert versions == list(range(1, campaign.version + 1)), campaign.id
+            assert campaign.lessons == history[(campaign.id, campaign.version)].snapshot["lessons"]
+            kept = (len(campaign.rewards), len(campaign.metrics), len(campaign.documents))
+            assert kept == (2, 4, 1), campaign.id
+        db.session.commit()
+
+
+CAMPAIGNS = 40
+# `flask --app kb reindex` exactly, but embedding 10 campaigns per committed batch instead of 100:
+# several batches (one committed, the next being embedded when killed) from few campaigns.
+REINDEX = "import sys, kb.indexer, flask.cli; kb.indexer.BATCH = 10; sys.exit(flask.cli.main())"
+
+
+def _seed(store: Store) -> dict[int, str]:
+    """Campaigns stored in-process, a keyword index of an older state, then changes it lacks.
+
+    Returns the live campaigns' titles.
+    """
+    from kb import indexer, services
+    from kb.schemas import validate_campaign
+    from kb.serialize import campaign_to_input
+
+    with app_on(store, migrate=True):
+        ids = [
+            services.create_campaign(
+                validate_campaign(
+                    campaign_payload(
+                        title=f"重建索引活动{i}号", external_id=f"r{i}", lessons=f"经验{i}"
+                    )
+                )
+            ).id
+            for i in range(CAMPAIGNS)
+        ]
+        indexer._rebuild_keyword(indexer.get_indexes())  # no model needed for this part
+        for campaign_id in ids[:5]:
+            services.trash_campaign(campaign_id)
+        for campaign_id in ids[5:15]:
+            data = campaign_to_input(services.get_campaign(campaign_id))
+            data["title"] = data["title"].replace("重建索引活动", "改名后的活动")
+            services.update_campaign(campaign_id, validate_campaign(data))
+        return {campaign_id: services.get_campaign(campaign_id).title for campaign_id in ids[5:]}
+
+
+def _keyword_dirs(store: Store) -> set[str]:
+    directory = store.data_dir / "index" / "keyword"
+    return {p.name for p in directory.iterdir() if p.is_dir()} if directory.exists() else set()
+
+
+def _embedded(store: Store) -> int:
+    engine = sa.create_engine(store.url)
+    try:
+        with engine.connect() as connection:
+            query = "SELECT count(DISTINCT campaign_id) FROM passage_embedding"
+            count: int = connection.execute(sa.text(query)).scalar_one()
+            return count
+    finally:
+        engine.dispose()
+
+
+def _reindex_until_killed(store: Store, log: Path, reached: Callable[[], bool]) -> None:
+    """Run the reindex command and SIGKILL it as soon as ``reached()``; it must still be running."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", REINDEX, "--app", "kb", "reindex"],
+            cwd=ROOT,
+            env=store.env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while not reached() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert process.poll() is None, f"reindex ended before the kill: {log.read_text()}"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == -signal.SIGKILL
+
+
+def test_killed_during_reindex(tmp_path: Path) -> None:
+    """SIGKILL ``flask --app kb reindex`` while it embeds, then again while it writes the new
+    keyword index: the database is untouched and the restarted server brings the index in line."""
+    store = Store(tmp_path / "data")
+    titles = _seed(store)
+    token = create_token(store)
+    before = _state(store)
+    log = tmp_path / "reindex.log"
+
+    # 1. Killed with the first batch of embeddings committed and the next one being embedded.
+    _reindex_until_killed(store, log, lambda: _embedded(store) > 0)
+    assert sqlite_integrity(store) == "ok"
+    assert _state(store) == before  # a rebuild never changes a campaign
+    report = index_report(store)
+    assert report.vectors_missing, "killed too late: every campaign was embedded"
+    assert report.keyword_wrong  # the old keyword index, still in use
+
+    # 2. Killed while the new keyword index is written (the old one stays current).
+    old_dirs = _keyword_dirs(store)
+    _reindex_until_killed(store, log, lambda: bool(_keyword_dirs(store) - old_dirs))
+    assert sqlite_integrity(store) == "ok"
+    assert _state(store) == before
+    report = index_report(store)
+    assert report.keyword_wrong  # the new index never went live
+
+    _assert_consistent_after_restart(store, token, tmp_path / "gunicorn.log", titles)
+
+
+def _state(store: Store) -> dict[int, Any]:
+    from kb.extensions import db
+    from kb.models import Campaign
+
+    with app_on(store):
+        rows = db.session.execute(sa.select(Campaign.id, Campaign.version, Campaign.deleted_at))
+        state = {cid: (version, deleted is None) for cid, version, deleted in rows}
+        db.session.commit()
+        return state
