@@ -23,6 +23,10 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "DATABASE_URL": (None, "SQLAlchemy URL of the database; default SQLite file in KB_DATA_DIR."),
     "SECRET_KEY": (None, "Session/CSRF signing key; default a random key kept in KB_DATA_DIR."),
     "TIMEZONE": ("Asia/Shanghai", "Time zone in which pages show times (IANA name)."),
+    "SQLITE_BUSY_TIMEOUT_S": (
+        20,
+        "How long a SQLite write waits for another writer before answering 503 (retry later).",
+    ),
     "MAX_CONTENT_LENGTH": (16 * 1024 * 1024, "Largest accepted request body in bytes."),
     "PER_PAGE": (20, "Campaigns per page on the list page and the API default."),
     "MAX_PER_PAGE": (100, "Largest page size the API accepts."),
@@ -56,7 +60,7 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     database_url = app.config["DATABASE_URL"] or f"sqlite:///{data_dir / 'kb.sqlite3'}"
     app.config["DATABASE_URL"] = database_url
     app.config["SQLALCHEMY_DATABASE_URI"] = database_url
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(database_url)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(database_url, app.config)
 
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = _persistent_secret(data_dir / "secret_key")
@@ -65,10 +69,10 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # DefaultJSONProvider attribute
 
 
-def _engine_options(database_url: str) -> dict[str, Any]:
+def _engine_options(database_url: str, settings: Any) -> dict[str, Any]:
     if database_url.startswith("sqlite"):
         # The connection pragmas live in kb.database; a busy writer makes others wait, not fail.
-        return {"connect_args": {"timeout": 5}}
+        return {"connect_args": {"timeout": float(settings["SQLITE_BUSY_TIMEOUT_S"])}}
     return {"pool_pre_ping": True}
 
 

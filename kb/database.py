@@ -26,7 +26,7 @@ def init_app(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
-            _configure_sqlite(db.engine)
+            _configure_sqlite(db.engine, float(app.config["SQLITE_BUSY_TIMEOUT_S"]))
         if app.config["AUTO_MIGRATE"]:
             upgrade_schema(Path(app.config["DATA_DIR"]))
 
@@ -38,7 +38,7 @@ def upgrade_schema(data_dir: Path) -> None:
         flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # pysqlite's own transaction handling would defeat BEGIN IMMEDIATE below.
@@ -46,7 +46,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         for pragma in (
             "journal_mode=WAL",
-            "busy_timeout=5000",
+            f"busy_timeout={int(busy_timeout_s * 1000)}",
             "synchronous=NORMAL",
             "foreign_keys=ON",
         ):
@@ -71,7 +71,14 @@ def write_transaction() -> Iterator[scoped_session[Any]]:
     session.connection(execution_options={"kb_write": True})
     try:
         yield session
-        session.commit()
+        # What was written stays readable as written: expired on commit, it would be reloaded,
+        # and a concurrent writer's newer row would be reported to this client as its own.
+        current = session()
+        current.expire_on_commit = False
+        try:
+            session.commit()
+        finally:
+            current.expire_on_commit = True
     except BaseException:
         session.rollback()
         raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, render_template, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
 
 # The machine-readable code of each HTTP status the API answers with.
@@ -20,6 +21,7 @@ CODES = {
     422: "validation_error",
     429: "too_many_requests",
     500: "internal_error",
+    503: "busy",
 }
 
 MESSAGES = {
@@ -34,7 +36,11 @@ MESSAGES = {
     422: "输入有误，请检查各字段",
     429: "请求过于频繁",
     500: "服务器内部错误",
+    503: "数据库正忙，请稍后重试（未保存任何改动）",
 }
+
+# Seconds a client is asked to wait when the database stayed locked past its busy timeout.
+BUSY_RETRY_AFTER_S = 2
 
 
 class ApiError(Exception):
@@ -75,6 +81,21 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(ApiError, api_error_response)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(InternalServerError, _http_error)
+    app.register_error_handler(OperationalError, _database_error)
+
+
+def _database_error(exc: OperationalError) -> tuple[Response | str, int, dict[str, str]]:
+    """A write that waited past SQLite's busy timeout: 503 and Retry-After, not a 500."""
+    if "database is locked" not in str(exc.orig):
+        response, status = _http_error(InternalServerError(original_exception=exc))
+        return response, status, {}
+    current_app.logger.warning("database busy on %s: answered 503", request.path)
+    headers = {"Retry-After": str(BUSY_RETRY_AFTER_S)}
+    if _wants_json():
+        response, status = api_error_response(ApiError(503))
+        return response, status, headers
+    page = render_template("error.html", status=503, message=MESSAGES[503])
+    return page, 503, headers
 
 
 def _wants_json() -> bool:

@@ -41,9 +41,18 @@ class VersionConflictError(Exception):
         self.current_version = current_version
 
 
-def get_campaign(campaign_id: int, *, include_trashed: bool = False) -> Campaign:
-    """Return the campaign with this id; raise NotFoundError for a missing or trashed one."""
-    campaign = db.session.get(Campaign, campaign_id)
+def get_campaign(
+    campaign_id: int, *, include_trashed: bool = False, for_update: bool = False
+) -> Campaign:
+    """Return the campaign with this id; raise NotFoundError for a missing or trashed one.
+
+    ``for_update`` (inside a write transaction) reads the row afresh and locks it on PostgreSQL
+    (SELECT … FOR UPDATE), so concurrent writers of one campaign queue up instead of racing;
+    SQLite's BEGIN IMMEDIATE already lets one writer in at a time.
+    """
+    campaign = db.session.get(
+        Campaign, campaign_id, with_for_update=for_update, populate_existing=for_update
+    )
     if campaign is None or (campaign.deleted_at is not None and not include_trashed):
         raise NotFoundError(campaign_id)
     return campaign
@@ -71,17 +80,20 @@ def update_campaign(
     note: str = "",
 ) -> Campaign:
     """Replace a campaign's fields; raise VersionConflictError if it moved past ``expected_version``."""
+    if expected_version is not None:
+        # A stale version is refused without waiting for the write lock.
+        _check_version(get_campaign(campaign_id), expected_version)
     with write_transaction():
-        campaign = get_campaign(campaign_id)
+        campaign = get_campaign(campaign_id, for_update=True)
         _check_version(campaign, expected_version)
         _ensure_external_id_free(data.external_id, campaign.id)
         history.ensure_baseline(campaign)
-        _apply(campaign, data)
         try:
+            _apply(campaign, data)  # loading the old child rows may flush the UPDATE already
             _flush_unique()
         except StaleDataError:
-            # Another writer committed between our read and our UPDATE (PostgreSQL, no lock held).
-            raise VersionConflictError(campaign.version) from None
+            # The row changed under us all the same (a writer outside this service): no lock held.
+            raise VersionConflictError(_current_version(campaign_id)) from None
         _record(campaign, action, note)
     indexer.notify()
     return campaign
@@ -111,7 +123,7 @@ def upsert_campaign(data: CampaignIn) -> tuple[Campaign, UpsertOutcome]:
 def trash_campaign(campaign_id: int, *, expected_version: int | None = None) -> Campaign:
     """Move a campaign to the trash, from where it can be restored."""
     with write_transaction():
-        campaign = get_campaign(campaign_id)
+        campaign = get_campaign(campaign_id, for_update=True)
         _check_version(campaign, expected_version)
         history.ensure_baseline(campaign)
         campaign.deleted_at = utcnow()
@@ -124,7 +136,7 @@ def trash_campaign(campaign_id: int, *, expected_version: int | None = None) -> 
 def restore_campaign(campaign_id: int) -> Campaign:
     """Bring a campaign back from the trash."""
     with write_transaction():
-        campaign = get_campaign(campaign_id, include_trashed=True)
+        campaign = get_campaign(campaign_id, include_trashed=True, for_update=True)
         if campaign.deleted_at is None:
             raise NotFoundError(campaign_id)
         history.ensure_baseline(campaign)
@@ -155,7 +167,7 @@ def revert_campaign(
 def purge_campaign(campaign_id: int) -> str:
     """Delete a trashed campaign for good, with its history; return its title."""
     with write_transaction() as session:
-        campaign = get_campaign(campaign_id, include_trashed=True)
+        campaign = get_campaign(campaign_id, include_trashed=True, for_update=True)
         if campaign.deleted_at is None:
             raise NotFoundError(campaign_id)  # only what is in the trash can be purged
         title = campaign.title
@@ -185,6 +197,12 @@ def _target(campaign: Campaign) -> str:
 def _mark_for_indexing(campaign: Campaign) -> None:
     """Record, in the write's own transaction, that the campaign's index entries are stale."""
     db.session.add(IndexOutbox(campaign_id=campaign.id))
+
+
+def _current_version(campaign_id: int) -> int:
+    db.session.rollback()
+    version = db.session.scalar(sa.select(Campaign.version).where(Campaign.id == campaign_id))
+    return int(version or 0)
 
 
 def _check_version(campaign: Campaign, expected_version: int | None) -> None:
