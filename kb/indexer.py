@@ -283,7 +283,9 @@ def rebuild(*, progress: Progress | None = None) -> int:
     """Rebuild every index from the database; return the number of campaigns indexed."""
     indexes = get_indexes()
     with _indexer_lock(indexes.data_dir, blocking=True):
-        newest_outbox = db.session.scalar(sa.select(sa.func.max(IndexOutbox.id))) or 0
+        # The entries queued now, by id: on PostgreSQL a lower id may still commit later, and its
+        # entry must stay queued (a range "id <= newest" would drop it unseen).
+        queued = list(db.session.scalars(sa.select(IndexOutbox.id)))
         ids = list(
             db.session.scalars(
                 sa.select(Campaign.id).where(Campaign.deleted_at.is_(None)).order_by(Campaign.id)
@@ -298,7 +300,9 @@ def rebuild(*, progress: Progress | None = None) -> int:
         _rebuild_keyword(indexes, ids)
         # Everything queued before the rebuild began is now reflected in it.
         with write_transaction() as session:
-            session.execute(sa.delete(IndexOutbox).where(IndexOutbox.id <= newest_outbox))
+            for start in range(0, len(queued), 500):
+                chunk = queued[start : start + 500]
+                session.execute(sa.delete(IndexOutbox).where(IndexOutbox.id.in_(chunk)))
         indexes.sync_vectors()
     return len(ids)
 
@@ -403,6 +407,8 @@ def release_free_memory() -> None:
 
 
 def warm_up() -> None:
-    """Load the embedding models now, so the first search does not pay for it."""
-    for embedder in get_indexes().embedders:
+    """Load the vectors and embedding models now, so the first search does not pay for it."""
+    indexes = get_indexes()
+    indexes.sync_vectors()
+    for embedder in indexes.embedders:
         embedder.encode_queries(["预热"])

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
 WeightType = Literal["fp16", "bf16"]
+_BF16_SLICE = 1 << 20  # values converted at a time: 10 MB of temporaries
 # Bump when the output layout changes so existing conversions are redone.
 FORMAT_VERSION = 1
 MARKER_NAME = "kb_conversion.json"
@@ -404,26 +405,31 @@ def to_bf16_bits(values: npt.NDArray[np.float16]) -> npt.NDArray[np.uint16]:
 
 
 def _save_bf16(tensors: Iterator[tuple[str, npt.NDArray[np.float16]]], path: Path) -> None:
-    """Write a safetensors file of bf16 tensors (safetensors.numpy has no bf16 type)."""
+    """Write a safetensors file of bf16 tensors (safetensors.numpy has no bf16 type).
+
+    Converted and written a slice at a time: whole-tensor temporaries of the 96M-entry word
+    embeddings would take ≈ 1 GB, and the freed heap would stay with the worker.
+    """
+    items = list(tensors)
     header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
-    chunks: list[bytes] = []
     offset = 0
-    for name, values in tensors:
-        data = np.ascontiguousarray(to_bf16_bits(values)).astype("<u2").tobytes()
+    for name, values in items:
+        size = 2 * values.size
         header[name] = {
             "dtype": "BF16",
             "shape": list(values.shape),
-            "data_offsets": [offset, offset + len(data)],
+            "data_offsets": [offset, offset + size],
         }
-        chunks.append(data)
-        offset += len(data)
+        offset += size
     encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
     encoded += b" " * (-len(encoded) % 8)  # data starts 8-byte aligned
     with path.open("wb") as fh:
         fh.write(struct.pack("<Q", len(encoded)))
         fh.write(encoded)
-        for data in chunks:
-            fh.write(data)
+        for _, values in items:
+            flat = values.reshape(-1)
+            for start in range(0, len(flat), _BF16_SLICE):
+                fh.write(to_bf16_bits(flat[start : start + _BF16_SLICE]).astype("<u2").tobytes())
 
 
 def _tensor(bundle: E5Bundle, name: str, shape: tuple[int, ...]) -> npt.NDArray[np.float16]:
