@@ -407,8 +407,6 @@ def release_free_memory() -> None:
 
 
 def warm_up() -> None:
-    """Load the vectors and embedding models now, so the first search does not pay for it."""
-    indexes = get_indexes()
-    indexes.sync_vectors()
-    for embedder in indexes.embedders:
+    """Load the embedding models now, so the first search does not pay for it."""
+    for embedder in get_indexes().embedders:
         embedder.encode_queries(["预热"])
