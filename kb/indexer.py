@@ -407,6 +407,8 @@ def release_free_memory() -> None:
 
 
 def warm_up() -> None:
-    """Load the embedding models now, so the first search does not pay for it."""
-    for embedder in get_indexes().embedders:
+    """Load the vectors and embedding models now, so the first search does not pay for it."""
+    indexes = get_indexes()
+    indexes.sync_vectors()
+    for embedder in indexes.embedders:
         embedder.encode_queries(["预热"])
