@@ -899,6 +899,10 @@ def main() -> None:
     results = []
     try:
         embedders = load_embedders(MODELS, models_dir, num_threads=1)
+        # Convert e5 here, once, as `flask models prepare` does on a deployment: the servers
+        # then load a prepared model and their RSS is that of serving, not of the conversion.
+        for embedder in embedders:
+            embedder.encode_queries(["预热"])
         demo = demo_records()
         for n in sizes:
             results.append(run_size(n, args, demo, embedders, models_dir, workdir))
