@@ -162,8 +162,8 @@ def _authenticate() -> Principal | None:
 
 def _authorize() -> BaseResponse | None:
     """Let the request through, or answer 401 (who are you?) / 403 (not allowed)."""
-    if request.endpoint is None:
-        return None  # no such route: 404/405 follow
+    if request.endpoint in (None, "static"):
+        return None  # no such route (404/405 follow), or a stylesheet: no need to know who asks
     access = access_of(current_app, request.endpoint)
     try:
         principal = _authenticate()
