@@ -12,14 +12,35 @@ import flask_migrate
 from flask import Flask
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import scoped_session
+from werkzeug.exceptions import NotFound
+from werkzeug.routing import IntegerConverter
 
 from kb.extensions import db
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
+# The largest id (or version) an integer column holds on every supported database: PostgreSQL's
+# INTEGER. A bigger one in a URL or a body can name nothing; it must not reach a query (overflow).
+MAX_ID = 2**31 - 1
+
+
+class IdConverter(IntegerConverter):
+    """``<int:…>`` in routes: a number larger than MAX_ID names nothing, so 404 before any query."""
+
+    def to_python(self, value: str) -> Any:
+        number = super().to_python(value)
+        if number > MAX_ID:
+            # Not a ValidationError: werkzeug would then answer 405 when another method's route
+            # has the same path. Raised here, it is this route's 404 whatever the method.
+            raise NotFound()
+        return number
+
+
 def init_app(app: Flask) -> None:
     """Bind the database to ``app``, tune SQLite connections, and migrate if configured."""
+    # Before any blueprint adds its routes: they pick their converter when they are added.
+    app.url_map.converters["int"] = IdConverter
     db.init_app(app)
     from kb.extensions import migrate
 

@@ -6,17 +6,18 @@ from the same ``field_errors``) as the campaign schema's, so pages and the API s
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import MAXYEAR, MINYEAR, date
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from kb.portfolio import MAX_MONTHS, default_period, month_keys
+from kb.database import MAX_ID
+from kb.portfolio import MAX_MONTHS, default_period
 from kb.schemas import GoalType, InvalidInputError, Markdown, validate_as
 
 Theme = Literal["reward", "audience", "channel", "timing", "budget", "ops", "risk", "other"]
 LessonKind = Literal["lesson", "recommendation", "hypothesis"]
-CampaignId = Annotated[int, Field(ge=1)]
+CampaignId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class _Query(BaseModel):
@@ -84,12 +85,16 @@ def validate_playbook(data: Any, *, update: bool = False) -> PlaybookIn:
 def resolve_period(query: PortfolioQuery, today: date) -> tuple[date, date]:
     """Return the period asked for, defaults filled in; refuse a reversed or too long one."""
     default_from, default_to = default_period(today)
+    # The year before or after a given date, kept within what a date can hold (years 1-9999).
     date_from = query.date_from or (
-        date(query.date_to.year - 1, 1, 1) if query.date_to else default_from
+        date(max(query.date_to.year - 1, MINYEAR), 1, 1) if query.date_to else default_from
     )
-    date_to = query.date_to or (date(date_from.year + 1, 12, 31) if query.date_from else default_to)
+    date_to = query.date_to or (
+        date(min(date_from.year + 1, MAXYEAR), 12, 31) if query.date_from else default_to
+    )
     if date_to < date_from:
         raise InvalidInputError({"date_to": "结束日期不能早于开始日期"})
-    if len(month_keys(date_from, date_to)) > MAX_MONTHS:
+    months = (date_to.year - date_from.year) * 12 + date_to.month - date_from.month + 1
+    if months > MAX_MONTHS:
         raise InvalidInputError({"date_to": f"时间范围最长 {MAX_MONTHS} 个月"})
     return date_from, date_to

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from kb.database import MAX_ID
 from kb.insight_schemas import LessonKind, PlaybookIn, PlaybookUpdate, Theme
 from kb.schemas import GoalType, Status
 
@@ -216,17 +217,19 @@ def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str
 
 _THEMES = ["reward", "audience", "channel", "timing", "budget", "ops", "risk", "other"]
 _DATE = {"type": "string", "format": "date"}
+# Ids in paths: positive and within what the database holds (a larger one is no route: 404).
+ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 _PLAYBOOK_ID = {
     "name": "playbook_id",
     "in": "path",
     "required": True,
-    "schema": {"type": "integer"},
+    "schema": ID_SCHEMA,
 }
 _CAMPAIGN_ID = {
     "name": "campaign_id",
     "in": "path",
     "required": True,
-    "schema": {"type": "integer"},
+    "schema": ID_SCHEMA,
 }
 
 

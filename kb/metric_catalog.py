@@ -6,6 +6,7 @@ metric name is mapped to a catalog key (GMV = 成交额 = 交易总额). Unknown
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -323,4 +324,9 @@ def assess(
     if baseline is not None and actual is not None and baseline != 0:
         change = (actual - baseline) / abs(baseline) * 100
         lift = change if direction == "higher" else -change
-    return Outcome(attainment_pct=attainment, lift_pct=lift, hit=hit)
+    # Finite inputs can still overflow (1e308 against a target of 1e-300): no number, not inf.
+    return Outcome(attainment_pct=_finite(attainment), lift_pct=_finite(lift), hit=hit)
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
+from kb.accounts import ROLE_LABELS
+from kb.insights_openapi import ID_SCHEMA
 from kb.insights_openapi import models as insights_openapi_models
 from kb.insights_openapi import paths as insights_openapi_paths
 from kb.schemas import (
@@ -21,6 +23,7 @@ from kb.schemas import (
     FeedbackIn,
     GoalType,
     HypothesisIn,
+    RestoreVersionIn,
     RewardIn,
     Status,
 )
@@ -185,6 +188,52 @@ class DraftAnalysisOut(BaseModel):
     took_ms: float
 
 
+VersionAction = Literal["baseline", "create", "update", "import", "trash", "restore", "revert"]
+
+
+class VersionOut(BaseModel):
+    """One version in a campaign's history: what happened, who did it, when, what changed."""
+
+    version: int
+    action: VersionAction
+    actor: str | None = Field(
+        description="谁写的：user:<用户名> 或 token:<id>:<名称>；无记录时为 null"
+    )
+    note: str
+    created_at: datetime
+    changed_fields: list[str] = Field(description="与上一版相比改动的字段（中文名）")
+
+
+class VersionList(BaseModel):
+    """A campaign's versions, newest first."""
+
+    items: list[VersionOut]
+
+
+class DiffLineOut(BaseModel):
+    """One line of a field's diff: " " kept, "-" removed, "+" added."""
+
+    op: Literal[" ", "-", "+"]
+    text: str
+
+
+class FieldChangeOut(BaseModel):
+    """How one field changed from the previous version."""
+
+    field: str
+    label: str
+    lines: list[DiffLineOut]
+
+
+class VersionDetailOut(VersionOut):
+    """One version with the campaign as it was then and its diff against the previous version."""
+
+    snapshot: dict[str, Any] = Field(
+        description="该版本的活动字段（与 CampaignIn 同形，不含 id、version 与时间戳）"
+    )
+    changes: list[FieldChangeOut]
+
+
 class ErrorDetail(BaseModel):
     """What went wrong: a code, a message, and for validation errors one message per field."""
 
@@ -209,8 +258,12 @@ _MODELS: tuple[type[BaseModel], ...] = (
     DraftIn,
     FeedbackIn,
     DraftAnalysisOut,
+    VersionList,
+    VersionDetailOut,
+    RestoreVersionIn,
     Error,
 )
+_INPUT_MODELS = (CampaignIn, CampaignUpdate, DraftIn, FeedbackIn, RestoreVersionIn)
 _REF = "#/components/schemas/{model}"
 
 
@@ -222,7 +275,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return {str(s): {"description": "错误", "content": _json("Error")} for s in statuses}
 
 
-_ID = {"name": "campaign_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_ID = {"name": "campaign_id", "in": "path", "required": True, "schema": ID_SCHEMA}
+_VERSION = {"name": "version", "in": "path", "required": True, "schema": ID_SCHEMA}
 _LIST_PARAMS = [
     {"name": "industry", "in": "query", "schema": {"type": "string"}},
     {"name": "goal_type", "in": "query", "schema": {"$ref": "#/components/schemas/GoalType"}},
@@ -272,7 +326,7 @@ _SEARCH_PARAMS = [
 def build_document() -> dict[str, Any]:
     """Return the OpenAPI document (built once; it only changes with the code)."""
     _, definitions = models_json_schema(
-        [(model, "validation" if model in (CampaignIn, CampaignUpdate, DraftIn, FeedbackIn) else "serialization")
+        [(model, "validation" if model in _INPUT_MODELS else "serialization")
          for model in _MODELS] + insights_openapi_models(),
         ref_template=_REF,
     )  # fmt: skip
@@ -327,6 +381,78 @@ def build_document() -> dict[str, Any]:
                     "responses": {"204": {"description": "已移入回收站"}, **_errors(404)},
                 },
             },
+            "/api/v1/campaigns/{campaign_id}/versions": {
+                "parameters": [_ID],
+                "get": {
+                    "summary": "活动的历史版本 (A campaign's versions, newest first)",
+                    "operationId": "listCampaignVersions",
+                    "description": "回收站中的活动也可查看。",
+                    "responses": {
+                        "200": {"description": "版本列表", "content": _json("VersionList")},
+                        **_errors(404),
+                    },
+                },
+            },
+            "/api/v1/campaigns/{campaign_id}/versions/{version}": {
+                "parameters": [_ID, _VERSION],
+                "get": {
+                    "summary": "某一版本及其与上一版的差异 (One version and its diff)",
+                    "operationId": "getCampaignVersion",
+                    "description": "回收站中的活动也可查看；活动或版本不存在时 404。",
+                    "responses": {
+                        "200": {"description": "版本", "content": _json("VersionDetailOut")},
+                        **_errors(404),
+                    },
+                },
+            },
+            "/api/v1/campaigns/{campaign_id}/versions/{version}/restore": {
+                "parameters": [_ID, _VERSION],
+                "post": {
+                    "summary": "恢复到某一版本 (Make a version current again, as a new version)",
+                    "operationId": "restoreCampaignVersion",
+                    "description": (
+                        '可选请求体 {"version": 当前版本号}：活动已被改过时 409（含 current_version）。'
+                        "回收站中的活动须先恢复（否则 404）；旧版本已不符合现行校验时 422。"
+                    ),
+                    "requestBody": {"required": False, "content": _json("RestoreVersionIn")},
+                    "responses": {**campaign, **_errors(400, 404, 409, 413, 415, 422)},
+                },
+            },
+            "/api/v1/trash": {
+                "get": {
+                    "summary": "回收站 (Campaigns in the trash, one page)",
+                    "operationId": "listTrash",
+                    "parameters": [
+                        _query("page", {"type": "integer", "minimum": 1}),
+                        _query("per_page", {"type": "integer", "minimum": 1}),
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "一页已删除的活动",
+                            "content": _json("CampaignList"),
+                        },
+                        **_errors(422),
+                    },
+                }
+            },
+            "/api/v1/trash/{campaign_id}/restore": {
+                "parameters": [_ID],
+                "post": {
+                    "summary": "从回收站恢复 (Restore a campaign from the trash)",
+                    "operationId": "restoreFromTrash",
+                    "description": "活动不在回收站中时 404。",
+                    "responses": {**campaign, **_errors(404)},
+                },
+            },
+            "/api/v1/trash/{campaign_id}": {
+                "parameters": [_ID],
+                "delete": {
+                    "summary": "彻底删除 (Delete a trashed campaign for good, with its history)",
+                    "operationId": "purgeFromTrash",
+                    "description": "只能删除回收站中的活动，否则 404。",
+                    "responses": {"204": {"description": "已彻底删除"}, **_errors(404)},
+                },
+            },
             "/api/v1/search": {
                 "get": {
                     "summary": "搜索活动 (Search campaigns: keyword, semantic or hybrid)",
@@ -379,8 +505,110 @@ def build_document() -> dict[str, Any]:
                 }
             },
         },
-        "components": {"schemas": schemas},
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": (
+                        "API 令牌：Authorization: Bearer <令牌>（管理员在“令牌”页面或用 "
+                        "flask tokens create 创建）。缺少或无效的令牌 401，角色不够 403。"
+                    ),
+                }
+            },
+        },
+        "security": [{"bearerAuth": []}],
     }
     document["paths"].update(transfer_openapi_paths())
     document["paths"].update(insights_openapi_paths())
+    _declare_access(document["paths"])
     return document
+
+
+# The lowest role whose token each operation accepts (None: public, no token), by operationId.
+# It mirrors the views' @requires declarations; tests/test_api.py checks the two agree.
+ROLES: dict[str, str | None] = {
+    "listCampaigns": "viewer",
+    "createCampaign": "editor",
+    "getCampaign": "viewer",
+    "updateCampaign": "editor",
+    "deleteCampaign": "editor",
+    "listCampaignVersions": "viewer",
+    "getCampaignVersion": "viewer",
+    "restoreCampaignVersion": "editor",
+    "listTrash": "editor",
+    "restoreFromTrash": "editor",
+    "purgeFromTrash": "admin",
+    "searchCampaigns": "viewer",
+    "similarForDraft": "viewer",
+    "similarForCampaign": "viewer",
+    "similarFeedback": "editor",
+    "openapi": None,
+    "importCampaigns": "editor",
+    "exportCampaigns": "viewer",
+    "getPortfolio": "viewer",
+    "searchLessons": "viewer",
+    "listPlaybooks": "viewer",
+    "createPlaybook": "editor",
+    "getPlaybook": "viewer",
+    "updatePlaybook": "editor",
+    "deletePlaybook": "editor",
+    "campaignSignals": "viewer",
+}
+_ROLE_NOTES: dict[str | None, str] = {
+    None: "公开，无需令牌。",
+    "viewer": (
+        "需要查看者令牌（查看者、编辑者、管理员均可）；读取也接受已登录的浏览器会话，"
+        "开启 KB_PUBLIC_READ 时无需登录。"
+    ),
+    "editor": "需要编辑者令牌（编辑者或管理员）；通过 API 写入只认令牌，不认浏览器会话。",
+    "admin": "需要管理员令牌。",
+}
+
+
+_UNAUTHORIZED = {
+    "viewer": "缺少令牌（且未登录）、令牌无效或已被吊销",
+    "editor": "缺少令牌、令牌无效或已被吊销；只有浏览器会话时也是 401（写入须用令牌）",
+    "admin": "缺少令牌、令牌无效或已被吊销；只有浏览器会话时也是 401（写入须用令牌）",
+}
+
+
+def _declare_access(paths: dict[str, Any]) -> None:
+    """Add to each operation who may call it (a note, ``x-required-role``, 401, 403) and 429."""
+    for item in paths.values():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            role = ROLES[operation["operationId"]]  # a new operation must say who may call it
+            note = _ROLE_NOTES[role]
+            described = operation.get("description")
+            operation["description"] = f"{described}\n\n{note}" if described else note
+            operation["x-required-role"] = role
+            responses = operation["responses"]
+            # The rate limit counts every request to /api/, this document's included.
+            responses["429"] = {
+                "description": "请求过于频繁（KB_RATELIMIT_API）",
+                "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                "content": _json("Error"),
+            }
+            if role is None:
+                operation["security"] = []
+            else:
+                responses["401"] = {
+                    "description": _UNAUTHORIZED[role],
+                    "headers": {
+                        "WWW-Authenticate": {
+                            "required": True,
+                            "schema": {"type": "string"},
+                            "description": 'Bearer realm="campaign-kb"',
+                        }
+                    },
+                    "content": _json("Error"),
+                }
+            if role in ("editor", "admin"):
+                responses["403"] = {
+                    "description": f"令牌的角色低于{ROLE_LABELS[role]}",
+                    "content": _json("Error"),
+                }
+            operation["responses"] = dict(sorted(responses.items()))

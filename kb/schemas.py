@@ -19,6 +19,7 @@ from pydantic import (
 )
 from werkzeug.datastructures import MultiDict
 
+from kb.database import MAX_ID
 from kb.signals import SignalCode
 
 GoalType = Literal[
@@ -380,7 +381,7 @@ class FeedbackIn(_Strict):
     """A planner's verdict on one similar case for one draft."""
 
     draft_key: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9:_-]+$")]
-    campaign_id: Annotated[int, Field(ge=1)]
+    campaign_id: Annotated[int, Field(ge=1, le=MAX_ID)]
     useful: bool = False
 
 

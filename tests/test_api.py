@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from kb.openapi import CampaignList, CampaignOut, Error
+from kb import history
+from kb.access import REQUIRED_ROLE, Access, access_of
+from kb.accounts import ROLE_LABELS
+from kb.openapi import (
+    CampaignList,
+    CampaignOut,
+    Error,
+    VersionAction,
+    VersionDetailOut,
+    VersionList,
+)
 from tests.factories import campaign_payload
 
 SERVER_FIELDS = {"id", "version", "created_at", "updated_at", "deleted_at"}
@@ -201,21 +211,163 @@ def test_validation_errors_name_each_field(client: FlaskClient) -> None:
     assert fields["title"] == "必填"
 
 
-def test_openapi_describes_every_api_route(app: Flask, client: FlaskClient) -> None:
-    document = client.get("/api/v1/openapi.json").get_json()
-    assert document["openapi"].startswith("3.")
-    documented = {
-        (path, method)
-        for path, item in document["paths"].items()
-        for method in item
-        if method != "parameters"
-    }
+def _api_routes(app: Flask) -> dict[tuple[str, str], str]:
+    """Return every (OpenAPI path, method) under /api/v1 with its Flask endpoint."""
+    routes = {}
     for rule in app.url_map.iter_rules():
-        if not rule.rule.startswith("/api/v1"):
+        if not rule.rule.startswith("/api/v1/"):
             continue
         path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:  # type: ignore[operator]
-            assert (path, method.lower()) in documented
+            routes[(path, method.lower())] = rule.endpoint
+    return routes
+
+
+def _operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (path, method): operation
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method != "parameters"
+    }
+
+
+def test_openapi_describes_every_api_route(app: Flask, client: FlaskClient) -> None:
+    document = client.get("/api/v1/openapi.json").get_json()
+    assert document["openapi"].startswith("3.")
+    # Every route is documented, and every documented operation is a route.
+    assert set(_operations(document)) == set(_api_routes(app))
     schemas = document["components"]["schemas"]
     refs = set(re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(document)))
     assert refs <= set(schemas), refs - set(schemas)  # every reference resolves
+    operation_ids = [op["operationId"] for op in _operations(document).values()]
+    assert len(operation_ids) == len(set(operation_ids))
+
+
+def test_openapi_declares_who_may_call_each_operation(app: Flask, client: FlaskClient) -> None:
+    document = client.get("/api/v1/openapi.json").get_json()
+    assert document["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": document["components"]["securitySchemes"]["bearerAuth"]["description"],
+    }
+    assert document["security"] == [{"bearerAuth": []}]
+    operations = _operations(document)
+    for key, endpoint in _api_routes(app).items():
+        operation = operations[key]
+        access = access_of(app, endpoint)
+        role = None if access is Access.PUBLIC else REQUIRED_ROLE[access]
+        # The document says what the view's @requires says.
+        assert operation["x-required-role"] == role, key
+        responses = operation["responses"]
+        assert "429" in responses, key  # the rate limit covers all of /api/
+        if role is None:
+            assert operation["security"] == []
+            assert "401" not in responses
+            assert "403" not in responses
+            continue
+        assert "security" not in operation  # the document-wide bearer requirement applies
+        assert f"需要{ROLE_LABELS[role]}令牌" in operation["description"], key
+        assert responses["401"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/Error"
+        }
+        assert responses["401"]["headers"]["WWW-Authenticate"]["required"] is True
+        # A viewer token is the lowest there is: only operations above it can refuse one.
+        assert ("403" in responses) == (role != "viewer"), key
+
+
+def test_the_documented_401_and_403_are_what_the_api_answers(app: Flask) -> None:
+    anonymous = app.test_client(role=None)
+    viewer = app.test_client(role="viewer")
+    editor = app.test_client(role="editor")
+    campaign = create(app.test_client())
+    response = anonymous.get("/api/v1/campaigns")
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer ")
+    Error.model_validate(response.get_json())
+    bad_token = anonymous.get("/api/v1/campaigns", headers={"Authorization": "Bearer kbt_nope"})
+    assert bad_token.status_code == 401
+    assert bad_token.get_json()["error"]["code"] == "unauthorized"
+    assert anonymous.get("/api/v1/openapi.json").status_code == 200  # public
+    refused = viewer.put(f"/api/v1/campaigns/{campaign['id']}", json=campaign_payload())
+    assert refused.status_code == 403
+    assert Error.model_validate(refused.get_json()).error.code == "forbidden"
+    assert viewer.get("/api/v1/trash").status_code == 403
+    assert editor.delete(f"/api/v1/trash/{campaign['id']}").status_code == 403
+
+
+def test_history_and_trash_answers_match_their_schemas(client: FlaskClient) -> None:
+    campaign = create(client)
+    changed = campaign_payload(title="改名后", version=1)
+    assert client.put(f"/api/v1/campaigns/{campaign['id']}", json=changed).status_code == 200
+    versions = client.get(f"/api/v1/campaigns/{campaign['id']}/versions")
+    assert [v.version for v in VersionList.model_validate(versions.get_json()).items] == [2, 1]
+    detail = client.get(f"/api/v1/campaigns/{campaign['id']}/versions/2").get_json()
+    assert VersionDetailOut.model_validate(detail).changes[0].field == "title"
+    restored = client.post(
+        f"/api/v1/campaigns/{campaign['id']}/versions/1/restore", json={"version": 2}
+    )
+    assert CampaignOut.model_validate(restored.get_json()).version == 3
+    assert client.delete(f"/api/v1/campaigns/{campaign['id']}").status_code == 204
+    trash = CampaignList.model_validate(client.get("/api/v1/trash").get_json())
+    assert [c.id for c in trash.items] == [campaign["id"]]
+    back = client.post(f"/api/v1/trash/{campaign['id']}/restore")
+    assert CampaignOut.model_validate(back.get_json()).deleted_at is None
+
+
+def test_version_actions_in_the_document_are_the_recorded_ones() -> None:
+    assert set(get_args(VersionAction)) == set(history.ACTION_LABELS)
+
+
+# Found by tests/test_api_fuzz.py -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("number", [2**31, 2**63, 10**30])
+def test_ids_beyond_the_database_are_not_found_whatever_the_method(
+    client: FlaskClient, number: int
+) -> None:
+    # They used to reach the query: an overflow (500) on SQLite and on PostgreSQL.
+    for method, path in [
+        ("GET", f"/api/v1/campaigns/{number}"),
+        ("PUT", f"/api/v1/campaigns/{number}"),
+        ("DELETE", f"/api/v1/campaigns/{number}"),
+        ("GET", f"/api/v1/campaigns/1/versions/{number}"),
+        ("DELETE", f"/api/v1/trash/{number}"),
+        ("DELETE", f"/api/v1/playbooks/{number}"),
+    ]:
+        response = client.open(path, method=method, json=campaign_payload())
+        assert response.status_code == 404, (method, path)
+        assert response.get_json()["error"]["code"] == "not_found"
+    feedback = {"draft_key": "k", "campaign_id": number}
+    assert client.post("/api/v1/similar/feedback", json=feedback).status_code == 422
+    playbook = {"title": "t", "theme": "ops", "supporting_ids": [number]}
+    assert client.post("/api/v1/playbooks", json=playbook).status_code == 422
+
+
+def test_an_overflowing_attainment_is_no_number_not_infinity(client: FlaskClient) -> None:
+    metric = {
+        "name": "成交额",
+        "unit": "元",
+        "target": 1e-300,
+        "actual": 1.7e308,
+        "baseline": 1e-300,
+    }
+    response = client.post(
+        "/api/v1/campaigns", json=campaign_payload(metrics=[metric], external_id=None)
+    )
+    assert response.status_code == 201
+    assert b"Infinity" not in response.data  # not JSON
+    stored = response.get_json()["metrics"][0]
+    assert stored["attainment_pct"] is None
+    assert stored["lift_pct"] is None
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["date_to=0001-01-01", "date_from=9999-06-01", "date_from=0001-01-01&date_to=9999-12-31"],
+)
+def test_portfolio_periods_at_the_ends_of_the_calendar(client: FlaskClient, query: str) -> None:
+    response = client.get(f"/api/v1/portfolio?{query}")
+    assert response.status_code in (200, 422), response.get_json()  # never 500
+    if "&" in query:
+        assert response.get_json()["error"]["fields"]["date_to"] == "时间范围最长 60 个月"
