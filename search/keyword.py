@@ -861,7 +861,18 @@ class KeywordIndex:
         except BaseException:
             writer.cancel()
             raise
-        writer.commit()
+        try:
+            writer.commit()
+        except BaseException:
+            # A commit that fails half-way keeps the write lock (every later write would wait
+            # WRITE_TIMEOUT_S and fail) and its files open: cancel what is left of it. The change
+            # log still holds the work.
+            with contextlib.suppress(Exception):
+                writer.cancel()
+            if writer.writelock is not None:
+                with contextlib.suppress(Exception):
+                    writer.writelock.release()
+            raise
 
     # Reading
 

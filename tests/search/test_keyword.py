@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import time
 from datetime import date
 from pathlib import Path
 
@@ -668,3 +669,25 @@ def test_threads_search_while_another_writes(tmp_path: Path) -> None:
         assert errors == []
         assert index.versions()[1] == 6
         assert index.count() == len(DOCS)
+
+
+def test_a_failed_commit_releases_the_write_lock(
+    fresh: KeywordIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from whoosh.writing import SegmentWriter
+
+    real_commit = SegmentWriter.commit
+
+    def failing_commit(self: SegmentWriter, *args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(SegmentWriter, "commit", failing_commit)
+    with pytest.raises(OSError, match="disk full"):
+        fresh.upsert([dataclasses.replace(DOCS[7], version=9, title="蓝莓计划")])
+    monkeypatch.setattr(SegmentWriter, "commit", real_commit)
+    started = time.monotonic()
+    fresh.upsert([dataclasses.replace(DOCS[7], version=10, title="草莓计划")])
+    assert time.monotonic() - started < 2  # not a wait for a lock nobody holds
+    assert [hit.campaign_id for hit in fresh.search("草莓计划", filters=NO_FILTERS, limit=5).hits][
+        :1
+    ] == [DOCS[7].id]
