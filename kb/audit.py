@@ -27,7 +27,6 @@ ACTION_LABELS: dict[str, str] = {
     "playbook.update": "修改打法",
     "playbook.delete": "删除打法",
     "feedback": "标记相似案例",
-    "import": "导入文件",
     "login.success": "登录成功",
     "login.failure": "登录失败",
     "logout": "退出登录",
