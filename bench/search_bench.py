@@ -831,7 +831,10 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> list[str]:
         f"{'p50 ms by query kind':<28}" + "".join(f"{kind:>10}" for kind in kinds),
     ]
     for mode, t in result["modes"].items():
-        lines.append(f"{mode:<28}" + "".join(f"{t['kind_p50'][kind]:10.1f}" for kind in kinds))
+        lines.append(
+            f"{mode:<28}"
+            + "".join(f"{t['kind_p50'].get(kind, float('nan')):10.1f}" for kind in kinds)
+        )
     lines += [
         "slowest hybrid: " + "; ".join(f"{ms:.0f} ms {text!r}" for ms, text in hybrid["slowest"]),
         f"load average (1 min) before / after timing: {result['load_avg'][0]:.2f} / "
