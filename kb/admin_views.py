@@ -15,6 +15,7 @@ from kb.schemas import InvalidInputError
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 # Settings whose values are secrets or credentials: the settings page shows only that they are set.
+_EMPTY_USER_FORM = {"username": "", "display_name": "", "role": "editor"}
 SECRET_SETTINGS = ("SECRET_KEY", "DATABASE_URL", "RATELIMIT_STORAGE_URI")
 
 
@@ -27,7 +28,7 @@ def home() -> ResponseReturnValue:
 @bp.route("/users", methods=["GET", "POST"])
 @requires(Access.ADMIN)
 def users() -> ResponseReturnValue:
-    form = {"username": "", "display_name": "", "role": "editor"}
+    form = dict(_EMPTY_USER_FORM)
     errors: dict[str, str] = {}
     created: dict[str, str] | None = None
     if request.method == "POST":
@@ -41,15 +42,26 @@ def users() -> ResponseReturnValue:
         else:
             # Shown in this response only: never stored in plain text, never put in a cookie.
             created = {"username": user.username, "password": password}
-            form = {"username": "", "display_name": "", "role": "editor"}
+            form = dict(_EMPTY_USER_FORM)
+    return _users_page(form, errors, created), (422 if errors else 200)
+
+
+def _users_page(
+    form: dict[str, str],
+    errors: dict[str, str],
+    created: dict[str, str] | None,
+    *,
+    reset: bool = False,
+) -> str:
     return render_template(
         "admin/users.html",
         users=accounts.list_users(),
         form=form,
         errors=errors,
         created=created,
+        reset=reset,
         roles=accounts.ROLES,
-    ), (422 if errors else 200)
+    )
 
 
 @bp.post("/users/<int:user_id>")
@@ -66,18 +78,8 @@ def user_update(user_id: int) -> ResponseReturnValue:
         elif action == "reset_password":
             password = accounts.set_password(user_id)
             reset_user = accounts.get_user(user_id)
-            return render_template(
-                "admin/users.html",
-                users=accounts.list_users(),
-                form={"username": "", "display_name": "", "role": "editor"},
-                errors={},
-                created={
-                    "username": reset_user.username if reset_user else "",
-                    "password": password,
-                },
-                reset=True,
-                roles=accounts.ROLES,
-            )
+            created = {"username": reset_user.username if reset_user else "", "password": password}
+            return _users_page(dict(_EMPTY_USER_FORM), {}, created, reset=True)
         else:
             flash("未知操作。", "error")
     except InvalidInputError as exc:

@@ -8,7 +8,7 @@ from kb import drafting, history, openapi, search_service, services
 from kb.access import Access, requires
 from kb.errors import ApiError, api_error_response, json_body
 from kb.extensions import csrf
-from kb.queries import CampaignFilter, list_campaigns
+from kb.queries import CampaignFilter, Page, list_campaigns
 from kb.schemas import (
     InvalidInputError,
     LimitQuery,
@@ -66,7 +66,10 @@ def _list_params() -> tuple[CampaignFilter, int, int]:
 @requires(Access.READ)
 def list_campaigns_endpoint() -> Response:
     filters, page, per_page = _list_params()
-    result = list_campaigns(filters, page=page, per_page=per_page)
+    return _page_json(list_campaigns(filters, page=page, per_page=per_page))
+
+
+def _page_json(result: Page) -> Response:
     return jsonify(
         {
             "items": [campaign_to_dict(c) for c in result.items],
@@ -158,15 +161,8 @@ def list_trash() -> Response:
     query = validate_list_query(request.args.to_dict())
     config = current_app.config
     per_page = min(query.per_page or config["PER_PAGE"], config["MAX_PER_PAGE"])
-    result = list_campaigns(CampaignFilter(trashed=True), page=query.page, per_page=per_page)
-    return jsonify(
-        {
-            "items": [campaign_to_dict(c) for c in result.items],
-            "total": result.total,
-            "page": result.page,
-            "per_page": result.per_page,
-            "pages": result.pages,
-        }
+    return _page_json(
+        list_campaigns(CampaignFilter(trashed=True), page=query.page, per_page=per_page)
     )
 
 
