@@ -118,11 +118,7 @@ def count_users() -> int:
 def authenticate(username: str, password: str) -> User | None:
     """Return the active user with this username and password, or None (and log the attempt)."""
     user = find_user(username) if username else None
-    try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
-        verified = user is not None
-    except (VerificationError, InvalidHashError):
-        verified = False
+    verified = _verifies(user.password_hash if user else _DUMMY_HASH, password) and user is not None
     with write_transaction():
         if not verified or user is None or not user.active:
             reason = "账号已停用" if verified and user is not None else "用户名或密码错误"
@@ -138,8 +134,12 @@ def authenticate(username: str, password: str) -> User | None:
 def verify_password(user_id: int, password: str) -> bool:
     """Say whether ``password`` is this user's (to confirm a change; not a sign-in)."""
     user = db.session.get(User, user_id)
+    return user is not None and _verifies(user.password_hash, password)
+
+
+def _verifies(password_hash: str, password: str) -> bool:
     try:
-        return user is not None and _hasher.verify(user.password_hash, password)
+        return bool(_hasher.verify(password_hash, password))
     except (VerificationError, InvalidHashError):
         return False
 

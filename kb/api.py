@@ -116,11 +116,9 @@ def delete_campaign(campaign_id: int) -> tuple[str, int]:
 @requires(Access.READ)
 def list_versions(campaign_id: int) -> Response:
     services.get_campaign(campaign_id, include_trashed=True)
-    versions = history.versions(campaign_id)
-    older = [*versions[1:], None]
     items = [
-        history.version_to_dict(v, history.changed_fields(o.snapshot if o else None, v.snapshot))
-        for v, o in zip(versions, older, strict=True)
+        history.version_to_dict(version, changed)
+        for version, changed in history.with_changed_fields(campaign_id)
     ]
     return jsonify({"items": items})
 
@@ -129,11 +127,10 @@ def list_versions(campaign_id: int) -> Response:
 @requires(Access.READ)
 def get_version(campaign_id: int, version: int) -> Response:
     services.get_campaign(campaign_id, include_trashed=True)
-    shown = history.get_version(campaign_id, version)
-    if shown is None:
+    found = history.version_diff(campaign_id, version)
+    if found is None:
         raise services.VersionNotFoundError(campaign_id, version)
-    previous = history.previous_version(campaign_id, version)
-    changes = history.diff(previous.snapshot if previous else None, shown.snapshot)
+    shown, _, changes = found
     body = history.version_to_dict(shown, [c.label for c in changes])
     body["snapshot"] = shown.snapshot
     body["changes"] = [

@@ -160,6 +160,27 @@ def diff(before: dict[str, Any] | None, after: dict[str, Any]) -> list[FieldChan
     return changes
 
 
+def with_changed_fields(campaign_id: int) -> list[tuple[CampaignVersion, list[str]]]:
+    """Return a campaign's versions, newest first, each with the fields it changed."""
+    newest_first = versions(campaign_id)
+    older = [*newest_first[1:], None]
+    return [
+        (version, changed_fields(before.snapshot if before else None, version.snapshot))
+        for version, before in zip(newest_first, older, strict=True)
+    ]
+
+
+def version_diff(
+    campaign_id: int, version: int
+) -> tuple[CampaignVersion, CampaignVersion | None, list[FieldChange]] | None:
+    """Return a version, the one before it and what changed between them (None: no such one)."""
+    shown = get_version(campaign_id, version)
+    if shown is None:
+        return None
+    previous = previous_version(campaign_id, version)
+    return shown, previous, diff(previous.snapshot if previous else None, shown.snapshot)
+
+
 def changed_fields(before: dict[str, Any] | None, after: dict[str, Any]) -> list[str]:
     """Return the labels of the fields that differ (for the history list)."""
     if before is None:

@@ -18,17 +18,10 @@ bp = Blueprint("history", __name__)
 @requires(Access.READ)
 def campaign_history(campaign_id: int) -> ResponseReturnValue:
     campaign = _campaign_or_404(campaign_id)
-    versions = history.versions(campaign_id)
-    rows = []
-    for newer, older in zip(versions, [*versions[1:], None], strict=True):
-        rows.append(
-            {
-                "version": newer,
-                "changed": history.changed_fields(
-                    older.snapshot if older else None, newer.snapshot
-                ),
-            }
-        )
+    rows = [
+        {"version": version, "changed": changed}
+        for version, changed in history.with_changed_fields(campaign_id)
+    ]
     return render_template(
         "campaigns/history.html",
         campaign=campaign,
@@ -42,16 +35,16 @@ def campaign_history(campaign_id: int) -> ResponseReturnValue:
 @requires(Access.READ)
 def campaign_version(campaign_id: int, version: int) -> ResponseReturnValue:
     campaign = _campaign_or_404(campaign_id)
-    shown = history.get_version(campaign_id, version)
-    if shown is None:
+    found = history.version_diff(campaign_id, version)
+    if found is None:
         abort(404)
-    previous = history.previous_version(campaign_id, version)
+    shown, previous, changes = found
     return render_template(
         "campaigns/version.html",
         campaign=campaign,
         shown=shown,
         previous=previous,
-        changes=history.diff(previous.snapshot if previous else None, shown.snapshot),
+        changes=changes,
         action_labels=history.ACTION_LABELS,
         describe_actor=audit.describe_actor,
     )
