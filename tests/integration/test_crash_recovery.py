@@ -3,6 +3,7 @@ acknowledged write and stays intact, and after a restart the indexes agree with 
 
 from __future__ import annotations
 
+import http.client
 import signal
 import subprocess
 import sys
@@ -115,8 +116,9 @@ def _writer(server: Server, writer: int, acked: list[Acked], stop: threading.Eve
                 problems.append(f"PUT {reply.status}: {reply.body}")
                 continue
             acked.append(Acked(created["id"], reply.body["version"], title, marker))
-        except OSError:
-            return problems  # the server is gone: this write's outcome is unknown
+        except (OSError, http.client.HTTPException):
+            # The server is gone (also mid-reply: IncompleteRead): this write's outcome is unknown.
+            return problems
     return problems
 
 
