@@ -319,6 +319,11 @@ _SEARCH_PARAMS = [
         {"type": "array", "items": {"type": "string", "enum": list(SIGNAL_CODES)}},
         "只看触发这些数据预警的活动（可重复）",
     ),
+    _query(
+        "expand",
+        {"type": "boolean", "default": True},
+        "false：只搜原词，不加概念提示补充的行业术语（响应的 expanded_terms 为空）",
+    ),
 ]
 
 

@@ -279,6 +279,8 @@ class SearchQuery(BaseModel):
     metric_range: list[Annotated[str, Field(pattern=METRIC_RANGE.pattern)]] = []
     missed: bool | None = None
     signal: list[SignalCode] = []
+    # False: search the words as typed, without the terms concept cues add (search/concepts.py).
+    expand: bool = True
 
     @field_validator("*", mode="before")
     @classmethod
@@ -286,6 +288,8 @@ class SearchQuery(BaseModel):
         # An empty box in the search form means "any"; an empty query means "list everything".
         if isinstance(value, list):
             return [v for v in value if v != ""]
+        if value == "" and info.field_name == "expand":
+            return True  # no choice made: the default
         return None if value == "" and info.field_name != "q" else value
 
 

@@ -72,6 +72,8 @@ class SearchResponse:
     outcome: OutcomeIntent | None = None
     # Domain terms the query's plain-language situation added (search/data/concepts.txt).
     expansions: tuple[str, ...] = ()
+    # The terms it would have added, left out because the search asked for the words as typed.
+    skipped_expansions: tuple[str, ...] = ()
 
 
 def filters_from(query: SearchQuery) -> SearchFilters:
@@ -132,7 +134,8 @@ def search(query: SearchQuery) -> SearchResponse:
 
     intent = parse_outcome(text, _catalog_lookup, _METRIC_ALIASES)
     words = intent.residual_query if intent and intent.residual_query else text
-    expansions = concepts.expand(text) if EXPAND_CONCEPTS else ()
+    suggested = concepts.expand(text) if EXPAND_CONCEPTS else ()
+    expansions = suggested if query.expand else ()
     if expansions:
         words = f"{words} {' '.join(expansions)}"
     rankings: dict[str, list[tuple[int, float]]] = {}
@@ -184,6 +187,7 @@ def search(query: SearchQuery) -> SearchResponse:
         facets=facets,
         outcome=intent,
         expansions=expansions,
+        skipped_expansions=() if query.expand else suggested,
     )
 
 

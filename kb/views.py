@@ -87,7 +87,7 @@ def search_page() -> str:
     has_filters = any(
         value
         for key, value in query.model_dump().items()
-        if key not in ("q", "mode", "limit", "offset")
+        if key not in ("q", "mode", "limit", "offset", "expand")
     )
     response = search_service.search(query) if (query.q or has_filters) else None
     outcome_label = ""

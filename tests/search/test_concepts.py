@@ -8,6 +8,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from search import concepts
+from tests.factories import campaign_payload
 
 
 def test_a_situation_in_plain_words_adds_the_domain_terms() -> None:
@@ -48,3 +49,39 @@ def test_the_search_api_says_which_terms_it_added(client: FlaskClient) -> None:
     body = client.get("/api/v1/search", query_string={"q": "好几个月没买东西的顾客"}).json
     assert body is not None
     assert body["expanded_terms"] == ["沉睡用户", "召回", "回流"]
+
+
+def test_expansion_can_be_turned_off_for_the_words_as_typed(client: FlaskClient) -> None:
+    created = client.post("/api/v1/campaigns", json=campaign_payload())  # 沉睡会员召回
+    assert created.status_code == 201, created.get_json()
+    query = "好几个月没买东西的顾客"
+    body = client.get("/api/v1/search", query_string={"q": query, "mode": "keyword"}).json
+    plain = client.get(
+        "/api/v1/search", query_string={"q": query, "mode": "keyword", "expand": "false"}
+    ).json
+    assert body is not None
+    assert plain is not None
+    assert plain["expanded_terms"] == []
+    assert [r["id"] for r in body["results"]] == [created.get_json()["id"]]
+    assert {"沉睡用户", "召回"} <= set(body["results"][0]["matched_terms"])
+    # The words as typed never say 沉睡 or 召回: the campaign matches them on nothing.
+    assert plain["results"] == []
+
+
+def test_the_search_page_offers_both_ways_and_keeps_the_choice(client: FlaskClient) -> None:
+    query = "好几个月没买东西的顾客"
+    expanded = client.get("/search", query_string={"q": query}).get_data(as_text=True)
+    assert "同时查找：沉睡用户、召回、回流" in expanded
+    assert "expand=false" in expanded  # the link to the words as typed
+    plain = client.get("/search", query_string={"q": query, "expand": "false"}).get_data(
+        as_text=True
+    )
+    assert "同时查找" not in plain
+    assert "只搜原词，未补充：沉睡用户、召回、回流" in plain
+    assert "expand=true" in plain  # the way back
+    # The next search from this page's form stays with the words as typed.
+    assert '<input type="hidden" name="expand" value="false">' in plain
+    # A blank value (a form without the choice) means the default: expanded.
+    blank = client.get("/api/v1/search", query_string={"q": query, "expand": ""}).json
+    assert blank is not None
+    assert blank["expanded_terms"] == ["沉睡用户", "召回", "回流"]
