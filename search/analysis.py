@@ -16,7 +16,10 @@ import hashlib
 import html
 import json
 import re
+import weakref
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 from whoosh.analysis import Analyzer, Filter, Token, Tokenizer
@@ -44,8 +47,13 @@ Piece = tuple[str, int, int, int, bool, bool, bool]
 
 def _pieces(text: str, *, outer_only: bool = False) -> list[Piece]:
     """Segment ``text`` into normalized tokens with original offsets, punctuation dropped."""
-    lex = lexicon.current()
     norm, offsets = normalize(text)
+    return _segment(norm, offsets, outer_only=outer_only)
+
+
+def _segment(norm: str, offsets: list[int] | None, *, outer_only: bool = False) -> list[Piece]:
+    """Segment a normalized text (``normalize``'s result) like ``_pieces``."""
+    lex = lexicon.current()
     spans = [(s, -e) for _, s, e in lex.segmenter.tokenize(norm, mode="search")]
     matched: set[tuple[int, int]] = set()
     if lex.phrase_pattern is not None:
@@ -192,7 +200,19 @@ def highlight(text: str, query_terms: Iterable[str], max_len: int = 160) -> str:
     """
     if max_len < 1:
         raise ValueError("max_len must be positive")
-    marks = _marks(text[:_SNIPPET_SCAN_CHARS], set(query_terms))
+    return _render(text, _marks(text[:_SNIPPET_SCAN_CHARS], frozenset(query_terms)), max_len)
+
+
+def _highlight_reference(text: str, query_terms: Iterable[str], max_len: int = 160) -> str:
+    """Return what ``highlight`` returns, always segmenting the text (the tests' reference)."""
+    if max_len < 1:
+        raise ValueError("max_len must be positive")
+    marks = _marks(text[:_SNIPPET_SCAN_CHARS], frozenset(query_terms), prefilter=False)
+    return _render(text, marks, max_len)
+
+
+def _render(text: str, marks: list[Mark], max_len: int) -> str:
+    """Cut ``text`` around its best marks and wrap them in <mark>, escaping everything."""
     start, end = _window(text, marks, max_len)
     out = ["…"] if start > 0 else []
     cursor = start
@@ -212,12 +232,19 @@ def highlight(text: str, query_terms: Iterable[str], max_len: int = 160) -> str:
 Mark = tuple[int, int, frozenset[str]]  # [start, end) in the original text, terms matched there
 
 
-def _marks(text: str, wanted: set[str]) -> list[Mark]:
-    """Locate the tokens of ``text`` whose term is wanted, merging overlapping ones."""
+def _marks(text: str, wanted: frozenset[str], *, prefilter: bool = True) -> list[Mark]:
+    """Locate the tokens of ``text`` whose term is wanted, merging overlapping ones.
+
+    With ``prefilter``, a text none of whose tokens can produce a wanted term is not segmented
+    (most fields tried for a snippet have no match): the result is the same, ``[]``.
+    """
     lex = lexicon.current()
+    norm, offsets = normalize(text)
+    if prefilter and not _candidates(lex, wanted).may_occur(norm):
+        return []
     hits = sorted(
         (start, end, term)
-        for surface, start, end, _, _, stopped, literal in _pieces(text)
+        for surface, start, end, _, _, stopped, literal in _segment(norm, offsets)
         if not stopped and (term := lex.term(surface, literal=literal)) in wanted
     )
     marks: list[Mark] = []
@@ -228,6 +255,98 @@ def _marks(text: str, wanted: set[str]) -> list[Mark]:
         else:
             marks.append((start, end, frozenset({term})))
     return marks
+
+
+# The pre-filter. A token yields term t when lex.term(surface) == t, that is when
+# stem_ascii(surface) is a "key" of t: t itself, or an entry of t's synonym group (synonyms map
+# stemmed entries to their canonical). Every surface is a piece of the normalized text, squashed
+# (whitespace dropped or collapsed) if it is a phrase match. Hence, without assumptions about
+# which pieces rjieba or the phrase pattern cut:
+# - a key that is not a Latin word ([a-z]+) is yielded only by a surface equal to it (Porter2
+#   turns letters into letters only), so it occurs in the normalized text once whitespace is
+#   removed from both;
+# - a Latin key k is yielded by [a-z]+ surfaces w with stem(w) == k, pieces of a run of letters.
+#   Each Porter2 step cuts a suffix, never the first letter, and appends a replacement; what is
+#   appended and left at the end is at most _STEM_TAIL letters ("enci" -> "ence"). So w starts
+#   with k[:max(1, len(k) - _STEM_TAIL)]: stemming the pieces of letter runs that start there
+#   decides exactly (tests/search/test_analysis.py checks the premise on many words).
+_STEM_TAIL = 4
+_LATIN_WORD = re.compile(r"[a-z]+")  # the surfaces lexicon.stem_ascii stems
+# Latin candidates stemmed per text before giving up and segmenting (long English texts).
+_STEM_BUDGET = 64
+_CANDIDATE_SETS = 256  # per lexicon: distinct sets of wanted terms kept
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    """What a normalized text must contain for one of its tokens to yield a wanted term."""
+
+    squeezed: tuple[str, ...]  # keys that are not Latin words, whitespace removed
+    latin: frozenset[str]  # keys that are Latin words
+    prefixes: tuple[str, ...]  # a surface stemming to a Latin key starts with one of these
+
+    def may_occur(self, norm: str) -> bool:
+        """Return False only if no token of ``norm`` can yield a wanted term."""
+        if self.squeezed:
+            squeezed = "".join(norm.split())  # str.split and re's \s agree on whitespace
+            if any(key in squeezed for key in self.squeezed):
+                return True
+        budget = _STEM_BUDGET
+        for prefix in self.prefixes:
+            start = norm.find(prefix)
+            while start >= 0:
+                run = _LATIN_WORD.match(norm, start)
+                run_end = run.end() if run else start
+                for end in range(start + len(prefix), run_end + 1):
+                    if _stem(norm[start:end]) in self.latin:
+                        return True
+                    budget -= 1
+                    if not budget:
+                        return True  # not worth proving: segment the text
+                start = norm.find(prefix, start + 1)
+        return False
+
+
+@lru_cache(maxsize=16_384)
+def _stem(word: str) -> str:
+    """Stem like ``lexicon.stem_ascii``, cached: Porter2 costs ≈ 14 µs and words recur."""
+    return lexicon.stem_ascii(word)
+
+
+# Lexicon id -> wanted terms -> candidates. Lexicons are unhashable dataclasses: keyed by id, the
+# entry dropped when the lexicon is collected (its id may then be reused).
+_candidate_cache: dict[int, dict[frozenset[str], _Candidates]] = {}
+
+
+def _candidates(lex: lexicon.Lexicon, wanted: frozenset[str]) -> _Candidates:
+    """Return the candidates for ``wanted`` under ``lex``, built on first use."""
+    cache = _candidate_cache.get(id(lex))
+    if cache is None:
+        cache = _candidate_cache[id(lex)] = {}
+        weakref.finalize(lex, _candidate_cache.pop, id(lex), None)
+    found = cache.get(wanted)
+    if found is None:
+        if len(cache) >= _CANDIDATE_SETS:
+            cache.clear()
+        found = cache[wanted] = _build_candidates(lex.synonyms, wanted)
+    return found
+
+
+def _build_candidates(synonyms: dict[str, str], wanted: frozenset[str]) -> _Candidates:
+    """Collect the keys of the wanted terms and split them by how a text is checked for them."""
+    keys = set(wanted)
+    keys.update(key for key, canonical in synonyms.items() if canonical in wanted)
+    latin = frozenset(key for key in keys if _LATIN_WORD.fullmatch(key))
+    prefixes: list[str] = []
+    # Sorted, a prefix follows the shorter prefix it starts with; that one already finds it.
+    for prefix in sorted({key[: max(1, len(key) - _STEM_TAIL)] for key in latin}):
+        if not (prefixes and prefix.startswith(prefixes[-1])):
+            prefixes.append(prefix)
+    return _Candidates(
+        squeezed=tuple(sorted({"".join(key.split()) for key in keys - latin})),
+        latin=latin,
+        prefixes=tuple(prefixes),
+    )
 
 
 def _window(text: str, marks: list[Mark], max_len: int) -> tuple[int, int]:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import pickle
+import random
+import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from whoosh import fields, qparser, query
 from whoosh.filedb.filestore import RamStorage
 from whoosh.index import Index
+from whoosh.lang import porter2
 
+from kb.demo import demo_records
 from search import analysis, lexicon
 
 DOCS = {
@@ -193,6 +198,175 @@ def test_highlight_windows_long_text_around_the_best_match() -> None:
 
 def test_highlight_without_match_shows_the_start() -> None:
     assert analysis.highlight("a < b " * 10, ["nothing"], max_len=6) == "a &lt; b …"
+
+
+# Highlight queries for the pre-filter's equivalence tests: scripts, widths, spacing, synonyms,
+# inflected English, phrases, numbers, stop words, and words found nowhere; " | " separates them.
+HIGHLIGHT_QUERIES = [
+    words
+    for line in (
+        # Simplified Chinese: synonym groups and domain words
+        "双十一 | 双11 | 双 11 | 光棍节 | 双十二 | 双12 | 618 | 六一八 | 618大促 | 企微 | 企业微信",
+        "企微社群 | 企业微信社群 | 私域流量 | 小程序 | 公众号 | 直播带货 | 短视频 | 拉新 | 获客",
+        "促活 | 留存 | 召回 | 唤醒 | 沉睡用户召回 短信 | 裂变 | 老带新 | 种草 | 复购 | 复购率",
+        "拼团 宝妈 | 团购 | 高价值会员 | 羊毛党 | 薅羊毛 | 优惠券 | 满减券 叠加 | 券 | 核销率",
+        "转化率 | 客单价 | 毛利 | 风控 | 新人红包 | 数据泡沫 观看人次 | 会员积分 | 大促 | 预算超支",
+        "我们的活动",
+        # Traditional Chinese
+        "雙十一 | 雙十二預熱 | 優惠券 | 轉化率 | 復購率 | 會員 | 企業微信 | 沉睡用戶 | 直播帶貨",
+        # Mixed and full-width
+        "K值 | k值 | Ｋ值 | ＧＭＶ | ＲＯＩ | １１．１１ | 11.11 | 12.12 | ６１８ | App推送 | A/B测试",
+        "AB测试 | 7日留存 | 30日留存 | ｃｏｕｐｏｎｓ | ＤＯＵＢＬＥ　１１",
+        # English: inflections, phrases, acronyms
+        "coupons | coupon abusers | campaigns | campaign | strategy | strategies | referrals",
+        "conversion rate | conversions | retention | livestreaming | live stream | Double Eleven",
+        "double twelve | mini program | private traffic | win-back | winback | group buying",
+        "dormant users | churned users | repurchase | acquisition | new users | seeding",
+        "lessons learned | users | GMV | ROI | CTR | VIP | UV",
+        # Numbers, and words found nowhere
+        "2023 | 5.8 | 41% | 620万 | 1.3 | 区块链 | blockchain | xyz",
+    )
+    for words in line.split(" | ")
+]
+
+# Texts the demo corpus lacks: English, full-width, spaced and Traditional variants, look-alikes.
+EDGE_TEXTS = [
+    "Stacked coupons were abused; the campaign's conversion rate fell. Strategies: win-back.",
+    "Ｔｈｅ ｃａｍｐａｉｇｎ ｒａｎ ｆｏｒ ｔｗｏ ｗｅｅｋｓ，ＤＯＵＢＬＥ　１１ coupons were stacked.",
+    "今年 Double  11 大促，雙 十一 预热；售价11.11元，转化率11.11%，2023.11.11 上线。",
+    "企业微信社群运营，企微群 3 个；K 值 1.3，k-factor 高，a/b 测试 胜出。",
+    "Retention D30 improved after the livestreaming; dormant   users were reactivated.",
+    "coupons2023 campaignss strategically referral-program ROI1:4 GMV+35%",
+    "面积１０㎡的雙十一ＧＭＶ，⑩倍",
+]
+
+
+def highlight_texts() -> list[str]:
+    """Return every text field of the demo campaigns and their documents, plus EDGE_TEXTS."""
+    fields = ("title", "summary", "went_well", "problems", "lessons", "recommendations", "goal")
+    texts = [r[f] for r in demo_records() for f in fields if r.get(f)]
+    texts += [d["body"] for r in demo_records() for d in r.get("documents", []) if d.get("body")]
+    return texts + EDGE_TEXTS
+
+
+def count_segmentations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the normalized texts ``_segment`` is called with from now on."""
+    calls: list[str] = []
+    segment: Callable[..., list[analysis.Piece]] = analysis._segment
+
+    def counting(norm: str, *args: object, **kwargs: object) -> list[analysis.Piece]:
+        calls.append(norm)
+        return segment(norm, *args, **kwargs)
+
+    monkeypatch.setattr(analysis, "_segment", counting)
+    return calls
+
+
+def test_highlight_equals_full_segmentation_on_the_corpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = highlight_texts()
+    queries = {words: analysis.analyze(words, mode="query") for words in HIGHLIGHT_QUERIES}
+    calls = count_segmentations(monkeypatch)
+    marked = 0
+    for text in texts:
+        max_len = len(text) + 1 if len(text) < 80 else 160  # titles whole, as kb shows them
+        for words, terms in queries.items():
+            expected = analysis._highlight_reference(text, terms, max_len)
+            assert analysis.highlight(text, terms, max_len) == expected, (text, words)
+            marked += "<mark>" in expected
+    pairs = len(texts) * len(queries)
+    skipped = 2 * pairs - len(calls)  # the reference segments every pair
+    # Not vacuous: many pairs have marks, and most of those without were never segmented.
+    assert marked > 1000
+    assert skipped > (pairs - marked) // 2
+
+
+def test_highlight_equals_full_segmentation_on_random_pieces() -> None:
+    # Random cuts of corpus texts, as queries and as texts: cuts inside words, phrases and
+    # numbers, with the index-mode terms (sub-words too) of other random pieces as wanted terms.
+    rng = random.Random(20241122)  # noqa: S311  # test data, not secrets
+    texts = highlight_texts()
+
+    def piece() -> str:
+        text = rng.choice(texts)
+        start = rng.randrange(len(text))
+        return text[start : start + rng.randint(1, 60)]
+
+    for _ in range(8000):
+        text = piece()
+        wanted = {*analysis.analyze(piece()), *analysis.analyze(rng.choice(HIGHLIGHT_QUERIES))}
+        if rng.random() < 0.3:
+            wanted |= set(analysis.analyze(text[rng.randrange(len(text)) :]))  # likely marks
+        assert analysis.highlight(text, wanted, 40) == analysis._highlight_reference(
+            text, wanted, 40
+        ), (text, wanted)
+
+
+def test_highlight_skips_segmentation_without_a_candidate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    terms = analysis.analyze("coupons 唤醒", mode="query")  # 优惠券 (券, coupon…), 召回 (回流…)
+    calls = count_segmentations(monkeypatch)
+    assert analysis.highlight("优惠力度大，短信触达 12 万人。", terms) == (
+        "优惠力度大，短信触达 12 万人。"
+    )
+    assert analysis.highlight("The cooperation converted poorly.", terms) == (
+        "The cooperation converted poorly."
+    )
+    assert calls == []
+    # A candidate costs a segmentation, even one yielding no mark (满减券 is one word, not 券).
+    assert analysis.highlight("满减券 3 张", terms) == "满减券 3 张"
+    assert analysis.highlight("优惠券 3 张", terms) == "<mark>优惠券</mark> 3 张"
+    assert analysis.highlight("Two COUPONS", terms) == "Two <mark>COUPONS</mark>"
+    assert analysis.highlight("沉睡用户回流", terms) == "沉睡用户<mark>回流</mark>"
+    assert len(calls) == 4
+
+
+def test_highlight_candidates_follow_the_lexicon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = "Campaigns for new users"
+    assert analysis.highlight(text, analysis.analyze("活动", mode="query")) == text
+    changed = tmp_path / "synonyms.txt"
+    changed.write_text(
+        lexicon.SYNONYMS_PATH.read_text(encoding="utf-8") + "\n活动 = campaign\n", encoding="utf-8"
+    )
+    monkeypatch.setattr(lexicon, "SYNONYMS_PATH", changed)
+    assert analysis.highlight(text, analysis.analyze("活动", mode="query")) == (
+        "<mark>Campaigns</mark> for new users"
+    )
+
+
+def stem_test_words() -> set[str]:
+    """Return English words, Porter2 suffix stacks and random letter strings to stem."""
+    rng = random.Random(7)  # noqa: S311  # test data, not secrets
+    # Every suffix Porter2 rewrites, from its own tables, and the endings of steps 0 to 1c.
+    suffixes = [
+        *(end for end, _, _ in (*porter2.s2_triples, *porter2.s3_triples)),
+        *porter2.s4_delete_list,
+        *porter2.s1b_suffixes,
+        *["s", "es", "ies", "ied", "sses", "us", "ss", "eed", "eedly", "sion", "tion", "y", "ly"],
+    ]
+    roots = {w for t in highlight_texts() for w in re.findall("[a-z]+", t.lower())}
+    roots |= {"gener", "arsen", "commun", "sky", "dy", "ly", "ty", "hop", "plan", "agre", "y"}
+    words = set(roots)
+    for root in sorted(roots):
+        for _ in range(20):
+            stacked = root + "".join(rng.choices(suffixes, k=rng.randint(1, 3)))
+            words.add(stacked)
+    letters = "aeiouybcdglmnrstz"
+    words |= {"".join(rng.choices(letters, k=rng.randint(1, 14))) for _ in range(20_000)}
+    return words
+
+
+def test_porter2_keeps_the_first_letter_and_appends_at_most_four() -> None:
+    # The pre-filter's premise: stem(w) == w[:p] + at most _STEM_TAIL letters, p >= 1.
+    tail = analysis._STEM_TAIL
+    broken = []
+    for word in stem_test_words():
+        stem = lexicon.stem_ascii(word)
+        if not (re.fullmatch("[a-z]+", stem) and word.startswith(stem[: max(1, len(stem) - tail)])):
+            broken.append((word, stem))
+    assert broken == []
 
 
 def test_fingerprint_follows_the_synonym_file(
