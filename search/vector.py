@@ -24,6 +24,14 @@ import numpy.typing as npt
 Vectors = npt.NDArray[np.float32]
 Ids = npt.NDArray[np.int64]
 
+# Rows are stored as bfloat16 (the upper 16 bits of a float32, rounded to nearest): at 10k
+# campaigns the two models' ≈ 135k passages take 120 MB instead of 240 MB of each worker's memory.
+# A cosine moves by ≈ 1e-4 (8 significant bits per component, errors averaging out over 384+
+# components); the dot products themselves run in float32 (see _dot).
+Stored = npt.NDArray[np.uint16]
+# Rows widened to float32 per step of _dot: 4096 × 512 × 4 bytes = 8 MB of scratch at most.
+_DOT_CHUNK_ROWS = 4096
+
 # Campaign score = best passage cosine + SECOND_PASSAGE_WEIGHT × max(second-best cosine, 0).
 # The bonus favours a campaign that matches in two places over one lucky passage, but is small
 # enough never to outweigh a clearly better best passage; negative cosines give no bonus, so a
@@ -44,7 +52,7 @@ _LOAD_CHUNK_ROWS = 16_384
 class _State:
     """A published view of the index; the first ``rows``/``blocks`` entries never change."""
 
-    matrix: Vectors  # (row capacity, dim); rows [0, rows) are used
+    matrix: Stored  # (row capacity, dim) bfloat16 bits; rows [0, rows) are used
     rows: int
     starts: Ids  # per block: first row
     lengths: Ids  # per block: passage count (never 0)
@@ -56,7 +64,7 @@ class _State:
 
 def _empty_state(dim: int, row_capacity: int = _MIN_ROWS, block_capacity: int = 128) -> _State:
     return _State(
-        matrix=np.empty((row_capacity, dim), dtype=np.float32),
+        matrix=np.empty((row_capacity, dim), dtype=np.uint16),
         rows=0,
         starts=np.empty(block_capacity, dtype=np.int64),
         lengths=np.empty(block_capacity, dtype=np.int64),
@@ -100,7 +108,7 @@ class VectorIndex:
             state = self._reserved(state, len(rows))
             r, b = state.rows, state.blocks
             # Past every published state's `rows`/`blocks`: readers never look here.
-            state.matrix[r : r + len(rows)] = rows
+            state.matrix[r : r + len(rows)] = to_stored(rows)
             state.starts[b], state.lengths[b], state.owners[b] = r, len(rows), campaign_id
             alive = state.alive if state.alive is not self._state.alive else state.alive.copy()
             alive[b] = True
@@ -129,7 +137,7 @@ class VectorIndex:
         state = _empty_state(self.dim, max(_MIN_ROWS, int(n * GROWTH)), int(blocks * GROWTH) + 1)
         for a in range(0, n, _LOAD_CHUNK_ROWS):  # chunked: no second full-size temporary
             chunk = order[a : a + _LOAD_CHUNK_ROWS]
-            state.matrix[a : a + len(chunk)] = self._prepare(source[chunk])
+            state.matrix[a : a + len(chunk)] = to_stored(self._prepare(source[chunk]))
         state.starts[:blocks] = starts
         state.lengths[:blocks] = np.diff(starts, append=n)
         state.owners[:blocks] = sorted_ids[starts]
@@ -164,10 +172,10 @@ class VectorIndex:
             # Few rows: copy them out (mode="clip" skips take's buffered bounds check).
             sub = state.matrix.take(_ranges(starts, lengths), axis=0, mode="clip")
             starts = _offsets(lengths)
-            scores = q @ sub.T
+            scores = _dot(q, sub)
             best = np.maximum.reduceat(scores, starts, axis=1)
         else:
-            scores = q @ state.matrix[: state.rows].T
+            scores = _dot(q, state.matrix[: state.rows])
             best = np.maximum.reduceat(scores, state.starts[: state.blocks], axis=1)[:, sel]
         return [_top(scores[i], best[i], starts, lengths, owners, limit) for i in range(len(q))]
 
@@ -236,6 +244,34 @@ class VectorIndex:
         fresh.alive[:blocks] = True
         self._block_of = dict(zip(fresh.owners[:blocks].tolist(), range(blocks), strict=True))
         return dataclasses.replace(fresh, rows=n, blocks=blocks)
+
+
+def to_stored(rows: Vectors) -> Stored:
+    """Round float32 rows to bfloat16 (nearest, ties to even), kept as their 16 bits."""
+    bits = np.ascontiguousarray(rows, dtype=np.float32).view(np.uint32)
+    rounded = bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))
+    return (rounded >> np.uint32(16)).astype(np.uint16)
+
+
+def widened(stored: Stored) -> Vectors:
+    """Return stored bfloat16 rows as float32 (exact)."""
+    return (stored.astype(np.uint32) << np.uint32(16)).view(np.float32)
+
+
+def _dot(queries: Vectors, rows: Stored) -> Vectors:
+    """Return ``queries @ widened(rows).T`` in float32, widening a chunk of rows at a time."""
+    # Widening bfloat16 is a 16-bit shift: two vectorized integer passes over a cache-sized
+    # chunk, ≈ 2 ms per 67k × 384 rows. NumPy has no bfloat16, and widening float16 instead
+    # costs ≈ 30 ms there (no vectorized float16 conversion).
+    out = np.empty((len(queries), len(rows)), dtype=np.float32)
+    scratch = np.empty((min(_DOT_CHUNK_ROWS, len(rows)), rows.shape[1]), dtype=np.uint32)
+    as_float = scratch.view(np.float32)
+    for start in range(0, len(rows), _DOT_CHUNK_ROWS):
+        n = min(_DOT_CHUNK_ROWS, len(rows) - start)
+        np.copyto(scratch[:n], rows[start : start + n], casting="safe")
+        np.left_shift(scratch[:n], 16, out=scratch[:n])
+        out[:, start : start + n] = queries @ as_float[:n].T
+    return out
 
 
 def _offsets(lengths: Ids) -> Ids:

@@ -10,7 +10,7 @@ import numpy.typing as npt
 import pytest
 
 from search import vector
-from search.vector import SECOND_PASSAGE_WEIGHT, VectorIndex
+from search.vector import SECOND_PASSAGE_WEIGHT, VectorIndex, to_stored, widened
 
 DIM = 16
 
@@ -28,13 +28,18 @@ def random_rows(rng: np.random.Generator, n: int) -> npt.NDArray[np.float32]:
     return rows
 
 
+def stored(rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Return the rows as the index holds them (bfloat16), widened back to float32."""
+    return widened(to_stored(rows))
+
+
 def brute_force(
     data: dict[int, npt.NDArray[np.float32]], query: npt.NDArray[np.float32], limit: int
 ) -> list[tuple[int, float]]:
-    """Return the expected ranking, computed the obvious way."""
+    """Return the expected ranking, computed the obvious way on the rows as stored."""
     scored = []
     for cid, rows in data.items():
-        cos = np.sort(rows @ query)[::-1]
+        cos = np.sort(stored(rows) @ query)[::-1]
         second = float(cos[1]) if len(cos) > 1 else 0.0
         scored.append((cid, float(cos[0]) + SECOND_PASSAGE_WEIGHT * max(second, 0.0)))
     scored.sort(key=lambda hit: (-hit[1], hit[0]))
@@ -43,7 +48,9 @@ def brute_force(
 
 def assert_same_ranking(got: list[tuple[int, float]], want: list[tuple[int, float]]) -> None:
     assert [cid for cid, _ in got] == [cid for cid, _ in want]
-    np.testing.assert_allclose([s for _, s in got], [s for _, s in want], atol=1e-5)
+    # 1e-4: the index normalizes rows before rounding them to bfloat16, the reference does not;
+    # the two roundings may differ by one unit in a component.
+    np.testing.assert_allclose([s for _, s in got], [s for _, s in want], atol=1e-4)
 
 
 def test_empty_index_returns_nothing() -> None:
@@ -59,20 +66,45 @@ def test_score_is_best_plus_a_bonus_for_the_second_best() -> None:
     index.replace(2, np.stack([unit(0.9, 0.1), unit(0.8, 0.2), unit(-1)]))  # two good ones
     index.replace(3, np.stack([unit(-1), unit(-1, 0.1)]))  # negative cosines: no bonus
     query = unit(1)
-    best2 = float(unit(0.9, 0.1) @ query)
-    second2 = float(unit(0.8, 0.2) @ query)
+    best2 = float(stored(unit(0.9, 0.1)) @ query)
+    second2 = float(stored(unit(0.8, 0.2)) @ query)
     hits = index.search(query, limit=3)
     assert [cid for cid, _ in hits] == [2, 1, 3]
     assert hits[0][1] == pytest.approx(best2 + SECOND_PASSAGE_WEIGHT * second2, abs=1e-6)
     assert hits[1][1] == pytest.approx(1.0, abs=1e-6)
-    assert hits[2][1] == pytest.approx(float(unit(-1, 0.1) @ query), abs=1e-6)
+    assert hits[2][1] == pytest.approx(float(stored(unit(-1, 0.1)) @ query), abs=1e-6)
+
+
+def test_rows_are_held_in_bfloat16_within_1e_3_of_the_float32_cosine() -> None:
+    rng = np.random.default_rng(7)
+    index = VectorIndex("fake", 384)
+    rows = rng.standard_normal((1000, 384)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    index.load(np.arange(1000), rows)
+    state = index._snapshot()
+    assert state.matrix.itemsize == 2  # half the memory of float32
+    query = rows[3] + 0.5 * rows[4]
+    query /= np.linalg.norm(query)
+    got = dict(index.search(query, limit=1000))
+    exact = rows @ query  # one passage per campaign: the score is the cosine
+    assert max(abs(got[i] - float(exact[i])) for i in range(1000)) < 1e-3
+    assert next(iter(got)) == int(np.argmax(exact))
+
+
+def test_bfloat16_rounds_to_nearest() -> None:
+    # bfloat16 keeps 7 bits after the point: next to 1.0 the step is 2**-7.
+    values = [1.0, 1 + 2**-9, 1 + 2**-8, 1 + 2**-7 + 2**-8, 1 + 2**-8 + 2**-9, -0.3, 0.0]
+    back = widened(to_stored(np.array(values, dtype=np.float32))).tolist()
+    assert back[:5] == [1.0, 1.0, 1.0, 1 + 2**-6, 1 + 2**-7]  # ties (3rd, 4th) go to even
+    assert abs(back[5] + 0.3) <= 0.3 * 2**-8
+    assert back[6] == 0.0
 
 
 def test_two_passages_with_the_same_best_cosine_both_count() -> None:
     index = VectorIndex("fake", DIM)
     index.replace(7, np.stack([unit(1, 1), unit(1, 1), unit(0, 1)]))
     [(cid, score)] = index.search(unit(1), limit=1)
-    best = float(unit(1, 1) @ unit(1))
+    best = float(stored(unit(1, 1)) @ unit(1))
     assert (cid, score) == (7, pytest.approx(best * (1 + SECOND_PASSAGE_WEIGHT), abs=1e-6))
 
 
@@ -239,8 +271,9 @@ def test_concurrent_replace_and_search() -> None:
                 allowed = {cid, (cid + 1) % n_campaigns} if r_rng.random() < 0.5 else None
                 hits = dict(index.search(base[cid], limit=n_campaigns, allowed=allowed))
                 assert len(hits) == (2 if allowed else n_campaigns)
-                assert hits[cid] == pytest.approx(1 + SECOND_PASSAGE_WEIGHT, abs=1e-5) or (
-                    hits[cid] == pytest.approx(1.0, abs=1e-5)  # a one-passage version
+                own = float(stored(base[cid]) @ base[cid])  # ≈ 1, as stored
+                assert hits[cid] == pytest.approx(own * (1 + SECOND_PASSAGE_WEIGHT), abs=1e-5) or (
+                    hits[cid] == pytest.approx(own, abs=1e-5)  # a one-passage version
                 )
                 reads[seed] += 1
         except BaseException as error:  # re-raised by the main thread's assert
