@@ -1,6 +1,7 @@
-"""Exact cosine search over passage embeddings, ranking campaigns by their best passages.
+"""Cosine search over passage embeddings, ranking campaigns by their best passages.
 
-Rows live in one float32 matrix, each campaign's passages in one contiguous block, so a per-
+Every row is scored (no approximate index); rows are held as bfloat16, so a cosine is exact to
+≈ 1e-4. Rows live in one matrix, each campaign's passages in one contiguous block, so a per-
 campaign maximum is one ``np.maximum.reduceat`` over block starts: no sort, no per-row id array
 (the campaign ids are kept per block). A replacement appends a new block and tombstones the old
 one; the matrix grows by half when full and is rewritten without dead blocks when more than a
