@@ -106,12 +106,12 @@ def test_vectors_equal_the_folder_loaded_as_a_sentence_transformer(e5_dir: Path)
         "passage: 鲜丰到家 90 天未下单用户召回：短信触达",
         "query: coupon stacking abuse",
     ]
-    ours = load_e5(e5_dir, precision="fp32").encode(texts, prompt_name=None)
+    model = load_e5(e5_dir, precision="fp32")
+    ours = model.encode(texts, prompt_name=None)
     reference = load_folder(e5_dir, precision="fp32").encode(texts, prompt_name=None)
     cosines = np.sum(ours * reference, axis=1) / (
         np.linalg.norm(ours, axis=1) * np.linalg.norm(reference, axis=1)
     )
     assert cosines.min() > 0.99999, cosines
-    model = load_e5(e5_dir, precision="fp32")
     assert model.prompts["query"] == "query: "
     assert model.prompts["passage"] == "passage: "
