@@ -18,9 +18,8 @@ from flask import Flask
 from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
 from werkzeug.serving import make_server
 
-from kb.extensions import db
 from tests.accounts import PASSWORD, ROLES, ensure_account
-from tests.conftest import make_app
+from tests.conftest import make_app, release
 
 CHROMIUM = "/usr/bin/chromium"
 # Chromium's background services try to reach Google; this machine has no such network.
@@ -51,17 +50,7 @@ def serving(app: Flask) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(timeout=5)
-        close_app(app)
-
-
-def close_app(app: Flask) -> None:
-    """Release what the app holds open: the keyword index's files and the database pool."""
-    indexes = app.extensions.get("kb.indexes")
-    if indexes is not None:
-        indexes.keyword.close()
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+        release(app)
 
 
 def sign_in(page: Page, base_url: str, role: str = "admin", next_path: str = "") -> None:

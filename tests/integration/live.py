@@ -84,7 +84,7 @@ class Store:
 def app_on(store: Store, *, migrate: bool = False) -> Iterator[Flask]:
     """An app in this process on the store, inside an app context; closed cleanly after."""
     from kb import create_app
-    from kb.extensions import db
+    from tests.conftest import release
 
     store.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app({**store.config(), "AUTO_MIGRATE": migrate})
@@ -92,12 +92,7 @@ def app_on(store: Store, *, migrate: bool = False) -> Iterator[Flask]:
         with app.app_context():
             yield app
     finally:
-        indexes = app.extensions.get("kb.indexes")
-        if indexes is not None:
-            indexes.keyword.close()
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
+        release(app)
 
 
 def create_token(store: Store, role: str = "editor") -> str:
