@@ -26,10 +26,10 @@ DEVSET = ROOT / "bench" / "data" / "drafts_devset.json"
 
 def evaluate(app: Any, devset: dict[str, Any]) -> dict[str, float]:
     """Return mean similar-case metrics and micro collision precision/recall."""
-    from kb import drafting
+    from kb.campaigns.schemas import validate_draft
+    from kb.drafts import analysis as drafting
     from kb.extensions import db
     from kb.models import Campaign
-    from kb.schemas import validate_draft
 
     figures: dict[str, list[float]] = {"ndcg": [], "recall": [], "mrr": []}
     found = expected = correct = 0

@@ -48,8 +48,8 @@ def mrr(ranked: list[str], relevant: dict[str, int]) -> float:
 
 def evaluate(app: Any, queries: list[dict[str, Any]], mode: str) -> dict[str, dict[str, float]]:
     """Run the queries in one mode; return mean metrics per query type and overall."""
-    from kb import search_service
-    from kb.schemas import validate_search_query
+    from kb.campaigns.schemas import validate_search_query
+    from kb.searching import service as search_service
 
     per_type: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     with app.app_context():
@@ -78,8 +78,9 @@ def evaluate(app: Any, queries: list[dict[str, Any]], mode: str) -> dict[str, di
 
 def make_app(data_dir: Path, models: str, *, models_dir: Path | None = None) -> Any:
     """Create an app on ``data_dir`` with the demo data loaded and indexed."""
-    from kb import create_app, indexer
+    from kb import create_app
     from kb.demo import load_demo
+    from kb.searching import indexer
 
     config = {"DATA_DIR": str(data_dir), "EMBEDDING_MODELS": models, "INDEX_SYNC": True}
     if models_dir is not None:
@@ -107,7 +108,7 @@ def main() -> None:
     data_dir = options.data_dir or Path(tempfile.mkdtemp(prefix="kb-eval-"))
     queries = json.loads(options.queries.read_text(encoding="utf-8"))["queries"]
     if options.no_concepts:
-        from kb import search_service
+        from kb.searching import service as search_service
 
         search_service.EXPAND_CONCEPTS = False
     app = make_app(data_dir, options.models)

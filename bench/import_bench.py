@@ -43,8 +43,8 @@ def child(path: str) -> None:
     """Run the import command in this process (called in a subprocess by ``main``)."""
     from flask.cli import ScriptInfo
 
-    from ingest.cli import import_command
     from kb import create_app
+    from kb.transfer.cli import import_command
 
     app = create_app({"EMBEDDING_MODELS": "fake"})
     if "import" not in app.cli.commands:

@@ -47,12 +47,13 @@ from sqlalchemy.orm import selectinload
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kb import accounts, create_app, metric_catalog  # noqa: E402  # after the sys.path line above
-from kb.campaign_text import campaign_text  # noqa: E402
+from kb import create_app  # noqa: E402  # after the sys.path line above
+from kb.accounts import services as accounts  # noqa: E402
+from kb.campaigns import metrics as metric_catalog  # noqa: E402
+from kb.campaigns.schemas import CampaignIn, validate_campaign  # noqa: E402
 from kb.database import write_transaction  # noqa: E402
 from kb.demo import demo_records  # noqa: E402
 from kb.extensions import db  # noqa: E402
-from kb.indexer import get_indexes, store_embeddings  # noqa: E402
 from kb.models import (  # noqa: E402
     Campaign,
     Document,
@@ -61,7 +62,8 @@ from kb.models import (  # noqa: E402
     PassageEmbedding,
     Reward,
 )
-from kb.schemas import CampaignIn, validate_campaign  # noqa: E402
+from kb.searching.documents import campaign_text  # noqa: E402
+from kb.searching.indexer import get_indexes, store_embeddings  # noqa: E402
 from search.documents import passages  # noqa: E402
 from search.embedder import Embedder, cpu_has_bf16, load_embedders  # noqa: E402
 
@@ -342,7 +344,7 @@ class EmbedStats:
 
 
 def embed_real(embedders: Sequence[Embedder], ids: Sequence[int], threads: int) -> EmbedStats:
-    """Encode and store every passage with each model through kb.indexer.store_embeddings."""
+    """Encode and store every passage with each model through kb.searching.indexer.store_embeddings."""
     import torch
 
     stats = EmbedStats(synthetic=False, seconds=dict.fromkeys((e.name for e in embedders), 0.0))

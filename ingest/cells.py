@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from kb.forms import split_list
-from kb.labels import DOCUMENT_KINDS, GOAL_TYPES, HYPOTHESIS_RESULTS, STATUSES
+from kb.campaigns.forms import split_list
+from kb.vocab import DOCUMENT_KINDS, GOAL_TYPES, HYPOTHESIS_RESULTS, STATUSES
 
 # A cell starting with one of these is run as a formula by spreadsheet programs (ASVS 5.0 1.2.10).
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r", "\x00")

@@ -15,7 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from kb import metric_catalog
+from kb.campaigns import metrics as metric_catalog
 
 # field -> accepted names; the first is the header the exporters write.
 FIELD_COLUMNS: dict[str, tuple[str, ...]] = {

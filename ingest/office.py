@@ -16,7 +16,7 @@ from typing import IO, Any
 from ingest.errors import FileReadError
 from ingest.markdown import parse_markdown
 from ingest.records import SourceRow
-from kb.schemas import MARKDOWN_MAX
+from kb.campaigns.schemas import MARKDOWN_MAX
 
 _HEADING_STYLE = re.compile(r"^(?:heading|标题)\s*(\d)$", re.IGNORECASE)
 

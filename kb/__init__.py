@@ -17,25 +17,18 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         instance_path=str(ROOT / "instance"),
     )
-    from kb import (
-        access,
-        admin_views,
-        api,
-        auth_views,
-        cli,
-        database,
-        draft_views,
-        errors,
-        history_views,
-        indexer,
-        insights,
-        security,
-        transfer,
-        views,
-    )
+    from kb import access, api, cli, database, errors
     from kb import config as settings
+    from kb.accounts import admin as admin_views
+    from kb.accounts import views as auth_views
+    from kb.campaigns import history_views, views
+    from kb.drafts import views as draft_views
     from kb.extensions import csrf
-    from kb.templating import init_app as init_templating
+    from kb.insights import views as insights
+    from kb.searching import indexer
+    from kb.transfer import views as transfer
+    from kb.web import security
+    from kb.web.templating import init_app as init_templating
 
     settings.load_config(app, config)
     database.init_app(app)

@@ -29,7 +29,7 @@ from flask import (
 from flask_login import LoginManager, current_user
 from werkzeug.wrappers import Response as BaseResponse
 
-from kb import accounts
+from kb.accounts import services as accounts
 from kb.errors import MESSAGES, error_body
 from kb.models import User
 

@@ -9,13 +9,13 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
-from ingest.cli import import_command
-from kb import indexer
-from kb.accounts_cli import tokens_group, users_group
+from kb.accounts.cli import tokens_group, users_group
 from kb.backup import backup_command, restore_command
 from kb.demo import load_demo
 from kb.extensions import db
 from kb.models import Campaign, IndexOutbox
+from kb.searching import indexer
+from kb.transfer.cli import import_command
 
 
 def init_app(app: Flask) -> None:

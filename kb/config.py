@@ -10,8 +10,8 @@ from typing import Any
 from flask import Flask
 
 from kb.access import SETTINGS as ACCESS_SETTINGS
-from kb.security import SETTINGS as SECURITY_SETTINGS
-from kb.signals import SIGNAL_SETTINGS
+from kb.insights.signals import SIGNAL_SETTINGS
+from kb.web.security import SETTINGS as SECURITY_SETTINGS
 
 # Every setting a deployment may change, with the default and what it does. The README documents
 # each one as ``KB_<NAME>``; tests/test_docs.py checks that it does.

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from kb import services
-from kb.schemas import InvalidInputError, validate_campaign
+from kb.campaigns import services
+from kb.campaigns.schemas import InvalidInputError, validate_campaign
 
 
 @dataclass(frozen=True, slots=True)

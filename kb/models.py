@@ -201,7 +201,7 @@ class Playbook(db.Model):  # type: ignore[name-defined,misc]
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(sa.String(200))
     body: Mapped[str] = mapped_column(sa.Text, default="")
-    # One of kb.lessons.THEMES (reward, audience, channel, timing, budget, ops, risk).
+    # One of kb.insights.lessons.THEMES (reward, audience, channel, timing, budget, ops, risk).
     theme: Mapped[str] = mapped_column(sa.String(20), index=True)
     version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -291,7 +291,7 @@ class CampaignVersion(db.Model):  # type: ignore[name-defined,misc]
     version: Mapped[int]
     # create | update | import | trash | restore | revert | baseline (state before history began)
     action: Mapped[str] = mapped_column(sa.String(20))
-    # The record in the API's input shape (kb.serialize.campaign_to_input), JSON-safe.
+    # The record in the API's input shape (kb.campaigns.serialize.campaign_to_input), JSON-safe.
     snapshot: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     actor: Mapped[str] = mapped_column(sa.String(120), default="")
     note: Mapped[str] = mapped_column(sa.String(200), default="")

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
-from kb import accounts
+from kb.accounts import services as accounts
 from kb.extensions import db
 from kb.models import User
 

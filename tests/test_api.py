@@ -10,10 +10,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from kb import history
 from kb.access import REQUIRED_ROLE, Access, access_of
-from kb.accounts import ROLE_LABELS
-from kb.openapi import (
+from kb.accounts.services import ROLE_LABELS
+from kb.api.openapi import (
     CampaignList,
     CampaignOut,
     Error,
@@ -21,6 +20,7 @@ from kb.openapi import (
     VersionDetailOut,
     VersionList,
 )
+from kb.campaigns import history
 from tests.factories import campaign_payload
 
 SERVER_FIELDS = {"id", "version", "created_at", "updated_at", "deleted_at"}

@@ -38,10 +38,13 @@ from schemathesis.specs.openapi.checks import (
 )
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from kb import demo, openapi, playbooks, services
-from kb.insight_schemas import validate_playbook
-from kb.schemas import validate_campaign
-from kb.serialize import campaign_to_input
+from kb import demo
+from kb.api import openapi
+from kb.campaigns import services
+from kb.campaigns.schemas import validate_campaign
+from kb.campaigns.serialize import campaign_to_input
+from kb.insights import playbooks
+from kb.insights.schemas import validate_playbook
 from tests import conftest
 from tests.accounts import ensure_account
 from tests.conftest import make_app

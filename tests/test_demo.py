@@ -6,9 +6,9 @@ from collections import Counter
 
 from flask.testing import FlaskCliRunner
 
+from kb.campaigns.metrics import assess, lookup
+from kb.campaigns.schemas import GOAL_TYPES, validate_campaign
 from kb.demo import demo_records
-from kb.metric_catalog import assess, lookup
-from kb.schemas import GOAL_TYPES, validate_campaign
 
 
 def test_demo_records_are_valid_and_varied() -> None:

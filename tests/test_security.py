@@ -12,9 +12,9 @@ import pytest
 from flask import Flask, jsonify
 from flask.testing import FlaskClient
 
-from kb import security
 from kb.errors import MESSAGES, error_body
 from kb.extensions import db
+from kb.web import security
 from tests.conftest import make_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +22,7 @@ MakeApp = Callable[..., Flask]
 
 
 def secure(app: Flask) -> Flask:
-    """Register kb.security on ``app`` unless ``create_app`` already did."""
+    """Register kb.web.security on ``app`` unless ``create_app`` already did."""
     if security.EXTENSION not in app.extensions:
         security.init_app(app)
     return app

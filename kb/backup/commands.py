@@ -11,7 +11,6 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from kb import indexer
 from kb.backup import postgres, sqlite
 from kb.backup.archive import (
     BackupError,
@@ -23,6 +22,7 @@ from kb.backup.archive import (
 )
 from kb.database import upgrade_schema
 from kb.extensions import db
+from kb.searching import indexer
 
 
 def backup_database(target: Path) -> BackupInfo:
@@ -54,7 +54,7 @@ def restore_database(
     The backup is checked first (format, integrity, tables, a schema revision this code knows);
     a bad one raises BackupError and the live database is untouched. ``confirm`` is called after
     the check and before any change; it raises to cancel. The indexes are then stale: rebuild
-    them (``kb.indexer.rebuild``). With ``keep_replaced`` a replaced SQLite file is kept beside
+    them (``kb.searching.indexer.rebuild``). With ``keep_replaced`` a replaced SQLite file is kept beside
     the new one; its path is returned.
     """
     dialect = db.engine.dialect.name

@@ -9,7 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 from playwright.sync_api import ConsoleMessage, Page, expect
 
-from kb import security
+from kb.web import security
 from tests.browser.conftest import serving, sign_in
 from tests.conftest import make_app
 from tests.factories import campaign_payload

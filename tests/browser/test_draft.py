@@ -10,9 +10,9 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import serving, sign_in
 from tests.conftest import make_app
+from tests.drafts.test_drafting import PLANNED
 from tests.factories import campaign_payload
 from tests.integration.conftest import MODELS_DIR
-from tests.test_drafting import PLANNED
 
 pytestmark = pytest.mark.browser
 

@@ -10,9 +10,9 @@ import pytest
 from flask import Flask, Response
 from playwright.sync_api import Page
 
-from kb import insights
 from kb.demo import load_demo
-from kb.rendering import format_cny, format_pct
+from kb.insights import views as insights
+from kb.web.rendering import format_cny, format_pct
 from tests.browser.conftest import serving, sign_in
 from tests.conftest import make_app
 

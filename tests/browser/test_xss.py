@@ -25,7 +25,7 @@ import pytest
 from flask import Flask
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from kb import accounts
+from kb.accounts import services as accounts
 from tests.accounts import PASSWORD
 from tests.browser.conftest import record_dialogs, serving
 from tests.conftest import make_app

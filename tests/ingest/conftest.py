@@ -14,9 +14,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from ingest.cli import import_command
-from kb import transfer
 from kb.extensions import db
+from kb.transfer import views as transfer
+from kb.transfer.cli import import_command
 from tests.conftest import make_app
 
 DATA = Path(__file__).resolve().parents[1] / "data"

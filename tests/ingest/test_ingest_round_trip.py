@@ -10,13 +10,13 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from ingest.runner import import_stream
-from kb import services
+from kb.campaigns import services
+from kb.campaigns.schemas import validate_campaign
+from kb.campaigns.serialize import campaign_to_input
 from kb.demo import demo_records
 from kb.extensions import db
 from kb.models import Campaign
-from kb.schemas import validate_campaign
-from kb.serialize import campaign_to_input
+from kb.transfer.imports import import_stream
 from tests.factories import campaign_payload
 
 TRICKY = [

@@ -9,11 +9,11 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
-from ingest.runner import ImportReport, import_stream
-from kb import services
+from kb.campaigns import services
+from kb.campaigns.schemas import validate_campaign
 from kb.extensions import db
 from kb.models import Campaign
-from kb.schemas import validate_campaign
+from kb.transfer.imports import ImportReport, import_stream
 from tests.factories import campaign_payload
 
 

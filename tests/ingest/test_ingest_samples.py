@@ -10,10 +10,10 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from ingest.runner import ImportReport, import_stream
+from kb.campaigns.serialize import campaign_to_dict
 from kb.extensions import db
 from kb.models import Campaign
-from kb.serialize import campaign_to_dict
+from kb.transfer.imports import ImportReport, import_stream
 
 Sample = Callable[[str], Path]
 

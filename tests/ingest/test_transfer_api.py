@@ -14,10 +14,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from kb.api.openapi import build_document
 from kb.extensions import db
 from kb.models import Campaign
-from kb.openapi import build_document
-from kb.transfer import openapi_paths
+from kb.transfer.views import openapi_paths
 from tests.factories import campaign_payload
 
 Sample = Callable[[str], Path]

@@ -15,11 +15,11 @@ from flask.testing import FlaskClient
 from openpyxl import load_workbook
 from werkzeug.test import TestResponse
 
-from ingest import uploads
-from kb import services
+from kb.campaigns import services
+from kb.campaigns.schemas import validate_campaign
 from kb.extensions import db
 from kb.models import Campaign
-from kb.schemas import validate_campaign
+from kb.transfer import uploads
 from tests.factories import campaign_payload
 
 Sample = Callable[[str], Path]

@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from kb import insights
 from kb.demo import load_demo
 from kb.extensions import db
+from kb.insights import views as insights
 from kb.models import Campaign
 from tests.conftest import TABLES, make_app
 

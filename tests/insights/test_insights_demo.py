@@ -14,9 +14,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from kb import signals
-from kb.insights_openapi import LessonSearchOut, PortfolioOut
-from kb.metric_catalog import lookup
+from kb.campaigns.metrics import lookup
+from kb.insights import signals
+from kb.insights.openapi import LessonSearchOut, PortfolioOut
 
 DEMO = json.loads(
     (Path(__file__).resolve().parents[2] / "kb" / "demo_data" / "campaigns.json").read_text(

@@ -8,13 +8,14 @@ from typing import Any
 from flask.testing import FlaskClient
 from pydantic.json_schema import models_json_schema
 
-from kb import insights, openapi
+from kb.api import openapi
+from kb.insights import views as insights
 
 REF = "#/components/schemas/{model}"
 
 
 def merged_document() -> dict[str, Any]:
-    """Merge the insights paths and models into the document the way kb.openapi is to."""
+    """Merge the insights paths and models into the document the way kb.api.openapi is to."""
     document = json.loads(json.dumps(openapi.build_document()))
     _, definitions = models_json_schema(insights.openapi_models(), ref_template=REF)
     schemas = document["components"]["schemas"]

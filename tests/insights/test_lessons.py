@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from kb.lessons import (
+from kb.insights.lessons import (
     THEMES,
     LessonItem,
     Outcome,

@@ -9,9 +9,10 @@ import pytest
 from flask import Flask, render_template_string
 from flask.testing import FlaskClient
 
-from kb import playbooks, services
-from kb.insights_openapi import PlaybookList, PlaybookOut
-from kb.schemas import validate_campaign
+from kb.campaigns import services
+from kb.campaigns.schemas import validate_campaign
+from kb.insights import playbooks
+from kb.insights.openapi import PlaybookList, PlaybookOut
 from tests.factories import campaign_payload
 
 

@@ -8,8 +8,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from kb import services
-from kb.schemas import validate_campaign
+from kb.campaigns import services
+from kb.campaigns.schemas import validate_campaign
 from tests.factories import campaign_payload
 
 

@@ -9,10 +9,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from kb import services, signals
-from kb.indexer import get_indexes
-from kb.schemas import validate_campaign
-from kb.signals import SIGNAL_SETTINGS, SignalThresholds, evaluate
+from kb.campaigns import services
+from kb.campaigns.schemas import validate_campaign
+from kb.insights import signals
+from kb.insights.signals import SIGNAL_SETTINGS, SignalThresholds, evaluate
+from kb.searching.indexer import get_indexes
 from search.keyword import SearchFilters
 from tests.factories import campaign_payload
 
@@ -333,7 +334,7 @@ def test_signals_api_and_partial(insights_app: Flask, insights_client: FlaskClie
     with insights_app.test_request_context():
         from flask import render_template_string
 
-        from kb.services import get_campaign
+        from kb.campaigns.services import get_campaign
 
         found = signals.campaign_signals(get_campaign(campaign_id))
         html = render_template_string('{% include "insights/_signals.html" %}', signals=found)

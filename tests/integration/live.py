@@ -97,7 +97,7 @@ def app_on(store: Store, *, migrate: bool = False) -> Iterator[Flask]:
 
 def create_token(store: Store, role: str = "editor") -> str:
     """Create the store's database if needed and issue an API token; return its secret."""
-    from kb import accounts
+    from kb.accounts import services as accounts
 
     with app_on(store, migrate=True):
         return accounts.create_token("system-tests", role).secret
@@ -274,10 +274,10 @@ class IndexReport:
 
 def index_report(store: Store) -> IndexReport:
     """Compare the keyword index (its files) and the stored vectors with the database."""
-    from kb.campaign_text import campaign_text
     from kb.extensions import db
-    from kb.indexer import _load_live, get_indexes
     from kb.models import Campaign, PassageEmbedding
+    from kb.searching.documents import campaign_text
+    from kb.searching.indexer import _load_live, get_indexes
     from search.documents import passages
 
     with app_on(store):
@@ -318,7 +318,7 @@ def index_report(store: Store) -> IndexReport:
 
 def loaded_vector_ids(store: Store) -> set[int]:
     """The campaign ids a worker starting now loads into its in-memory vector index."""
-    from kb.indexer import get_indexes
+    from kb.searching.indexer import get_indexes
 
     with app_on(store):
         indexes = get_indexes()

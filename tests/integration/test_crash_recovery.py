@@ -193,7 +193,7 @@ def _check_acknowledged(store: Store, acked: list[Acked]) -> None:
 CAMPAIGNS = 40
 # `flask --app kb reindex` exactly, but embedding 10 campaigns per committed batch instead of 100:
 # several batches (one committed, the next being embedded when killed) from few campaigns.
-REINDEX = "import sys, kb.indexer, flask.cli; kb.indexer.BATCH = 10; sys.exit(flask.cli.main())"
+REINDEX = "import sys, kb.searching.indexer, flask.cli; kb.searching.indexer.BATCH = 10; sys.exit(flask.cli.main())"
 
 
 def _seed(store: Store) -> dict[int, str]:
@@ -201,9 +201,10 @@ def _seed(store: Store) -> dict[int, str]:
 
     Returns the live campaigns' titles.
     """
-    from kb import indexer, services
-    from kb.schemas import validate_campaign
-    from kb.serialize import campaign_to_input
+    from kb.campaigns import services
+    from kb.campaigns.schemas import validate_campaign
+    from kb.campaigns.serialize import campaign_to_input
+    from kb.searching import indexer
 
     with app_on(store, migrate=True):
         ids = [

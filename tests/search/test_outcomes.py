@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from kb import metric_catalog
+from kb.campaigns import metrics as metric_catalog
 from search.documents import MetricFact
 from search.normalize import normalize
 from search.outcomes import (

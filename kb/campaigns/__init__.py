@@ -1,0 +1,1 @@
+"""Campaigns: the record, its validation, services, history, pages and metric catalog."""

@@ -1,0 +1,152 @@
+"""Translate the campaign form to and from the shape the validation schema takes.
+
+The form posts flat names (``metrics-2-target``); this module turns them into the nested dict the
+schema validates, and keeps the raw strings so a form with errors is shown again exactly as typed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from werkzeug.datastructures import MultiDict
+
+from kb.models import Campaign
+from kb.web.rendering import format_number
+
+SCALARS = (
+    "title", "industry", "department", "business_line", "goal_type", "goal", "start_date",
+    "end_date", "status", "budget_cny", "summary", "went_well", "problems", "lessons",
+    "recommendations", "external_id",
+)  # fmt: skip
+LISTS = ("audience", "products", "channels", "tags")
+ROWS: dict[str, tuple[str, ...]] = {
+    "rewards": ("type", "detail", "stackable"),
+    "metrics": ("name", "unit", "baseline", "target", "actual"),
+    "hypotheses": ("statement", "result", "evidence"),
+    "documents": ("title", "kind", "body"),
+}
+# Row fields that hold numbers: blank means "unknown", not an invalid number.
+_NUMERIC = {"baseline", "target", "actual"}
+# Teams separate list items with any of these (Chinese and ASCII punctuation, new lines).
+_LIST_SEPARATORS = re.compile(r"[,，、;；\n]+")
+_ROW_NAME = re.compile(r"^(\w+)-(\d+)-(\w+)$")
+
+
+def split_list(text: str) -> list[str]:
+    """Split "新用户、宝妈, 大学生" into items, dropping blanks."""
+    return [item.strip() for item in _LIST_SEPARATORS.split(text or "") if item.strip()]
+
+
+def parse_form(form: MultiDict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return (state, data): the raw values to show again, and the input for the schema."""
+    state: dict[str, Any] = {name: form.get(name, "") for name in (*SCALARS, *LISTS)}
+    state["version"] = form.get("version", "")
+    for section, rows in _collect_rows(form).items():
+        state[section] = rows
+
+    data: dict[str, Any] = {}
+    for name in SCALARS:
+        value = state[name].strip()
+        # A blank box is "not given": required fields then read "必填", optional ones default.
+        if value:
+            data[name] = value
+    for name in LISTS:
+        data[name] = split_list(state[name])
+    for section in ROWS:
+        data[section] = [_row_data(section, row) for row in state[section]]
+    return state, data
+
+
+def add_blank_row(state: dict[str, Any], section: str) -> None:
+    """Append an empty row to a section (the no-JavaScript "add a row" button)."""
+    if section in ROWS:
+        state[section].append(dict.fromkeys(ROWS[section], ""))
+
+
+def state_from_campaign(campaign: Campaign) -> dict[str, Any]:
+    """Return the form state that shows a stored campaign."""
+    state: dict[str, Any] = {}
+    for name in SCALARS:
+        value = getattr(campaign, name)
+        if name == "budget_cny":
+            state[name] = "" if value is None else format_number(value).replace(",", "")
+        else:
+            state[name] = "" if value is None else str(value)
+    for name in LISTS:
+        state[name] = "、".join(getattr(campaign, name))
+    state["version"] = str(campaign.version)
+    state["rewards"] = [
+        {"type": r.type, "detail": r.detail, "stackable": "on" if r.stackable else ""}
+        for r in campaign.rewards
+    ]
+    state["metrics"] = [
+        {
+            "name": m.name,
+            "unit": m.unit,
+            **{
+                key: ""
+                if getattr(m, key) is None
+                else format_number(getattr(m, key)).replace(",", "")
+                for key in ("baseline", "target", "actual")
+            },
+        }
+        for m in campaign.metrics
+    ]
+    state["hypotheses"] = [
+        {"statement": h.statement, "result": h.result, "evidence": h.evidence}
+        for h in campaign.hypotheses
+    ]
+    state["documents"] = [
+        {"title": d.title, "kind": d.kind, "body": d.body} for d in campaign.documents
+    ]
+    return state
+
+
+def empty_state() -> dict[str, Any]:
+    """Return the state of a new, empty form."""
+    state: dict[str, Any] = dict.fromkeys((*SCALARS, *LISTS), "")
+    state.update(status="completed", version="")
+    for section in ROWS:
+        state[section] = []
+    return state
+
+
+def _collect_rows(form: MultiDict[str, str]) -> dict[str, list[dict[str, str]]]:
+    """Group ``section-i-field`` values into rows, in index order, dropping blank and deleted rows."""
+    found: dict[str, dict[int, dict[str, str]]] = {section: {} for section in ROWS}
+    for name, value in form.items(multi=True):
+        match = _ROW_NAME.match(name)
+        if not match or match[1] not in ROWS:
+            continue
+        section, index, field = match[1], int(match[2]), match[3]
+        if field in ROWS[section] or field == "delete":
+            found[section].setdefault(index, {})[field] = value
+    rows: dict[str, list[dict[str, str]]] = {}
+    for section, by_index in found.items():
+        fields = ROWS[section]
+        rows[section] = [
+            {field: by_index[i].get(field, "") for field in fields}
+            for i in sorted(by_index)
+            if not by_index[i].get("delete") and _has_content(section, by_index[i])
+        ]
+    return rows
+
+
+def _has_content(section: str, row: dict[str, str]) -> bool:
+    # Select boxes and checkboxes always post a value; only typed text makes a row real.
+    ignored = {"stackable", "result", "kind", "delete"}
+    return any(value.strip() for key, value in row.items() if key not in ignored)
+
+
+def _row_data(section: str, row: dict[str, str]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for field, value in row.items():
+        if field == "stackable":
+            data[field] = value == "on"
+        elif field in _NUMERIC:
+            if value.strip():
+                data[field] = value.strip().replace(",", "")
+        else:
+            data[field] = value
+    return data

@@ -1,0 +1,245 @@
+"""Campaign history: every change keeps the record as it was, with who, when and what changed.
+
+Each write stores the campaign after it (the API's input shape) as a CampaignVersion in the same
+transaction. A campaign written before history existed gets its then-current state recorded as a
+"baseline" version the first time it changes, so that change too can be seen and undone.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from kb import audit
+from kb import vocab as labels
+from kb.campaigns.serialize import campaign_to_input
+from kb.extensions import db
+from kb.models import Campaign, CampaignVersion
+
+ACTION_LABELS = {
+    "baseline": "启用历史前的版本",
+    "create": "新建",
+    "update": "修改",
+    "import": "导入",
+    "trash": "移入回收站",
+    "restore": "从回收站恢复",
+    "revert": "恢复历史版本",
+}
+
+FIELD_LABELS = {
+    "title": "活动名称",
+    "industry": "行业",
+    "department": "负责部门",
+    "business_line": "业务线 / 品牌",
+    "goal_type": "目标类型",
+    "goal": "目标描述",
+    "audience": "目标人群",
+    "products": "商品 / 品类",
+    "rewards": "激励",
+    "channels": "渠道",
+    "start_date": "开始日期",
+    "end_date": "结束日期",
+    "status": "状态",
+    "budget_cny": "预算（元）",
+    "metrics": "指标",
+    "summary": "背景与概述",
+    "went_well": "做得好的",
+    "problems": "问题与原因",
+    "lessons": "经验教训",
+    "recommendations": "下次建议",
+    "hypotheses": "假设",
+    "documents": "文档",
+    "tags": "标签",
+    "external_id": "外部编号",
+}
+TEXT_FIELDS = ("goal", "summary", "went_well", "problems", "lessons", "recommendations")
+
+
+def record(campaign: Campaign, action: str, note: str = "") -> CampaignVersion:
+    """Store the campaign as it is now (after flush) as its current version."""
+    version = CampaignVersion(
+        campaign_id=campaign.id,
+        version=campaign.version,
+        action=action,
+        snapshot=campaign_to_input(campaign),
+        actor=audit.current_actor()[:120],
+        note=note[:200],
+    )
+    db.session.add(version)
+    return version
+
+
+def ensure_baseline(campaign: Campaign) -> None:
+    """Keep the state of a campaign that has no history yet, before it is changed."""
+    has_history = db.session.scalar(
+        sa.select(CampaignVersion.id).where(CampaignVersion.campaign_id == campaign.id).limit(1)
+    )
+    if has_history is None:
+        db.session.add(
+            CampaignVersion(
+                campaign_id=campaign.id,
+                version=campaign.version,
+                action="baseline",
+                snapshot=campaign_to_input(campaign),
+                actor="",
+            )
+        )
+
+
+def versions(campaign_id: int) -> list[CampaignVersion]:
+    """Return a campaign's versions, newest first."""
+    return list(
+        db.session.scalars(
+            sa.select(CampaignVersion)
+            .where(CampaignVersion.campaign_id == campaign_id)
+            .order_by(CampaignVersion.version.desc())
+        )
+    )
+
+
+def get_version(campaign_id: int, version: int) -> CampaignVersion | None:
+    return db.session.scalar(
+        sa.select(CampaignVersion).where(
+            CampaignVersion.campaign_id == campaign_id, CampaignVersion.version == version
+        )
+    )
+
+
+def previous_version(campaign_id: int, version: int) -> CampaignVersion | None:
+    """Return the version just before ``version``, if any."""
+    return db.session.scalar(
+        sa.select(CampaignVersion)
+        .where(CampaignVersion.campaign_id == campaign_id, CampaignVersion.version < version)
+        .order_by(CampaignVersion.version.desc())
+        .limit(1)
+    )
+
+
+def version_to_dict(version: CampaignVersion, changed: list[str]) -> dict[str, Any]:
+    """Return a version's metadata in the API shape (without the snapshot)."""
+    return {
+        "version": version.version,
+        "action": version.action,
+        "actor": version.actor or None,
+        "note": version.note,
+        "created_at": version.created_at.isoformat(),
+        "changed_fields": changed,
+    }
+
+
+@dataclass(frozen=True)
+class DiffLine:
+    """One line of a text diff: " " kept, "-" removed, "+" added."""
+
+    op: str
+    text: str
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """What changed in one field: old and new values shown as lines, and their diff."""
+
+    name: str
+    label: str
+    lines: list[DiffLine] = field(default_factory=list)
+
+
+def diff(before: dict[str, Any] | None, after: dict[str, Any]) -> list[FieldChange]:
+    """Return the fields that differ between two snapshots (all fields when ``before`` is None)."""
+    changes = []
+    for name, label in FIELD_LABELS.items():
+        old = _as_lines(name, before.get(name)) if before is not None else []
+        new = _as_lines(name, after.get(name))
+        if before is not None and old == new:
+            continue
+        if before is None and not new:
+            continue
+        changes.append(FieldChange(name, label, _line_diff(old, new)))
+    return changes
+
+
+def with_changed_fields(campaign_id: int) -> list[tuple[CampaignVersion, list[str]]]:
+    """Return a campaign's versions, newest first, each with the fields it changed."""
+    newest_first = versions(campaign_id)
+    older = [*newest_first[1:], None]
+    return [
+        (version, changed_fields(before.snapshot if before else None, version.snapshot))
+        for version, before in zip(newest_first, older, strict=True)
+    ]
+
+
+def version_diff(
+    campaign_id: int, version: int
+) -> tuple[CampaignVersion, CampaignVersion | None, list[FieldChange]] | None:
+    """Return a version, the one before it and what changed between them (None: no such one)."""
+    shown = get_version(campaign_id, version)
+    if shown is None:
+        return None
+    previous = previous_version(campaign_id, version)
+    return shown, previous, diff(previous.snapshot if previous else None, shown.snapshot)
+
+
+def changed_fields(before: dict[str, Any] | None, after: dict[str, Any]) -> list[str]:
+    """Return the labels of the fields that differ (for the history list)."""
+    if before is None:
+        return []
+    return [change.label for change in diff(before, after)]
+
+
+def _line_diff(old: list[str], new: list[str]) -> list[DiffLine]:
+    lines: list[DiffLine] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes():
+        if op == "equal":
+            lines.extend(DiffLine(" ", text) for text in old[i1:i2])
+            continue
+        lines.extend(DiffLine("-", text) for text in old[i1:i2])
+        lines.extend(DiffLine("+", text) for text in new[j1:j2])
+    return lines
+
+
+def _as_lines(name: str, value: Any) -> list[str]:
+    """Render one field as the lines a person compares."""
+    if value is None or value == "" or value == []:
+        return []
+    if name in TEXT_FIELDS:
+        return [line for line in str(value).splitlines() if line.strip()]
+    if name == "goal_type":
+        return [labels.GOAL_TYPES.get(value, value)]
+    if name == "status":
+        return [labels.STATUSES.get(value, value)]
+    if name in ("audience", "products", "channels", "tags"):
+        return ["、".join(str(item) for item in value)]
+    if name == "rewards":
+        return [
+            f"{r['type']}：{r.get('detail', '')}{'（可叠加）' if r.get('stackable') else ''}"
+            for r in value
+        ]
+    if name == "metrics":
+        return [
+            f"{m['name']}：基线 {_num(m.get('baseline'))} · 目标 {_num(m.get('target'))} · "
+            f"实际 {_num(m.get('actual'))} {m.get('unit', '')}".rstrip()
+            for m in value
+        ]
+    if name == "hypotheses":
+        return [
+            f"{h['statement']} → {labels.HYPOTHESIS_RESULTS.get(h['result'], h['result'])}"
+            + (f"（{h['evidence']}）" if h.get("evidence") else "")
+            for h in value
+        ]
+    if name == "documents":
+        lines: list[str] = []
+        for doc in value:
+            kind = labels.DOCUMENT_KINDS.get(doc["kind"], doc["kind"])
+            lines.append(f"【{kind}】{doc['title']}")
+            lines.extend(f"  {line}" for line in str(doc.get("body", "")).splitlines() if line)
+        return lines
+    return [str(value)]
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "—"
+    return f"{value:g}" if isinstance(value, float) else str(value)

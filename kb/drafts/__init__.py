@@ -1,0 +1,1 @@
+"""Drafts: similar cases, collisions and the forecast for a campaign being planned."""

@@ -1,0 +1,1 @@
+"""Insights: warning signals, lessons, playbooks and the portfolio."""

@@ -1,0 +1,375 @@
+"""Above single campaigns: the portfolio, the lessons library and playbooks (pages and API).
+
+``bp`` holds the pages (/portfolio, /lessons, /playbooks/…), ``api_bp`` the JSON API under
+/api/v1 (portfolio, lessons, playbooks, a campaign's signals). ``openapi_paths`` and
+``openapi_models`` give what kb.api.openapi merges into the API document.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from pydantic import BaseModel
+
+from kb.access import Access, requires
+from kb.campaigns import services
+from kb.campaigns.forms import split_list
+from kb.campaigns.schemas import InvalidInputError, validate_as
+from kb.errors import ApiError, api_error_response, json_body
+from kb.extensions import csrf
+from kb.insights import lessons, playbooks, portfolio, signals
+from kb.insights import openapi as insights_openapi
+from kb.insights.schemas import (
+    LessonQuery,
+    PortfolioQuery,
+    resolve_period,
+    validate_playbook,
+)
+from kb.models import Playbook
+from kb.web.rendering import conflict_message
+
+bp = Blueprint("insights", __name__)
+api_bp = Blueprint("insights_api", __name__, url_prefix="/api/v1")
+# API clients authenticate per request, not with a browser session: CSRF does not apply.
+csrf.exempt(api_bp)
+
+SEVERITY_LABELS = {"high": "严重", "medium": "注意"}
+
+
+def openapi_paths() -> dict[str, Any]:
+    """Return the OpenAPI path items of ``api_bp``."""
+    return insights_openapi.paths()
+
+
+def openapi_models() -> list[tuple[type[BaseModel], insights_openapi.SchemaMode]]:
+    """Return the pydantic models ``openapi_paths`` refers to, with their schema mode."""
+    return insights_openapi.models()
+
+
+@bp.app_context_processor
+def _labels() -> dict[str, Any]:
+    return {
+        "THEME_LABELS": lessons.THEME_LABELS,
+        "SIGNAL_LABELS": signals.SIGNAL_LABELS,
+        "SEVERITY_LABELS": SEVERITY_LABELS,
+        "LESSON_KINDS": lessons.KIND_LABELS,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Pages
+
+
+@bp.get("/portfolio")
+@requires(Access.READ)
+def portfolio_page() -> str:
+    args = request.args.to_dict()
+    errors: dict[str, str] = {}
+    try:
+        query = validate_as(PortfolioQuery, args)
+        date_from, date_to = resolve_period(query, date.today())
+    except InvalidInputError as exc:
+        # Show the page without the bad parameters, and say which ones were ignored and why.
+        errors = exc.fields
+        bad = set(exc.fields)
+        if bad & {"date_from", "date_to"}:
+            bad |= {"date_from", "date_to"}  # half a period is not what was asked for
+        query = validate_as(PortfolioQuery, {k: v for k, v in args.items() if k not in bad})
+        date_from, date_to = resolve_period(query, date.today())
+    result = portfolio.build_portfolio(
+        date_from, date_to, goal_type=query.goal_type, business_line=query.business_line
+    )
+    return render_template(
+        "insights/portfolio.html",
+        portfolio=result,
+        data=portfolio.portfolio_to_dict(result),
+        errors=errors,
+        args=args,
+        this_year=date.today().year,
+    )
+
+
+@bp.get("/lessons")
+@requires(Access.READ)
+def lessons_page() -> str:
+    args = request.args.to_dict()
+    errors: dict[str, str] = {}
+    try:
+        query = validate_as(LessonQuery, args)
+    except InvalidInputError as exc:
+        errors = exc.fields
+        query = validate_as(LessonQuery, {k: v for k, v in args.items() if k not in exc.fields})
+    q = query.q or ""
+    results = lessons.search_lessons(
+        q, theme=query.theme, kind=query.kind, limit=query.limit, offset=query.offset
+    )
+    return render_template(
+        "insights/lessons.html",
+        query=query,
+        q=q,
+        args=args,
+        errors=errors,
+        results=results,
+        # Filtered to one theme, everything found belongs under it (whatever its main theme).
+        groups=[(query.theme, results.hits)]
+        if query.theme and results.hits
+        else lessons.group_by_theme(results.hits),
+        playbooks=playbooks.search_playbooks(q, query.theme),
+    )
+
+
+@bp.route("/playbooks/new", methods=["GET", "POST"])
+@requires(Access.EDIT)
+def playbook_new() -> ResponseReturnValue:
+    if request.method == "GET":
+        state = _empty_state()
+        theme = request.args.get("theme", "")
+        state["theme"] = theme if theme in lessons.THEME_LABELS else ""
+        state["supporting_ids"] = _ids_text(request.args.getlist("supporting"))
+        state["contradicting_ids"] = _ids_text(request.args.getlist("contradicting"))
+        return _render_form(state, {}, None)
+    return _save_form(None)
+
+
+@bp.get("/playbooks/<int:playbook_id>")
+@requires(Access.READ)
+def playbook_detail(playbook_id: int) -> str:
+    playbook = _playbook_or_404(playbook_id)
+    return render_template(
+        "insights/playbook.html",
+        playbook=playbook,
+        cited=playbooks.cited_campaigns(playbook),
+    )
+
+
+@bp.route("/playbooks/<int:playbook_id>/edit", methods=["GET", "POST"])
+@requires(Access.EDIT)
+def playbook_edit(playbook_id: int) -> ResponseReturnValue:
+    playbook = _playbook_or_404(playbook_id)
+    if request.method == "GET":
+        data = playbooks.playbook_input(playbook)
+        state = {
+            **data,
+            "supporting_ids": _ids_text(data["supporting_ids"]),
+            "contradicting_ids": _ids_text(data["contradicting_ids"]),
+            "version": str(playbook.version),
+        }
+        return _render_form(state, {}, playbook)
+    return _save_form(playbook)
+
+
+@bp.post("/playbooks/<int:playbook_id>/delete")
+@requires(Access.EDIT)
+def playbook_delete(playbook_id: int) -> ResponseReturnValue:
+    playbook = _playbook_or_404(playbook_id)
+    title = playbook.title
+    playbooks.delete_playbook(playbook_id)
+    flash(f"打法“{title}”已删除。", "success")
+    return redirect(url_for("insights.lessons_page"))
+
+
+def _playbook_or_404(playbook_id: int) -> Playbook:
+    try:
+        return playbooks.get_playbook(playbook_id)
+    except playbooks.PlaybookNotFoundError:
+        abort(404)
+
+
+def _empty_state() -> dict[str, Any]:
+    return {
+        "title": "",
+        "theme": "",
+        "body": "",
+        "supporting_ids": "",
+        "contradicting_ids": "",
+        "version": "",
+    }
+
+
+def _ids_text(ids: list[Any]) -> str:
+    return "、".join(str(i) for i in ids if str(i).strip())
+
+
+_ID_TOKEN = re.compile(r"^#?\s*(\d+)$")
+
+
+def _parse_ids(text: str) -> list[Any]:
+    """Read "12、#34, 56" as [12, 34, 56]; anything else is passed on for the schema to refuse."""
+    tokens = [t for part in split_list(text) for t in part.split()]
+    return [int(m.group(1)) if (m := _ID_TOKEN.match(t)) else t for t in tokens]
+
+
+def _save_form(playbook: Playbook | None) -> ResponseReturnValue:
+    state = {key: request.form.get(key, "") for key in _empty_state()}
+    data = {
+        "title": state["title"].strip(),
+        "theme": state["theme"] or None,
+        "body": state["body"],
+        "supporting_ids": _parse_ids(state["supporting_ids"]),
+        "contradicting_ids": _parse_ids(state["contradicting_ids"]),
+    }
+    try:
+        validated = validate_playbook(data)
+        if playbook is None:
+            saved = playbooks.create_playbook(validated)
+            flash("打法已创建。", "success")
+        else:
+            version = state["version"]
+            expected = int(version) if version.isdigit() else None
+            saved = playbooks.update_playbook(playbook.id, validated, expected_version=expected)
+            flash("修改已保存。", "success")
+    except InvalidInputError as exc:
+        return _render_form(state, exc.fields, playbook, status=422)
+    except playbooks.PlaybookConflictError as exc:
+        state["version"] = str(exc.current_version)
+        message = conflict_message("打法", exc.current_version)
+        return _render_form(state, {}, playbook, status=409, conflict=message)
+    except playbooks.PlaybookNotFoundError:
+        abort(404)
+    return redirect(url_for("insights.playbook_detail", playbook_id=saved.id))
+
+
+def _render_form(
+    state: dict[str, Any],
+    errors: dict[str, str],
+    playbook: Playbook | None,
+    *,
+    status: int = 200,
+    conflict: str | None = None,
+) -> ResponseReturnValue:
+    body = render_template(
+        "insights/playbook_form.html",
+        state=state,
+        errors=errors,
+        playbook=playbook,
+        conflict=conflict,
+    )
+    return body if status == 200 else (body, status)
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON API
+
+
+@api_bp.errorhandler(InvalidInputError)
+def _invalid(exc: InvalidInputError) -> tuple[Response, int]:
+    return api_error_response(ApiError(422, fields=exc.fields))
+
+
+@api_bp.errorhandler(playbooks.PlaybookNotFoundError)
+def _playbook_not_found(_exc: playbooks.PlaybookNotFoundError) -> tuple[Response, int]:
+    return api_error_response(ApiError(404, "找不到该打法"))
+
+
+@api_bp.errorhandler(services.NotFoundError)
+def _campaign_not_found(_exc: services.NotFoundError) -> tuple[Response, int]:
+    return api_error_response(ApiError(404, "找不到该活动"))
+
+
+@api_bp.errorhandler(playbooks.PlaybookConflictError)
+def _conflict(exc: playbooks.PlaybookConflictError) -> tuple[Response, int]:
+    return api_error_response(ApiError(409, current_version=exc.current_version))
+
+
+@api_bp.get("/portfolio")
+@requires(Access.READ)
+def portfolio_endpoint() -> Response:
+    query = validate_as(PortfolioQuery, request.args.to_dict())
+    date_from, date_to = resolve_period(query, date.today())
+    result = portfolio.build_portfolio(
+        date_from, date_to, goal_type=query.goal_type, business_line=query.business_line
+    )
+    return jsonify(portfolio.portfolio_to_dict(result))
+
+
+@api_bp.get("/lessons")
+@requires(Access.READ)
+def lessons_endpoint() -> Response:
+    query = validate_as(LessonQuery, request.args.to_dict())
+    q = query.q or ""
+    results = lessons.search_lessons(
+        q, theme=query.theme, kind=query.kind, limit=query.limit, offset=query.offset
+    )
+    return jsonify(
+        {
+            "q": q,
+            "theme": query.theme,
+            "kind": query.kind,
+            "total": results.total,
+            "partial": results.partial,
+            "theme_counts": results.theme_counts,
+            "items": [lessons.hit_to_dict(hit) for hit in results.hits],
+            "playbooks": [
+                playbooks.playbook_to_dict(p) for p in playbooks.search_playbooks(q, query.theme)
+            ],
+        }
+    )
+
+
+@api_bp.get("/playbooks")
+@requires(Access.READ)
+def list_playbooks_endpoint() -> Response:
+    query = validate_as(LessonQuery, {"theme": request.args.get("theme", "")})
+    items = playbooks.list_playbooks(query.theme)
+    return jsonify({"items": [playbooks.playbook_to_dict(p) for p in items]})
+
+
+@api_bp.post("/playbooks")
+@requires(Access.EDIT)
+def create_playbook_endpoint() -> tuple[Response, int, dict[str, str]]:
+    playbook = playbooks.create_playbook(validate_playbook(json_body()))
+    location = url_for("insights_api.get_playbook_endpoint", playbook_id=playbook.id)
+    return jsonify(playbooks.playbook_to_dict(playbook)), 201, {"Location": location}
+
+
+@api_bp.get("/playbooks/<int:playbook_id>")
+@requires(Access.READ)
+def get_playbook_endpoint(playbook_id: int) -> Response:
+    return jsonify(playbooks.playbook_to_dict(playbooks.get_playbook(playbook_id)))
+
+
+@api_bp.put("/playbooks/<int:playbook_id>")
+@requires(Access.EDIT)
+def update_playbook_endpoint(playbook_id: int) -> Response:
+    data = validate_playbook(json_body(), update=True)
+    expected = getattr(data, "version", None)
+    playbook = playbooks.update_playbook(playbook_id, data, expected_version=expected)
+    return jsonify(playbooks.playbook_to_dict(playbook))
+
+
+@api_bp.delete("/playbooks/<int:playbook_id>")
+@requires(Access.EDIT)
+def delete_playbook_endpoint(playbook_id: int) -> tuple[str, int]:
+    playbooks.delete_playbook(playbook_id)
+    return "", 204
+
+
+@api_bp.get("/campaigns/<int:campaign_id>/signals")
+@requires(Access.READ)
+def campaign_signals_endpoint(campaign_id: int) -> Response:
+    campaign = services.get_campaign(campaign_id)
+    thresholds = signals.current_thresholds()
+    return jsonify(
+        {
+            "campaign_id": campaign.id,
+            "signals": [s.to_dict() for s in signals.campaign_signals(campaign, thresholds)],
+            "thresholds": {
+                name: getattr(thresholds, name.removeprefix("SIGNAL_").lower())
+                for name in signals.SIGNAL_SETTINGS
+            },
+        }
+    )

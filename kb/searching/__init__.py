@@ -1,0 +1,1 @@
+"""Searching: campaign text for the indexes, the indexer and the search service."""

@@ -1,0 +1,1 @@
+"""Transfer: imports and exports of campaigns (pages, API, CLI) over the ingest formats."""

@@ -1,0 +1,1 @@
+"""Web plumbing: templating, rendering of numbers and Markdown, security headers and limits."""

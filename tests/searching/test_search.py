@@ -1,0 +1,191 @@
+"""Search through the app: indexing after writes, healing from the outbox, filters, API, page."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+
+from kb.extensions import db
+from kb.models import IndexOutbox
+from kb.searching import indexer
+from tests.factories import campaign_payload
+
+
+def create(client: FlaskClient, **overrides: Any) -> int:
+    response = client.post("/api/v1/campaigns", json=campaign_payload(**overrides))
+    assert response.status_code == 201, response.get_json()
+    campaign_id: int = response.get_json()["id"]
+    return campaign_id
+
+
+def search(client: FlaskClient, query: str = "", **params: Any) -> dict[str, Any]:
+    response = client.get("/api/v1/search", query_string={"q": query, **params})
+    assert response.status_code == 200, response.get_json()
+    body: dict[str, Any] = response.get_json()
+    return body
+
+
+def ids(body: dict[str, Any]) -> list[int]:
+    return [result["id"] for result in body["results"]]
+
+
+@pytest.fixture
+def two_campaigns(client: FlaskClient) -> tuple[int, int]:
+    first = create(client)  # 双十一沉睡会员召回, 电商, reactivation
+    second = create(
+        client,
+        external_id="test-002",
+        title="宝妈拼团裂变：三人成团送纸尿裤",
+        industry="母婴",
+        goal_type="referral",
+        audience=["宝妈"],
+        products=["纸尿裤"],
+        channels=["小程序"],
+        rewards=[{"type": "红包", "detail": "成团返 10 元", "stackable": False}],
+        metrics=[{"name": "K值", "unit": "", "baseline": 1.1, "target": 1.5, "actual": 1.8}],
+        summary="三人团比五人团的成团率高。",
+        lessons="团长激励要即时到账",
+        tags=["拼团"],
+    )
+    return first, second
+
+
+@pytest.mark.parametrize("mode", ["keyword", "semantic", "hybrid"])
+def test_every_mode_finds_a_new_campaign(
+    client: FlaskClient, two_campaigns: tuple[int, int], mode: str
+) -> None:
+    body = search(client, "拼团 纸尿裤", mode=mode)
+    assert body["mode"] == mode
+    assert ids(body)[0] == two_campaigns[1]
+    assert set(body) >= {"query", "mode", "total", "took_ms", "results"}
+    assert set(body["results"][0]) >= {"id", "title", "score", "snippet", "reasons"}
+
+
+def test_keyword_results_explain_and_highlight(
+    client: FlaskClient, two_campaigns: tuple[int, int]
+) -> None:
+    result = search(client, "成团率", mode="keyword")["results"][0]
+    assert "<mark>" in result["snippet"]
+    assert any("关键词命中" in reason for reason in result["reasons"])
+
+
+def test_synonyms_and_traditional_script(
+    client: FlaskClient, two_campaigns: tuple[int, int]
+) -> None:
+    assert ids(search(client, "雙11 沉睡會員", mode="keyword"))[0] == two_campaigns[0]
+    assert two_campaigns[0] in ids(search(client, "企微", mode="keyword"))
+
+
+def test_filters_and_facets(client: FlaskClient, two_campaigns: tuple[int, int]) -> None:
+    everything = search(client, "", mode="hybrid")
+    assert everything["total"] == 2
+    assert everything["facets"]["industry"] == {"电商": 1, "母婴": 1}
+    assert ids(search(client, "", industry="母婴")) == [two_campaigns[1]]
+    assert ids(search(client, "", audience="寶媽")) == [two_campaigns[1]]
+    assert ids(search(client, "", metric_range="k_factor.actual>=1.5")) == [two_campaigns[1]]
+    assert ids(search(client, "", missed="true")) == [two_campaigns[0]]
+    assert ids(search(client, "活动", mode="semantic", industry="电商")) == [two_campaigns[0]]
+
+
+def test_trash_and_restore_follow_into_the_index(
+    client: FlaskClient, two_campaigns: tuple[int, int]
+) -> None:
+    first = two_campaigns[0]
+    client.delete(f"/api/v1/campaigns/{first}")
+    for mode in ("keyword", "semantic", "hybrid"):
+        assert first not in ids(search(client, "沉睡会员 召回", mode=mode))
+    client.post(f"/trash/{first}/restore")
+    assert ids(search(client, "沉睡会员 召回", mode="keyword"))[0] == first
+
+
+def test_an_edit_is_searchable_at_once(client: FlaskClient, two_campaigns: tuple[int, int]) -> None:
+    first = two_campaigns[0]
+    client.put(f"/api/v1/campaigns/{first}", json=campaign_payload(title="直播带货复盘"))
+    assert ids(search(client, "直播带货", mode="keyword"))[0] == first
+
+
+def test_a_failed_index_write_heals_from_the_outbox(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from search.keyword import KeywordIndex
+
+    def broken(*_args: Any, **_kwargs: Any) -> None:
+        raise OSError("disk full")
+
+    create(client, external_id="earlier")  # the index exists before the failure
+    with monkeypatch.context() as patch:
+        patch.setattr(KeywordIndex, "upsert", broken)
+        campaign_id = create(client, external_id="later")  # the write itself succeeds
+        assert campaign_id not in ids(search(client, "沉睡会员", mode="keyword"))
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count(IndexOutbox.id))) == 1
+        indexer.drain()
+        assert db.session.scalar(sa.select(sa.func.count(IndexOutbox.id))) == 0
+    assert campaign_id in ids(search(client, "沉睡会员", mode="keyword"))
+
+
+def test_a_lost_index_is_rebuilt_by_reconcile(app: Flask, client: FlaskClient) -> None:
+    campaign_id = create(client)
+    shutil.rmtree(Path(app.config["DATA_DIR"]) / "index")
+    app.extensions.pop("kb.indexes").keyword.close()  # as a freshly started worker would be
+    with app.app_context():
+        assert indexer.reconcile() == 1
+        indexer.drain()
+    assert ids(search(client, "沉睡会员", mode="hybrid")) == [campaign_id]
+
+
+def test_reindex_command(app: Flask, client: FlaskClient, runner: FlaskCliRunner) -> None:
+    campaign_id = create(client)
+    result = runner.invoke(args=["reindex"])
+    assert result.exit_code == 0, result.output
+    assert "已重建索引：1 个活动" in result.output
+    assert ids(search(client, "沉睡会员", mode="hybrid")) == [campaign_id]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"mode": "fuzzy"}, "mode"),
+        ({"limit": "0"}, "limit"),
+        ({"metric_range": "roi>2"}, "metric_range.0"),
+    ],
+)
+def test_bad_search_parameters_are_named(
+    client: FlaskClient, params: dict[str, str], field: str
+) -> None:
+    response = client.get("/api/v1/search", query_string={"q": "x", **params})
+    assert response.status_code == 422
+    assert field in response.get_json()["error"]["fields"]
+
+
+def test_search_page(client: FlaskClient, two_campaigns: tuple[int, int]) -> None:
+    page = client.get("/search", query_string={"q": "拼团", "mode": "keyword"}).get_data(
+        as_text=True
+    )
+    assert "宝妈<mark>拼团</mark>裂变" in page  # the title, highlighted
+    assert "为什么出现" in page
+    assert "共 1 个结果" in page
+    empty = client.get("/search").get_data(as_text=True)
+    assert "结果" not in empty
+    ignored = client.get("/search", query_string={"q": "拼团", "mode": "x"}).get_data(as_text=True)
+    assert "mode：" in ignored
+    assert "宝妈<mark>拼团</mark>裂变" in ignored
+
+
+def test_campaign_page_lists_similar_campaigns(
+    client: FlaskClient, two_campaigns: tuple[int, int]
+) -> None:
+    third = create(client, external_id="test-003", title="双十二沉睡会员唤醒", start_date="2024-12-01",
+                   end_date="2024-12-12")  # fmt: skip
+    page = client.get(f"/campaigns/{two_campaigns[0]}").get_data(as_text=True)
+    panel = page[page.index("相似的历史活动") :]
+    assert f"/campaigns/{third}" in panel
+    assert "同一目标：召回" in panel
+    assert "共同人群：沉睡用户" in panel
+    assert f'href="/campaigns/{two_campaigns[0]}"' not in panel  # never itself
