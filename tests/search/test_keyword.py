@@ -516,7 +516,7 @@ def test_rebuild_switches_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyP
             assert ids(reader_side, "双十一") == [1]
             assert ids(reader_side, "企微") == []
 
-        monkeypatch.setattr(keyword, "PROGRESS_EVERY", 2)
+        monkeypatch.setattr(keyword.storage, "PROGRESS_EVERY", 2)
         writer_side.rebuild(DOCS[2:5], progress=during_build)
         assert seen == [2, 3]
         new = (directory / "CURRENT").read_text().strip()
@@ -635,7 +635,7 @@ def test_write_waits_for_another_writer(tmp_path: Path, monkeypatch: pytest.Monk
 
     with KeywordIndex(tmp_path) as one, KeywordIndex(tmp_path) as two:
         one.rebuild(DOCS[:1])
-        monkeypatch.setattr(keyword, "WRITE_TIMEOUT_S", 0.3)
+        monkeypatch.setattr(keyword.storage, "WRITE_TIMEOUT_S", 0.3)
         with one._writer(), pytest.raises(LockError):  # held as by a slow commit
             two.upsert([DOCS[1]])
         two.upsert([DOCS[1]])
