@@ -25,6 +25,7 @@ from ingest import cells
 from ingest.columns import fold, match_name, split_unit
 from ingest.encoding import decode_bytes
 from ingest.errors import FileReadError
+from ingest.limits import load_front_matter
 from ingest.records import SourceRow, normalize_record
 
 SECTION_HEADINGS: dict[str, tuple[str, ...]] = {
@@ -126,7 +127,7 @@ def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
     if match is None:
         raise FileReadError("front matter 没有结束：应以单独一行 --- 结束")
     try:
-        meta = yaml.safe_load(match[1]) or {}
+        meta = load_front_matter(match[1]) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"第 {mark.line + 2} 行" if mark is not None else ""

@@ -27,6 +27,7 @@ from ingest.columns import (
 )
 from ingest.encoding import text_stream
 from ingest.errors import FileReadError
+from ingest.limits import bounded_rows, check_zip
 from ingest.records import MetricRows, SourceRow, record_from_cells
 
 HEADER_SEARCH_ROWS = 10
@@ -66,7 +67,7 @@ class _Sheet:
 
 
 def _csv_sheet(binary: IO[bytes], label: str) -> _Sheet:
-    return _Sheet(_csv_rows(binary), label)
+    return _Sheet(bounded_rows(_csv_rows(binary), label or "CSV 文件"), label)
 
 
 def _csv_rows(binary: IO[bytes]) -> Iterator[list[Any]]:
@@ -85,13 +86,15 @@ def _csv_rows(binary: IO[bytes]) -> Iterator[list[Any]]:
 
 
 def _worksheet_sheet(worksheet: Any, label: str) -> _Sheet:
-    return _Sheet((list(row) for row in worksheet.iter_rows(values_only=True)), label)
+    rows = (list(row) for row in worksheet.iter_rows(values_only=True))
+    return _Sheet(bounded_rows(rows, label or "工作表"), label)
 
 
 def _open_workbook(binary: IO[bytes]) -> Any:
+    check_zip(binary, "Excel 文件")
     try:
         return openpyxl.load_workbook(binary, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError, SyntaxError) as exc:
         raise FileReadError(f"无法读取 Excel 文件（仅支持 .xlsx）：{exc}") from None
 
 

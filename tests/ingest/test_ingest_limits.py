@@ -1,0 +1,175 @@
+"""Bounded readers: a small hostile file is refused quickly instead of taking a worker down."""
+
+from __future__ import annotations
+
+import copy
+import io
+import time
+import tracemalloc
+import zipfile
+
+import pytest
+
+from ingest import limits
+from ingest.errors import FileReadError
+from ingest.markdown import split_front_matter
+from ingest.office import docx_markdown, pptx_markdown
+from ingest.tabular import CsvReader, XlsxReader
+
+# The 434-byte front matter of the red team's report: nine levels of nine aliases each.
+ALIAS_BOMB = "\n".join(
+    ["---", 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    + [
+        f"{chr(ord('a') + i)}: &{chr(ord('a') + i)} [{','.join(['*' + chr(ord('a') + i - 1)] * 9)}]"
+        for i in range(1, 9)
+    ]
+    + ["title: *i", "---", "正文"]
+)
+
+
+def _bounded(call: object) -> tuple[float, int]:
+    """Run ``call``, expecting FileReadError; return seconds taken and peak bytes allocated."""
+    tracemalloc.start()
+    started = time.perf_counter()
+    with pytest.raises(FileReadError) as raised:
+        call()  # type: ignore[operator]
+    seconds = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert "\n" not in raised.value.message.strip()
+    return seconds, peak
+
+
+def test_yaml_aliases_are_refused_before_expansion() -> None:
+    assert len(ALIAS_BOMB.encode()) < 600
+    seconds, peak = _bounded(lambda: split_front_matter(ALIAS_BOMB))
+    assert seconds < 1.0
+    assert peak < 100 * 1024 * 1024
+
+
+def test_the_refusal_says_what_to_do_in_chinese() -> None:
+    with pytest.raises(FileReadError, match="锚点或别名"):
+        split_front_matter("---\nx: &x 1\ny: *x\n---\n")
+
+
+def test_plain_front_matter_still_reads() -> None:
+    meta, body = split_front_matter("---\ntitle: 618 复盘\ntags: [母婴, 拼团]\n---\n正文")
+    assert meta == {"title": "618 复盘", "tags": ["母婴", "拼团"]}
+    assert body == "正文"
+
+
+def _zip_bomb(member: str) -> io.BytesIO:
+    """A valid zip whose one member inflates 2 MiB of zeros from a few KB."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr(member, b"\0" * (2 * 1024 * 1024))
+    buffer.seek(0)
+    return buffer
+
+
+@pytest.mark.parametrize(
+    ("member", "read"),
+    [
+        ("xl/worksheets/sheet1.xml", lambda b: list(XlsxReader(b).rows())),
+        ("word/document.xml", docx_markdown),
+        ("ppt/slides/slide1.xml", pptx_markdown),
+    ],
+)
+def test_zip_bombs_are_refused_from_the_directory(member: str, read: object) -> None:
+    bomb = _zip_bomb(member)
+    assert len(bomb.getvalue()) < 20_000
+    seconds, peak = _bounded(lambda: read(bomb))  # type: ignore[operator]
+    assert seconds < 1.0
+    assert peak < 100 * 1024 * 1024
+
+
+def test_a_zip_larger_than_the_budget_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(limits, "MAX_UNCOMPRESSED_BYTES", 1024)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("word/document.xml", "x" * 4096)
+    buffer.seek(0)
+    with pytest.raises(FileReadError, match="解压后"):
+        docx_markdown(buffer)
+
+
+def _many_paragraphs(count: int) -> io.BytesIO:
+    import docx
+
+    document = docx.Document()
+    document.add_heading("双十一 复盘", level=1)
+    last = document.add_paragraph("第 0 段")._p
+    # Copies of one paragraph element: python-docx's add_paragraph would take longer than the read.
+    for i in range(1, count):
+        clone = copy.deepcopy(last)
+        clone.xpath("./w:r/w:t")[0].text = f"第 {i} 段"
+        last.addnext(clone)
+        last = clone
+    buffer = io.BytesIO()
+    document.save(buffer)
+    buffer.seek(0)
+    return buffer
+
+
+def test_a_docx_of_20000_paragraphs_reads_in_linear_time() -> None:
+    source = _many_paragraphs(20_000)
+    started = time.perf_counter()
+    _title, markdown = docx_markdown(source)
+    assert time.perf_counter() - started < 5.0
+    assert "## 双十一 复盘" in markdown
+    assert "第 19999 段" in markdown
+
+
+def test_heading_styles_are_still_read() -> None:
+    import docx
+
+    document = docx.Document()
+    document.add_heading("活动复盘", level=0)
+    document.add_heading("问题与原因", level=1)
+    document.add_paragraph("券没有叠加上限", style="List Bullet")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    buffer.seek(0)
+    title, markdown = docx_markdown(buffer)
+    assert title == "活动复盘"
+    assert "## 问题与原因" in markdown
+    assert "- 券没有叠加上限" in markdown
+
+
+def test_external_entities_are_a_read_error_not_a_crash() -> None:
+    import docx
+
+    document = docx.Document()
+    document.add_paragraph("x")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    source = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
+    hostile = io.BytesIO()
+    with zipfile.ZipFile(hostile, "w", zipfile.ZIP_DEFLATED) as archive:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "word/document.xml":
+                data = data.replace(
+                    b"?>",
+                    b'?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;'
+                    b'&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>',
+                    1,
+                ).replace(b">x<", b">&c;<")
+            archive.writestr(item, data)
+    hostile.seek(0)
+    try:
+        _title, markdown = docx_markdown(hostile)
+    except FileReadError:
+        return
+    # Parsed without expanding entities: no amplified text reaches the retro.
+    assert "aaaaaaaaaa" * 10 not in markdown
+
+
+def test_csv_rows_past_the_budget_are_a_read_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(limits, "MAX_ROWS", 5)
+    lines = ["活动名称,行业,目标类型,开始日期,结束日期"]
+    lines += [f"活动{i},母婴,拉新,2025-01-01,2025-01-02" for i in range(10)]
+    reader = CsvReader(io.BytesIO("\n".join(lines).encode()))
+    with pytest.raises(FileReadError, match="5 行上限"):
+        list(reader.rows())
