@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask
 
 from kb.access import SETTINGS as ACCESS_SETTINGS
-from kb.insights.signals import SIGNAL_SETTINGS
+from kb.insights.signals import signal_settings
 from kb.web.security import SETTINGS as SECURITY_SETTINGS
 
 # Every setting a deployment may change, with the default and what it does. The README documents
@@ -42,12 +42,17 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     **SECURITY_SETTINGS,
     **ACCESS_SETTINGS,
 }
-SETTINGS.update(SIGNAL_SETTINGS)
+SETTINGS.update(signal_settings())
+
+
+def all_settings() -> dict[str, tuple[Any, str]]:
+    """Return every setting, with the signal rules registered now (a rule may come after import)."""
+    return {**SETTINGS, **signal_settings()}
 
 
 def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     """Fill ``app.config`` from defaults, ``KB_*`` environment variables and ``overrides``."""
-    for name, (default, _) in SETTINGS.items():
+    for name, (default, _) in all_settings().items():
         app.config[name] = default
     app.config.from_prefixed_env("KB")
     if overrides:

@@ -27,7 +27,7 @@ from kb.campaigns.schemas import (
 from kb.insights.openapi import ID_SCHEMA
 from kb.insights.openapi import models as insights_openapi_models
 from kb.insights.openapi import paths as insights_openapi_paths
-from kb.insights.signals import SIGNAL_CODES
+from kb.insights.signals import signal_codes
 from kb.transfer.openapi import paths as transfer_openapi_paths
 
 
@@ -316,7 +316,7 @@ _SEARCH_PARAMS = [
     _query("missed", {"type": "boolean"}, "只看有指标未达标的活动"),
     _query(
         "signal",
-        {"type": "array", "items": {"type": "string", "enum": list(SIGNAL_CODES)}},
+        {"type": "array", "items": {"type": "string", "enum": list(signal_codes())}},
         "只看触发这些数据预警的活动（可重复）",
     ),
     _query(

@@ -17,10 +17,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 from werkzeug.datastructures import MultiDict
 
 from kb.database import MAX_ID
-from kb.insights.signals import SignalCode
+from kb.insights.signals import SignalCode, signal_codes
 
 GoalType = Literal[
     "acquisition", "activation", "retention", "reactivation", "conversion", "gmv", "brand", "referral"
@@ -291,6 +292,18 @@ class SearchQuery(BaseModel):
         if value == "" and info.field_name == "expand":
             return True  # no choice made: the default
         return None if value == "" and info.field_name != "q" else value
+
+    @field_validator("signal")
+    @classmethod
+    def _registered_signal(cls, codes: list[SignalCode]) -> list[SignalCode]:
+        # The codes come from the signal registry, so a newly registered rule is a filter at once.
+        known = signal_codes()
+        if any(code not in known for code in codes):
+            expected = " or ".join(f"'{code}'" for code in known)
+            raise PydanticCustomError(
+                "literal_error", "Input should be {expected}", {"expected": expected}
+            )
+        return codes
 
 
 # Search parameters that may repeat in a query string (?audience=宝妈&audience=新用户).

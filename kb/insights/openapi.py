@@ -22,7 +22,7 @@ SchemaMode = Literal["validation", "serialization"]
 class SignalOut(BaseModel):
     """A warning signal: which rule fired, how bad, and why (with the campaign's numbers)."""
 
-    code: Literal["data_bubble", "low_attainment", "cost_rise", "risk_worse", "low_redemption"]
+    code: str  # a registered rule code (kb.insights.signals.RULES)
     label: str
     severity: Literal["high", "medium"]
     explanation: str

@@ -34,7 +34,7 @@ from kb import vocab as labels
 from kb.campaigns import metrics as metric_catalog
 from kb.drafts.collisions import segment_key
 from kb.extensions import db
-from kb.insights.signals import SIGNAL_CODES, Signal, SignalThresholds, signals_by_campaign
+from kb.insights.signals import Signal, SignalThresholds, signal_codes, signals_by_campaign
 from kb.models import Campaign, Metric
 from search.normalize import normalize
 
@@ -206,7 +206,7 @@ def build_portfolio(
         goals=goals,
         total=_summary(None, "合计", campaigns),
         uncovered_segments=uncovered,
-        signal_counts={code: counts.get(code, 0) for code in SIGNAL_CODES},
+        signal_counts={code: counts.get(code, 0) for code in signal_codes()},
         excluded_cancelled=cancelled,
         business_lines=_business_lines(),
     )

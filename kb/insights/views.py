@@ -64,7 +64,8 @@ def openapi_models() -> list[tuple[type[BaseModel], insights_openapi.SchemaMode]
 def _labels() -> dict[str, Any]:
     return {
         "THEME_LABELS": lessons.THEME_LABELS,
-        "SIGNAL_LABELS": signals.SIGNAL_LABELS,
+        "SIGNAL_LABELS": signals.signal_labels(),
+        "SIGNAL_RULES": list(signals.RULES.values()),
         "SEVERITY_LABELS": SEVERITY_LABELS,
         "LESSON_KINDS": lessons.KIND_LABELS,
     }
@@ -367,9 +368,6 @@ def campaign_signals_endpoint(campaign_id: int) -> Response:
         {
             "campaign_id": campaign.id,
             "signals": [s.to_dict() for s in signals.campaign_signals(campaign, thresholds)],
-            "thresholds": {
-                name: getattr(thresholds, name.removeprefix("SIGNAL_").lower())
-                for name in signals.SIGNAL_SETTINGS
-            },
+            "thresholds": thresholds.by_setting(),
         }
     )

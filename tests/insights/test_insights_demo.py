@@ -225,7 +225,7 @@ def test_portfolio_signal_counts(demo_client: FlaskClient, demo_ids: dict[str, i
     body = demo_client.get(_url("2024-01-01", "2024-12-31", None, None)).get_json()
     titles = {c["id"]: c for c in body["campaigns"]}
     counted = Counter(code for c in body["campaigns"] for code in {s["code"] for s in c["signals"]})
-    assert body["signal_counts"] == {code: counted.get(code, 0) for code in signals.SIGNAL_CODES}
+    assert body["signal_counts"] == {code: counted.get(code, 0) for code in signals.signal_codes()}
     assert "data_bubble" in {s["code"] for s in titles[demo_ids["demo-003"]]["signals"]}
 
 

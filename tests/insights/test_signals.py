@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Any
 
 import pytest
@@ -12,7 +11,7 @@ from flask.testing import FlaskClient
 from kb.campaigns import services
 from kb.campaigns.schemas import validate_campaign
 from kb.insights import signals
-from kb.insights.signals import SIGNAL_SETTINGS, SignalThresholds, evaluate
+from kb.insights.signals import SignalThresholds, evaluate, signal_settings
 from kb.searching.indexer import get_indexes
 from search.keyword import SearchFilters
 from tests.factories import campaign_payload
@@ -259,20 +258,22 @@ def test_redemption_severity_and_setting() -> None:
 # --- settings ---------------------------------------------------------------------------------
 
 
-def test_settings_and_dataclass_agree_on_names_and_defaults() -> None:
+def test_settings_and_thresholds_agree_on_names_and_defaults() -> None:
     defaults = SignalThresholds()
-    assert {f"SIGNAL_{f.name.upper()}" for f in fields(SignalThresholds)} == set(SIGNAL_SETTINGS)
-    for name, (default, description) in SIGNAL_SETTINGS.items():
-        assert getattr(defaults, name.removeprefix("SIGNAL_").lower()) == default
+    assert set(defaults.by_setting()) == set(signal_settings())
+    for name, (default, description) in signal_settings().items():
+        assert defaults.by_setting()[name] == default
         assert description
+    with pytest.raises(TypeError, match="unknown signal settings"):
+        SignalThresholds(no_such_line=1.0)
 
 
 def test_thresholds_come_from_the_app_config(insights_app: Flask) -> None:
     insights_app.config["SIGNAL_COST_RISE_PCT"] = "35"  # an environment variable may be text
     with insights_app.app_context():
         limits = signals.current_thresholds()
-    assert limits.cost_rise_pct == 35.0
-    assert limits.attainment_min_pct == 80.0
+    assert limits["cost_rise_pct"] == 35.0
+    assert limits["attainment_min_pct"] == 80.0
 
 
 # --- stored campaigns, the API and the search filter -----------------------------------------

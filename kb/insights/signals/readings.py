@@ -1,0 +1,112 @@
+"""A campaign's metrics as the rules read them, and the wording every rule's explanation shares.
+
+Rules read what a metric measures from the catalog (``kind``: traffic, value, cost, risk…), so a
+metric the catalog does not know never fires a signal it could not judge.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kb.campaigns import metrics as metric_catalog
+from kb.web.rendering import format_number
+from search.normalize import normalize
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One metric as the rules see it: what it measures and how it moved."""
+
+    name: str
+    key: str | None
+    unit: str
+    kind: metric_catalog.Kind | None
+    direction: metric_catalog.Direction
+    baseline: float | None
+    target: float | None
+    actual: float | None
+    # Raw change from baseline in % (numbers going up is positive, whatever the direction).
+    change_pct: float | None
+    attainment_pct: float | None
+
+
+def read_metrics(metrics: Iterable[Mapping[str, Any]]) -> list[Reading]:
+    """Return each metric mapping (``name``, ``unit``, ``baseline``, ``target``, ``actual``…) read."""
+    readings = []
+    for metric in metrics:
+        name = str(metric.get("name") or "")
+        key = metric.get("catalog_key")
+        entry = metric_catalog.by_key(key) if key else metric_catalog.lookup(name)
+        direction: metric_catalog.Direction = entry.direction if entry else "higher"
+        baseline, target, actual = (
+            _number(metric.get(k)) for k in ("baseline", "target", "actual")
+        )
+        outcome = metric_catalog.assess(direction, baseline, target, actual)
+        change = None
+        if baseline is not None and actual is not None and baseline != 0:
+            change = (actual - baseline) / abs(baseline) * 100
+        readings.append(
+            Reading(
+                name=name,
+                key=entry.key if entry else None,
+                unit=str(metric.get("unit") or ""),
+                kind=entry.kind if entry else None,
+                direction=direction,
+                baseline=baseline,
+                target=target,
+                actual=actual,
+                change_pct=change,
+                # As on the campaign page: a metric the catalog does not know counts as
+                # higher-is-better for attainment (its own target says what was wanted).
+                attainment_pct=outcome.attainment_pct,
+            )
+        )
+    return readings
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def change(r: Reading) -> float:
+    """Return the change over baseline in %, 0 when unknown."""
+    return r.change_pct if r.change_pct is not None else 0.0
+
+
+def fold(text: str) -> str:
+    """Return text folded for matching names (case, width, Traditional, spaces)."""
+    return re.sub(r"\s+", " ", normalize(text)[0]).strip()
+
+
+def named(name: str) -> str:
+    """Return a metric name ready to be followed by Chinese: "ROI " but "退货率"."""
+    return f"{name} " if name[-1:].isascii() and name[-1:].isalnum() else name
+
+
+def signed(value: float) -> str:
+    """Write a change in % with its sign: +320%, -8%."""
+    return f"{'+' if value > 0 else ''}{plain(value)}%"
+
+
+def plain(value: float) -> str:
+    """Write a percentage with at most one decimal: 320, 8.1, 79.5 (never "-0")."""
+    text = f"{value:.1f}".removesuffix(".0")
+    return "0" if text == "-0" else text
+
+
+def g(value: float) -> str:
+    """Write a threshold as short as it goes: 10, 0.5."""
+    return f"{value:g}"
+
+
+def value_text(value: float | None, unit: str) -> str:
+    """Write a metric value with its unit: 52 元, 18%, —."""
+    if value is None:
+        return "—"
+    unit = unit.strip()
+    if unit in ("%", "％"):
+        return f"{format_number(value)}%"
+    return f"{format_number(value)} {unit}" if unit else format_number(value)
