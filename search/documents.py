@@ -13,6 +13,12 @@ from datetime import date
 # Retros are long; e5 reads at most 512 tokens (≈ 700 Chinese characters). Passages stay well
 # under that so nothing is cut off, and short enough that one passage is about one thing.
 PASSAGE_CHARS = 360
+# Embedding is the slow part of indexing (e5 on a CPU without AVX-512: ≈ 10 passages/s). A
+# schema-valid campaign can hold megabytes of text, which once kept every later write out of the
+# index for minutes. Vectors cover the start of each section (16 × 360 ≈ 5,800 characters, where
+# retros put what matters) and at most 96 passages a campaign; keyword search sees all the text.
+MAX_SECTION_PASSAGES = 16
+MAX_PASSAGES = 96
 _PARAGRAPH = re.compile(r"\n\s*\n|\n(?=#)|\n(?=[-*] )|\n(?=\d+[.、] )")
 _SENTENCE = re.compile(r"(?<=[。！？!?；;])")
 
@@ -30,6 +36,8 @@ class MetricFact:
     attainment_pct: float | None
     lift_pct: float | None
     hit: bool | None
+    # The campaign's key metric (主要指标), as the app chose it; "key" in metric ranges reads it.
+    is_key: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,11 +101,21 @@ class CampaignText:
 
 @dataclass(frozen=True, slots=True)
 class Passage:
-    """A piece of a campaign small enough to embed whole."""
+    """A piece of a campaign small enough to embed whole.
+
+    ``content`` is the passage without the campaign title that ``text`` starts with: what
+    identifies it in the embedding cache, so renaming a campaign does not re-embed every passage.
+    """
 
     campaign_id: int
     section: str
     text: str
+    content: str = ""
+
+    @property
+    def cache_key(self) -> str:
+        """Return the text whose hash names this passage's stored vector."""
+        return f"{self.section}\n{self.content or self.text}"
 
 
 def passages(campaign: CampaignText) -> list[Passage]:
@@ -114,11 +132,11 @@ def passages(campaign: CampaignText) -> list[Passage]:
         *((f"document:{title}", f"{title}\n{body}") for title, body in campaign.documents),
     ]
     for section, text in sections:
-        for chunk in chunk_text(text):
+        for chunk in chunk_text(text)[:MAX_SECTION_PASSAGES]:
             # The title travels with every passage: a lesson alone often does not say what
             # campaign it is about, and the title does.
-            found.append(Passage(campaign.id, section, f"{campaign.title}：{chunk}"))
-    return found
+            found.append(Passage(campaign.id, section, f"{campaign.title}：{chunk}", chunk))
+    return found[:MAX_PASSAGES]
 
 
 def chunk_text(text: str, limit: int = PASSAGE_CHARS) -> list[str]:

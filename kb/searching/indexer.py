@@ -27,7 +27,7 @@ from sqlalchemy.orm import selectinload
 
 from kb.database import write_transaction
 from kb.extensions import db
-from kb.models import Campaign, IndexOutbox, PassageEmbedding
+from kb.models import Campaign, CampaignVersion, IndexOutbox, PassageEmbedding
 from kb.searching.documents import campaign_text
 from search.documents import CampaignText, passages
 from search.embedder import Embedder, FakeEmbedder, load_embedders
@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 BATCH = 100  # campaigns per drain step: bounds memory and the time the lock is held
 ENCODE_BATCH = 32
+# Campaigns embedded between two keyword catch-ups while draining: at most 96 passages each
+# (search.documents.MAX_PASSAGES), so a slice takes seconds even on a CPU without AVX-512.
+EMBED_SLICE = 4
 Progress = Callable[[int], None]
 
 
@@ -51,11 +54,35 @@ class SearchIndexes:
         self.vectors = {e.name: VectorIndex(e.name, e.dim) for e in self.embedders}
         # The highest PassageEmbedding id loaded into memory: rows above it are news.
         self._loaded_upto = 0
+        # The highest CampaignVersion id seen: trash and restore rows above it are news.
+        self._history_upto = 0
         self._sync_lock = threading.Lock()
 
+    def _apply_trash(self, after_id: int) -> None:
+        if after_id == 0:
+            return  # the first load reads live campaigns only
+        moved = db.session.scalars(
+            sa.select(CampaignVersion.campaign_id)
+            .where(
+                CampaignVersion.id > after_id,
+                CampaignVersion.action.in_(("trash", "restore")),
+            )
+            .distinct()
+        ).all()
+        if moved:
+            self._load_campaigns(moved)  # drops the trashed ones, reloads the restored ones
+
     def sync_vectors(self) -> None:
-        """Load embeddings written since the last sync (by this or another process)."""
+        """Load embeddings written since the last sync (by this or another process).
+
+        Campaigns trashed or restored since then, by any process, are dropped or reloaded: their
+        embeddings do not change, but their history gains a row (an id only ever grows).
+        """
         with self._sync_lock:
+            history_newest = db.session.scalar(sa.select(sa.func.max(CampaignVersion.id))) or 0
+            if history_newest > self._history_upto:
+                self._apply_trash(self._history_upto)
+                self._history_upto = history_newest
             newest = db.session.scalar(sa.select(sa.func.max(PassageEmbedding.id))) or 0
             if newest <= self._loaded_upto:
                 return
@@ -148,6 +175,9 @@ def notify() -> None:
 def drain(*, progress: Progress | None = None) -> int:
     """Index every campaign named in the outbox; return how many were processed.
 
+    Keyword entries go first and stay current while vectors are computed: between slices of
+    embedding work, campaigns queued meanwhile are keyword-indexed at once, so one huge campaign
+    or a bulk import never keeps a small write out of keyword search for longer than one slice.
     Returns 0 at once when another process is draining: it will see our rows too.
     """
     indexes = get_indexes()
@@ -155,12 +185,15 @@ def drain(*, progress: Progress | None = None) -> int:
     with _indexer_lock(indexes.data_dir, blocking=False) as acquired:
         if not acquired:
             return 0
+        db.session.commit()  # read what was committed before the lock, not an older snapshot
         if not indexes.keyword.is_usable or indexes.keyword.is_stale:
             # A missing, unreadable or outdated (analyzer changed) index is rebuilt whole.
             _rebuild_keyword(indexes)
+        keyword_upto = _index_keywords_after(indexes, 0)
         while True:
             rows = db.session.execute(
                 sa.select(IndexOutbox.id, IndexOutbox.campaign_id)
+                .where(IndexOutbox.id <= keyword_upto)
                 .order_by(IndexOutbox.id)
                 .limit(BATCH)
             ).all()
@@ -168,7 +201,18 @@ def drain(*, progress: Progress | None = None) -> int:
             if not rows:
                 break
             campaign_ids = sorted({campaign_id for _, campaign_id in rows})
-            index_campaigns(indexes, campaign_ids)
+            texts = [campaign_text(c) for c in _load_live(campaign_ids)]
+            # Again, cheaply: on PostgreSQL a lower outbox id can commit after a higher one was
+            # read, so a catch-up may have passed over this row.
+            indexes.keyword.upsert(texts)
+            # Small campaigns first: their vectors are ready in a moment, a large one's later.
+            texts.sort(key=lambda text: len(passages(text)))
+            for start in range(0, len(texts), EMBED_SLICE):
+                store_embeddings(indexes.embedders, texts[start : start + EMBED_SLICE])
+                keyword_upto = _index_keywords_after(indexes, keyword_upto)
+            indexes.keyword.delete(set(campaign_ids) - {text.id for text in texts})
+            _drop_vectors(indexes, set(campaign_ids) - {text.id for text in texts})
+            indexes.sync_vectors()
             with write_transaction() as session:
                 session.execute(
                     sa.delete(IndexOutbox).where(IndexOutbox.id.in_([row_id for row_id, _ in rows]))
@@ -179,16 +223,47 @@ def drain(*, progress: Progress | None = None) -> int:
     return done
 
 
+def _index_keywords_after(indexes: SearchIndexes, after_id: int) -> int:
+    """Keyword-index the campaigns queued with an outbox id above ``after_id``; return the last id.
+
+    Idempotent, and cheap next to embedding.
+    """
+    rows = db.session.execute(
+        sa.select(IndexOutbox.id, IndexOutbox.campaign_id)
+        .where(IndexOutbox.id > after_id)
+        .order_by(IndexOutbox.id)
+    ).all()
+    db.session.commit()
+    if not rows:
+        return after_id
+    campaign_ids = sorted({campaign_id for _, campaign_id in rows})
+    for start in range(0, len(campaign_ids), BATCH):
+        chunk = campaign_ids[start : start + BATCH]
+        live = [campaign_text(c) for c in _load_live(chunk)]
+        indexes.keyword.upsert(live)
+        gone = set(chunk) - {text.id for text in live}
+        if gone:
+            indexes.keyword.delete(gone)
+            _drop_vectors(indexes, gone)
+        db.session.expunge_all()  # bounded memory over a bulk import
+    return int(rows[-1][0])
+
+
+def _drop_vectors(indexes: SearchIndexes, campaign_ids: set[int]) -> None:
+    if campaign_ids:
+        for vectors in indexes.vectors.values():
+            vectors.remove(campaign_ids)
+
+
 def index_campaigns(indexes: SearchIndexes, campaign_ids: Sequence[int]) -> None:
     """Bring the entries of these campaigns in line with the database."""
     live = [campaign_text(c) for c in _load_live(campaign_ids)]
-    store_embeddings(indexes.embedders, live)
     indexes.keyword.upsert(live)
+    store_embeddings(indexes.embedders, live)
     gone = set(campaign_ids) - {text.id for text in live}
     if gone:
         indexes.keyword.delete(gone)
-        for vectors in indexes.vectors.values():
-            vectors.remove(gone)
+        _drop_vectors(indexes, gone)
     indexes.sync_vectors()
 
 
@@ -218,7 +293,11 @@ def store_embeddings(embedders: Sequence[Embedder], texts: Sequence[CampaignText
         missing: list[tuple[PassageEmbedding, str]] = []
         for campaign_id, found in split.items():
             for position, passage in enumerate(found):
-                sha1 = hashlib.sha1(passage.text.encode("utf-8"), usedforsecurity=False).hexdigest()
+                sha1 = _sha1(passage.cache_key)
+                # Vectors stored before passages had a cache key are named by their whole text.
+                vector = stored.get((campaign_id, sha1)) or stored.get(
+                    (campaign_id, _sha1(passage.text)), b""
+                )
                 row = PassageEmbedding(
                     campaign_id=campaign_id,
                     model=embedder.name,
@@ -226,7 +305,7 @@ def store_embeddings(embedders: Sequence[Embedder], texts: Sequence[CampaignText
                     position=position,
                     section=passage.section[:200],
                     text_sha1=sha1,
-                    vector=stored.get((campaign_id, sha1), b""),
+                    vector=vector,
                 )
                 rows.append(row)
                 if not row.vector:
@@ -244,6 +323,10 @@ def store_embeddings(embedders: Sequence[Embedder], texts: Sequence[CampaignText
                 )
             )
             session.add_all(rows)
+
+
+def _sha1(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
 def reconcile() -> int:
@@ -283,6 +366,9 @@ def rebuild(*, progress: Progress | None = None) -> int:
     """Rebuild every index from the database; return the number of campaigns indexed."""
     indexes = get_indexes()
     with _indexer_lock(indexes.data_dir, blocking=True):
+        # A read transaction opened before the lock (the CLI counts campaigns first) would pin
+        # an older snapshot on SQLite: campaigns indexed meanwhile by a drain would be missed.
+        db.session.commit()
         # The entries queued now, by id: on PostgreSQL a lower id may still commit later, and its
         # entry must stay queued (a range "id <= newest" would drop it unseen).
         queued = list(db.session.scalars(sa.select(IndexOutbox.id)))
@@ -304,6 +390,8 @@ def rebuild(*, progress: Progress | None = None) -> int:
                 chunk = queued[start : start + 500]
                 session.execute(sa.delete(IndexOutbox).where(IndexOutbox.id.in_(chunk)))
         indexes.sync_vectors()
+    # What was written during the rebuild is still queued: index it now, not on the next write.
+    drain()
     return len(ids)
 
 
