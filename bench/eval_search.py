@@ -48,8 +48,8 @@ def mrr(ranked: list[str], relevant: dict[str, int]) -> float:
 
 def evaluate(app: Any, queries: list[dict[str, Any]], mode: str) -> dict[str, dict[str, float]]:
     """Run the queries in one mode; return mean metrics per query type and overall."""
-    from kb.campaigns.schemas import validate_search_query
     from kb.searching import service as search_service
+    from kb.searching.schemas import validate_search_query
 
     per_type: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     with app.app_context():

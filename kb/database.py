@@ -16,13 +16,9 @@ from werkzeug.exceptions import NotFound
 from werkzeug.routing import IntegerConverter
 
 from kb.extensions import db
+from kb.validation import MAX_ID as MAX_ID  # defined with the input bounds; routes use it here
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-
-
-# The largest id (or version) an integer column holds on every supported database: PostgreSQL's
-# INTEGER. A bigger one in a URL or a body can name nothing; it must not reach a query (overflow).
-MAX_ID = 2**31 - 1
 
 
 class IdConverter(IntegerConverter):

@@ -8,7 +8,8 @@ from importlib import resources
 from typing import Any
 
 from kb.campaigns import services
-from kb.campaigns.schemas import InvalidInputError, validate_campaign
+from kb.campaigns.schemas import validate_campaign
+from kb.validation import InvalidInputError
 
 
 @dataclass(frozen=True, slots=True)

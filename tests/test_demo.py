@@ -7,8 +7,9 @@ from collections import Counter
 from flask.testing import FlaskCliRunner
 
 from kb.campaigns.metrics import assess, lookup
-from kb.campaigns.schemas import GOAL_TYPES, validate_campaign
+from kb.campaigns.schemas import validate_campaign
 from kb.demo import demo_records
+from kb.vocab import GOAL_TYPES
 
 
 def test_demo_records_are_valid_and_varied() -> None:

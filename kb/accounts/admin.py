@@ -10,8 +10,8 @@ from flask.typing import ResponseReturnValue
 from kb import audit
 from kb.access import Access, requires
 from kb.accounts import services as accounts
-from kb.campaigns.schemas import InvalidInputError
 from kb.config import SETTINGS
+from kb.validation import InvalidInputError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

@@ -8,8 +8,8 @@ import click
 from flask.cli import AppGroup
 
 from kb.accounts import services as accounts
-from kb.campaigns.schemas import InvalidInputError
 from kb.models import User
+from kb.validation import InvalidInputError
 
 users_group = AppGroup("users", help="Accounts: create, list, change role, reset password.")
 tokens_group = AppGroup("tokens", help="API tokens: create (printed once), list, revoke.")

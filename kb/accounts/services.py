@@ -19,10 +19,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from kb import audit
-from kb.campaigns.schemas import InvalidInputError
 from kb.database import write_transaction
 from kb.extensions import db
 from kb.models import ApiToken, User, utcnow
+from kb.validation import InvalidInputError
 
 Role = Literal["viewer", "editor", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "editor", "admin")

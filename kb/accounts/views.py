@@ -9,8 +9,8 @@ from flask_login import current_user, login_user, logout_user
 from kb import audit
 from kb.access import Access, requires, safe_next
 from kb.accounts import services as accounts
-from kb.campaigns.schemas import InvalidInputError
 from kb.database import write_transaction
+from kb.validation import InvalidInputError
 from kb.web.security import login_limit
 
 bp = Blueprint("auth", __name__)

@@ -9,22 +9,20 @@ from kb.api import openapi
 from kb.campaigns import history, services
 from kb.campaigns.queries import CampaignFilter, Page, list_campaigns
 from kb.campaigns.schemas import (
-    InvalidInputError,
     LimitQuery,
     RestoreVersionIn,
-    search_params,
-    validate_as,
     validate_campaign,
     validate_draft,
     validate_feedback,
     validate_list_query,
-    validate_search_query,
 )
 from kb.campaigns.serialize import campaign_to_dict
 from kb.drafts import analysis as drafting
 from kb.errors import ApiError, api_error_response, json_body
 from kb.extensions import csrf
 from kb.searching import service as search_service
+from kb.searching.schemas import search_params, validate_search_query
+from kb.validation import InvalidInputError, validate_as
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # API clients authenticate per request, not with a browser session: CSRF does not apply.

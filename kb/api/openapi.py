@@ -11,24 +11,21 @@ from pydantic.json_schema import models_json_schema
 
 from kb.accounts.services import ROLE_LABELS
 from kb.campaigns.schemas import (
-    GOAL_TYPES,
-    STATUSES,
     CampaignIn,
     CampaignUpdate,
     DocumentIn,
     DraftIn,
     FeedbackIn,
-    GoalType,
     HypothesisIn,
     RestoreVersionIn,
     RewardIn,
-    Status,
 )
 from kb.insights.openapi import ID_SCHEMA
 from kb.insights.openapi import models as insights_openapi_models
 from kb.insights.openapi import paths as insights_openapi_paths
 from kb.insights.signals import signal_codes
 from kb.transfer.openapi import paths as transfer_openapi_paths
+from kb.vocab import GOAL_TYPES, STATUSES, GoalType, Status
 
 
 class MetricOut(BaseModel):

@@ -8,8 +8,8 @@ from flask.typing import ResponseReturnValue
 from kb import audit
 from kb.access import Access, requires
 from kb.campaigns import history, services
-from kb.campaigns.schemas import InvalidInputError
 from kb.models import Campaign
+from kb.validation import InvalidInputError
 from kb.web.rendering import conflict_message
 
 bp = Blueprint("history", __name__)

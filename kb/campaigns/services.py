@@ -11,7 +11,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from kb import audit
 from kb.campaigns import history
 from kb.campaigns import metrics as metric_catalog
-from kb.campaigns.schemas import CampaignIn, InvalidInputError, validate_campaign
+from kb.campaigns.schemas import CampaignIn, validate_campaign
 from kb.campaigns.serialize import campaign_to_input
 from kb.database import write_transaction
 from kb.extensions import db
@@ -26,6 +26,7 @@ from kb.models import (
     utcnow,
 )
 from kb.searching import indexer
+from kb.validation import InvalidInputError
 
 
 class NotFoundError(Exception):

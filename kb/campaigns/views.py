@@ -21,18 +21,14 @@ from kb import vocab as labels
 from kb.access import Access, requires
 from kb.campaigns import forms, services
 from kb.campaigns.queries import CampaignFilter, industries, list_campaigns
-from kb.campaigns.schemas import (
-    InvalidInputError,
-    search_params,
-    validate_campaign,
-    validate_list_query,
-    validate_search_query,
-)
+from kb.campaigns.schemas import validate_campaign, validate_list_query
 from kb.campaigns.serialize import metric_to_dict
 from kb.drafts import analysis as drafting
 from kb.insights import signals
 from kb.models import Campaign
 from kb.searching import service as search_service
+from kb.searching.schemas import search_params, validate_search_query
+from kb.validation import InvalidInputError
 from kb.web.rendering import conflict_message
 
 bp = Blueprint("pages", __name__)
@@ -124,7 +120,7 @@ def campaign_detail(campaign_id: int) -> str:
         analysis=analysis,
         signals=signals.campaign_signals(campaign),
         # Collisions and a forecast matter before and during a campaign, not after it.
-        show_outlook=campaign.status in ("planned", "running"),
+        show_outlook=campaign.status in labels.ACTIVE_STATUSES,
     )
 
 

@@ -28,6 +28,7 @@ from kb.extensions import db
 from kb.models import Campaign, SimilarFeedback
 from kb.searching.documents import campaign_text
 from kb.searching.indexer import get_indexes
+from kb.vocab import ACTIVE_STATUSES
 from search.hybrid import combine_semantic
 from search.normalize import normalize
 
@@ -337,7 +338,7 @@ def _overlapping(start: date, end: date) -> list[CampaignFacts]:
         sa.select(Campaign)
         .where(
             Campaign.deleted_at.is_(None),
-            Campaign.status.in_(("planned", "running")),
+            Campaign.status.in_(ACTIVE_STATUSES),
             Campaign.start_date <= end,
             Campaign.end_date >= start,
         )

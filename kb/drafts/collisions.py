@@ -17,7 +17,7 @@ from typing import Literal
 
 import opencc
 
-ACTIVE_STATUSES = frozenset({"planned", "running"})
+from kb.vocab import ACTIVE_STATUSES
 
 # Only true equivalences: two names for the same people. Segments that merely overlap stay apart
 # (沉睡用户 ≠ 流失用户 ≠ 流失风险用户, 宝妈 ≠ 母婴人群 ≠ 孕期家庭, 沉睡会员 ≠ 沉睡用户, 白领 ≠ 上班族),

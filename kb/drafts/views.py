@@ -12,10 +12,11 @@ from werkzeug.wrappers import Response
 from kb import vocab as labels
 from kb.access import Access, allowed, requires
 from kb.campaigns import forms, services
-from kb.campaigns.schemas import DraftIn, InvalidInputError, validate_campaign, validate_draft
+from kb.campaigns.schemas import DraftIn, validate_campaign, validate_draft
 from kb.drafts import analysis as drafting
 from kb.insights import playbooks
 from kb.models import Playbook
+from kb.validation import InvalidInputError
 
 bp = Blueprint("drafts", __name__)
 

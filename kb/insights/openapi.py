@@ -12,9 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from kb.campaigns.schemas import GoalType, Status
 from kb.database import MAX_ID
 from kb.insights.schemas import LessonKind, PlaybookIn, PlaybookUpdate, Theme
+from kb.vocab import GoalType, Status
 
 SchemaMode = Literal["validation", "serialization"]
 

@@ -15,13 +15,13 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from kb import audit
-from kb.campaigns.schemas import InvalidInputError
 from kb.database import write_transaction
 from kb.extensions import db
 from kb.insights.lessons import OTHER_THEME, THEME_LABELS, classify, lesson_terms
 from kb.insights.portfolio import key_metric
 from kb.insights.schemas import PlaybookIn
 from kb.models import Campaign, Playbook, PlaybookCitation, utcnow
+from kb.validation import InvalidInputError
 
 SUPPORTS = "supports"
 CONTRADICTS = "contradicts"

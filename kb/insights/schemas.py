@@ -11,9 +11,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from kb.campaigns.schemas import GoalType, InvalidInputError, Markdown, validate_as
+from kb.campaigns.schemas import Markdown
 from kb.database import MAX_ID
 from kb.insights.portfolio import MAX_MONTHS, default_period
+from kb.validation import InvalidInputError, validate_as
+from kb.vocab import GoalType
 
 Theme = Literal["reward", "audience", "channel", "timing", "budget", "ops", "risk", "other"]
 LessonKind = Literal["lesson", "recommendation", "hypothesis"]

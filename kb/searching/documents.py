@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from kb.campaigns.schemas import HYPOTHESIS_RESULTS
 from kb.campaigns.serialize import metric_to_dict
 from kb.models import Campaign, Metric
+from kb.vocab import HYPOTHESIS_RESULTS
 from search.documents import CampaignText, MetricFact
-
-_RESULT_WORDS = dict(zip(HYPOTHESIS_RESULTS, ("已验证", "被推翻", "无定论"), strict=True))
 
 
 def metric_fact(metric: Metric) -> MetricFact:
@@ -33,7 +31,7 @@ def campaign_text(campaign: Campaign) -> CampaignText:
         f"{r.type} {r.detail}{' 可叠加' if r.stackable else ''}".strip() for r in campaign.rewards
     )
     hypotheses = "\n".join(
-        f"{h.statement}（{_RESULT_WORDS.get(h.result, h.result)}）{h.evidence}"
+        f"{h.statement}（{HYPOTHESIS_RESULTS.get(h.result, h.result)}）{h.evidence}"
         for h in campaign.hypotheses
     )
     return CampaignText(

@@ -18,12 +18,12 @@ from markupsafe import Markup, escape
 from sqlalchemy.orm import selectinload
 
 from kb.campaigns import metrics as metric_catalog
-from kb.campaigns.schemas import METRIC_RANGE, SearchQuery
 from kb.extensions import db
 from kb.insights import signals
 from kb.models import Campaign, Metric
 from kb.searching.documents import metric_fact
 from kb.searching.indexer import SearchIndexes, get_indexes
+from kb.searching.schemas import METRIC_RANGE, SearchQuery
 from search import concepts
 from search.analysis import analyze, highlight
 from search.documents import MetricFact

@@ -26,10 +26,10 @@ from sqlalchemy.orm import selectinload
 from ingest import cells
 from ingest.columns import METRIC_SHEET_COLUMNS, export_header
 from kb.campaigns.queries import CampaignFilter, list_campaigns
-from kb.campaigns.schemas import SearchQuery
 from kb.campaigns.serialize import campaign_to_dict, campaign_to_input
 from kb.extensions import db
 from kb.models import Campaign
+from kb.searching.schemas import SearchQuery
 from kb.vocab import GOAL_TYPES, STATUSES
 
 EXPORT_FIELDS = (

@@ -16,9 +16,10 @@ from ingest.errors import FileReadError
 from ingest.readers import Format, Reader, detect_format, open_reader
 from ingest.records import SourceRow
 from kb.campaigns import services
-from kb.campaigns.schemas import InvalidInputError, validate_campaign
+from kb.campaigns.schemas import validate_campaign
 from kb.extensions import db
 from kb.transfer import saving as writer
+from kb.validation import InvalidInputError
 
 RowOutcome = Literal["created", "updated", "unchanged", "rejected"]
 OUTCOMES: tuple[RowOutcome, ...] = ("created", "updated", "unchanged", "rejected")

@@ -15,10 +15,11 @@ from typing import Literal
 import sqlalchemy as sa
 
 from kb.campaigns import services
-from kb.campaigns.schemas import CampaignIn, InvalidInputError, validate_campaign
+from kb.campaigns.schemas import CampaignIn, validate_campaign
 from kb.campaigns.serialize import campaign_to_input
 from kb.extensions import db
 from kb.models import Campaign
+from kb.validation import InvalidInputError
 
 Outcome = Literal["created", "updated", "unchanged"]
 

@@ -42,24 +42,18 @@ from kb import vocab as labels
 from kb.access import Access, requires
 from kb.campaigns import forms, services
 from kb.campaigns.queries import CampaignFilter
-from kb.campaigns.schemas import (
-    InvalidInputError,
-    ListQuery,
-    SearchQuery,
-    search_params,
-    validate_campaign,
-    validate_list_query,
-    validate_search_query,
-)
+from kb.campaigns.schemas import ListQuery, validate_campaign, validate_list_query
 from kb.campaigns.serialize import metric_to_dict
 from kb.errors import ApiError, api_error_response
 from kb.extensions import csrf
 from kb.models import Campaign
+from kb.searching.schemas import SearchQuery, search_params, validate_search_query
 from kb.transfer import exports as exporters
 from kb.transfer import uploads
 from kb.transfer.exports import EXPORT_FORMATS, MIMETYPES
 from kb.transfer.imports import OUTCOME_LABELS, ImportReport, import_stream, run_import
 from kb.transfer.saving import save as save_campaign
+from kb.validation import InvalidInputError
 
 bp = Blueprint("transfer", __name__)
 api_bp = Blueprint("transfer_api", __name__, url_prefix="/api/v1")

@@ -25,6 +25,7 @@ def init_app(app: Flask) -> None:
         STATUSES=labels.STATUSES,
         DOCUMENT_KINDS=labels.DOCUMENT_KINDS,
         HYPOTHESIS_RESULTS=labels.HYPOTHESIS_RESULTS,
+        SEARCH_MODES=labels.SEARCH_MODES,
         error_for=error_for,
     )
 

@@ -9,9 +9,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from kb.accounts import services as accounts
-from kb.campaigns.schemas import InvalidInputError
 from kb.extensions import db
 from kb.models import ApiToken, AuditEvent, User
+from kb.validation import InvalidInputError
 from tests.accounts import PASSWORD, ensure_account
 from tests.factories import campaign_payload
 

@@ -6,9 +6,10 @@ import pytest
 import sqlalchemy as sa
 
 from kb.campaigns import services
-from kb.campaigns.schemas import InvalidInputError, validate_campaign
+from kb.campaigns.schemas import validate_campaign
 from kb.extensions import db
 from kb.models import Campaign, Metric
+from kb.validation import InvalidInputError
 from tests.factories import campaign_payload
 
 pytestmark = pytest.mark.usefixtures("app_context")
