@@ -116,20 +116,29 @@ class SearchIndexes:
 
 
 def init_app(app: Flask) -> None:
-    """Create this process's indexes lazily and start the background indexer on first request."""
-    worker: IndexWorker | None = None
-    worker_lock = threading.Lock()
+    """Start the background indexer on the first request at the latest.
+
+    gunicorn.conf.py starts it earlier, when the worker boots, so the change log is drained and
+    reconciled before any traffic; ``flask run`` relies on this hook.
+    """
 
     @app.before_request
     def _start_worker() -> None:
-        nonlocal worker
-        if worker is not None or app.config["INDEX_SYNC"]:
-            return
-        with worker_lock:
-            if worker is None:
-                worker = IndexWorker(app, float(app.config["INDEX_INTERVAL_S"]))
-                app.extensions["kb.index_worker"] = worker
-                worker.start()
+        start_worker(app)
+
+
+_worker_lock = threading.Lock()
+
+
+def start_worker(app: Flask) -> None:
+    """Start this process's background indexer once (not with ``INDEX_SYNC``, as in tests)."""
+    if app.config["INDEX_SYNC"] or "kb.index_worker" in app.extensions:
+        return
+    with _worker_lock:
+        if "kb.index_worker" not in app.extensions:
+            worker = IndexWorker(app, float(app.config["INDEX_INTERVAL_S"]))
+            app.extensions["kb.index_worker"] = worker
+            worker.start()
 
 
 def get_indexes() -> SearchIndexes:

@@ -1,0 +1,39 @@
+"""gunicorn settings for Campaign KB: ``gunicorn -c gunicorn.conf.py 'kb:create_app()'``.
+
+Every value here can be overridden on the command line (``--workers 4``). The app is created in
+each worker after the fork (no ``preload_app``): each worker opens its own database pool and
+index readers, and starts its indexer thread at boot, so the change log is drained and
+reconciled before the first request rather than on it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+bind = os.environ.get("KB_BIND", "127.0.0.1:8000")
+# The embedding models take ~1 GB per worker: two workers on two cores serve well; threads
+# overlap database and index waits (torch runs one thread per worker, KB_TORCH_THREADS).
+workers = int(os.environ.get("KB_WORKERS", min(2, os.cpu_count() or 1)))
+threads = int(os.environ.get("KB_THREADS", "4"))
+worker_class = "gthread"
+# A request is bounded well under this (searches take milliseconds; imports and drafts
+# analysis seconds); the timeout is the last resort against a stuck worker.
+timeout = 60
+graceful_timeout = 30
+keepalive = 5
+# Request lines and headers: gunicorn's defaults, stated so the README can name them.
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
+# gunicorn trusts no X-Forwarded-* header itself: the app believes exactly KB_TRUSTED_PROXIES
+# proxies (werkzeug's ProxyFix), whatever address they connect from.
+forwarded_allow_ips = ""
+secure_scheme_headers: dict[str, str] = {}
+
+
+def post_worker_init(worker: Any) -> None:
+    """Start the worker's indexer at boot: drain and reconcile before traffic arrives."""
+    from kb.searching.indexer import start_worker
+
+    start_worker(worker.wsgi)

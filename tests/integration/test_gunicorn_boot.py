@@ -1,0 +1,62 @@
+"""gunicorn with the project's gunicorn.conf.py: indexing starts at boot; forwarded headers obey
+KB_TRUSTED_PROXIES, not gunicorn's own trust of 127.0.0.1."""
+
+from __future__ import annotations
+
+import http.client
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kb.campaigns import services
+from kb.campaigns.schemas import validate_campaign
+from tests.factories import campaign_payload
+from tests.integration.live import GUNICORN, Store, app_on, free_port, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.integration
+
+
+def _queued(store: Store) -> int:
+    with sqlite3.connect(store.data_dir / "kb.sqlite3") as connection:
+        count: int = connection.execute("SELECT count(*) FROM index_outbox").fetchone()[0]
+        return count
+
+
+def test_a_worker_drains_the_change_log_before_any_request(tmp_path: Path) -> None:
+    store = Store(tmp_path / "data")
+    with app_on(store, migrate=True):
+        for n in range(3):
+            services.create_campaign(validate_campaign(campaign_payload(external_id=f"boot-{n}")))
+    assert _queued(store) == 3  # written, not yet indexed: nothing drained them
+    port = free_port()
+    command = [
+        str(GUNICORN), "-c", str(ROOT / "gunicorn.conf.py"),
+        "--workers", "1", "--bind", f"127.0.0.1:{port}", "kb:create_app()",
+    ]  # fmt: skip
+    log_path = tmp_path / "gunicorn.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            command, cwd=ROOT, env=store.env(), stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        # No request is sent until the change log is empty: the worker drained it at boot.
+        wait_until(lambda: _queued(store) == 0, timeout_s=120, what="drain at worker boot")
+
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            connection.request("GET", "/login", headers={"X-Forwarded-Proto": "https"})
+            response = connection.getresponse()
+            response.read()
+        finally:
+            connection.close()
+        assert response.status == 200
+        # KB_TRUSTED_PROXIES=0: the header is not believed, so this is no HTTPS request.
+        assert response.getheader("Strict-Transport-Security") is None
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert "Traceback" not in log_path.read_text(errors="replace")
