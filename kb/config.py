@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import logging
 import os
 import secrets
 from pathlib import Path
@@ -82,15 +84,35 @@ def _engine_options(database_url: str, settings: Any) -> dict[str, Any]:
 
 
 def _persistent_secret(path: Path) -> str:
-    """Return the key stored at ``path``, creating it on first start so sessions survive restarts."""
-    if path.exists():
-        return path.read_text(encoding="utf-8").strip()
-    key = secrets.token_hex(32)
+    """Return the key stored at ``path``, creating it on first start so sessions survive restarts.
+
+    The file appears whole or not at all (written beside it, then renamed), under a lock so that
+    workers starting together agree on one key. An empty file (a full disk, an interrupted copy)
+    signs nothing and would make every page fail: it is replaced by a new key.
+    """
+    key = _read_secret(path)
+    if key:
+        return key
+    with (path.parent / ".secret_key.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        key = _read_secret(path)
+        if key:
+            return key
+        if path.exists():
+            logging.getLogger(__name__).warning("%s is empty: a new secret key is written", path)
+        key = secrets.token_hex(32)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(key)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+        return key
+
+
+def _read_secret(path: Path) -> str:
     try:
-        # O_EXCL: when several workers start at once, the first one's key wins for all of them.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
         return path.read_text(encoding="utf-8").strip()
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(key)
-    return key
+    except FileNotFoundError:
+        return ""

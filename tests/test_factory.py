@@ -53,6 +53,16 @@ def test_secret_key_is_generated_once_and_kept(tmp_path: Path) -> None:
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
 
 
+def test_an_empty_secret_file_is_replaced_not_a_500(tmp_path: Path) -> None:
+    (tmp_path / "secret_key").write_text("\n")
+    app = create_app({"DATA_DIR": str(tmp_path)})
+    key = app.config["SECRET_KEY"]
+    assert len(key) == 64
+    assert (tmp_path / "secret_key").read_text() == key
+    assert app.test_client().get("/login").status_code == 200
+    assert create_app({"DATA_DIR": str(tmp_path)}).config["SECRET_KEY"] == key
+
+
 def test_database_url_points_elsewhere(tmp_path: Path) -> None:
     other = tmp_path / "elsewhere.db"
     app = create_app({"DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": f"sqlite:///{other}"})
