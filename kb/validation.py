@@ -33,6 +33,14 @@ def validate_as(model: type[ModelT], data: Any) -> ModelT:
         raise InvalidInputError(field_errors(exc)) from None
 
 
+def reject_nul(value: Any) -> Any:
+    """Refuse a text (or list of texts) holding NUL: PostgreSQL cannot store it, SQLite can."""
+    items = value if isinstance(value, list) else [value]
+    if any(isinstance(item, str) and "\x00" in item for item in items):
+        raise ValueError("nul_character")
+    return value
+
+
 def field_errors(exc: ValidationError) -> dict[str, str]:
     """Turn pydantic errors into ``{"metrics.0.target": "请输入数字"}``, first error per field."""
     fields: dict[str, str] = {}
@@ -49,6 +57,7 @@ MESSAGES = {
     "missing": "必填",
     "end_before_start": "结束日期不能早于开始日期",
     "not_finite": "请输入有限的数字",
+    "nul_character": "含有空字符（NUL，\\x00），请删除后再保存",
     "empty_draft": "请至少填写活动名称、目标或方案描述中的一项",
     "extra_forbidden": "不认识的字段",
     "string_type": "应为文本",

@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from kb.validation import MAX_ID, validate_as
+from kb.validation import MAX_ID, reject_nul, validate_as
 from kb.vocab import DocumentKind, GoalType, HypothesisResult, Status
 
 MARKDOWN_MAX = 100_000
@@ -39,6 +39,9 @@ Markdown = Annotated[str, Field(max_length=MARKDOWN_MAX)]
 class _Strict(BaseModel):
     # An allow-list: a field the schema does not name is an error, never silently stored.
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    # The same answer on both databases: a field error, not a PostgreSQL DataError (500).
+    _no_nul = field_validator("*", mode="before")(reject_nul)
 
 
 class RewardIn(_Strict):

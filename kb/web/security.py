@@ -27,6 +27,7 @@ from werkzeug.exceptions import TooManyRequests
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from kb.errors import MESSAGES, ApiError, api_error_response
+from kb.web import input_guard
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ def init_app(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
 
     app.extensions[EXTENSION] = _create_limits(app)
+    input_guard.init_app(app)
     app.after_request(_add_headers)
     app.register_error_handler(TooManyRequests, _too_many_requests)
 

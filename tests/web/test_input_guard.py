@@ -1,0 +1,64 @@
+"""Input no database can store or no parser can read gets a 4xx that says why, never a 500."""
+
+from __future__ import annotations
+
+import io
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.factories import campaign_payload
+
+
+def test_nul_in_a_json_field_is_a_field_error(client: FlaskClient) -> None:
+    response = client.post("/api/v1/campaigns", json=campaign_payload(title="双十一\x00复盘"))
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert set(error["fields"]) == {"title"}
+    assert "空字符" in error["fields"]["title"]
+
+
+def test_nul_in_a_nested_json_field_names_its_path(client: FlaskClient) -> None:
+    payload = campaign_payload()
+    payload["metrics"][1]["name"] = "转化\x00率"
+    response = client.post("/api/v1/campaigns", json=payload)
+    assert response.status_code == 422
+    assert set(response.get_json()["error"]["fields"]) == {"metrics.1.name"}
+
+
+def test_nul_at_sign_in_is_refused_on_both_databases(app: Flask) -> None:
+    anonymous = app.test_client(role=None)  # type: ignore[call-arg]
+    response = anonymous.post("/login", data={"username": "admin\x00", "password": "x"})
+    assert response.status_code == 422
+    assert "空字符" in response.get_data(as_text=True)
+
+
+def test_nul_in_a_query_parameter_is_refused(client: FlaskClient) -> None:
+    assert client.get("/search?q=%E5%88%B8%00").status_code == 422
+    response = client.get("/api/v1/search?q=%00")
+    assert response.status_code == 422
+    assert response.get_json()["error"]["fields"] == {"q": "含有空字符（NUL，\\x00），请删除后重试"}
+
+
+def test_deeply_nested_json_is_a_400_on_every_json_endpoint(client: FlaskClient) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    for path in ("/api/v1/campaigns", "/api/v1/similar", "/api/v1/imports"):
+        response = client.post(path, data=deep, content_type="application/json")
+        assert response.status_code == 400, path
+        assert response.get_json()["error"]["code"] == "malformed_json"
+
+
+def test_a_nul_in_an_imported_row_rejects_that_row_only(client: FlaskClient) -> None:
+    csv = (
+        "活动名称,行业,部门,目标类型,开始日期,结束日期\n"
+        "好的一行,电商,运营部,GMV,2025-01-01,2025-01-07\n"
+        "坏的\x00一行,电商,运营部,GMV,2025-02-01,2025-02-07\n"
+    )
+    response = client.post(
+        "/api/v1/imports",
+        data={"file": (io.BytesIO(csv.encode()), "retros.csv")},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code < 500
+    text = response.get_data(as_text=True)
+    assert "空字符" in text
