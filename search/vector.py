@@ -180,6 +180,20 @@ class VectorIndex:
             best = np.maximum.reduceat(scores, state.starts[: state.blocks], axis=1)[:, sel]
         return [_top(scores[i], best[i], starts, lengths, owners, limit) for i in range(len(q))]
 
+    def centroid(self) -> Vectors:
+        """Return the mean of the live passage vectors (zeros when there are none)."""
+        state = self._snapshot()
+        total = np.zeros(self.dim, dtype=np.float64)
+        count = state.rows - state.dead_rows
+        if count <= 0:
+            return total.astype(np.float32)
+        live_rows = np.repeat(state.alive[: state.blocks], state.lengths[: state.blocks])
+        for start in range(0, state.rows, _DOT_CHUNK_ROWS):
+            end = min(start + _DOT_CHUNK_ROWS, state.rows)
+            rows = widened(state.matrix[start:end][live_rows[start:end]])
+            total += rows.sum(axis=0, dtype=np.float64)
+        return (total / count).astype(np.float32)
+
     def _snapshot(self) -> _State:
         with self._lock:
             return self._state

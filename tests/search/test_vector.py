@@ -288,3 +288,14 @@ def test_concurrent_replace_and_search() -> None:
     assert not errors, errors[0]
     assert min(reads) > 0
     assert index.campaigns() == set(range(n_campaigns))
+
+
+def test_centroid_is_the_mean_of_live_passages() -> None:
+    index = VectorIndex("m", 4)
+    assert index.centroid().tolist() == [0.0, 0.0, 0.0, 0.0]
+    index.replace(1, [[1, 0, 0, 0], [0, 2, 0, 0]])  # rows are stored at unit length
+    index.replace(2, [[0, 0, 1, 0]])
+    index.replace(1, [[0, 0, 0, 1]])  # the old block is dead, not counted
+    assert index.centroid().tolist() == [0.0, 0.0, 0.5, 0.5]
+    index.remove([2])
+    assert index.centroid().tolist() == [0.0, 0.0, 0.0, 1.0]

@@ -1,0 +1,157 @@
+"""The relevance floor: z-scores against a background, calibration, verdicts, keyword evidence."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from search.relevance import (
+    BACKGROUND_PATH,
+    Calibration,
+    ModelScores,
+    background_texts,
+    calibrate,
+    combine,
+    content_terms,
+    is_content_term,
+    judge,
+    keyword_evidence,
+    marked_surfaces,
+    standardized,
+    strength_of,
+)
+
+
+def scores(
+    ranking: list[tuple[int, float]], background: list[float], centroid: float = 0.0
+) -> ModelScores:
+    return ModelScores(scores=ranking, background=np.array(background), centroid=centroid)
+
+
+def test_scores_are_z_scores_against_the_query_background() -> None:
+    model = scores([(1, 0.9), (2, 0.5)], [0.4, 0.6], centroid=0.7)  # mean 0.5, std 0.1
+    z, affinity = standardized(model)
+    assert z == pytest.approx({1: 4.0, 2: 0.0})
+    assert affinity == pytest.approx(2.0)
+
+
+def test_leave_one_out_drops_the_text_s_own_passage() -> None:
+    model = scores([(1, 1.0)], [1.0, 0.4, 0.6])  # passage 0 is the query's own text
+    z, _ = standardized(model, leave_out=0)
+    assert z[1] == pytest.approx(5.0)
+
+
+def test_models_average_and_a_missed_campaign_takes_the_lowest_z() -> None:
+    # Same raw cosines, different scales: each model is judged against its own background.
+    e5 = scores([(1, 0.95), (2, 0.90)], [0.85, 0.87])  # mean 0.86, std 0.01: z 9, 4
+    use = scores([(1, 0.50)], [0.0, 0.2])  # mean 0.1, std 0.1: z 4; campaign 2 missing
+    strengths, _ = combine([e5, use])
+    assert strengths[1] == pytest.approx((9 + 4) / 2)
+    assert strengths[2] == pytest.approx((4 + 4) / 2)  # use's lowest returned z stands in
+
+
+def test_calibration_takes_quantiles_of_the_background_run_as_queries() -> None:
+    rng = np.random.default_rng(7)
+    samples = []
+    tops = []
+    for i in range(20):
+        background = rng.normal(0.0, 0.1, size=20)
+        background[i] = 1.0  # its own passage, left out
+        top = 0.1 * (i % 10)  # z = top / std of the rest
+        samples.append([scores([(100 + i, top)], list(background), centroid=0.0)])
+        rest = np.delete(background, i)
+        tops.append((top - rest.mean()) / rest.std())
+    calibration = calibrate(samples, query_quantile=0.9, doc_quantile=0.5)
+    assert calibration is not None
+    assert calibration.top == pytest.approx(float(np.quantile(tops, 0.9)))
+    assert calibration.doc == pytest.approx(float(np.quantile(tops, 0.5)))
+    assert calibration.samples == 20
+
+
+def test_too_few_background_samples_give_no_floor() -> None:
+    assert calibrate([[scores([(1, 0.5)], [0.0, 0.1, 0.2])]] * 3) is None
+
+
+FLOORS = Calibration(affinity=2.0, top=5.0, doc=3.0, samples=50)
+BACKGROUND = [0.0, 0.2]  # mean 0.1, std 0.1: z = (score - 0.1) / 0.1
+
+
+def test_a_query_far_from_the_corpus_is_out_of_scope() -> None:
+    verdict = judge([scores([(1, 0.45), (2, 0.3)], BACKGROUND, centroid=0.2)], FLOORS)
+    assert not verdict.in_scope  # affinity 1 < 2, best strength 3.5 < 5
+    assert not verdict.passes(1, FLOORS)  # strength 3.5 clears the doc floor, yet out of scope
+
+
+def test_a_query_near_the_corpus_keeps_campaigns_above_the_doc_floor() -> None:
+    verdict = judge([scores([(1, 0.45), (2, 0.3)], BACKGROUND, centroid=0.35)], FLOORS)
+    assert verdict.in_scope  # affinity 2.5
+    assert verdict.passes(1, FLOORS)  # 3.5 >= 3
+    assert not verdict.passes(2, FLOORS)  # 2.0 < 3
+    assert not verdict.passes(99, FLOORS)  # never scored
+
+
+def test_one_strong_match_puts_a_query_in_scope() -> None:
+    verdict = judge([scores([(1, 0.65), (2, 0.3)], BACKGROUND, centroid=0.1)], FLOORS)
+    assert verdict.in_scope  # affinity 0, but strength 5.5 >= 5
+    assert [verdict.passes(c, FLOORS) for c in (1, 2)] == [True, False]
+
+
+def test_no_models_no_verdict_in_favour() -> None:
+    assert not judge([], FLOORS).in_scope
+
+
+def test_strength_names() -> None:
+    assert [strength_of(z, FLOORS) for z in (6.0, 5.0, 4.0, 3.0, 2.9)] == [
+        "high",
+        "high",
+        "medium",
+        "medium",
+        "low",
+    ]
+
+
+def test_content_terms_drop_fillers_single_characters_and_numbers() -> None:
+    assert [
+        t for t in ("让", "s", "7", "2025", "如何", "活动", "拼团", "券后价") if is_content_term(t)
+    ] == [
+        "拼团",
+        "券后价",
+    ]
+    assert not is_content_term("how")
+    assert not is_content_term("whi")  # "why" as the analyzer stems it
+    assert content_terms(["拼团", "给", "拼团", "宝妈"]) == ["拼团", "宝妈"]
+
+
+def test_keyword_evidence_needs_half_of_the_typed_content_terms() -> None:
+    own = ["宝妈", "拼团", "纸尿裤", "让"]  # 让 does not count: three content terms, two needed
+    hits = [(1, ("宝妈", "拼团")), (2, ("拼团", "让")), (3, ("社群", "团长")), (4, ())]
+    assert keyword_evidence(own, hits) == {1}
+
+
+def test_keyword_evidence_ignores_terms_the_query_did_not_type() -> None:
+    # 会员积分 came from a concept cue for 微积分, not from the user.
+    assert keyword_evidence(["微积分", "极限"], [(1, ("会员积分", "兑换"))]) == set()
+    assert keyword_evidence(["如何", "给"], [(1, ("如何", "给"))]) == set()  # nothing to match
+    assert keyword_evidence(["拼团"], [(1, ("拼团",))]) == {1}
+
+
+def test_marked_surfaces_are_unescaped_in_order() -> None:
+    html = "Coupon <mark>abuse</mark> &amp; <mark>R&amp;D</mark>"
+    assert marked_surfaces(html) == ["abuse", "R&D"]
+
+
+def test_the_shipped_background_is_large_enough_and_off_topic() -> None:
+    texts = background_texts(BACKGROUND_PATH)
+    assert len(texts) >= 40
+    assert len(set(texts)) == len(texts)
+    # Marketing words would make the background look like the corpus and lower every floor.
+    for word in ("活动", "优惠", "会员", "促销", "campaign", "coupon"):
+        assert not any(word in text for text in texts), word
+
+
+def test_z_scores_are_finite_with_a_flat_background() -> None:
+    z, affinity = standardized(scores([(1, 0.5)], [0.3, 0.3, 0.3], centroid=0.3))
+    assert math.isfinite(z[1])
+    assert math.isfinite(affinity)
