@@ -72,6 +72,7 @@ class Collision:
 
     id: int | None
     title: str
+    business_line: str | None
     overlap_days: int
     overlap_start: date
     overlap_end: date
@@ -112,7 +113,8 @@ def find_collisions(draft: CampaignFacts, others: Iterable[CampaignFacts]) -> li
     """Return the planned or running campaigns the draft collides with, stacking risks first.
 
     A collision needs overlapping dates (inclusive) and at least one shared audience segment or
-    product; when both campaigns name a business line, they must name the same one. The draft
+    product; when both campaigns name a business line, they must name the same one (a draft
+    without one is checked against every line, and each such collision says so). The draft
     itself (same id) and completed or cancelled campaigns never collide. Ties are ordered by
     overlap length (longest first), then start of the overlap and title.
     """
@@ -142,6 +144,9 @@ def _collide(draft: CampaignFacts, other: CampaignFacts) -> Collision | None:
     if risk:
         pct, amount = worst_case(r for r in (*draft.rewards, *other.rewards) if r.stackable)
     reasons = [f"日期重叠 {days} 天（{_span(start, end)}）"]
+    if not line and other_line:
+        # Without the draft's business line a collision may cross brands: say so, not guess.
+        reasons.append(f"草案未填业务线，按所有业务线检查；对方属于「{other.business_line}」")
     if audience:
         reasons.append(f"共同人群：{'、'.join(audience)}")
     if products:
@@ -151,6 +156,7 @@ def _collide(draft: CampaignFacts, other: CampaignFacts) -> Collision | None:
     return Collision(
         id=other.id,
         title=other.title,
+        business_line=other.business_line,
         overlap_days=days,
         overlap_start=start,
         overlap_end=end,

@@ -206,6 +206,17 @@ def test_a_missing_business_line_does_not_restrict(side: str) -> None:
     assert len(find_collisions(draft, [other])) == 1
 
 
+def test_a_draft_without_a_business_line_says_it_crossed_lines() -> None:
+    draft = replace(DRAFT, business_line=None)
+    crossed = only(find_collisions(draft, [campaign(business_line="悦颜美妆")]))
+    assert crossed.business_line == "悦颜美妆"
+    assert "草案未填业务线，按所有业务线检查；对方属于「悦颜美妆」" in crossed.reasons
+    # Nothing to say when the lines were compared, or when the other campaign names none.
+    same = only(find_collisions(DRAFT, [campaign()]))
+    unnamed = only(find_collisions(draft, [campaign(business_line=None)]))
+    assert not [r for r in (*same.reasons, *unnamed.reasons) if "业务线" in r]
+
+
 @pytest.mark.parametrize(("status", "collides"), [
     ("planned", True), ("running", True), ("completed", False), ("cancelled", False),
 ])  # fmt: skip
