@@ -32,7 +32,18 @@ function enhanceRows(fieldset) {
   });
 }
 
+// The phone menu: the link opens #site-menu by its fragment without JavaScript; here it toggles.
+function enhanceMenu(toggle) {
+  const bar = toggle.closest(".topbar");
+  toggle.addEventListener("click", (event) => {
+    event.preventDefault();
+    const open = bar.classList.toggle("open");
+    toggle.setAttribute("aria-expanded", String(open));
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll(".menu-toggle").forEach(enhanceMenu);
   document.querySelectorAll("fieldset.rows").forEach(enhanceRows);
   document.querySelectorAll("form[data-confirm]").forEach((form) => {
     form.addEventListener("submit", (event) => {

@@ -1,0 +1,200 @@
+"""The pages on a phone (390×844) and a desktop (1440×900), on the demo data: nothing scrolls
+sideways, the menu opens and 退出 can be reached, text contrast passes axe-core, nothing fails."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from kb.demo import load_demo
+from tests.browser.conftest import serving, sign_in
+from tests.conftest import make_app
+
+pytestmark = pytest.mark.browser
+
+# Vendored from npm (kb/static/vendor/README.md); served by the app's static route because the page's
+# policy refuses inline script. Only this test loads it.
+AXE = "/static/vendor/axe.min.js"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1440, "height": 900}
+# Home, list, search, campaign, form (new and edit), draft, import, portfolio and lessons.
+PAGES = [
+    "/",
+    "/campaigns",
+    "/search?q=召回",
+    "/campaigns/1",
+    "/campaigns/new",
+    "/campaigns/1/edit",
+    "/drafts/new",
+    "/import",
+    "/portfolio",
+    "/lessons",
+]
+
+
+@pytest.fixture(scope="module")
+def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A live server on the demo campaigns (CSRF on, as in production)."""
+    app = make_app(tmp_path_factory.mktemp("layout"), None, WTF_CSRF_ENABLED=True, TESTING=False)
+    with app.app_context():
+        assert not load_demo().rejected
+    with serving(app) as url:
+        yield url
+
+
+def _open(browser: Browser, viewport: dict[str, int], base_url: str) -> tuple[Page, list[str]]:
+    """Return a signed-in editor's page at this size and the list its problems are recorded in."""
+    context = browser.new_context(locale="zh-CN", viewport=viewport)  # type: ignore[arg-type]
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+    page.on(
+        "response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None
+    )
+    sign_in(page, base_url, role="admin")
+    return page, problems
+
+
+def _visit(page: Page, url: str) -> None:
+    response = page.goto(url)
+    assert response is not None, url
+    assert response.status == 200, url
+    page.wait_for_load_state("load")
+
+
+def _overflow(page: Page) -> dict[str, Any]:
+    """Return the page's scroll width, the viewport's width and the elements sticking out."""
+    found: dict[str, Any] = page.evaluate(
+        """() => ({
+            scroll: document.scrollingElement.scrollWidth,
+            width: window.innerWidth,
+            wide: [...document.querySelectorAll("body *")]
+                .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1)
+                .slice(0, 5)
+                .map((e) => `${e.tagName}.${e.className}`),
+        })"""
+    )
+    return found
+
+
+def _contrast_violations(page: Page) -> list[str]:
+    """Run axe-core's color-contrast rule (WCAG AA: 4.5:1 for text) on the page."""
+    origin = page.evaluate("location.origin")
+    page.add_script_tag(url=f"{origin}{AXE}")
+    nodes: list[str] = page.evaluate(
+        """async () => {
+            const result = await axe.run(document, { runOnly: ["color-contrast"] });
+            return result.violations.flatMap((v) =>
+                v.nodes.map((n) => `${n.html}: ${n.any.map((c) => c.message).join("; ")}`));
+        }"""
+    )
+    return nodes
+
+
+def _button_wraps(page: Page) -> list[str]:
+    """Return the buttons whose label runs over more than one line."""
+    wrapped: list[str] = page.evaluate(
+        """() => [...document.querySelectorAll("button, .button")]
+            .filter((b) => b.offsetParent !== null)
+            .filter((b) => {
+                const line = parseFloat(getComputedStyle(b).lineHeight) || 20;
+                const padding = parseFloat(getComputedStyle(b).paddingTop)
+                    + parseFloat(getComputedStyle(b).paddingBottom);
+                return b.clientHeight - padding > line * 1.5;
+            })
+            .map((b) => b.textContent.trim())"""
+    )
+    return wrapped
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_pages_fit_the_screen_and_pass_contrast(
+    browser: Browser, demo_url: str, viewport: dict[str, int]
+) -> None:
+    page, problems = _open(browser, viewport, demo_url)
+    for path in PAGES:
+        _visit(page, f"{demo_url}{path}")
+        overflow = _overflow(page)
+        assert overflow["scroll"] <= overflow["width"], (path, overflow)
+        assert (path, _button_wraps(page)) == (path, [])
+        assert (path, _contrast_violations(page)) == (path, [])
+        assert (path, problems) == (path, [])
+    page.context.close()
+
+
+def test_phone_menu_opens_and_reaches_sign_out(browser: Browser, demo_url: str) -> None:
+    page, problems = _open(browser, PHONE, demo_url)
+    for path in ("/campaigns", "/campaigns/1", "/portfolio"):
+        _visit(page, f"{demo_url}{path}")
+        header = page.locator("header.topbar")
+        assert header.bounding_box()["height"] <= 64  # type: ignore[index]  # one compact row
+        logout = page.get_by_role("button", name="退出")
+        expect(logout).to_be_hidden()
+        toggle = page.get_by_role("button", name="菜单")
+        expect(toggle).to_have_attribute("aria-expanded", "false")
+        toggle.click()
+        expect(toggle).to_have_attribute("aria-expanded", "true")
+        expect(logout).to_be_visible()
+        expect(logout).to_be_in_viewport()
+        # The nav links sit on one line each: no label broken one character per line.
+        heights = page.eval_on_selector_all(
+            "header nav a", "links => links.map((a) => a.getBoundingClientRect().height)"
+        )
+        assert max(heights) < 40, heights
+        assert _overflow(page)["scroll"] <= PHONE["width"]
+    logout.click()
+    expect(page).to_have_url(f"{demo_url}/login")
+    assert problems == []
+    page.context.close()
+
+
+def test_phone_menu_opens_without_javascript(browser: Browser, demo_url: str) -> None:
+    context = browser.new_context(locale="zh-CN", viewport=PHONE, java_script_enabled=False)  # type: ignore[arg-type]
+    page = context.new_page()
+    sign_in(page, demo_url, role="viewer")
+    logout = page.get_by_role("button", name="退出")
+    expect(logout).to_be_hidden()
+    page.get_by_role("button", name="菜单").click()  # follows #site-menu: the :target rule
+    expect(logout).to_be_visible()
+    context.close()
+
+
+def test_desktop_shows_sign_out_and_highlights_the_current_page(
+    browser: Browser, demo_url: str
+) -> None:
+    page, problems = _open(browser, DESKTOP, demo_url)
+    expect(page.get_by_role("button", name="菜单")).to_be_hidden()
+    expect(page.get_by_role("button", name="退出")).to_be_in_viewport()
+    for path, label in (
+        ("/campaigns", "活动列表"),
+        ("/campaigns/1", "活动列表"),
+        ("/portfolio", "活动组合"),
+        ("/lessons", "经验库"),
+        ("/import", "导入"),
+    ):
+        _visit(page, f"{demo_url}{path}")
+        current = page.locator("header nav a[aria-current=page]")
+        expect(current).to_have_count(1)
+        expect(current).to_have_text(label)
+    assert problems == []
+    page.context.close()
+
+
+def test_contrast_check_sees_unreadable_text(browser: Browser, demo_url: str) -> None:
+    # Without this, a contrast check that never ran would pass every page above.
+    page, _ = _open(browser, DESKTOP, demo_url)
+    _visit(page, f"{demo_url}/campaigns")
+    page.evaluate(
+        """() => {
+            const link = document.querySelector(".topbar .account button");
+            link.style.setProperty("color", "#1f2328", "important");
+        }"""
+    )
+    assert any("退出" in v for v in _contrast_violations(page))
+    page.context.close()
