@@ -15,11 +15,15 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from kb.validation import MAX_ID, reject_nul, validate_as
 from kb.vocab import DocumentKind, GoalType, HypothesisResult, Status
 
 MARKDOWN_MAX = 100_000
+# One record's text in all: each field may hold MARKDOWN_MAX, but a record of many full fields
+# and documents (5.5 M characters) made every save, history version and index pass costly.
+RECORD_MAX_CHARS = 1_000_000
 
 
 def _finite(value: float | None) -> float | None:
@@ -117,6 +121,11 @@ class CampaignIn(_Strict):
         # Keep the user's order; a segment listed twice is one segment.
         return list(dict.fromkeys(values))
 
+    @field_validator("documents")
+    @classmethod
+    def _record_size(cls, documents: list[DocumentIn], info: ValidationInfo) -> list[DocumentIn]:
+        return check_record_size(documents, info)
+
     @field_validator("end_date")
     @classmethod
     def _dates_in_order(cls, end: date, info: ValidationInfo) -> date:
@@ -131,6 +140,22 @@ class CampaignUpdate(CampaignIn):
     """A full replacement of a campaign, with the version the client last saw."""
 
     version: Annotated[int | None, Field(ge=1)] = None
+
+
+def check_record_size(documents: list[DocumentIn], info: ValidationInfo) -> list[DocumentIn]:
+    """Refuse a record whose text, documents included, is past RECORD_MAX_CHARS.
+
+    Runs on ``documents``, the last long field: the text fields before it are in ``info.data``.
+    """
+    size = sum(len(value) for value in info.data.values() if isinstance(value, str))
+    size += sum(len(d.title) + len(d.body) for d in documents)
+    if size > RECORD_MAX_CHARS:
+        raise PydanticCustomError(
+            "record_too_large",
+            "整条记录（含文档）共 {size} 万字，超过上限 {limit} 万字：请删减正文或把文档拆成几条",
+            {"size": round(size / 10_000, 1), "limit": RECORD_MAX_CHARS // 10_000},
+        )
+    return documents
 
 
 def validate_campaign(data: Any, *, update: bool = False) -> CampaignIn:
