@@ -56,6 +56,8 @@ FIELD_LABELS = {
     "external_id": "外部编号",
 }
 TEXT_FIELDS = ("goal", "summary", "went_well", "problems", "lessons", "recommendations")
+# Versions kept per campaign (each is a full snapshot, up to RECORD_MAX_CHARS of text).
+MAX_VERSIONS = 50
 
 
 def record(campaign: Campaign, action: str, note: str = "") -> CampaignVersion:
@@ -69,6 +71,14 @@ def record(campaign: Campaign, action: str, note: str = "") -> CampaignVersion:
         note=note[:200],
     )
     db.session.add(version)
+    # Keep the newest MAX_VERSIONS: a large record saved often would otherwise grow its history
+    # without bound. The current version and those just before it always stay.
+    db.session.execute(
+        sa.delete(CampaignVersion).where(
+            CampaignVersion.campaign_id == campaign.id,
+            CampaignVersion.version <= campaign.version - MAX_VERSIONS,
+        )
+    )
     return version
 
 

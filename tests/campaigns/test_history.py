@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
+from kb.campaigns import history
 from kb.extensions import db
 from kb.models import AuditEvent, CampaignVersion
 from tests.factories import campaign_payload
@@ -132,3 +135,21 @@ def test_trash_restore_and_purge(app: Flask, client: FlaskClient) -> None:
     ]
     history = client.get(f"/campaigns/{campaign['id']}/history")
     assert history.status_code == 404
+
+
+def test_history_keeps_the_newest_versions_only(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(history, "MAX_VERSIONS", 3)
+    campaign = _create(client)
+    for n in range(5):
+        campaign = _update(client, campaign, goal=f"第 {n} 次修改")
+    with app.app_context():
+        kept = db.session.scalars(
+            sa.select(CampaignVersion.version)
+            .where(CampaignVersion.campaign_id == campaign["id"])
+            .order_by(CampaignVersion.version)
+        ).all()
+    assert kept == [campaign["version"] - 2, campaign["version"] - 1, campaign["version"]]
+    listed = client.get(f"/api/v1/campaigns/{campaign['id']}/versions").get_json()["items"]
+    assert [v["version"] for v in listed] == kept[::-1]
