@@ -77,6 +77,7 @@ CATALOG: tuple[CatalogMetric, ...] = (
             "下单转化率",
             "轉換率",
             "轉化率",
+            "转换率",
         ),
     ),
     CatalogMetric(
@@ -213,8 +214,11 @@ CATALOG: tuple[CatalogMetric, ...] = (
             "新增会员数",
             "new sign-ups",
             "sign-ups",
-            "new sign-ups",
-            "sign-ups",
+            "新增",
+            "新客",
+            "注册用户数",
+            "新注册用户数",
+            "拉新数",
         ),
     ),
     CatalogMetric(
@@ -263,6 +267,156 @@ CATALOG: tuple[CatalogMetric, ...] = (
     CatalogMetric(
         "renewal_rate", "续费率", "higher", "rate", ("续费率", "renewal rate", "續費率", "续约率")
     ),
+    # Names found in the demo data, the importer samples and what teams commonly write.
+    CatalogMetric(
+        "first_orders",
+        "首单数",
+        "higher",
+        "count",
+        (
+            "首单",
+            "首单数",
+            "首单用户数",
+            "首单人数",
+            "首购人数",
+            "首购用户数",
+            "first orders",
+            "first purchases",
+            "first order customers",
+        ),
+    ),
+    CatalogMetric(
+        "retention", "留存率", "higher", "rate", ("留存", "留存率", "retention", "retention rate")
+    ),
+    CatalogMetric(
+        "retention_d90",
+        "90日留存",
+        "higher",
+        "rate",
+        ("90日留存", "90日留存率", "90天留存", "d90 retention", "day 90 retention"),
+    ),
+    CatalogMetric(
+        "reactivation_rate",
+        "召回率",
+        "higher",
+        "rate",
+        ("召回率", "唤醒率", "回流率", "reactivation rate"),
+    ),
+    CatalogMetric(
+        "group_success_rate",
+        "成团率",
+        "higher",
+        "rate",
+        ("成团率", "拼团成功率", "group success rate"),
+    ),
+    CatalogMetric("loss_rate", "损耗率", "lower", "risk", ("损耗率", "报损率", "spoilage rate")),
+    CatalogMetric(
+        "fulfilment_rate",
+        "履约率",
+        "higher",
+        "rate",
+        (
+            "履约率",
+            "次日达履约率",
+            "准时履约率",
+            "准时率",
+            "on time delivery rate",
+            "fulfilment rate",
+            "fulfillment rate",
+        ),
+    ),
+    CatalogMetric(
+        "new_customer_share",
+        "新客占比",
+        "higher",
+        "rate",
+        ("新客占比", "新用户占比", "new customer share"),
+    ),
+    CatalogMetric(
+        "member_share",
+        "会员贡献占比",
+        "higher",
+        "rate",
+        ("会员贡献占比", "会员销售占比", "会员占比", "member share"),
+    ),
+    CatalogMetric(
+        "renewals",
+        "续费人数",
+        "higher",
+        "count",
+        ("续费人数", "续费用户数", "续约人数", "renewals"),
+    ),
+    CatalogMetric("engagement_rate", "互动率", "higher", "rate", ("互动率", "engagement rate")),
+    CatalogMetric(
+        "open_rate",
+        "打开率",
+        "higher",
+        "rate",
+        ("打开率", "邮件打开率", "email open rate", "open rate"),
+    ),
+    CatalogMetric("activation_rate", "激活率", "higher", "rate", ("激活率", "activation rate")),
+    CatalogMetric(
+        "brand_search",
+        "品牌搜索量",
+        "higher",
+        "traffic",
+        (
+            "品牌搜索量",
+            "品牌搜索指数",
+            "品牌搜寻量",
+            "搜索指数",
+            "brand search volume",
+            "brand search index",
+        ),
+    ),
+    CatalogMetric(
+        "ugc_posts",
+        "UGC 篇数",
+        "higher",
+        "count",
+        ("ugc篇数", "ugc 篇数", "ugc数", "ugc posts", "笔记数", "种草笔记数"),
+    ),
+    CatalogMetric(
+        "creators",
+        "入驻达人数",
+        "higher",
+        "count",
+        ("入驻达人数", "达人入驻数", "签约达人数", "creators onboarded", "creators"),
+    ),
+    CatalogMetric(
+        "store_visits",
+        "到店人次",
+        "higher",
+        "traffic",
+        ("到店人次", "到店人数", "到店体验", "到店客流", "store visits"),
+    ),
+    CatalogMetric(
+        "units_sold", "销量", "higher", "value", ("销量", "销售件数", "售出件数", "units sold")
+    ),
+    CatalogMetric(
+        "purchase_frequency",
+        "下单频次",
+        "higher",
+        "value",
+        ("下单频次", "购买频次", "周下单频次", "purchase frequency"),
+    ),
+    CatalogMetric(
+        "usage_frequency",
+        "人均服务次数",
+        "higher",
+        "value",
+        ("人均服务次数", "人均使用次数", "人均到店次数"),
+    ),
+    CatalogMetric(
+        "listings", "上架件数", "higher", "count", ("上架件数", "上架商品数", "listings")
+    ),
+    CatalogMetric(
+        "active_users",
+        "活跃用户数",
+        "higher",
+        "traffic",
+        ("活跃用户数", "活跃用户", "活跃人数", "active users"),
+    ),
 )
 
 _BY_KEY = {metric.key: metric for metric in CATALOG}
@@ -292,6 +446,138 @@ def lookup(name: str) -> CatalogMetric | None:
 def by_key(key: str) -> CatalogMetric | None:
     """Return the catalog metric with this key."""
     return _BY_KEY.get(key)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricMatch:
+    """A metric name resolved to the catalog, how (in Chinese) and how sure (0–1)."""
+
+    metric: CatalogMetric
+    confidence: float
+    basis: str
+
+
+# Parenthesised notes and unit hints that do not change what is measured: "ROI（倍）",
+# "Activation rate (first post within 7 days)", "GMV/万元".
+_NOTE = re.compile(r"\s*[(\[（【].*?[)\]）】]\s*|\s*/\s*\S+$")
+_ASCII = re.compile(r"^[a-z0-9 .:%+-]+$")
+_ALIASES_LONGEST_FIRST = sorted(_BY_ALIAS.items(), key=lambda item: -len(item[0]))
+
+
+def match(name: str, unit: str = "") -> MetricMatch | None:
+    """Resolve a metric name to the catalog, also when teams decorate or qualify it.
+
+    In order: the name itself (confidence 1.0); the name without a parenthesised note or unit
+    hint (0.9); a catalog name the name ends with ("私教课转换率" → 转化率) or, for English,
+    contains as whole words ("Video views in app" → views). A partial match's confidence is
+    0.5 + 0.4 × the share of the name the catalog name covers, so a bare qualifier around a
+    long catalog name scores near 0.9 and a short one in a long name near 0.5; it is a stated
+    measure of overlap, not fitted. A partial match is refused when the unit contradicts the
+    metric's kind (a 率 in 人) or when two catalog metrics fit equally well.
+    """
+    entry = lookup(name)
+    if entry is not None:
+        return MetricMatch(entry, 1.0, "名称一致")
+    folded = _normalize(name)
+    bare = _normalize(_NOTE.sub("", folded))
+    if bare and bare != folded and bare in _BY_ALIAS:
+        return MetricMatch(_BY_ALIAS[bare], 0.9, "去掉括注后名称一致")
+    compact = bare.replace(" ", "")
+    found: list[tuple[str, CatalogMetric]] = []
+    for alias, metric in _ALIASES_LONGEST_FIRST:
+        if found and len(alias) < len(found[0][0]):
+            break
+        if len(alias) < 2 or not _unit_fits(metric, unit):
+            continue
+        if _ASCII.match(alias):
+            hit = re.search(rf"(^| ){re.escape(alias)}( |$)", bare) is not None
+        else:
+            hit = compact.endswith(alias.replace(" ", ""))
+        if hit:
+            found.append((alias, metric))
+    if not found or len({metric.key for _, metric in found}) > 1:
+        return None
+    alias, metric = found[0]
+    share = min(1.0, len(alias.replace(" ", "")) / max(len(compact), 1))
+    return MetricMatch(metric, round(0.5 + 0.4 * share, 2), f"名称含「{alias}」")
+
+
+# Unit folding: scale prefixes, currencies, and the ways a ratio is written (ROI 3.5 = 3.5 倍 =
+# 1:3.5 = 350 %). A dimension says what kind of quantity a unit measures.
+_SCALES = {"万": 1e4, "亿": 1e8, "千": 1e3, "百万": 1e6, "k": 1e3, "w": 1e4}
+_MONEY = {"元", "rmb", "cny", "人民币", "¥", "￥", "块", "人民币元", "美元", "usd", "$"}
+_RATIO = {"倍", ":1", "1:", "x", "×", "比"}
+_PERCENT = {"%", "％", "pct", "百分比", "个百分点", "pp"}
+_COUNT = {
+    "人",
+    "人次",
+    "次",
+    "单",
+    "笔",
+    "个",
+    "件",
+    "套",
+    "张",
+    "支",
+    "篇",
+    "位",
+    "户",
+    "名",
+    "台",
+}
+Dimension = Literal["money", "percent", "ratio", "count", "other", "unknown"]
+
+
+def unit_dimension(unit: str) -> tuple[Dimension, float]:
+    """Return what a unit measures and its scale to the base unit (万元 → money, 10 000)."""
+    folded = re.sub(r"\s+", "", str(_t2s().convert(unicodedata.normalize("NFKC", unit))).casefold())
+    if not folded:
+        return "unknown", 1.0
+    if folded in _PERCENT:
+        return "percent", 1.0
+    if folded in _RATIO:
+        return "ratio", 1.0
+    if folded in _SCALES:  # a bare 万 or 亿: a scale of something unnamed
+        return "unknown", _SCALES[folded]
+    scale = 1.0
+    for prefix in sorted(_SCALES, key=len, reverse=True):
+        if len(folded) > len(prefix) and folded.startswith(prefix):
+            scale, folded = _SCALES[prefix], folded[len(prefix) :]
+            break
+    if folded in _MONEY:
+        return "money", scale
+    if folded in _COUNT:
+        return "count", scale
+    return "other", scale
+
+
+# Metrics that are ratios without being rates: an empty unit means "倍" for them.
+_RATIO_METRICS = frozenset({"roi"})
+
+
+def blank_unit(metric: CatalogMetric) -> Dimension:
+    """Return what an empty unit means for a metric: a ratio for rates and ROI, else unknown."""
+    return "ratio" if metric.kind == "rate" or metric.key in _RATIO_METRICS else "unknown"
+
+
+def units_compatible(first: str, second: str, *, blank: Dimension = "unknown") -> bool:
+    """Say whether two units can measure the same metric (``blank``: what "" means).
+
+    Percent and ratio are one dimension (ROI 350 % = 3.5 倍 = 1:3.5); an unknown unit fits any;
+    currencies fit each other (a forecast compares each campaign with its own target).
+    """
+    a, b = (unit_dimension(u)[0] if u.strip() else blank for u in (first, second))
+    dimensionless = {"percent", "ratio"}
+    return a == b or "unknown" in (a, b) or (a in dimensionless and b in dimensionless)
+
+
+def _unit_fits(metric: CatalogMetric, unit: str) -> bool:
+    dimension = unit_dimension(unit)[0]
+    if metric.kind == "rate":
+        return dimension in ("percent", "ratio", "unknown")
+    if metric.kind in ("count", "traffic"):
+        return dimension in ("count", "other", "unknown")
+    return True
 
 
 @dataclass(frozen=True, slots=True)

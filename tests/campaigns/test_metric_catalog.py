@@ -71,3 +71,69 @@ def test_assess(
     assert outcome.attainment_pct == (pytest.approx(attainment) if attainment is not None else None)
     assert outcome.lift_pct == (pytest.approx(lift) if lift is not None else None)
     assert outcome.hit is hit
+
+
+@pytest.mark.parametrize(
+    ("name", "unit", "key", "confidence"),
+    [
+        ("ROI", "", "roi", 1.0),
+        ("會員貢獻佔比", "%", "member_share", 1.0),  # Traditional folded to Simplified
+        ("ＧＭＶ", "万元", "gmv", 1.0),  # full width folded to half width
+        ("New sign-ups", "人", "new_users", 1.0),
+        ("首单", "人", "first_orders", 1.0),
+        ("留存", "%", "retention", 1.0),
+        ("Activation rate (first post within 7 days)", "%", "activation_rate", 0.9),
+        ("ROI（倍）", "", "roi", 0.9),
+        ("私教課轉換率", "%", "conversion_rate", 0.7),
+        ("午餐订单量", "万单", "orders", 0.74),
+        ("礼盒销量", "套", "units_sold", 0.7),
+        ("银发月活下单人数", "人", "paying_users", 0.7),
+        ("Video views in app", "人次", "views", 0.77),
+    ],
+)  # fmt: skip
+def test_names_match_by_normalized_name_with_a_confidence(
+    name: str, unit: str, key: str, confidence: float
+) -> None:
+    found = metric_catalog.match(name, unit)
+    assert found is not None
+    assert (found.metric.key, found.confidence) == (key, confidence)
+
+
+def test_a_unit_that_contradicts_the_metric_refuses_a_partial_match() -> None:
+    assert metric_catalog.match("活动转化率", "%") is not None
+    assert metric_catalog.match("活动转化率", "人") is None  # a 率 counted in people
+    assert metric_catalog.match("老客惊喜度", "分") is None
+
+
+def test_every_metric_name_in_the_demo_data_and_importer_samples_is_known() -> None:
+    from kb.demo import demo_records
+
+    names = {(m["name"], m.get("unit", "")) for r in demo_records() for m in r["metrics"]}
+    names |= {("召回率", "%"), ("成团率", "%"), ("损耗率", "%"), ("次日达履约率", "%"),
+              ("K值", ""), ("完课率", "%"), ("获客成本", "元")}  # fmt: skip
+    unknown = sorted(n for n, u in names if metric_catalog.match(n, u) is None)
+    assert unknown == []
+
+
+@pytest.mark.parametrize(
+    ("unit", "dimension", "scale"),
+    [
+        ("万元", "money", 1e4), ("亿元", "money", 1e8), ("元", "money", 1.0),
+        ("萬 RMB", "money", 1e4), ("亿", "unknown", 1e8), ("万人", "count", 1e4),
+        ("%", "percent", 1.0), ("倍", "ratio", 1.0), (":1", "ratio", 1.0), ("", "unknown", 1.0),
+        ("分", "other", 1.0),
+    ],
+)  # fmt: skip
+def test_units_fold_to_a_dimension_and_a_scale(unit: str, dimension: str, scale: float) -> None:
+    assert metric_catalog.unit_dimension(unit) == (dimension, scale)
+
+
+def test_ratio_units_are_compatible_and_an_empty_unit_is_a_ratio_for_roi() -> None:
+    roi = metric_catalog.by_key("roi")
+    assert roi is not None
+    blank = metric_catalog.blank_unit(roi)
+    for unit in ("倍", ":1", "%", ""):
+        assert metric_catalog.units_compatible(unit, "", blank=blank)
+    assert not metric_catalog.units_compatible("元", "", blank=blank)
+    assert metric_catalog.units_compatible("万元", "美元")  # each against its own target
+    assert not metric_catalog.units_compatible("%", "人")
