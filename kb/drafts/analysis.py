@@ -23,10 +23,9 @@ from kb.campaigns.schemas import DraftIn
 from kb.campaigns.serialize import campaign_to_input, metric_to_dict
 from kb.database import write_transaction
 from kb.drafts.collisions import CampaignFacts, Collision, RewardFacts, find_collisions
-from kb.drafts.forecast import Analog, DraftMetric, Forecast, forecast
+from kb.drafts.forecast import Forecast, forecast_draft
 from kb.extensions import db
 from kb.models import Campaign, SimilarFeedback
-from kb.searching.documents import campaign_text
 from kb.searching.indexer import get_indexes
 from kb.vocab import ACTIVE_STATUSES
 from search.hybrid import combine_semantic
@@ -50,6 +49,8 @@ WEIGHTS = {
     "recency": 0.05,
 }
 RECENCY_HALF_LIFE_DAYS = 730
+# Similar cases the forecast weighs (the page shows the first ``limit``).
+FORECAST_ANALOGS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +82,9 @@ def analyze_draft(draft: DraftIn, *, exclude_id: int | None = None) -> DraftAnal
     started = time.perf_counter()
     hidden_ids = _hidden(draft.draft_key)
     excluded = set(hidden_ids) | ({exclude_id} if exclude_id is not None else set())
-    similar = similar_cases(draft, limit=draft.limit, exclude=excluded)
+    # The forecast reads more analogs than the page lists: a metric needs several that measured it.
+    pool = similar_cases(draft, limit=max(draft.limit, FORECAST_ANALOGS), exclude=excluded)
+    similar = pool[: draft.limit]
     notes = []
     start, end = draft.start_date, draft.end_date
     if start is None or end is None:
@@ -91,21 +94,9 @@ def analyze_draft(draft: DraftIn, *, exclude_id: int | None = None) -> DraftAnal
         conflicts = find_collisions(
             _draft_facts(draft, exclude_id, start, end), _overlapping(start, end)
         )
-    targets = [
-        DraftMetric(name=m.name, key=_key(m.name), target=m.target, unit=m.unit)
-        for m in draft.metrics
-    ]
-    analogs = [
-        Analog(
-            campaign_id=case.campaign.id,
-            title=case.campaign.title,
-            similarity=case.score,
-            metrics=campaign_text(case.campaign).metrics,
-            units=tuple(m.unit for m in case.campaign.metrics),
-        )
-        for case in similar
-    ]
-    outlook = forecast(targets, analogs)
+    outlook = forecast_draft(
+        draft, [(case.campaign, case.score) for case in pool], exclude=excluded
+    )
     return DraftAnalysis(
         similar=similar,
         conflicts=conflicts,

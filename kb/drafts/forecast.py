@@ -1,84 +1,134 @@
 """Forecast a draft's metrics from the most similar past campaigns (策略沙盘推演).
 
-Honest ranges, not invented precision: the quartiles of what the nearest analogs actually did,
-how many cases they rest on, and no forecast at all when there are too few.
+Campaigns differ in scale by 100×, so what carries over is how each analog did against its own
+target (attainment) or baseline (lift), never its absolute numbers. The forecast applies the
+analogs' weighted median ratio to the draft's own target (else baseline); the range around it
+has the width that held half of the corpus' results in leave-one-out (kb/drafts/priors.py);
+the hit probability is the analogs' hit rate shrunk toward the base rate of that metric and
+goal type. Fewer than ``MIN_CASES`` analogs: no range, the cases are listed, "样本不足".
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-import re
-import unicodedata
-from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import cache
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Literal, Protocol
 
-import opencc
+from kb import vocab
+from kb.campaigns import metrics as catalog
+from kb.drafts.priors import BaseRate, Prior, ambition_of, build_prior, corpus_prior
+from kb.models import Campaign
 
-from kb.campaigns.metrics import by_key
-from search.documents import MetricFact
-
-# Unit prefixes that scale exactly: 万元 = 10 000 元, 亿元 = 10⁸ 元, 万人 = 10 000 人.
-_SCALES = {"万": 1e4, "亿": 1e8}
-_CNY = {"rmb", "cny", "人民币", "¥", "块", "人民币元"}
+# Below five analogs a quartile is one or two cases: the issue's rule, not a fitted value.
+MIN_CASES = 5
+# Analogs beyond the 30 most similar that measured a metric add little weight and much noise.
+MAX_CASES = 30
+Basis = Literal["target", "baseline"]
 
 
 @dataclass(frozen=True, slots=True)
-class DraftMetric:
-    """A metric of the draft: its name, catalog key (None if unknown), target and unit."""
+class PastMetric:
+    """One metric of a past campaign, as it was recorded."""
 
     name: str
-    key: str | None
+    unit: str
+    baseline: float | None
     target: float | None
-    unit: str = ""
+    actual: float | None
 
 
 @dataclass(frozen=True, slots=True)
 class Analog:
-    """A similar past campaign and its metrics; ``units[i]`` is the unit of ``metrics[i]``.
-
-    Without units (the default) every value is taken to be in the draft metric's unit.
-    """
+    """A similar past campaign: its similarity score, what makes it close, and its metrics."""
 
     campaign_id: int
     title: str
     similarity: float
-    metrics: tuple[MetricFact, ...]
-    units: tuple[str, ...] = ()
+    metrics: tuple[PastMetric, ...]
+    industry: str | None = None
+    business_line: str | None = None
+    budget_cny: float | None = None
+    days: int | None = None
 
-    def __post_init__(self) -> None:
-        if self.units and len(self.units) != len(self.metrics):
-            raise ValueError("units must name the unit of every metric, in order")
+
+@dataclass(frozen=True, slots=True)
+class DraftMetric:
+    """A metric the draft targets: name, unit, and its own baseline and target (either may lack)."""
+
+    name: str
+    unit: str = ""
+    baseline: float | None = None
+    target: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DraftContext:
+    """What an analog's closeness to the draft is measured on."""
+
+    industry: str | None = None
+    business_line: str | None = None
+    goal_type: str | None = None
+    budget_cny: float | None = None
+    days: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastCase:
+    """An analog a forecast rests on and what it achieved against its own target or baseline."""
+
+    campaign_id: int
+    title: str
+    weight: float
+    name: str
+    ratio_pct: float | None
+    hit: bool | None
+    achieved: str
 
 
 @dataclass(frozen=True, slots=True)
 class MetricForecast:
-    """The likely range of one draft metric and the cases it rests on.
+    """The likely range of one draft metric, the cases it rests on, and how sure it is.
 
-    Quartiles, rates and shares are None when there are fewer than ``min_cases`` cases (or
-    nothing to compute them from); counts and ``case_ids`` are always given. Actual values are
-    in the draft metric's unit; attainment is in percent of each analog's own target.
+    ``p25``/``median``/``p75`` are in the draft's unit, ``ratio_*`` in percent of the draft's
+    target (basis "target") or baseline (basis "baseline"); all None with fewer than
+    ``MIN_CASES`` cases or without a basis. ``hit_probability`` is shrunk toward
+    ``base_rate`` and needs a draft target; ``hit_rate`` is the analogs' raw share
+    (``hit_n`` / ``with_target_n``). ``match_confidence`` says how sure the name's catalog match
+    is (1.0: a catalog name). ``summary`` is the Chinese paragraph, ``headline`` its one line.
     """
 
     name: str
     key: str | None
+    label: str | None
+    match_confidence: float | None
+    match_basis: str | None
     unit: str
+    direction: str | None
+    basis: Basis | None
+    target: float | None
+    baseline: float | None
     n: int
+    n_effective: float
     p25: float | None
     median: float | None
     p75: float | None
-    attainment_p25: float | None
-    attainment_median: float | None
-    attainment_p75: float | None
+    ratio_p25: float | None
+    ratio_median: float | None
+    ratio_p75: float | None
+    hit_probability: float | None
     hit_rate: float | None
     hit_n: int
     with_target_n: int
-    target: float | None
-    share_meeting_target: float | None
-    target_position: str | None
+    base_rate: float | None
+    base_rate_n: int
     enough: bool
     summary: str
-    case_ids: list[int]
+    headline: str
+    cases: tuple[ForecastCase, ...]
+    case_ids: tuple[int, ...]
     unit_skipped: int = 0
 
 
@@ -86,220 +136,429 @@ class MetricForecast:
 class Forecast:
     """One forecast per draft metric, in the draft's order."""
 
-    metrics: list[MetricForecast]
+    metrics: tuple[MetricForecast, ...]
+
+
+class DraftMetricLike(Protocol):
+    """A draft metric row as the schema gives it (a baseline is optional)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def unit(self) -> str: ...
+    @property
+    def target(self) -> float | None: ...
+
+
+class DraftLike(Protocol):
+    """The parts of a draft the forecast reads."""
+
+    @property
+    def industry(self) -> str | None: ...
+    @property
+    def business_line(self) -> str | None: ...
+    @property
+    def goal_type(self) -> str | None: ...
+    @property
+    def budget_cny(self) -> float | None: ...
+    @property
+    def start_date(self) -> date | None: ...
+    @property
+    def end_date(self) -> date | None: ...
+    @property
+    def metrics(self) -> Sequence[DraftMetricLike]: ...
+
+
+def forecast_draft(
+    draft: DraftLike, cases: Sequence[tuple[Campaign, float]], *, exclude: Collection[int] = ()
+) -> Forecast:
+    """Forecast a draft from its similar cases (campaign, score), best first, and the corpus."""
+    context = DraftContext(
+        industry=draft.industry,
+        business_line=draft.business_line,
+        goal_type=draft.goal_type,
+        budget_cny=draft.budget_cny,
+        days=_days(draft.start_date, draft.end_date),
+    )
+    targets = [
+        # The schema may not carry a baseline yet; a draft without one forecasts from its target.
+        DraftMetric(m.name, m.unit, getattr(m, "baseline", None), m.target)
+        for m in draft.metrics
+    ]
+    analogs = [analog_of(campaign, score) for campaign, score in cases]
+    return forecast(targets, analogs, context=context, prior=corpus_prior(exclude))
+
+
+def analog_of(campaign: Campaign, similarity: float) -> Analog:
+    """Return a stored campaign as an analog."""
+    return Analog(
+        campaign_id=campaign.id,
+        title=campaign.title,
+        similarity=similarity,
+        metrics=tuple(
+            PastMetric(m.name, m.unit, m.baseline, m.target, m.actual) for m in campaign.metrics
+        ),
+        industry=campaign.industry,
+        business_line=campaign.business_line,
+        budget_cny=campaign.budget_cny,
+        days=_days(campaign.start_date, campaign.end_date),
+    )
 
 
 def forecast(
     targets: Sequence[DraftMetric],
     analogs: Sequence[Analog],
     *,
-    min_cases: int = 3,
-    max_cases: int = 12,
+    context: DraftContext | None = None,
+    prior: Prior | None = None,
+    min_cases: int = MIN_CASES,
+    max_cases: int = MAX_CASES,
 ) -> Forecast:
-    """Forecast each draft metric from the nearest analogs that measured it.
+    """Forecast each draft metric from the analogs (best first) that measured it.
 
-    ``analogs`` must be sorted by similarity, best first: the first ``max_cases`` analogs with
-    an actual value of the metric's catalog key in a compatible unit are the cases. Units are
-    compatible when equal after folding, or when one is the other scaled by 万/亿 (converted),
-    or, for rate metrics, "%" and "" (no unit). Analogs passed over because of their unit
-    before the cap is reached are counted in ``unit_skipped``.
+    Without a ``prior`` (no corpus) the base rate is 0.5 and the range width a placeholder.
     """
     if min_cases < 1 or max_cases < min_cases:
         raise ValueError("need 1 <= min_cases <= max_cases")
-    return Forecast([_forecast_one(t, analogs, min_cases, max_cases) for t in targets])
+    context = context or DraftContext()
+    prior = prior or build_prior([])
+    weights = _weights(analogs, context)
+    return Forecast(
+        tuple(
+            _forecast_one(t, analogs, weights, context, prior, min_cases, max_cases)
+            for t in targets
+        )
+    )
 
 
-def quantile(values: Sequence[float], q: float) -> float:
-    """Return the q-quantile by linear interpolation between order statistics.
+def weighted_quantile(values: Sequence[float], weights: Sequence[float], q: float) -> float:
+    """Return the q-quantile of weighted values (midpoint rule: equal weights give the median)."""
+    pairs = sorted(zip(values, weights, strict=True))
+    total = sum(w for _, w in pairs)
+    if total <= 0:
+        raise ValueError("weights must sum to more than 0")
+    cumulative = 0.0
+    points = []
+    for value, weight in pairs:
+        points.append(((cumulative + weight / 2) / total, value))
+        cumulative += weight
+    if q <= points[0][0]:
+        return points[0][1]
+    for (p0, v0), (p1, v1) in itertools.pairwise(points):
+        if q <= p1:
+            return v0 + (v1 - v0) * (q - p0) / (p1 - p0) if p1 > p0 else v1
+    return points[-1][1]
 
-    The same as numpy's default ("linear") and ``statistics.quantiles(method="inclusive")``:
-    the minimum is the 0-quantile and the maximum the 1-quantile.
-    """
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+@dataclass(frozen=True, slots=True)
+class _Observation:
+    analog: Analog
+    metric: PastMetric
+    weight: float
+    log_ratio: float | None
+    hit: bool | None
 
 
 def _forecast_one(
-    draft: DraftMetric, analogs: Sequence[Analog], min_cases: int, max_cases: int
+    draft: DraftMetric,
+    analogs: Sequence[Analog],
+    weights: Sequence[float],
+    context: DraftContext,
+    prior: Prior,
+    min_cases: int,
+    max_cases: int,
 ) -> MetricForecast:
-    if draft.key is None:
-        summary = f"「{draft.name}」不在指标目录中，无法与历史活动对比，不做预测"
-        return _empty(draft, summary)
-    catalog = by_key(draft.key)
-    is_rate = catalog is not None and catalog.kind == "rate"
-    draft_base, draft_scale = _unit(draft.unit, is_rate)
-    values: list[float] = []
-    facts: list[MetricFact] = []
-    case_ids: list[int] = []
+    found = catalog.match(draft.name, draft.unit)
+    if found is None:
+        return _unmatched(draft)
+    entry = found.metric
+    sign = -1.0 if entry.direction == "lower" else 1.0
+    basis: Basis | None = None
+    reference = 0.0  # the draft's own target or baseline the analogs' ratios are applied to
+    if draft.target is not None and _positive(draft.target):
+        basis, reference = "target", draft.target
+    elif draft.baseline is not None and _positive(draft.baseline):
+        basis, reference = "baseline", draft.baseline
+    observations, skipped = _observe(draft, entry.key, analogs, weights, basis, sign, max_cases)
+    base = prior.base_rate(entry.key, context.goal_type)
+    usable = [o for o in observations if o.log_ratio is not None]
+    with_target = [o for o in observations if o.hit is not None]
+    hit_n = sum(bool(o.hit) for o in with_target)
+    sign_ambition = ambition_of(draft.baseline, draft.target, sign)
+    start = BaseRate(prior.adjusted(base.rate, sign_ambition), base.n)
+    hit_probability = (
+        _shrunk_rate(with_target, start, prior.strength) if draft.target is not None else None
+    )
+    ratios: list[float | None] = [None, None, None]
+    values: list[float | None] = [None, None, None]
+    enough = basis is not None and len(usable) >= min_cases
+    if enough:
+        center = weighted_quantile(
+            [o.log_ratio for o in usable if o.log_ratio is not None],
+            [o.weight for o in usable],
+            0.5,
+        )
+        low, high = prior.attainment_residuals if basis == "target" else prior.lift_residuals
+        logs = (center + low, center, center + high)
+        ratios = [math.exp(v) * 100 for v in logs]
+        # For a lower-is-better metric a good ratio means a smaller value: flip the range.
+        scaled = sorted(reference * math.exp(sign * v) for v in logs)
+        values = [scaled[0], scaled[1], scaled[2]]
+    n_effective = _effective_n([o.weight for o in usable or observations])
+    result = MetricForecast(
+        name=draft.name,
+        key=entry.key,
+        label=entry.label,
+        match_confidence=found.confidence,
+        match_basis=found.basis,
+        unit=draft.unit,
+        direction=entry.direction,
+        basis=basis if enough else None,
+        target=draft.target,
+        baseline=draft.baseline,
+        n=len(observations),
+        n_effective=round(n_effective, 2),
+        p25=values[0],
+        median=values[1],
+        p75=values[2],
+        ratio_p25=ratios[0],
+        ratio_median=ratios[1],
+        ratio_p75=ratios[2],
+        hit_probability=hit_probability,
+        hit_rate=hit_n / len(with_target) if with_target else None,
+        hit_n=hit_n,
+        with_target_n=len(with_target),
+        base_rate=base.rate if draft.target is not None else None,
+        base_rate_n=base.n,
+        enough=enough,
+        summary="",
+        headline="",
+        cases=tuple(_case(o, basis) for o in observations),
+        case_ids=tuple(o.analog.campaign_id for o in observations),
+        unit_skipped=skipped,
+    )
+    goal = vocab.GOAL_TYPES.get(context.goal_type or "", "")
+    scoped = (entry.key, context.goal_type or "") in prior.by_key_goal
+    return _with_summary(result, f"在{goal}类活动中" if goal and scoped else "", base)
+
+
+def _observe(
+    draft: DraftMetric,
+    key: str,
+    analogs: Sequence[Analog],
+    weights: Sequence[float],
+    basis: Basis | None,
+    sign: float,
+    max_cases: int,
+) -> tuple[list[_Observation], int]:
+    """Return each analog's first usable row of the metric (best analogs first) and skips."""
+    observations: list[_Observation] = []
     skipped = 0
-    for analog in analogs:
-        if len(values) >= max_cases:
+    for analog, weight in zip(analogs, weights, strict=True):
+        if len(observations) >= max_cases:
             break
-        units = analog.units or (draft.unit,) * len(analog.metrics)
         mismatched = False
-        for fact, unit in zip(analog.metrics, units, strict=True):
-            if fact.key != draft.key or fact.actual is None or not math.isfinite(fact.actual):
+        for metric in analog.metrics:
+            if metric.actual is None or not math.isfinite(metric.actual):
                 continue
-            base, scale = _unit(unit, is_rate)
-            if base != draft_base:
+            found = catalog.match(metric.name, metric.unit)
+            if found is None or found.metric.key != key:
+                continue
+            blank = catalog.blank_unit(found.metric)
+            if not catalog.units_compatible(metric.unit, draft.unit, blank=blank):
                 mismatched = True
                 continue
-            values.append(fact.actual * scale / draft_scale)
-            facts.append(fact)
-            case_ids.append(analog.campaign_id)
+            own = metric.target if basis == "target" else metric.baseline
+            outcome = catalog.assess(found.metric.direction, None, metric.target, metric.actual)
+            log_ratio = None
+            if basis is not None and own is not None and own > 0 and metric.actual > 0:
+                log_ratio = sign * math.log(metric.actual / own)
+            observations.append(_Observation(analog, metric, weight, log_ratio, outcome.hit))
             break
         else:
-            if mismatched:
-                skipped += 1
-    if catalog is not None:
-        lower_is_better = catalog.direction == "lower"
-    else:  # a key the catalog does not know (yet): trust what the analogs say
-        lower_is_better = any(f.direction == "lower" for f in facts)
-    return _summarize(draft, values, facts, case_ids, skipped, min_cases, lower_is_better)
+            skipped += mismatched
+    return observations, skipped
 
 
-def _summarize(
-    draft: DraftMetric,
-    values: list[float],
-    facts: list[MetricFact],
-    case_ids: list[int],
-    skipped: int,
-    min_cases: int,
-    lower_is_better: bool,
-) -> MetricForecast:
-    n = len(values)
-    hits = [f.hit for f in facts if f.hit is not None]
-    hit_n, with_target_n = sum(hits), len(hits)
-    skipped_note = f"（另有 {skipped} 个因单位不同未计入）" if skipped else ""
-    if n < min_cases:
-        summary = (
-            f"只有 {n} 个相似活动测量过该指标，样本太少，不做预测"
-            if n
-            else "没有相似活动测量过该指标，不做预测"
-        )
-        return _empty(draft, summary + skipped_note, n, hit_n, with_target_n, case_ids, skipped)
-    p25, median, p75 = (quantile(values, q) for q in (0.25, 0.5, 0.75))
-    attainments = [f.attainment_pct for f in facts if f.attainment_pct is not None]
-    att: list[float | None] = [None] * 3
-    if attainments:
-        att = [quantile(attainments, q) for q in (0.25, 0.5, 0.75)]
-    share = position = None
-    met = 0
-    if draft.target is not None:
-        target = draft.target
-        met = sum(v <= target if lower_is_better else v >= target for v in values)
-        share = met / n
-        position = _position(target, p25, median, p75)
-    parts = [
-        _hits_sentence(draft.name, n, hit_n, with_target_n),
-        f"实际值中位数 {_fmt(median, draft.unit)}"
-        f"（四分位 {_fmt(p25, draft.unit)}–{_fmt(p75, draft.unit)}）",
-    ]
-    if draft.target is not None:
-        parts.append(
-            f"草案目标 {_fmt(draft.target, draft.unit)}{position}，"
-            f"{n} 个相似活动中有 {met} 个的实际值达到该目标"
-        )
-    return MetricForecast(
-        name=draft.name,
-        key=draft.key,
-        unit=draft.unit,
-        n=n,
-        p25=p25,
-        median=median,
-        p75=p75,
-        attainment_p25=att[0],
-        attainment_median=att[1],
-        attainment_p75=att[2],
-        hit_rate=hit_n / with_target_n if with_target_n else None,
-        hit_n=hit_n,
-        with_target_n=with_target_n,
-        target=draft.target,
-        share_meeting_target=share,
-        target_position=position,
-        enough=True,
-        summary="；".join(parts) + skipped_note,
-        case_ids=case_ids,
-        unit_skipped=skipped,
+def _weights(analogs: Sequence[Analog], context: DraftContext) -> list[float]:
+    """Weigh each analog by its similarity score and closeness to the draft.
+
+    Hand-set, not fitted (44 demo campaigns cannot fit five weights): similarity relative to
+    the best analog; a same industry or business line each counts as much as the similarity;
+    budget and duration halve the weight at 10× / 2× apart. bench/eval_forecast.py compares the
+    result with equal weights.
+    """
+    best = max((a.similarity for a in analogs), default=0.0)
+    weights = []
+    for analog in analogs:
+        relative = max(analog.similarity, 0.0) / best if best > 0 else 1.0
+        weight = max(relative, 0.05)
+        weight *= (
+            1
+            + _same(context.industry, analog.industry)
+            + _same(context.business_line, analog.business_line)
+        ) / 3
+        if context.budget_cny and analog.budget_cny:
+            weight /= 1 + abs(math.log10(context.budget_cny / analog.budget_cny))
+        if context.days and analog.days:
+            weight /= 1 + abs(math.log2(context.days / analog.days))
+        weights.append(weight)
+    return weights
+
+
+def _shrunk_rate(observations: Sequence[_Observation], base: BaseRate, strength: float) -> float:
+    """Shrink the analogs' weighted hit rate toward the base rate (a beta prior of ``strength``)."""
+    if not observations:
+        return base.rate
+    weights = [o.weight for o in observations]
+    rate = sum(o.weight * bool(o.hit) for o in observations) / sum(weights)
+    n = _effective_n(weights)
+    return (rate * n + base.rate * strength) / (n + strength)
+
+
+def _effective_n(weights: Sequence[float]) -> float:
+    """Return Kish's effective sample size: n when weights are equal, fewer when they differ."""
+    total = sum(weights)
+    squares = sum(w * w for w in weights)
+    return total * total / squares if squares else 0.0
+
+
+def _case(observation: _Observation, basis: Basis | None) -> ForecastCase:
+    metric = observation.metric
+    ratio_pct = math.exp(observation.log_ratio) * 100 if observation.log_ratio is not None else None
+    if basis == "target" and ratio_pct is not None:
+        achieved = f"达成目标的 {ratio_pct:.0f}%"
+    elif basis == "baseline" and ratio_pct is not None:
+        achieved = f"为基线的 {ratio_pct:.0f}%"
+    else:
+        achieved = f"实际 {format_value(metric.actual or 0.0, metric.unit)}"
+    if observation.hit is not None and basis != "target":
+        achieved += "，达成目标" if observation.hit else "，未达目标"
+    return ForecastCase(
+        campaign_id=observation.analog.campaign_id,
+        title=observation.analog.title,
+        weight=round(observation.weight, 3),
+        name=metric.name,
+        ratio_pct=ratio_pct,
+        hit=observation.hit,
+        achieved=achieved,
     )
 
 
-def _empty(
-    draft: DraftMetric,
-    summary: str,
-    n: int = 0,
-    hit_n: int = 0,
-    with_target_n: int = 0,
-    case_ids: list[int] | None = None,
-    skipped: int = 0,
-) -> MetricForecast:
+def _with_summary(result: MetricForecast, scope: str, base: BaseRate) -> MetricForecast:
+    """Return the forecast with its Chinese summary and one-line headline for the draft page."""
+    n, unit = result.n, result.unit
+    if result.enough and result.p25 is not None and result.median is not None:
+        reference = "目标" if result.basis == "target" else "基线"
+        span = f"{format_value(result.p25, unit)}–{format_value(result.p75 or 0.0, unit)}"
+        first = (
+            f"按 {n} 个相似活动相对各自{reference}的表现推算，预计落在 {span}"
+            f"（中位 {format_value(result.median, unit)}，约为{reference}的 "
+            f"{result.ratio_median:.0f}%）"
+        )
+        headline = f"预计 {span}"
+    elif n == 0:
+        first = headline = "没有相似活动测量过该指标，不做预测"
+    else:
+        listed = "；".join(f"{c.title}：{c.achieved}" for c in result.cases[:MIN_CASES])
+        first = (
+            f"样本不足：只有 {n} 个相似活动测量过该指标，不给区间（{listed}）"
+            if result.target is not None or result.baseline is not None
+            else f"草案未填目标或基线，无法按相似活动的达成比例推算（{listed}）"
+        )
+        headline = f"样本不足（{n} 个相似活动）"
+    parts = [first]
+    if result.with_target_n:
+        parts.append(_hits_sentence(n, result.hit_n, result.with_target_n))
+    if result.hit_probability is not None:
+        parts.append(
+            f"达成目标的概率约 {result.hit_probability:.0%}（n={result.with_target_n}；"
+            f"已向{result.label}{scope}的历史达成率 {base.rate:.0%}（{base.n} 个）收缩，"
+            "相似案例越少越接近历史水平）"
+        )
+        headline += f"，达成概率约 {result.hit_probability:.0%}（n={result.with_target_n}）"
+    if result.match_confidence is not None and result.match_confidence < 1:
+        parts.append(
+            f"「{result.name}」按名称归为「{result.label}」（{result.match_basis}，"
+            f"置信度 {result.match_confidence:.0%}）"
+        )
+    if result.unit_skipped:
+        parts.append(f"另有 {result.unit_skipped} 个相似活动因单位不同未计入")
+    return replace(result, summary="；".join(parts) + "。", headline=headline)
+
+
+def _hits_sentence(n: int, hit_n: int, with_target_n: int) -> str:
+    if with_target_n == n:
+        return f"{n} 个相似活动中有 {hit_n} 个达成了目标"
+    return f"{n} 个相似活动中 {with_target_n} 个设了目标、{hit_n} 个达成"
+
+
+def _unmatched(draft: DraftMetric) -> MetricForecast:
     return MetricForecast(
         name=draft.name,
-        key=draft.key,
+        key=None,
+        label=None,
+        match_confidence=None,
+        match_basis=None,
         unit=draft.unit,
-        n=n,
+        direction=None,
+        basis=None,
+        target=draft.target,
+        baseline=draft.baseline,
+        n=0,
+        n_effective=0.0,
         p25=None,
         median=None,
         p75=None,
-        attainment_p25=None,
-        attainment_median=None,
-        attainment_p75=None,
+        ratio_p25=None,
+        ratio_median=None,
+        ratio_p75=None,
+        hit_probability=None,
         hit_rate=None,
-        hit_n=hit_n,
-        with_target_n=with_target_n,
-        target=draft.target,
-        share_meeting_target=None,
-        target_position=None,
+        hit_n=0,
+        with_target_n=0,
+        base_rate=None,
+        base_rate_n=0,
         enough=False,
-        summary=summary,
-        case_ids=case_ids or [],
-        unit_skipped=skipped,
+        summary=f"「{draft.name}」不在指标目录中，也无法按名称归类，不做预测。",
+        headline="不在指标目录中，不做预测",
+        cases=(),
+        case_ids=(),
     )
 
 
-def _hits_sentence(name: str, n: int, hit_n: int, with_target_n: int) -> str:
-    if with_target_n == n:
-        return f"{n} 个相似活动中有 {hit_n} 个达成了{name}目标"
-    if with_target_n:
-        return f"{n} 个相似活动测量过{name}，其中 {with_target_n} 个设了目标、{hit_n} 个达成"
-    return f"{n} 个相似活动测量过{name}（都没有设目标）"
+def format_value(value: float, unit: str) -> str:
+    """Format a value in its unit, amounts in 万/亿 (12000 万元 → 1.20 亿元, 0.35 倍, 12.5%)."""
+    dimension, scale = catalog.unit_dimension(unit)
+    stripped = unit.strip()
+    if dimension == "percent":
+        return f"{value:.1f}%"
+    if dimension == "ratio":
+        return f"{value:.2f} 倍"
+    # A 万/亿 prefix is folded into the number and put back by size; other units stay whole.
+    prefixed = scale != 1 and stripped[:1] in ("万", "亿", "萬", "億")
+    base_unit = stripped[1:] if prefixed else stripped
+    amount = value * scale if prefixed else value
+    if abs(amount) >= 1e8:
+        return f"{amount / 1e8:.2f} 亿{base_unit}"
+    if abs(amount) >= 1e4:
+        return f"{amount / 1e4:,.1f} 万{base_unit}"
+    return f"{amount:,.{0 if abs(amount) >= 100 else 2}f}{_spaced(base_unit)}"
 
 
-def _position(target: float, p25: float, median: float, p75: float) -> str:
-    """Say where the draft's target falls among the analogs' actual values."""
-    if target > p75:
-        return "高于 75% 的相似活动实际值"
-    if target < p25:
-        return "低于 75% 的相似活动实际值"
-    if target >= median:
-        return "在相似活动实际值的中位数与上四分位之间"
-    return "在相似活动实际值的下四分位与中位数之间"
+def _spaced(unit: str) -> str:
+    return f" {unit}" if unit and unit[0].isascii() and unit[0].isalpha() else unit
 
 
-def _fmt(value: float, unit: str) -> str:
-    unit = unit.strip()
-    if unit in ("%", "％"):
-        return f"{value:,.1f}%"
-    return f"{value:,.1f} {unit}" if unit else f"{value:,.1f}"
+def _days(start: date | None, end: date | None) -> int | None:
+    if start is None or end is None:
+        return None
+    return max(1, (end - start).days + 1)
 
 
-@cache
-def _t2s() -> opencc.OpenCC:
-    return opencc.OpenCC("t2s")
+def _same(mine: str | None, theirs: str | None) -> float:
+    return float(bool(mine) and bool(theirs) and (mine or "").strip() == (theirs or "").strip())
 
 
-def _unit(unit: str, is_rate: bool) -> tuple[str, float]:
-    """Return a unit's base (folded: 萬元 → 元) and its scale to that base (万元 → 10 000)."""
-    folded = str(_t2s().convert(unicodedata.normalize("NFKC", unit))).casefold()
-    folded = re.sub(r"\s+", "", folded)
-    scale = 1.0
-    if len(folded) > 1 and folded[0] in _SCALES:
-        scale, folded = _SCALES[folded[0]], folded[1:]
-    if folded in _CNY:
-        folded = "元"
-    if is_rate and folded == "":
-        folded = "%"  # a rate written without its unit is still a percentage
-    return folded, scale
+def _positive(value: float | None) -> bool:
+    return value is not None and math.isfinite(value) and value > 0

@@ -1,198 +1,223 @@
-"""Forecasts from analogs: quartiles, hit rates, direction, units, too few cases, the cap."""
+"""Forecasts from analogs: scale-free ratios, direction, units, names, weights, too few cases."""
 
 from __future__ import annotations
 
+import math
 import statistics
 
 import pytest
 
-from kb.campaigns.metrics import assess, by_key
-from kb.drafts.forecast import Analog, DraftMetric, forecast, quantile
-from search.documents import MetricFact
-
-
-def fact(key: str, actual: float | None, target: float | None = None) -> MetricFact:
-    """Return a metric fact with attainment and hit computed the way the catalog does."""
-    entry = by_key(key)
-    direction = entry.direction if entry else "higher"
-    outcome = assess(direction, None, target, actual)
-    return MetricFact(
-        key, key, direction, None, target, actual, outcome.attainment_pct, None, outcome.hit
-    )
-
-
-def analog(campaign_id: int, *facts: MetricFact, units: tuple[str, ...] | None = None) -> Analog:
-    return Analog(
-        campaign_id, f"活动 {campaign_id}", 1 / campaign_id, facts, units or ("%",) * len(facts)
-    )
-
-
-REPURCHASE = DraftMetric("复购率", "repurchase_rate", None, "%")
-
-
-def test_quantile_interpolates_linearly_like_statistics_inclusive() -> None:
-    values = [40.0, 10.0, 30.0, 20.0]
-    assert [quantile(values, q) for q in (0.25, 0.5, 0.75)] == [17.5, 25.0, 32.5]
-    assert [quantile(values, q) for q in (0.25, 0.5, 0.75)] == statistics.quantiles(
-        values, n=4, method="inclusive"
-    )
-    assert quantile([7.0], 0.25) == 7.0
-    assert (quantile(values, 0.0), quantile(values, 1.0)) == (10.0, 40.0)
-
-
-def test_quartiles_hit_rate_and_attainment_by_hand() -> None:
-    analogs = [
-        analog(1, fact("repurchase_rate", 20, target=25)),  # attainment 80, missed
-        analog(2, fact("repurchase_rate", 30, target=25)),  # 120, hit
-        analog(3, fact("repurchase_rate", 40, target=20)),  # 200, hit
-        analog(4, fact("repurchase_rate", 10)),  # no target
-        analog(5, fact("gmv", 99)),  # another metric
-    ]
-    result = forecast([REPURCHASE], analogs).metrics[0]
-    assert (result.n, result.enough, result.case_ids) == (4, True, [1, 2, 3, 4])
-    assert (result.p25, result.median, result.p75) == (17.5, 25.0, 32.5)
-    # attainments 80, 120, 200: position (3 - 1) × q
-    assert (result.attainment_p25, result.attainment_median, result.attainment_p75) == (
-        100.0, 120.0, 160.0,
-    )  # fmt: skip
-    assert (result.hit_n, result.with_target_n) == (2, 3)
-    assert result.hit_rate == pytest.approx(2 / 3)
-    assert result.share_meeting_target is None
-    assert result.summary == (
-        "4 个相似活动测量过复购率，其中 3 个设了目标、2 个达成；"
-        "实际值中位数 25.0%（四分位 17.5%–32.5%）"
-    )
-
-
-def test_summary_when_every_case_had_a_target() -> None:
-    analogs = [analog(i, fact("repurchase_rate", v, target=30)) for i, v in
-               enumerate((28.0, 32.5, 36.1, 25.0), start=1)]  # fmt: skip
-    result = forecast([REPURCHASE], analogs).metrics[0]
-    assert result.summary.startswith("4 个相似活动中有 2 个达成了复购率目标；实际值中位数 30.2%")
-
-
-@pytest.mark.parametrize(
-    ("target", "share", "position"),
-    [
-        (35.0, 0.25, "高于 75% 的相似活动实际值"),
-        (5.0, 1.0, "低于 75% 的相似活动实际值"),
-        (20.0, 0.75, "在相似活动实际值的下四分位与中位数之间"),
-        (25.0, 0.5, "在相似活动实际值的中位数与上四分位之间"),
-    ],
+from kb.drafts.forecast import (
+    Analog,
+    DraftContext,
+    DraftMetric,
+    PastMetric,
+    forecast,
+    format_value,
+    weighted_quantile,
 )
-def test_draft_target_against_the_range(target: float, share: float, position: str) -> None:
-    analogs = [analog(i, fact("repurchase_rate", v)) for i, v in enumerate((10, 20, 30, 40), 1)]
-    draft = DraftMetric("复购率", "repurchase_rate", target, "%")
-    result = forecast([draft], analogs).metrics[0]
-    assert result.share_meeting_target == share
-    assert result.target_position == position
-    assert result.target == target
-    assert (
-        f"草案目标 {target:.1f}%{position}，4 个相似活动中有 {share * 4:.0f} 个" in result.summary
-    )
+from kb.drafts.priors import BaseRate, Prior
 
-
-def test_lower_is_better_counts_actuals_at_or_below_the_target() -> None:
-    analogs = [
-        analog(i, fact("cac", v, target=50), units=("元",))
-        for i, v in enumerate((40, 50, 60, 80), 1)
-    ]
-    draft = DraftMetric("获客成本", "cac", 50, "元")
-    result = forecast([draft], analogs).metrics[0]
-    assert result.share_meeting_target == 0.5  # 40 and 50
-    assert (result.hit_n, result.with_target_n) == (2, 4)
-    assert result.attainment_median == pytest.approx((50 / 50 * 100 + 50 / 60 * 100) / 2)
-
-
-def test_units_convert_or_are_skipped() -> None:
-    analogs = [
-        analog(1, fact("gmv", 1.2), units=("亿元",)),
-        analog(2, fact("gmv", 8000), units=("萬元",)),  # Traditional 萬
-        analog(3, fact("gmv", 50_000_000), units=("元",)),
-        analog(4, fact("gmv", 3000), units=("万美元",)),  # another currency: not comparable
-        analog(5, fact("gmv", 900), units=("万 RMB",)),
-        analog(6, fact("gmv", 7), units=("",)),
-    ]
-    result = forecast([DraftMetric("成交额", "gmv", None, "万元")], analogs).metrics[0]
-    assert result.case_ids == [1, 2, 3, 5]
-    assert result.unit_skipped == 2
-    assert (result.p25, result.median, result.p75) == (3975.0, 6500.0, 9000.0)
-    assert result.summary.endswith("（另有 2 个因单位不同未计入）")
-    assert "实际值中位数 6,500.0 万元（四分位 3,975.0 万元–9,000.0 万元）" in result.summary
-
-
-def test_percent_and_no_unit_are_the_same_for_rates_only() -> None:
-    rate = [analog(i, fact("conversion_rate", 5.0), units=("",)) for i in (1, 2, 3)]
-    found = forecast([DraftMetric("转化率", "conversion_rate", None, "%")], rate).metrics[0]
-    assert found.n == 3
-    count = [analog(i, fact("new_users", 5.0), units=("%",)) for i in (1, 2, 3)]
-    found = forecast([DraftMetric("新增用户数", "new_users", None, "")], count).metrics[0]
-    assert (found.n, found.unit_skipped) == (0, 3)
-
-
-def test_an_analog_counts_once_with_its_first_usable_metric() -> None:
-    both = analog(1, fact("gmv", None), fact("gmv", 10), fact("gmv", 99), units=("元",) * 3)
-    result = forecast([DraftMetric("GMV", "gmv", None, "元")], [both], min_cases=1).metrics[0]
-    assert (result.n, result.median) == (1, 10.0)
-
-
-@pytest.mark.parametrize(
-    ("count", "summary"),
-    [
-        (2, "只有 2 个相似活动测量过该指标，样本太少，不做预测"),
-        (0, "没有相似活动测量过该指标，不做预测"),
-    ],
+# A prior with round numbers, so expected values can be computed by hand: residual quartiles
+# of ±0.1 in log ratio, base rate 0.6 from 40 metrics, a beta prior worth 10 campaigns.
+PRIOR = Prior(
+    overall=BaseRate(0.6, 40),
+    by_key={"gmv": BaseRate(0.5, 20)},
+    by_key_goal={("gmv", "gmv"): BaseRate(0.4, 10)},
+    strength=10.0,
+    attainment_residuals=(-0.1, 0.1),
+    lift_residuals=(-0.2, 0.2),
 )
-def test_too_few_cases_give_no_forecast(count: int, summary: str) -> None:
-    analogs = [analog(i, fact("repurchase_rate", 30, target=25)) for i in range(1, count + 1)]
-    draft = DraftMetric("复购率", "repurchase_rate", 28, "%")
-    result = forecast([draft], analogs).metrics[0]
-    assert result.summary == summary
+
+
+def analog(
+    campaign_id: int,
+    *metrics: PastMetric,
+    similarity: float = 1.0,
+    industry: str | None = None,
+) -> Analog:
+    return Analog(campaign_id, f"活动{campaign_id}", similarity, metrics, industry=industry)
+
+
+def gmv(
+    actual: float, target: float | None, unit: str = "万元", baseline: float | None = None
+) -> PastMetric:
+    return PastMetric("GMV", unit, baseline, target, actual)
+
+
+def test_weighted_quantile_equals_the_median_for_equal_weights() -> None:
+    values = [5.0, 1.0, 3.0, 2.0, 4.0]
+    assert weighted_quantile(values, [1.0] * 5, 0.5) == statistics.median(values)
+    assert weighted_quantile([1.0, 2.0], [1.0, 1.0], 0.5) == 1.5
+    # A heavy case pulls the median toward itself: cumulative midpoints 0.5/12, 1.5/12, 7/12.
+    expected = 2 + (0.5 - 1.5 / 12) / (7 / 12 - 1.5 / 12)
+    assert weighted_quantile([1.0, 2.0, 3.0], [1.0, 1.0, 10.0], 0.5) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="weights"):
+        weighted_quantile([1.0], [0.0], 0.5)
+
+
+def test_forecast_is_scale_free_against_the_drafts_own_target() -> None:
+    # 全站双11-sized analogs (targets of 1 亿) that did 80–120 % of their own target.
+    attainments = (0.8, 0.9, 1.0, 1.1, 1.2)
+    analogs = [analog(i, gmv(10_000 * a, 10_000)) for i, a in enumerate(attainments, start=1)]
+    draft = DraftMetric("GMV", "万元", baseline=None, target=500)
+    result = forecast([draft], analogs, prior=PRIOR).metrics[0]
+    assert result.enough
+    assert result.basis == "target"
+    assert result.median == pytest.approx(500)  # never near the analogs' 1 亿
+    assert (result.p25, result.p75) == (
+        pytest.approx(500 * math.exp(-0.1)),
+        pytest.approx(500 * math.exp(0.1)),
+    )
+    assert result.ratio_median == pytest.approx(100)
+    assert result.summary.startswith(
+        "按 5 个相似活动相对各自目标的表现推算，预计落在 452.4 万元–552.6 万元"
+    )
+    assert result.headline.startswith("预计 452.4 万元–552.6 万元")
+    assert [c.achieved for c in result.cases][:2] == ["达成目标的 80%", "达成目标的 90%"]
+
+
+def test_lower_is_better_metrics_turn_the_ratio_round() -> None:
+    # Each analog's CAC came in at target / 1.25: better than planned.
+    analogs = [analog(i, PastMetric("获客成本", "元", None, 50, 40)) for i in range(1, 6)]
+    result = forecast([DraftMetric("CAC", "元", None, 30)], analogs, prior=PRIOR).metrics[0]
+    assert result.median == pytest.approx(30 / 1.25)
+    assert result.p25 is not None
+    assert result.p75 is not None
+    assert result.p25 < result.median < result.p75
+    assert result.ratio_median == pytest.approx(125)
+    assert result.hit_n == 5
+
+
+def test_without_a_target_the_baseline_and_lift_are_used() -> None:
+    analogs = [analog(i, gmv(120, None, baseline=100)) for i in range(1, 6)]
+    draft = DraftMetric("GMV", "万元", baseline=2000, target=None)
+    result = forecast([draft], analogs, prior=PRIOR).metrics[0]
+    assert result.basis == "baseline"
+    assert result.median == pytest.approx(2400)
+    assert result.p75 == pytest.approx(2400 * math.exp(0.2))
+    assert result.hit_probability is None  # no target to hit
+    assert "相对各自基线" in result.summary
+
+
+def test_below_five_cases_list_them_and_say_so() -> None:
+    analogs = [analog(i, gmv(a, 100)) for i, a in ((1, 90), (2, 130), (3, 110))]
+    result = forecast([DraftMetric("GMV", "万元", None, 800)], analogs, prior=PRIOR).metrics[0]
     assert not result.enough
-    assert (result.p25, result.median, result.p75, result.hit_rate) == (None,) * 4
-    assert result.share_meeting_target is None
-    assert (result.n, result.hit_n, result.with_target_n) == (count, count, count)
-    assert result.case_ids == list(range(1, count + 1))
+    assert (result.p25, result.median, result.p75) == (None, None, None)
+    assert result.n == 3
+    assert result.case_ids == (1, 2, 3)
+    assert "样本不足" in result.summary
+    assert "活动1：达成目标的 90%" in result.summary
+    assert "3 个相似活动中有 2 个达成了目标" in result.summary
+    # Hit rate still shown, shrunk toward the base rate: (2 + 10 × 0.5) / (3 + 10).
+    assert result.hit_probability == pytest.approx((2 + 10 * 0.5) / 13)
+    assert result.hit_rate == pytest.approx(2 / 3)
 
 
-def test_max_cases_keeps_the_nearest() -> None:
-    analogs = [analog(i, fact("repurchase_rate", float(i))) for i in range(1, 21)]
-    result = forecast([REPURCHASE], analogs, max_cases=5).metrics[0]
-    assert result.case_ids == [1, 2, 3, 4, 5]
-    assert result.median == 3.0
-    assert forecast([REPURCHASE], analogs).metrics[0].n == 12
+def test_hit_probability_is_shrunk_toward_the_metric_and_goal_base_rate() -> None:
+    analogs = [analog(i, gmv(120, 100)) for i in range(1, 6)]  # all five hit
+    draft = [DraftMetric("GMV", "万元", None, 100)]
+    by_goal = forecast(draft, analogs, context=DraftContext(goal_type="gmv"), prior=PRIOR)
+    (result,) = by_goal.metrics
+    assert result.base_rate == 0.4
+    assert result.hit_probability == pytest.approx((5 + 10 * 0.4) / 15)
+    assert "已向GMV在GMV类活动中的历史达成率 40%（10 个）收缩" in result.summary
+    assert f"达成概率约 {(5 + 4) / 15:.0%}（n=5）" in result.headline
+    other_goal = forecast(draft, analogs, context=DraftContext(goal_type="brand"), prior=PRIOR)
+    assert other_goal.metrics[0].base_rate == 0.5  # the metric's rate over every goal
+    assert "已向GMV的历史达成率 50%（20 个）收缩" in other_goal.metrics[0].summary
 
 
-def test_unit_skips_are_counted_only_before_the_cap() -> None:
+def test_a_target_set_below_baseline_moves_the_base_rate_by_the_fitted_slope() -> None:
+    prior = Prior(**{**_fields(PRIOR), "ambition_slope": 2.0, "ambition_center": 0.0})
+    draft = DraftMetric("GMV", "万元", baseline=100, target=90)  # ambition ln 0.9
+    (result,) = forecast([draft], [], prior=prior).metrics
+    logit = math.log(0.5 / 0.5) + 2.0 * math.log(0.9)
+    assert result.hit_probability == pytest.approx(1 / (1 + math.exp(-logit)))
+
+
+def test_ratio_units_are_one_unit_and_other_dimensions_are_skipped() -> None:
     analogs = [
-        analog(1, fact("repurchase_rate", 1.0)),
-        analog(2, fact("repurchase_rate", 2.0), units=("人",)),
-        analog(3, fact("repurchase_rate", 3.0)),
-        analog(4, fact("repurchase_rate", 4.0), units=("人",)),
+        analog(1, PastMetric("ROI", "倍", None, 3.0, 3.3)),
+        analog(2, PastMetric("ROI", ":1", None, 2.0, 2.2)),
+        analog(3, PastMetric("ROI", "", None, 4.0, 4.4)),
+        analog(4, PastMetric("ROI", "%", None, 300, 330)),
+        analog(5, PastMetric("ROI", "元", None, 3.0, 3.3)),  # not a ratio: skipped
+        analog(6, PastMetric("投入产出比", "倍", None, 1.0, 1.1)),
     ]
-    result = forecast([REPURCHASE], analogs, min_cases=1, max_cases=2).metrics[0]
-    assert (result.case_ids, result.unit_skipped) == ([1, 3], 1)
+    (result,) = forecast([DraftMetric("ROI", "", None, 5.0)], analogs, prior=PRIOR).metrics
+    assert result.case_ids == (1, 2, 3, 4, 6)
+    assert result.unit_skipped == 1
+    assert result.median == pytest.approx(5.5)
+    assert "另有 1 个相似活动因单位不同未计入" in result.summary
 
 
-def test_metric_without_catalog_key_is_not_forecast() -> None:
-    analogs = [analog(i, fact("repurchase_rate", 30)) for i in (1, 2, 3)]
-    result = forecast([DraftMetric("老客惊喜度", None, 80, "分")], analogs).metrics[0]
-    assert result.summary == "「老客惊喜度」不在指标目录中，无法与历史活动对比，不做预测"
-    assert (result.n, result.enough, result.case_ids, result.target) == (0, False, [], 80)
+def test_names_outside_the_catalog_match_by_normalized_name_with_a_confidence() -> None:
+    analogs = [analog(i, PastMetric("轉換率", "%", None, 10, 11)) for i in range(1, 6)]
+    (result,) = forecast([DraftMetric("私教课转化率", "%", None, 20)], analogs, prior=PRIOR).metrics
+    assert result.key == "conversion_rate"
+    assert result.match_confidence is not None
+    assert 0.5 < result.match_confidence < 1
+    assert "按名称归为「转化率」" in result.summary
+    assert result.median == pytest.approx(22)
 
 
-def test_one_forecast_per_draft_metric_in_order() -> None:
-    drafts = [REPURCHASE, DraftMetric("x", None, None, ""), DraftMetric("GMV", "gmv", None, "")]
+def test_unknown_metric_is_not_forecast() -> None:
+    (result,) = forecast([DraftMetric("老客惊喜度", "分", None, 80)], [], prior=PRIOR).metrics
+    assert result.key is None
+    assert not result.enough
+    assert result.summary == "「老客惊喜度」不在指标目录中，也无法按名称归类，不做预测。"
+
+
+def test_closer_analogs_weigh_more() -> None:
+    same = [analog(i, gmv(130, 100), industry="美妆") for i in range(1, 4)]
+    other = [analog(i, gmv(70, 100), industry="电商") for i in range(4, 7)]
+    draft = [DraftMetric("GMV", "万元", None, 100)]
+    near = forecast(draft, same + other, context=DraftContext(industry="美妆"), prior=PRIOR)
+    far = forecast(draft, same + other, context=DraftContext(industry="电商"), prior=PRIOR)
+    assert near.metrics[0].median == pytest.approx(130)
+    assert far.metrics[0].median == pytest.approx(70)
+    assert near.metrics[0].cases[0].weight > near.metrics[0].cases[-1].weight
+
+
+def test_max_cases_keeps_the_most_similar() -> None:
+    analogs = [analog(i, gmv(100 + i, 100)) for i in range(1, 21)]
+    (result,) = forecast(
+        [DraftMetric("GMV", "万元", None, 100)], analogs, prior=PRIOR, max_cases=5
+    ).metrics
+    assert result.case_ids == (1, 2, 3, 4, 5)
+
+
+def test_no_analogs_no_range_but_the_base_rate() -> None:
+    (result,) = forecast([DraftMetric("GMV", "万元", None, 100)], [], prior=PRIOR).metrics
+    assert result.n == 0
+    assert result.hit_probability == 0.5
+    assert result.summary.startswith("没有相似活动测量过该指标，不做预测")
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "text"),
+    [
+        (12_000, "万元", "1.20 亿元"),
+        (5_000, "万元", "5,000.0 万元"),
+        (35_000, "元", "3.5 万元"),
+        (86.5, "元", "86.50元"),
+        (3.5, "倍", "3.50 倍"),
+        (12.46, "%", "12.5%"),
+        (18_400, "人", "1.8 万人"),
+    ],
+)
+def test_amounts_are_written_in_wan_and_yi(value: float, unit: str, text: str) -> None:
+    assert format_value(value, unit) == text
+
+
+def test_one_forecast_per_draft_metric_in_order_and_bad_arguments() -> None:
+    drafts = [DraftMetric("复购率"), DraftMetric("x"), DraftMetric("GMV")]
     assert [m.name for m in forecast(drafts, []).metrics] == ["复购率", "x", "GMV"]
-
-
-def test_missing_units_mean_the_drafts_unit() -> None:
-    analogs = [Analog(i, "t", 1.0, (fact("gmv", 10.0),)) for i in (1, 2, 3)]
-    assert forecast([DraftMetric("GMV", "gmv", None, "万元")], analogs).metrics[0].n == 3
-
-
-def test_bad_arguments_are_refused() -> None:
-    with pytest.raises(ValueError, match="units"):
-        Analog(1, "t", 1.0, (fact("gmv", 1.0),), ("元", "元"))
     with pytest.raises(ValueError, match="min_cases"):
-        forecast([REPURCHASE], [], min_cases=5, max_cases=4)
+        forecast(drafts, [], min_cases=5, max_cases=4)
+
+
+def _fields(prior: Prior) -> dict[str, object]:
+    return {name: getattr(prior, name) for name in Prior.__dataclass_fields__}

@@ -1,0 +1,124 @@
+"""The corpus prior: base rates, the fitted shrinkage strength, range widths, ambition."""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from kb.drafts.priors import (
+    STRENGTH_BOUNDS,
+    PriorRow,
+    build_prior,
+    corpus_prior,
+    fit_ambition,
+    fit_strength,
+    loo_residual_quartiles,
+    rows_of,
+)
+from tests.factories import campaign_payload
+
+
+def row(cid: int, key: str, goal: str, hit: bool, attainment: float = 0.0) -> PriorRow:
+    return PriorRow(cid, key, goal, "电商", attainment, None, hit)
+
+
+def test_strength_is_strong_when_groups_differ_by_chance_only() -> None:
+    alike = [[True, False] * 5 for _ in range(6)]  # every group at exactly 50 %
+    assert fit_strength(alike, 0.5) == pytest.approx(STRENGTH_BOUNDS[1])
+
+
+def test_strength_is_weak_when_groups_really_differ() -> None:
+    apart = [[True] * 10, [False] * 10] * 4
+    assert fit_strength(apart, 0.5) == pytest.approx(STRENGTH_BOUNDS[0])
+
+
+def test_base_rates_shrink_from_metric_and_goal_to_metric_to_overall() -> None:
+    rows = [row(i, "gmv", "gmv", i < 8) for i in range(10)] + [
+        row(10 + i, "roi", "gmv", i < 2) for i in range(10)
+    ]
+    prior = build_prior(rows)
+    overall = (10 + 0.5) / 21
+    assert prior.overall.rate == pytest.approx(overall)
+    m = prior.strength
+    gmv = (8 + m * overall) / (10 + m)
+    assert prior.by_key["gmv"].rate == pytest.approx(gmv)
+    assert prior.base_rate("gmv", "gmv").rate == pytest.approx((8 + m * gmv) / (10 + m))
+    assert prior.base_rate("gmv", "brand") == prior.by_key["gmv"]  # no such group: the metric
+    assert prior.base_rate("nps", "gmv") == prior.overall
+
+
+def test_range_width_is_calibrated_leave_one_out() -> None:
+    values = [(i, "gmv", v) for i, v in enumerate([0.0, 0.1, 0.2, 0.3, 0.4])]
+    # Each value against the median of the other four: -0.25, -0.15, 0, 0.15, 0.25.
+    low, high = loo_residual_quartiles(values)
+    assert (low, high) == (pytest.approx(-0.15), pytest.approx(0.15))
+
+
+def test_range_width_holds_half_of_new_results() -> None:
+    rng = random.Random(7)  # noqa: S311  # test data, not secrets
+    values = [(i, "gmv", rng.gauss(0, 0.3)) for i in range(400)]
+    low, high = loo_residual_quartiles(values)
+    fresh = [rng.gauss(0, 0.3) for _ in range(2000)]
+    center = statistics.median(v for _, _, v in values)
+    inside = sum(center + low <= v <= center + high for v in fresh) / len(fresh)
+    assert inside == pytest.approx(0.5, abs=0.05)
+
+
+def test_ambition_slope_follows_the_data_and_stays_near_zero_without_an_effect() -> None:
+    rng = random.Random(3)  # noqa: S311  # test data, not secrets
+    steep = []
+    flat = []
+    for _ in range(300):
+        ambition = rng.uniform(-0.5, 0.5)
+        steep.append((0.5, ambition, rng.random() < 1 / (1 + math.exp(-3 * ambition))))
+    for _ in range(300):
+        flat.append((0.5, rng.uniform(-0.5, 0.5), rng.random() < 0.5))
+    # Standard error of the slope here ≈ 0.45; the N(0, 1) prior pulls it a little toward 0.
+    assert fit_ambition(steep)[0] == pytest.approx(3, abs=1.0)
+    assert abs(fit_ambition(flat)[0]) < 1.0
+    assert fit_ambition(steep[:5]) == (0.0, 0.0)  # too few to fit
+
+
+def test_rows_are_scale_free_and_oriented() -> None:
+    rows = rows_of(
+        [
+            (1, "电商", "gmv", "成交额", "亿元", 1.0, 1.2, 1.5),
+            (1, "电商", "gmv", "CAC", "元", 50.0, 40.0, 50.0),  # cost above target: a miss
+            (2, "电商", "gmv", "老客惊喜度", "分", None, 8.0, 9.0),  # not in the catalog
+        ]
+    )
+    assert [r.key for r in rows] == ["gmv", "cac"]
+    assert rows[0].log_attainment == pytest.approx(math.log(1.5 / 1.2))
+    assert rows[0].ambition == pytest.approx(math.log(1.2))
+    assert rows[1].log_attainment == pytest.approx(-math.log(50 / 40))
+    assert rows[1].hit is False
+    assert rows[1].ambition == pytest.approx(math.log(50 / 40))
+
+
+def test_corpus_prior_reads_completed_campaigns_and_leaves_out_the_excluded(
+    app: Flask, client: FlaskClient
+) -> None:
+    ids = []
+    for i, actual in enumerate((13.0, 9.0, 12.5)):
+        metric = {"name": "转化率", "unit": "%", "baseline": 8.0, "target": 12.0, "actual": actual}
+        response = client.post(
+            "/api/v1/campaigns",
+            json=campaign_payload(external_id=f"p{i}", metrics=[metric]),
+        )
+        assert response.status_code == 201, response.get_json()
+        ids.append(response.get_json()["id"])
+    planned = campaign_payload(external_id="planned", status="planned")
+    planned["metrics"] = [{"name": "转化率", "unit": "%", "target": 12.0}]
+    assert client.post("/api/v1/campaigns", json=planned).status_code == 201
+    with app.app_context():
+        everything = corpus_prior()
+        assert everything.overall.n == 3  # the planned campaign has no outcome
+        assert corpus_prior() is everything  # cached until the library changes
+        without = corpus_prior(exclude={ids[1]})
+        assert without.overall.n == 2
+        assert without.by_key["conversion_rate"].n == 2
