@@ -126,6 +126,13 @@ def calibration(indexes: SearchIndexes) -> Calibration | None:
         return state.calibration
 
 
+def recalibrate(indexes: SearchIndexes) -> None:
+    """Drop the calibration so the next search redoes it (after changing the quantiles)."""
+    state = _state(indexes)
+    with state.lock:
+        state.calibration = None
+
+
 def model_scores(
     indexes: SearchIndexes,
     embedder: Embedder,
