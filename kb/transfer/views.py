@@ -37,7 +37,18 @@ from ingest import cells
 from ingest.columns import FIELD_COLUMNS, mapping_table
 from ingest.errors import FileReadError
 from ingest.jsonfile import ListReader
-from ingest.readers import FORMAT_LABELS, FORMATS, Format, detect_format, open_reader
+from ingest.readers import (
+    EXTENSIONS,
+    FORMAT_LABELS,
+    FORMATS,
+    METRICS_FORMATS,
+    REGISTRY,
+    SINGLE_FORMATS,
+    Format,
+    detect_format,
+    format_named,
+    open_reader,
+)
 from kb import vocab as labels
 from kb.access import Access, requires
 from kb.campaigns import forms, services
@@ -95,6 +106,8 @@ def _upload_page(error: str | None = None) -> str:
         "imports/upload.html",
         error=error,
         formats=FORMAT_LABELS,
+        accept=",".join(EXTENSIONS),
+        metrics_formats=[REGISTRY[name] for name in METRICS_FORMATS],
         mapping=mapping_table(),
     )
 
@@ -123,7 +136,7 @@ def import_preview() -> ResponseReturnValue:
         hidden=len(report.rows) - len(shown),
         outcome_labels=OUTCOME_LABELS,
         field_label=field_label,
-        single=report.format in ("md", "docx", "pptx"),
+        single=report.format in SINGLE_FORMATS,
         format_label=_FORMAT_NAMES.get(report.format, report.format),
     )
 
@@ -247,7 +260,7 @@ def _run_upload(upload: uploads.Upload, *, dry_run: bool) -> ImportReport:
 
 
 def _format(value: str | None) -> Format | None:
-    return next((f for f in FORMATS if f == value), None)
+    return format_named(value)
 
 
 def _first_record(upload: uploads.Upload) -> dict[str, Any]:
