@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from kb.campaigns.forms import split_list
+from kb.validation import split_list
 from kb.vocab import DOCUMENT_KINDS, GOAL_TYPES, HYPOTHESIS_RESULTS, STATUSES
 
 # A cell starting with one of these is run as a formula by spreadsheet programs (ASVS 5.0 1.2.10).

@@ -13,8 +13,9 @@ from kb.accounts.cli import tokens_group, users_group
 from kb.backup import backup_command, restore_command
 from kb.demo import load_demo
 from kb.extensions import db
-from kb.models import Campaign, IndexOutbox
+from kb.models import Campaign
 from kb.searching import indexer
+from kb.searching.console import drain_with_progress
 from kb.transfer.cli import import_command
 
 
@@ -72,13 +73,3 @@ def models_prepare() -> None:
         embedder.encode_queries(["预热"])
     models_dir = current_app.config["MODELS_DIR"] or Path(current_app.config["DATA_DIR"]) / "models"
     click.echo(f"模型已就绪（缓存目录 {models_dir}）")
-
-
-def drain_with_progress() -> None:
-    """Index what the change log holds, with a progress bar."""
-    pending = db.session.scalar(sa.select(sa.func.count(sa.distinct(IndexOutbox.campaign_id))))
-    db.session.commit()
-    if not pending:
-        return
-    with click.progressbar(length=pending, label="建立搜索索引") as bar:
-        indexer.drain(progress=bar.update)

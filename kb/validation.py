@@ -5,6 +5,7 @@ A leaf besides kb.vocab: every feature's schemas, the importers and the API use 
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -13,6 +14,15 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 # The largest id (or version) an integer column holds on every supported database: PostgreSQL's
 # INTEGER. A bigger one in a URL or a body can name nothing; it must not reach a query (overflow).
 MAX_ID = 2**31 - 1
+
+
+# Teams separate list items with any of these (Chinese and ASCII punctuation, new lines).
+_LIST_SEPARATORS = re.compile(r"[,，、;；\n]+")
+
+
+def split_list(text: str) -> list[str]:
+    """Split "新用户、宝妈, 大学生" into items, dropping blanks (form boxes and file cells)."""
+    return [item.strip() for item in _LIST_SEPARATORS.split(text or "") if item.strip()]
 
 
 class InvalidInputError(Exception):

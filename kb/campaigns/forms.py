@@ -12,6 +12,7 @@ from typing import Any
 from werkzeug.datastructures import MultiDict
 
 from kb.models import Campaign
+from kb.validation import split_list
 from kb.web.rendering import format_number
 
 SCALARS = (
@@ -28,14 +29,7 @@ ROWS: dict[str, tuple[str, ...]] = {
 }
 # Row fields that hold numbers: blank means "unknown", not an invalid number.
 _NUMERIC = {"baseline", "target", "actual"}
-# Teams separate list items with any of these (Chinese and ASCII punctuation, new lines).
-_LIST_SEPARATORS = re.compile(r"[,，、;；\n]+")
 _ROW_NAME = re.compile(r"^(\w+)-(\d+)-(\w+)$")
-
-
-def split_list(text: str) -> list[str]:
-    """Split "新用户、宝妈, 大学生" into items, dropping blanks."""
-    return [item.strip() for item in _LIST_SEPARATORS.split(text or "") if item.strip()]
 
 
 def parse_form(form: MultiDict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:

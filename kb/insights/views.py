@@ -27,7 +27,6 @@ from pydantic import BaseModel
 
 from kb.access import Access, requires
 from kb.campaigns import services
-from kb.campaigns.forms import split_list
 from kb.errors import ApiError, api_error_response, json_body
 from kb.extensions import csrf
 from kb.insights import lessons, playbooks, portfolio, signals
@@ -39,7 +38,7 @@ from kb.insights.schemas import (
     validate_playbook,
 )
 from kb.models import Playbook
-from kb.validation import InvalidInputError, validate_as
+from kb.validation import InvalidInputError, split_list, validate_as
 from kb.web.rendering import conflict_message
 
 bp = Blueprint("insights", __name__)

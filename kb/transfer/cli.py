@@ -10,13 +10,19 @@ import click
 from flask.cli import with_appcontext
 
 from ingest.errors import FileReadError
-from ingest.readers import FORMATS, Format
+from ingest.readers import FORMAT_LABELS, FORMATS, Format
+from kb.searching.console import drain_with_progress
 from kb.transfer.imports import OUTCOME_LABELS, OUTCOMES, ImportReport, import_stream
 
 SHOWN_REJECTED = 50
 
 
-@click.command("import")
+@click.command(
+    "import",
+    help="Import campaigns from PATH ("
+    + ", ".join(FORMAT_LABELS.values())
+    + ").\n\nExits with status 1 when any row was rejected or the file could not be read.",
+)
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--format",
@@ -40,10 +46,7 @@ SHOWN_REJECTED = 50
 def import_command(
     path: Path, fmt: Format | None, metrics_path: Path | None, dry_run: bool, index: bool
 ) -> None:
-    """Import campaigns from PATH (JSON, JSON Lines, CSV, Excel, Markdown, Word, PowerPoint).
-
-    Exits with status 1 when any row was rejected or the file could not be read.
-    """
+    """Import a file with a progress bar, then print the summary (help: from the registry)."""
     size = path.stat().st_size
     label = f"{'预览' if dry_run else '导入'} {path.name}"
     with (
@@ -75,7 +78,7 @@ def import_command(
         bar.update(size - last)
     _print_report(report)
     if index and not dry_run:
-        _drain()
+        drain_with_progress()
     if report.rejected or report.error:
         raise SystemExit(1)
 
@@ -106,13 +109,6 @@ def _print_report(report: ImportReport) -> None:
         click.echo(f"拒绝 {where}：{reasons}", err=True)
     if len(rejected) > SHOWN_REJECTED:
         click.echo(f"……另有 {len(rejected) - SHOWN_REJECTED} 行被拒绝", err=True)
-
-
-def _drain() -> None:
-    # Imported here: kb.cli registers this module's command, so it imports us first.
-    from kb.cli import drain_with_progress
-
-    drain_with_progress()
 
 
 def _pad(text: str, width: int) -> str:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from werkzeug.datastructures import MultiDict
 
 from kb.campaigns import forms
+from kb.validation import split_list
 
 
 def test_split_list_accepts_chinese_and_ascii_separators() -> None:
-    assert forms.split_list("新用户、宝妈，大学生; 白领；银发用户\n KOC ,") == [
+    assert split_list("新用户、宝妈，大学生; 白领；银发用户\n KOC ,") == [
         "新用户", "宝妈", "大学生", "白领", "银发用户", "KOC",
     ]  # fmt: skip
 

@@ -4,7 +4,7 @@ The samples are what teams actually hand over: a JSON export from another instan
 with a broken line, CSV from Excel on Chinese Windows (GBK) and with a BOM, a workbook with a
 title banner, merged group headers and a metrics sheet, Markdown with front matter, a Word retro
 and a PowerPoint deck. Several are messy on purpose (extra columns, blank rows, wrong dates);
-tests/ingest/test_samples.py says what each must import to. The binary files are committed, and
+tests/transfer/test_import_samples.py says what each must import to. The binary files are committed, and
 this script regenerates them byte for byte up to the zip timestamps.
 """
 
