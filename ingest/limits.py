@@ -37,7 +37,7 @@ def check_zip(binary: IO[bytes], what: str) -> None:
         with zipfile.ZipFile(binary) as archive:
             members = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise FileReadError(f"无法读取{what}：文件已损坏或不是 zip 格式（{exc}）") from None
+        raise FileReadError(f"无法读取 {what}：文件已损坏或不是 zip 格式（{exc}）") from None
     finally:
         binary.seek(start)
     if len(members) > MAX_ZIP_MEMBERS:
