@@ -1,7 +1,7 @@
 """The column names a spreadsheet may use, in Chinese or English, and how headers are read.
 
 One table maps every accepted column name to a field of the campaign schema; the import page and
-docs/importing.md show the same table (tests/ingest/test_columns.py checks the doc). A header is
+docs/importing.md show the same table (tests/ingest/test_ingest_columns.py checks the doc). A header is
 matched after folding width and case and dropping spaces and marks, so 「活动名称」, 「活动名称*」,
 「 Title 」 and 「活动名称/title」 are the same column. Metrics are columns named
 ``<metric>_<part>`` (``GMV_target``, ``GMV目标``, ``转化率-实际``), or a metric name in a header
@@ -13,9 +13,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
 
 from kb.campaigns import metrics as metric_catalog
+from search.normalize import fold as fold_text
 
 # field -> accepted names; the first is the header the exporters write.
 FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -87,19 +89,28 @@ _METRIC_COLUMN = re.compile(
 
 
 def fold(text: str) -> str:
-    """Fold width and case and drop spaces and marks: the key headers are compared by."""
-    return _NOISE.sub("", unicodedata.normalize("NFKC", text).lower())
+    """Fold width, script and case and drop spaces and marks: the key headers are compared by."""
+    return _NOISE.sub("", fold_text(text))
 
 
 def _index(table: dict[str, tuple[str, ...]]) -> dict[str, str]:
     return {fold(alias): field for field, aliases in table.items() for alias in aliases}
 
 
-_FIELD_INDEX = _index(FIELD_COLUMNS)
-_METRIC_SHEET_INDEX = _index(METRIC_SHEET_COLUMNS)
-_PART_INDEX: dict[str, MetricPart] = {
-    fold(alias): part for part, aliases in METRIC_PARTS.items() for alias in aliases
-}
+# Built on first use: folding loads OpenCC's tables, and importing does no I/O.
+@cache
+def _field_index() -> dict[str, str]:
+    return _index(FIELD_COLUMNS)
+
+
+@cache
+def _metric_sheet_index() -> dict[str, str]:
+    return _index(METRIC_SHEET_COLUMNS)
+
+
+@cache
+def _part_index() -> dict[str, MetricPart]:
+    return {fold(alias): part for part, aliases in METRIC_PARTS.items() for alias in aliases}
 
 
 def split_unit(header: str) -> tuple[str, str]:
@@ -113,7 +124,7 @@ def split_unit(header: str) -> tuple[str, str]:
 
 def match_name(header: str, table: Literal["campaign", "metric_sheet"] = "campaign") -> str | None:
     """Return the field a header names, trying "活动名称/title" halves and "预算（元）" bases."""
-    index = _FIELD_INDEX if table == "campaign" else _METRIC_SHEET_INDEX
+    index = _field_index() if table == "campaign" else _metric_sheet_index()
     candidates = [header, *_BILINGUAL.split(header)]
     for candidate in candidates:
         for text in (candidate, split_unit(candidate)[0]):
@@ -126,7 +137,7 @@ def match_name(header: str, table: Literal["campaign", "metric_sheet"] = "campai
 def metric_part(header: str) -> MetricPart | None:
     """Return which part of a metric a sub-header names (目标 → target), if any."""
     for candidate in (header, *_BILINGUAL.split(header)):
-        part = _PART_INDEX.get(fold(candidate))
+        part = _part_index().get(fold(candidate))
         if part:
             return part
     return None
@@ -172,7 +183,7 @@ def _single(index: int, header: str) -> Column:
     match = _METRIC_COLUMN.match(text)
     if match:
         name, unit = split_unit(match["name"].strip(" _-·.:：/"))
-        part = _PART_INDEX.get(fold(match["part"]))
+        part = _part_index().get(fold(match["part"]))
         if name and part:
             return Column(index, header, metric=name, part=part, unit=unit)
     name, unit = split_unit(text)

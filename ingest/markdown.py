@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
 from typing import IO, Any
 
 import yaml
@@ -56,10 +57,6 @@ SECTION_HEADINGS: dict[str, tuple[str, ...]] = {
         "指标", "结果与目标对比", "results", "metrics", "results vs targets",
     ),
 }  # fmt: skip
-_SECTION_INDEX = sorted(
-    ((fold(alias), name) for name, aliases in SECTION_HEADINGS.items() for alias in aliases),
-    key=lambda pair: -len(pair[0]),
-)
 _TEXT_SECTIONS = ("summary", "goal", "went_well", "problems", "lessons", "recommendations")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _MARK = re.compile(r"\s*\{#(?P<field>[a-z_]+)(?:\s+kind=(?P<kind>[a-z]+))?\}$")
@@ -71,20 +68,6 @@ _FENCE = re.compile(r"^\s*(```|~~~)")
 _LABELLED = re.compile(
     r"^\s*(?:[-*•]\s*)?\**(?P<label>[^:：|]{1,16}?)\**\s*[:：]\s*(?P<value>.+?)\s*$"
 )
-_PERIOD_LABELS = {
-    fold(w)
-    for w in (
-        "活动时间",
-        "活动周期",
-        "时间",
-        "日期",
-        "活动日期",
-        "周期",
-        "period",
-        "dates",
-        "时间范围",
-    )
-}
 _FULL_DATE = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?")
 _SHORT_DATE = re.compile(r"(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?")
 _TABLE_ROW = re.compile(r"^\s*\|(.*)\|\s*$")
@@ -92,14 +75,39 @@ _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 OTHER_DOCUMENT_TITLE = "其他章节"
 
 
+# Built on first use: folding loads OpenCC's tables, and importing does no I/O.
+@cache
+def _section_index() -> list[tuple[str, str]]:
+    pairs = [(fold(alias), name) for name, aliases in SECTION_HEADINGS.items() for alias in aliases]
+    return sorted(pairs, key=lambda pair: -len(pair[0]))
+
+
+@cache
+def _period_labels() -> frozenset[str]:
+    return frozenset(
+        fold(w)
+        for w in (
+            "活动时间",
+            "活动周期",
+            "时间",
+            "日期",
+            "活动日期",
+            "周期",
+            "period",
+            "dates",
+            "时间范围",
+        )
+    )
+
+
 def heading_field(text: str) -> str | None:
     """Return the field a heading names: "三、做得好的地方（亮点）" → went_well."""
     base = split_unit(_NUMBERING.sub("", text))[0]
     for candidate in (fold(base), fold(text)):
-        for alias, name in _SECTION_INDEX:
+        for alias, name in _section_index():
             if candidate == alias:
                 return name
-        for alias, name in _SECTION_INDEX:
+        for alias, name in _section_index():
             if len(alias) >= 2 and candidate.startswith(alias):
                 return name
     return None
@@ -186,7 +194,7 @@ def labelled_fields(lines: list[str]) -> dict[str, Any]:
             label, value = match["label"].strip(), match["value"]
         else:
             continue
-        if fold(label) in _PERIOD_LABELS:
+        if fold(label) in _period_labels():
             start, end = parse_period(value)
             if start:
                 found.setdefault("start_date", start)

@@ -59,6 +59,15 @@ def normalize(text: str) -> tuple[str, list[int] | None]:
     return converted, offsets
 
 
+def fold(text: str) -> str:
+    """Fold width (NFKC), case and Traditional to Simplified: the one key texts are compared by.
+
+    Metric names, units, audience labels, headers and search terms all fold through here, so
+    "ＧＭＶ", "gmv", "成交額" and "成交额" compare the same everywhere.
+    """
+    return normalize(text)[0]
+
+
 def _convert_t2s(text: str) -> str:
     """Convert Traditional to Simplified keeping one character per character."""
     converter = _t2s()

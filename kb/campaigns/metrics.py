@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from typing import Literal
 
-import opencc
+from search.normalize import fold
 
 Direction = Literal["higher", "lower"]
 # What a metric measures; the warning-signal rules compare traffic with value, watch costs, etc.
@@ -422,25 +421,22 @@ CATALOG: tuple[CatalogMetric, ...] = (
 _BY_KEY = {metric.key: metric for metric in CATALOG}
 
 
-@cache
-def _t2s() -> opencc.OpenCC:
-    return opencc.OpenCC("t2s")
-
-
 def _normalize(name: str) -> str:
     """Fold width, script and case, so "ＧＭＶ", "gmv", "成交額" and "成交额" each are one name."""
-    folded = _t2s().convert(unicodedata.normalize("NFKC", name)).casefold()
-    return re.sub(r"[\s_\-]+", " ", folded).strip()
+    return re.sub(r"[\s_\-]+", " ", fold(name)).strip()
 
 
-_BY_ALIAS = {
-    _normalize(alias): metric for metric in CATALOG for alias in (*metric.aliases, metric.label)
-}
+@cache
+def _by_alias() -> dict[str, CatalogMetric]:
+    # Built on first use: folding loads OpenCC's tables, and importing does no I/O.
+    return {
+        _normalize(alias): metric for metric in CATALOG for alias in (*metric.aliases, metric.label)
+    }
 
 
 def lookup(name: str) -> CatalogMetric | None:
     """Return the catalog metric a name refers to, or None when the name is not in the catalog."""
-    return _BY_ALIAS.get(_normalize(name))
+    return _by_alias().get(_normalize(name))
 
 
 def by_key(key: str) -> CatalogMetric | None:
@@ -461,7 +457,11 @@ class MetricMatch:
 # "Activation rate (first post within 7 days)", "GMV/万元".
 _NOTE = re.compile(r"\s*[(\[（【].*?[)\]）】]\s*|\s*/\s*\S+$")
 _ASCII = re.compile(r"^[a-z0-9 .:%+-]+$")
-_ALIASES_LONGEST_FIRST = sorted(_BY_ALIAS.items(), key=lambda item: -len(item[0]))
+
+
+@cache
+def _aliases_longest_first() -> list[tuple[str, CatalogMetric]]:
+    return sorted(_by_alias().items(), key=lambda item: -len(item[0]))
 
 
 def match(name: str, unit: str = "") -> MetricMatch | None:
@@ -480,11 +480,11 @@ def match(name: str, unit: str = "") -> MetricMatch | None:
         return MetricMatch(entry, 1.0, "名称一致")
     folded = _normalize(name)
     bare = _normalize(_NOTE.sub("", folded))
-    if bare and bare != folded and bare in _BY_ALIAS:
-        return MetricMatch(_BY_ALIAS[bare], 0.9, "去掉括注后名称一致")
+    if bare and bare != folded and bare in _by_alias():
+        return MetricMatch(_by_alias()[bare], 0.9, "去掉括注后名称一致")
     compact = bare.replace(" ", "")
     found: list[tuple[str, CatalogMetric]] = []
-    for alias, metric in _ALIASES_LONGEST_FIRST:
+    for alias, metric in _aliases_longest_first():
         if found and len(alias) < len(found[0][0]):
             break
         if len(alias) < 2 or not _unit_fits(metric, unit):
@@ -530,7 +530,7 @@ Dimension = Literal["money", "percent", "ratio", "count", "other", "unknown"]
 
 def unit_dimension(unit: str) -> tuple[Dimension, float]:
     """Return what a unit measures and its scale to the base unit (万元 → money, 10 000)."""
-    folded = re.sub(r"\s+", "", str(_t2s().convert(unicodedata.normalize("NFKC", unit))).casefold())
+    folded = re.sub(r"\s+", "", fold(unit))
     if not folded:
         return "unknown", 1.0
     if folded in _PERCENT:

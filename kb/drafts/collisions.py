@@ -8,29 +8,14 @@ caller loads the campaigns and builds ``CampaignFacts``.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
-from functools import cache, lru_cache
 from typing import Literal
 
-import opencc
-
+from kb.campaigns.segments import label_key, segment_key
 from kb.vocab import ACTIVE_STATUSES
-
-# Only true equivalences: two names for the same people. Segments that merely overlap stay apart
-# (沉睡用户 ≠ 流失用户 ≠ 流失风险用户, 宝妈 ≠ 母婴人群 ≠ 孕期家庭, 沉睡会员 ≠ 沉睡用户, 白领 ≠ 上班族),
-# because false collisions teach planners to ignore the warning. The first name is canonical.
-AUDIENCE_SYNONYMS: tuple[tuple[str, ...], ...] = (
-    ("沉睡用户", "沉默用户", "休眠用户", "dormant users", "dormant user"),
-    ("新用户", "新客", "新客户", "new users", "new user", "new customers"),
-    ("宝妈", "宝妈用户", "妈妈用户", "宝宝妈妈", "妈妈群体"),
-    ("价格敏感用户", "价格敏感人群", "价格敏感型用户", "price-sensitive users"),
-    ("银发用户", "银发族", "银发人群", "老年用户"),
-    ("大学生", "大学生用户", "在校大学生", "college students"),
-    ("白领", "白领用户", "白领人群"),
-)
+from search.normalize import fold as fold_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,30 +70,6 @@ class Collision:
     severity: Literal["high", "medium"]
 
 
-@cache
-def _t2s() -> opencc.OpenCC:
-    return opencc.OpenCC("t2s")
-
-
-@lru_cache(maxsize=4096)
-def fold(text: str) -> str:
-    """Fold width, script, case and whitespace, so "寶 媽" and "宝妈" are one label."""
-    converted: str = _t2s().convert(unicodedata.normalize("NFKC", text))
-    return re.sub(r"\s+", "", converted.casefold())
-
-
-@cache
-def _segments() -> dict[str, str]:
-    # Built on first use: folding loads OpenCC's tables, and importing does no I/O.
-    return {fold(alias): fold(group[0]) for group in AUDIENCE_SYNONYMS for alias in group}
-
-
-def segment_key(label: str) -> str:
-    """Return the canonical key of an audience segment (folded, synonyms merged)."""
-    folded = fold(label)
-    return _segments().get(folded, folded)
-
-
 def find_collisions(draft: CampaignFacts, others: Iterable[CampaignFacts]) -> list[Collision]:
     """Return the planned or running campaigns the draft collides with, stacking risks first.
 
@@ -128,14 +89,14 @@ def _collide(draft: CampaignFacts, other: CampaignFacts) -> Collision | None:
         return None
     if draft.id is not None and other.id == draft.id:
         return None
-    line, other_line = fold(draft.business_line or ""), fold(other.business_line or "")
+    line, other_line = label_key(draft.business_line or ""), label_key(other.business_line or "")
     if line and other_line and line != other_line:
         return None
     start, end = max(draft.start_date, other.start_date), min(draft.end_date, other.end_date)
     if start > end:
         return None
     audience = _shared(draft.audience, other.audience, segment_key)
-    products = _shared(draft.products, other.products, fold)
+    products = _shared(draft.products, other.products, label_key)
     if not audience and not products:
         return None
     days = (end - start).days + 1
@@ -265,8 +226,7 @@ def parse_discount(reward_type: str, detail: str) -> Discount | None:
     give a rate when both sides of a 满减 are known, never an amount (no exchange rate here).
     Chinese numerals are read only before 折. Free shipping, gifts and points multipliers: None.
     """
-    text = unicodedata.normalize("NFKC", detail.strip() or reward_type)
-    text = str(_t2s().convert(text)).casefold()
+    text = fold_text(detail.strip() or reward_type)
     rates: list[float] = []
     amounts: list[float] = []
     found: list[str] = []

@@ -32,7 +32,7 @@ from sqlalchemy.orm import selectinload
 
 from kb import vocab as labels
 from kb.campaigns import metrics as metric_catalog
-from kb.drafts.collisions import segment_key
+from kb.campaigns.segments import segment_key
 from kb.extensions import db
 from kb.insights.signals import Signal, SignalThresholds, signal_codes, signals_by_campaign
 from kb.models import Campaign, Metric
