@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
-from kb import audit
+from kb import audit, outbox
 from kb.campaigns import history
 from kb.campaigns import metrics as metric_catalog
 from kb.campaigns.schemas import CampaignIn, validate_campaign
@@ -25,7 +25,6 @@ from kb.models import (
     Reward,
     utcnow,
 )
-from kb.searching import indexer
 from kb.validation import InvalidInputError
 
 
@@ -71,7 +70,7 @@ def create_campaign(data: CampaignIn, *, action: str = "create") -> Campaign:
         session.add(campaign)
         _flush_unique()
         _record(campaign, action)
-    indexer.notify()
+    outbox.notify()
     return campaign
 
 
@@ -99,7 +98,7 @@ def update_campaign(
             # The row changed under us all the same (a writer outside this service): no lock held.
             raise VersionConflictError(_current_version(campaign_id)) from None
         _record(campaign, action, note)
-    indexer.notify()
+    outbox.notify()
     return campaign
 
 
@@ -133,7 +132,7 @@ def trash_campaign(campaign_id: int, *, expected_version: int | None = None) -> 
         campaign.deleted_at = utcnow()
         db.session.flush()
         _record(campaign, "trash")
-    indexer.notify()
+    outbox.notify()
     return campaign
 
 
@@ -147,7 +146,7 @@ def restore_campaign(campaign_id: int) -> Campaign:
         campaign.deleted_at = None
         db.session.flush()
         _record(campaign, "restore")
-    indexer.notify()
+    outbox.notify()
     return campaign
 
 
@@ -182,7 +181,7 @@ def purge_campaign(campaign_id: int) -> str:
         session.delete(campaign)
         # The entry outlives the row (no foreign key): the indexer drops the campaign's entries.
         _mark_for_indexing(campaign)
-    indexer.notify()
+    outbox.notify()
     return title
 
 

@@ -13,7 +13,7 @@ Definitions (the page says them too):
   Hit share and median attainment are over completed campaigns whose key metric has an actual.
 - Reward spend is known only when a campaign reports it as a metric (券成本, 奖励成本, 红包发放金额,
   补贴金额… in 元 / 万元 / 亿元); otherwise it is unknown, never estimated from the budget.
-- Segments are compared folded (寶媽 = 宝妈) with the audience synonyms of kb.drafts.collisions. The
+- Segments are compared folded (寶媽 = 宝妈) with the audience synonyms of kb.campaigns.segments. The
   segments "nobody reached" are those any live campaign ever targeted (within the business line,
   when one is chosen) that no campaign in the period and goal type targets.
 """

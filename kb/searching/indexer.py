@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from sqlalchemy.orm import selectinload
 
+from kb import outbox
 from kb.database import write_transaction
 from kb.extensions import db
 from kb.models import Campaign, CampaignVersion, IndexOutbox, PassageEmbedding
@@ -121,6 +122,7 @@ def init_app(app: Flask) -> None:
     gunicorn.conf.py starts it earlier, when the worker boots, so the change log is drained and
     reconciled before any traffic; ``flask run`` relies on this hook.
     """
+    outbox.on_notify(app, notify)
 
     @app.before_request
     def _start_worker() -> None:
