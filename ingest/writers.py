@@ -14,7 +14,7 @@ import io
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
-from typing import IO, Any
+from typing import IO, Any, Literal, get_args
 
 import yaml
 from openpyxl import Workbook
@@ -41,7 +41,8 @@ METRIC_SHEET = "指标"
 METRIC_SHEET_FIELDS = (
     "campaign_row", "external_id", "title", "name", "unit", "baseline", "target", "actual",
 )  # fmt: skip
-EXPORT_FORMATS = ("csv", "xlsx", "jsonl")
+ExportFormat = Literal["csv", "xlsx", "jsonl"]
+EXPORT_FORMATS: tuple[ExportFormat, ...] = get_args(ExportFormat)
 MIMETYPES = {
     "csv": "text/csv; charset=utf-8",
     "jsonl": "application/x-ndjson; charset=utf-8",
