@@ -21,11 +21,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from kb import config as settings
     from kb.accounts import admin as admin_views
     from kb.accounts import views as auth_views
+    from kb.campaigns import api as _campaigns_api  # noqa: F401  # adds its routes to api.bp
     from kb.campaigns import history_views, views
+    from kb.drafts import api as _drafts_api  # noqa: F401  # adds its routes to api.bp
     from kb.drafts import views as draft_views
     from kb.extensions import csrf
+    from kb.insights import api as _insights_api  # noqa: F401  # adds its routes to api.bp
     from kb.insights import views as insights
+    from kb.searching import api as _searching_api  # noqa: F401  # adds its routes to api.bp
     from kb.searching import indexer
+    from kb.transfer import api as _transfer_api  # noqa: F401  # adds its routes to api.bp
     from kb.transfer import views as transfer
     from kb.web import security
     from kb.web.templating import init_app as init_templating
@@ -45,8 +50,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(history_views.bp)
     app.register_blueprint(draft_views.bp)
     app.register_blueprint(transfer.bp)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(transfer.api_bp)
     app.register_blueprint(insights.bp)
-    app.register_blueprint(insights.api_bp)
+    # Last: the feature modules imported above have added their endpoints to it.
+    app.register_blueprint(api.bp)
     return app

@@ -1,4 +1,9 @@
-"""One JSON error shape for the API, built in one place, and the handlers that use it."""
+"""Domain errors and their HTTP status; one JSON error shape for the API; one app-level handler.
+
+A service raises a :class:`DomainError` subclass (not found, conflict, invalid input…); the one
+handler registered here answers it as ``{"error": {...}}`` under /api/ and as the error page
+elsewhere. Pages that want to show something else (a form with its errors) catch it first.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ from typing import Any
 from flask import Flask, Response, current_app, jsonify, render_template, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
+
+from kb.validation import InvalidInputError
 
 # The machine-readable code of each HTTP status the API answers with.
 CODES = {
@@ -43,17 +50,66 @@ MESSAGES = {
 BUSY_RETRY_AFTER_S = 2
 
 
-class ApiError(Exception):
-    """An error answered as JSON: an HTTP status, a message and optional details."""
+class DomainError(Exception):
+    """A failure the client can act on: an HTTP status, a Chinese message and optional details.
+
+    Subclasses set ``status`` and ``message`` once (the arguments are for logs and tracebacks);
+    ``details()`` adds members to the JSON error (``current_version`` for a conflict).
+    """
+
+    status: int = 400
+    message: str = ""
+
+    @property
+    def code(self) -> str:
+        return CODES.get(self.status, "error")
+
+    @property
+    def public_message(self) -> str:
+        return self.message or MESSAGES.get(self.status, "")
+
+    def details(self) -> dict[str, Any]:
+        """Return the extra members of the JSON error."""
+        return {}
+
+
+class ApiError(DomainError):
+    """An error raised by the HTTP layer itself (415, a malformed body…), with its details."""
 
     def __init__(
         self, status: int, message: str | None = None, *, code: str | None = None, **extra: Any
     ) -> None:
         super().__init__(message or MESSAGES.get(status, ""))
         self.status = status
-        self.code = code or CODES.get(status, "error")
-        self.message = message or MESSAGES.get(status, "")
+        self.message = message or ""
+        self._code = code
         self.extra = extra
+
+    @property
+    def code(self) -> str:
+        return self._code or CODES.get(self.status, "error")
+
+    def details(self) -> dict[str, Any]:
+        return self.extra
+
+
+class NotFoundError(DomainError):
+    """Something asked for does not exist: 404."""
+
+    status = 404
+
+
+class ConflictError(DomainError):
+    """Something changed since the client read it: 409 with the version it is at now."""
+
+    status = 409
+
+    def __init__(self, current_version: int) -> None:
+        super().__init__(f"now at version {current_version}")
+        self.current_version = current_version
+
+    def details(self) -> dict[str, Any]:
+        return {"current_version": self.current_version}
 
 
 def json_body() -> Any:
@@ -71,14 +127,22 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
 
 
-def api_error_response(error: ApiError) -> tuple[Response, int]:
-    """Render an ApiError as the JSON error shape."""
-    return jsonify(error_body(error.code, error.message, **error.extra)), error.status
+def api_error_response(error: DomainError) -> tuple[Response, int]:
+    """Render a domain error as the JSON error shape."""
+    body = error_body(error.code, error.public_message, **error.details())
+    return jsonify(body), error.status
+
+
+def invalid_input_response(exc: InvalidInputError) -> tuple[Response | str, int]:
+    """Answer input that failed validation: 422 naming each bad field."""
+    return _domain_error(ApiError(422, fields=exc.fields))
 
 
 def init_app(app: Flask) -> None:
     """Answer errors as JSON under /api/ and as an HTML page elsewhere."""
-    app.register_error_handler(ApiError, api_error_response)
+    app.register_error_handler(DomainError, _domain_error)
+    # kb.validation is a leaf (the importers use it too): its error is mapped here, not subclassed.
+    app.register_error_handler(InvalidInputError, invalid_input_response)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(InternalServerError, _http_error)
     app.register_error_handler(OperationalError, _database_error)
@@ -96,6 +160,13 @@ def _database_error(exc: OperationalError) -> tuple[Response | str, int, dict[st
         return response, status, headers
     page = render_template("error.html", status=503, message=MESSAGES[503])
     return page, 503, headers
+
+
+def _domain_error(exc: DomainError) -> tuple[Response | str, int]:
+    if _wants_json():
+        return api_error_response(exc)
+    page = render_template("error.html", status=exc.status, message=exc.public_message)
+    return page, exc.status
 
 
 def _wants_json() -> bool:

@@ -12,15 +12,10 @@ from flask.testing import FlaskClient
 
 from kb.access import REQUIRED_ROLE, Access, access_of
 from kb.accounts.services import ROLE_LABELS
-from kb.api.openapi import (
-    CampaignList,
-    CampaignOut,
-    Error,
-    VersionAction,
-    VersionDetailOut,
-    VersionList,
-)
+from kb.api.openapi import Error
 from kb.campaigns import history
+from kb.campaigns.history import VersionAction, VersionDetailOut, VersionList
+from kb.campaigns.serialize import CampaignList, CampaignOut
 from tests.factories import campaign_payload
 
 SERVER_FIELDS = {"id", "version", "created_at", "updated_at", "deleted_at"}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from kb import demo
+from kb import create_app, demo
 from kb.api import openapi
 from kb.campaigns import services
 from kb.campaigns.schemas import validate_campaign
@@ -111,10 +112,21 @@ def _known_ids(context: Any, path_parameters: dict[str, Any] | None) -> Any:
     )
 
 
+def _served_document() -> dict[str, Any]:
+    """Return the document an app serves at /api/v1/openapi.json (a copy: the built one is
+    cached and schemathesis may change what it is given). Built at collection: no database."""
+    with tempfile.TemporaryDirectory() as data_dir:
+        app = create_app({"TESTING": True, "DATA_DIR": data_dir, "AUTO_MIGRATE": False})
+        try:
+            document: dict[str, Any] = json.loads(json.dumps(openapi.build_document(app)))
+        finally:
+            conftest.release(app)
+    return document
+
+
 def _load_schema(phases: list[str]) -> OpenApiSchema:
-    # The document the app serves at /api/v1/openapi.json (a copy: the built one is cached and
-    # schemathesis may change what it is given). Each schema gets its own config.
-    document = json.loads(json.dumps(openapi.build_document()))
+    # Each schema gets its own config.
+    document = _served_document()
     loaded = schemathesis.openapi.from_dict(document, config=SchemathesisConfig(seed=SEED))
     loaded.config.phases.update(phases=phases)
     loaded.config.generation.update(

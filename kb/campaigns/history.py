@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
+from pydantic import Field
 
 from kb import audit
 from kb import vocab as labels
-from kb.campaigns.serialize import campaign_to_input
+from kb.campaigns.serialize import Out, Timestamp, campaign_to_input
 from kb.extensions import db
 from kb.models import Campaign, CampaignVersion
 
@@ -128,16 +129,78 @@ def previous_version(campaign_id: int, version: int) -> CampaignVersion | None:
     )
 
 
-def version_to_dict(version: CampaignVersion, changed: list[str]) -> dict[str, Any]:
+VersionAction = Literal["baseline", "create", "update", "import", "trash", "restore", "revert"]
+
+
+class VersionOut(Out):
+    """One version in a campaign's history: what happened, who did it, when, what changed."""
+
+    version: int
+    action: VersionAction
+    actor: str | None = Field(
+        description="谁写的：user:<用户名> 或 token:<id>:<名称>；无记录时为 null"
+    )
+    note: str
+    created_at: Timestamp
+    changed_fields: list[str] = Field(description="与上一版相比改动的字段（中文名）")
+
+
+class VersionList(Out):
+    """A campaign's versions, newest first."""
+
+    items: list[VersionOut]
+
+
+class DiffLineOut(Out):
+    """One line of a field's diff: " " kept, "-" removed, "+" added."""
+
+    op: Literal[" ", "-", "+"]
+    text: str
+
+
+class FieldChangeOut(Out):
+    """How one field changed from the previous version."""
+
+    field: str
+    label: str
+    lines: list[DiffLineOut]
+
+
+class VersionDetailOut(VersionOut):
+    """One version with the campaign as it was then and its diff against the previous version."""
+
+    snapshot: dict[str, Any] = Field(
+        description="该版本的活动字段（与 CampaignIn 同形，不含 id、version 与时间戳）"
+    )
+    changes: list[FieldChangeOut]
+
+
+def version_out(version: CampaignVersion, changed: list[str]) -> VersionOut:
     """Return a version's metadata in the API shape (without the snapshot)."""
-    return {
-        "version": version.version,
-        "action": version.action,
-        "actor": version.actor or None,
-        "note": version.note,
-        "created_at": version.created_at.isoformat(),
-        "changed_fields": changed,
-    }
+    return VersionOut(
+        version=version.version,
+        action=version.action,
+        actor=version.actor or None,
+        note=version.note,
+        created_at=version.created_at,
+        changed_fields=changed,
+    )
+
+
+def version_detail_out(version: CampaignVersion, changes: list[FieldChange]) -> VersionDetailOut:
+    """Return a version with its snapshot and its diff against the previous version."""
+    return VersionDetailOut(
+        **version_out(version, [c.label for c in changes]).model_dump(),
+        snapshot=version.snapshot,
+        changes=[
+            FieldChangeOut(
+                field=c.name,
+                label=c.label,
+                lines=[DiffLineOut(op=line.op, text=line.text) for line in c.lines],
+            )
+            for c in changes
+        ],
+    )
 
 
 @dataclass(frozen=True)

@@ -163,8 +163,8 @@ def validate_campaign(data: Any, *, update: bool = False) -> CampaignIn:
     return validate_as(CampaignUpdate if update else CampaignIn, data)
 
 
-class ListQuery(BaseModel):
-    """Filters and paging of a campaign list, from the query string of a page or the API."""
+class FilterQuery(BaseModel):
+    """Filters of a campaign list (or an export of it), from a query string."""
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
@@ -173,14 +173,19 @@ class ListQuery(BaseModel):
     status: Status | None = None
     date_from: date | None = None
     date_to: date | None = None
-    page: Annotated[int, Field(ge=1, le=100_000)] = 1
-    per_page: Annotated[int | None, Field(ge=1)] = None
 
     @field_validator("*", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         # An empty select or date box in the filter form means "any".
         return None if value == "" else value
+
+
+class ListQuery(FilterQuery):
+    """Filters and paging of a campaign list, from the query string of a page or the API."""
+
+    page: Annotated[int, Field(ge=1, le=100_000)] = 1
+    per_page: Annotated[int | None, Field(ge=1)] = None
 
 
 def validate_list_query(args: dict[str, str]) -> ListQuery:

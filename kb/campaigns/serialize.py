@@ -1,11 +1,92 @@
-"""Turn stored campaigns into the API's JSON shape, with each metric's assessment."""
+"""The API's shape of a campaign (``CampaignOut``) and how a stored campaign becomes it.
+
+Adding a field to an answer is one line in its ``*Out`` model plus where it is filled in; a
+missing or misspelt field is a type error (mypy) and a validation error.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
 
 from kb.campaigns import metrics as metric_catalog
+from kb.campaigns.schemas import DocumentIn, HypothesisIn, RewardIn
 from kb.models import Campaign, Metric
+from kb.vocab import GoalType, Status
+
+# A stored timestamp (timezone-aware UTC), answered as ``datetime.isoformat()`` ("+00:00").
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
+class Out(BaseModel):
+    """An answer of the API: built by us, so an unknown field is a bug, never data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class MetricOut(Out):
+    """A stored metric with its catalog key and assessment (percentages, rounded to 0.1)."""
+
+    name: str
+    unit: str
+    baseline: float | None
+    target: float | None
+    actual: float | None
+    catalog_key: str | None
+    direction: str | None
+    attainment_pct: float | None
+    lift_pct: float | None
+    hit: bool | None
+
+
+class CampaignOut(Out):
+    """A stored campaign as the API returns it."""
+
+    id: int
+    version: int
+    title: str
+    industry: str
+    department: str
+    business_line: str | None
+    goal_type: GoalType
+    goal: str
+    audience: list[str]
+    products: list[str]
+    rewards: list[RewardIn]
+    channels: list[str]
+    start_date: date
+    end_date: date
+    status: Status
+    budget_cny: float | None
+    metrics: list[MetricOut]
+    summary: str
+    went_well: str
+    problems: str
+    lessons: str
+    recommendations: str
+    hypotheses: list[HypothesisIn]
+    documents: list[DocumentIn]
+    tags: list[str]
+    external_id: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    deleted_at: Timestamp | None
+
+
+class CampaignList(Out):
+    """One page of campaigns."""
+
+    items: list[CampaignOut]
+    total: int
+    page: int
+    per_page: int
+    pages: int
 
 
 def metric_to_dict(metric: Metric) -> dict[str, Any]:
@@ -28,46 +109,68 @@ def metric_to_dict(metric: Metric) -> dict[str, Any]:
     }
 
 
-def campaign_to_dict(campaign: Campaign) -> dict[str, Any]:
+def metric_out(metric: Metric) -> MetricOut:
+    """Return a metric in the API shape."""
+    return MetricOut.model_validate(metric_to_dict(metric))
+
+
+def campaign_out(campaign: Campaign) -> CampaignOut:
     """Return the campaign in the API shape: the input fields plus id, version and timestamps."""
-    return {
-        "id": campaign.id,
-        "version": campaign.version,
-        "title": campaign.title,
-        "industry": campaign.industry,
-        "department": campaign.department,
-        "business_line": campaign.business_line,
-        "goal_type": campaign.goal_type,
-        "goal": campaign.goal,
-        "audience": list(campaign.audience),
-        "products": list(campaign.products),
-        "rewards": [
-            {"type": r.type, "detail": r.detail, "stackable": r.stackable} for r in campaign.rewards
+    return CampaignOut(
+        id=campaign.id,
+        version=campaign.version,
+        title=campaign.title,
+        industry=campaign.industry,
+        department=campaign.department,
+        business_line=campaign.business_line,
+        goal_type=campaign.goal_type,
+        goal=campaign.goal,
+        audience=list(campaign.audience),
+        products=list(campaign.products),
+        # Stored rows were validated when written: constructed as they are, so that an input
+        # rule tightened later never makes an old campaign unanswerable.
+        rewards=[
+            RewardIn.model_construct(type=r.type, detail=r.detail, stackable=r.stackable)
+            for r in campaign.rewards
         ],
-        "channels": list(campaign.channels),
-        "start_date": campaign.start_date.isoformat(),
-        "end_date": campaign.end_date.isoformat(),
-        "status": campaign.status,
-        "budget_cny": campaign.budget_cny,
-        "metrics": [metric_to_dict(m) for m in campaign.metrics],
-        "summary": campaign.summary,
-        "went_well": campaign.went_well,
-        "problems": campaign.problems,
-        "lessons": campaign.lessons,
-        "recommendations": campaign.recommendations,
-        "hypotheses": [
-            {"statement": h.statement, "result": h.result, "evidence": h.evidence}
+        channels=list(campaign.channels),
+        start_date=campaign.start_date,
+        end_date=campaign.end_date,
+        status=campaign.status,
+        budget_cny=campaign.budget_cny,
+        metrics=[metric_out(m) for m in campaign.metrics],
+        summary=campaign.summary,
+        went_well=campaign.went_well,
+        problems=campaign.problems,
+        lessons=campaign.lessons,
+        recommendations=campaign.recommendations,
+        hypotheses=[
+            HypothesisIn.model_construct(
+                statement=h.statement,
+                result=h.result,  # type: ignore[arg-type]  # validated when stored
+                evidence=h.evidence,
+            )
             for h in campaign.hypotheses
         ],
-        "documents": [
-            {"title": d.title, "kind": d.kind, "body": d.body} for d in campaign.documents
+        documents=[
+            DocumentIn.model_construct(
+                title=d.title,
+                kind=d.kind,  # type: ignore[arg-type]  # validated when stored
+                body=d.body,
+            )
+            for d in campaign.documents
         ],
-        "tags": list(campaign.tags),
-        "external_id": campaign.external_id,
-        "created_at": campaign.created_at.isoformat(),
-        "updated_at": campaign.updated_at.isoformat(),
-        "deleted_at": campaign.deleted_at.isoformat() if campaign.deleted_at else None,
-    }
+        tags=list(campaign.tags),
+        external_id=campaign.external_id,
+        created_at=campaign.created_at,
+        updated_at=campaign.updated_at,
+        deleted_at=campaign.deleted_at,
+    )
+
+
+def campaign_to_dict(campaign: Campaign) -> dict[str, Any]:
+    """Return the campaign in the API shape as plain JSON values (exports, tests)."""
+    return campaign_out(campaign).model_dump(mode="json")
 
 
 def campaign_to_input(campaign: Campaign) -> dict[str, Any]:

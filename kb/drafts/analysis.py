@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -20,10 +20,11 @@ from kb import audit
 from kb import vocab as labels
 from kb.campaigns import metrics as metric_catalog
 from kb.campaigns.schemas import DraftIn
-from kb.campaigns.serialize import campaign_to_input, metric_to_dict
+from kb.campaigns.serialize import MetricOut, campaign_to_input, metric_to_dict
 from kb.database import write_transaction
 from kb.drafts.collisions import CampaignFacts, Collision, RewardFacts, find_collisions
 from kb.drafts.forecast import Forecast, forecast_draft
+from kb.drafts.schemas import ComparisonOut, DraftAnalysisOut, SimilarCaseOut
 from kb.extensions import db
 from kb.models import Campaign, SimilarFeedback
 from kb.searching.indexer import get_indexes
@@ -119,45 +120,35 @@ def draft_from_campaign(campaign: Campaign, *, limit: int = 10) -> DraftIn:
     return DraftIn.model_validate({**draft, "limit": limit, "draft_key": f"campaign:{campaign.id}"})
 
 
-def analysis_to_dict(analysis: DraftAnalysis) -> dict[str, Any]:
+def analysis_out(analysis: DraftAnalysis) -> DraftAnalysisOut:
     """Return the API shape of a draft analysis."""
-    return {
-        "similar": [
-            {
-                "id": case.campaign.id,
-                "title": case.campaign.title,
-                "score": case.score,
-                "reasons": case.reasons,
-                "parts": case.parts,
-                "industry": case.campaign.industry,
-                "goal_type": case.campaign.goal_type,
-                "start_date": case.campaign.start_date.isoformat(),
-                "end_date": case.campaign.end_date.isoformat(),
-                "outcome": {m["name"]: m for m in case.metrics},
-                "went_well": case.campaign.went_well,
-                "problems": case.campaign.problems,
-                "lessons": case.campaign.lessons,
-                "recommendations": case.campaign.recommendations,
-            }
+    return DraftAnalysisOut(
+        similar=[
+            SimilarCaseOut(
+                id=case.campaign.id,
+                title=case.campaign.title,
+                score=case.score,
+                reasons=case.reasons,
+                parts=case.parts,
+                industry=case.campaign.industry,
+                goal_type=case.campaign.goal_type,
+                start_date=case.campaign.start_date,
+                end_date=case.campaign.end_date,
+                outcome={m["name"]: MetricOut.model_validate(m) for m in case.metrics},
+                went_well=case.campaign.went_well,
+                problems=case.campaign.problems,
+                lessons=case.campaign.lessons,
+                recommendations=case.campaign.recommendations,
+            )
             for case in analysis.similar
         ],
-        "conflicts": [_jsonable(asdict(conflict)) for conflict in analysis.conflicts],
-        "forecast": {"metrics": [_jsonable(asdict(m)) for m in analysis.forecast.metrics]},
-        "comparison": analysis.comparison,
-        "hidden": analysis.hidden,
-        "notes": analysis.notes,
-        "took_ms": analysis.took_ms,
-    }
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
+        conflicts=analysis.conflicts,
+        forecast=analysis.forecast,
+        comparison=[ComparisonOut.model_validate(row) for row in analysis.comparison],
+        hidden=analysis.hidden,
+        notes=analysis.notes,
+        took_ms=analysis.took_ms,
+    )
 
 
 def mark_not_useful(draft_key: str, campaign_id: int, *, useful: bool = False) -> None:

@@ -344,38 +344,3 @@ def group_by_theme(hits: Iterable[LessonHit]) -> list[tuple[str, list[LessonHit]
     for hit in hits:
         groups[hit.item.theme].append(hit)
     return [(key, group) for key, group in groups.items() if group]
-
-
-def hit_to_dict(hit: LessonHit) -> dict[str, Any]:
-    """Return the API shape of a found item."""
-    item = hit.item
-    key = item.outcome.key_metric
-    return {
-        "campaign_id": item.campaign_id,
-        "campaign_title": item.campaign_title,
-        "industry": item.industry,
-        "goal_type": item.goal_type,
-        "status": item.status,
-        "start_date": item.start_date.isoformat(),
-        "kind": item.kind,
-        "text": item.text,
-        "text_html": str(hit.text_html),
-        "result": item.result,
-        "evidence": item.evidence,
-        "themes": list(item.themes),
-        "matched_terms": list(hit.matched),
-        "score": hit.score,
-        "outcome": {
-            "key_metric": None
-            if key is None
-            else {
-                "name": key.name,
-                "attainment_pct": None
-                if key.attainment_pct is None
-                else round(key.attainment_pct, 1),
-                "hit": key.hit,
-            },
-            "hit": item.outcome.hit,
-            "judged": item.outcome.judged,
-        },
-    }

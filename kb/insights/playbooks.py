@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
-from kb import audit
+from kb import audit, errors
 from kb.database import write_transaction
 from kb.extensions import db
-from kb.insights.lessons import OTHER_THEME, THEME_LABELS, classify, lesson_terms
+from kb.insights.lessons import OTHER_THEME, classify, lesson_terms
 from kb.insights.portfolio import key_metric
 from kb.insights.schemas import PlaybookIn
 from kb.models import Campaign, Playbook, PlaybookCitation, utcnow
@@ -27,16 +27,14 @@ SUPPORTS = "supports"
 CONTRADICTS = "contradicts"
 
 
-class PlaybookNotFoundError(Exception):
+class PlaybookNotFoundError(errors.NotFoundError):
     """The playbook does not exist."""
 
+    message = "找不到该打法"
 
-class PlaybookConflictError(Exception):
+
+class PlaybookConflictError(errors.ConflictError):
     """The playbook changed since the editor read it."""
-
-    def __init__(self, current_version: int) -> None:
-        super().__init__(f"playbook is at version {current_version}")
-        self.current_version = current_version
 
 
 def get_playbook(playbook_id: int) -> Playbook:
@@ -227,40 +225,6 @@ def search_playbooks(q: str = "", theme: str | None = None) -> list[Playbook]:
         return playbooks
     wanted = lesson_terms(q, query=True)
     return [p for p in playbooks if wanted & lesson_terms(f"{p.title}\n{p.body}")]
-
-
-def playbook_to_dict(playbook: Playbook) -> dict[str, Any]:
-    """Return the API shape of a playbook, its cited campaigns with their outcomes."""
-    cited = cited_campaigns(playbook)
-    return {
-        "id": playbook.id,
-        "version": playbook.version,
-        "title": playbook.title,
-        "body": playbook.body,
-        "theme": playbook.theme,
-        "theme_label": THEME_LABELS.get(playbook.theme, playbook.theme),
-        "supporting_ids": [c.campaign_id for c in playbook.citations if c.stance == SUPPORTS],
-        "contradicting_ids": [c.campaign_id for c in playbook.citations if c.stance == CONTRADICTS],
-        "supporting": [_cited_dict(c) for c in cited if c.stance == SUPPORTS],
-        "contradicting": [_cited_dict(c) for c in cited if c.stance == CONTRADICTS],
-        "created_at": playbook.created_at.isoformat(),
-        "updated_at": playbook.updated_at.isoformat(),
-    }
-
-
-def _cited_dict(cited: CitedCampaign) -> dict[str, Any]:
-    campaign = cited.campaign
-    return {
-        "id": campaign.id,
-        "title": campaign.title,
-        "goal_type": campaign.goal_type,
-        "status": campaign.status,
-        "start_date": campaign.start_date.isoformat(),
-        "end_date": campaign.end_date.isoformat(),
-        "key_metric": cited.key_metric_name,
-        "attainment_pct": cited.attainment_pct,
-        "hit": cited.hit,
-    }
 
 
 def playbook_input(playbook: Playbook) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Validation of the portfolio, lessons and playbook inputs (query strings, forms and JSON).
+"""The portfolio, lessons and playbook schemas: inputs (query strings, forms, JSON) and answers.
 
 Errors come back as ``InvalidInputError`` with one message per field, in the same shape (and
 from the same ``field_errors``) as the campaign schema's, so pages and the API show them alike.
@@ -12,10 +12,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kb.campaigns.schemas import Markdown
+from kb.campaigns.serialize import Out, Timestamp
 from kb.database import MAX_ID
 from kb.insights.portfolio import MAX_MONTHS, default_period
 from kb.validation import InvalidInputError, validate_as
-from kb.vocab import GoalType
+from kb.vocab import GoalType, Status
 
 Theme = Literal["reward", "audience", "channel", "timing", "budget", "ops", "risk", "other"]
 LessonKind = Literal["lesson", "recommendation", "hypothesis"]
@@ -35,16 +36,24 @@ class _Query(BaseModel):
 class PortfolioQuery(_Query):
     """The period and filters of the portfolio; no dates means last year and this year."""
 
-    date_from: date | None = None
-    date_to: date | None = None
+    date_from: Annotated[date | None, Field(description="期间开始；缺省为去年 1 月 1 日")] = None
+    date_to: Annotated[
+        date | None, Field(description="期间结束；缺省为今年 12 月 31 日（最长 60 个月）")
+    ] = None
     goal_type: GoalType | None = None
     business_line: Annotated[str | None, Field(max_length=100)] = None
+
+
+class ThemeQuery(_Query):
+    """One theme, or all of them."""
+
+    theme: Theme | None = None
 
 
 class LessonQuery(_Query):
     """A search over lessons: words, theme, kind and paging."""
 
-    q: Annotated[str | None, Field(max_length=500)] = None
+    q: Annotated[str | None, Field(max_length=500, description="关键词；为空时列出全部")] = None
     theme: Theme | None = None
     kind: LessonKind | None = None
     limit: Annotated[int, Field(ge=1, le=200)] = 50
@@ -100,3 +109,174 @@ def resolve_period(query: PortfolioQuery, today: date) -> tuple[date, date]:
     if months > MAX_MONTHS:
         raise InvalidInputError({"date_to": f"时间范围最长 {MAX_MONTHS} 个月"})
     return date_from, date_to
+
+
+# ---- answers of the API ------------------------------------------------------------------
+
+
+class SignalOut(Out):
+    """A warning signal: which rule fired, how bad, and why (with the campaign's numbers)."""
+
+    code: str  # a registered rule code (kb.insights.signals.RULES)
+    label: str
+    severity: Literal["high", "medium"]
+    explanation: str
+    rule: str
+    metrics: list[str]
+
+
+class CampaignSignalsOut(Out):
+    """The warning signals of one campaign and the thresholds they were judged by."""
+
+    campaign_id: int
+    signals: list[SignalOut]
+    thresholds: dict[str, float]
+
+
+class KeyMetricOut(Out):
+    """A campaign's key metric (its first with a target) and how it turned out."""
+
+    name: str
+    attainment_pct: float | None
+    hit: bool | None
+
+
+class PortfolioCampaignOut(Out):
+    """A campaign of the portfolio: when, for whom, what it cost, how it did, its signals."""
+
+    id: int
+    title: str
+    goal_type: GoalType
+    status: Status
+    start_date: date
+    end_date: date
+    business_line: str | None
+    audience: list[str]
+    budget_cny: float | None
+    reward_spend_cny: float | None
+    key_metric: KeyMetricOut | None
+    signals: list[SignalOut]
+
+
+class CrowdingOut(Out):
+    """Campaigns per audience segment (rows) and month (columns); crowded from ``crowded_at``."""
+
+    segments: list[str]
+    months: list[str]
+    counts: list[list[int]]
+    crowded_at: int
+
+
+class GoalSummaryOut(Out):
+    """One goal type (or the total, goal_type null): count, budget, reward spend and results.
+
+    ``reward_spend_cny`` is null when no campaign reported its reward cost as a metric;
+    ``hit_share_pct`` and ``median_attainment_pct`` are over ``judged`` completed campaigns.
+    """
+
+    goal_type: GoalType | None
+    label: str
+    campaigns: int
+    budget_cny: float
+    budget_known: int
+    reward_spend_cny: float | None
+    reward_spend_known: int
+    judged: int
+    hit: int
+    hit_share_pct: float | None
+    median_attainment_pct: float | None
+    attainment_n: int
+
+
+class PortfolioOut(Out):
+    """The campaigns of a period: timeline, crowding, per-goal results, gaps and signals."""
+
+    date_from: date
+    date_to: date
+    goal_type: GoalType | None
+    business_line: str | None
+    campaigns: list[PortfolioCampaignOut]
+    crowding: CrowdingOut
+    goals: list[GoalSummaryOut]
+    total: GoalSummaryOut
+    uncovered_segments: list[str]
+    signal_counts: dict[str, int]
+    excluded_cancelled: int
+
+
+class LessonOutcomeOut(Out):
+    """What the lesson's campaign achieved."""
+
+    key_metric: KeyMetricOut | None
+    hit: int
+    judged: int
+
+
+class LessonItemOut(Out):
+    """A lesson, recommendation or tested hypothesis, with its campaign and outcome."""
+
+    campaign_id: int
+    campaign_title: str
+    industry: str
+    goal_type: GoalType
+    status: Status
+    start_date: date
+    kind: LessonKind
+    text: str
+    text_html: str
+    result: Literal["validated", "refuted"] | None
+    evidence: str
+    themes: list[Theme]
+    matched_terms: list[str]
+    score: float
+    outcome: LessonOutcomeOut
+
+
+class CitedCampaignOut(Out):
+    """A campaign a playbook cites, with its key metric's outcome."""
+
+    id: int
+    title: str
+    goal_type: GoalType
+    status: Status
+    start_date: date
+    end_date: date
+    key_metric: str | None
+    attainment_pct: float | None
+    hit: bool | None
+
+
+class PlaybookOut(Out):
+    """A curated playbook entry and the campaigns for and against it."""
+
+    id: int
+    version: int
+    title: str
+    body: str
+    theme: Theme
+    theme_label: str
+    supporting_ids: list[int]
+    contradicting_ids: list[int]
+    supporting: list[CitedCampaignOut]
+    contradicting: list[CitedCampaignOut]
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class PlaybookList(Out):
+    """Playbooks, most recently updated first."""
+
+    items: list[PlaybookOut]
+
+
+class LessonSearchOut(Out):
+    """Lessons found (one page), counts per theme, and the playbooks on the same subject."""
+
+    q: str
+    theme: Theme | None
+    kind: LessonKind | None
+    total: int
+    partial: bool
+    theme_counts: dict[str, int]
+    items: list[LessonItemOut]
+    playbooks: list[PlaybookOut]

@@ -1,4 +1,4 @@
-"""The search query schema: text, mode, paging and filters, from the search page or the API."""
+"""The search query schema (text, mode, paging, filters) and the API's shape of a search answer."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pydantic_core import PydanticCustomError
 from werkzeug.datastructures import MultiDict
 
 from kb.campaigns.schemas import ListItem
+from kb.campaigns.serialize import Out
 from kb.insights.signals import SignalCode, signal_codes
 from kb.validation import validate_as
 from kb.vocab import GoalType, SearchMode, Status
@@ -20,12 +21,19 @@ from kb.vocab import GoalType, SearchMode, Status
 METRIC_RANGE = re.compile(r"^([a-z0-9_]+)\.(actual|attain|lift)(>=|<=|>|<)(-?\d+(?:\.\d+)?)$")
 
 
+def _enumerate_signal_codes(schema: dict[str, Any]) -> None:
+    # In the API document: the registered codes, read when the document is built.
+    items = schema.get("items")
+    if isinstance(items, dict):
+        items["enum"] = list(signal_codes())
+
+
 class SearchQuery(BaseModel):
     """A search: text, mode, paging and filters, from the search page or the API."""
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
-    q: Annotated[str, Field(max_length=500)] = ""
+    q: Annotated[str, Field(max_length=500, description="查询文本；为空时按筛选条件列出全部")] = ""
     mode: SearchMode = "hybrid"
     limit: Annotated[int, Field(ge=1, le=100)] = 20
     offset: Annotated[int, Field(ge=0, le=10_000)] = 0
@@ -34,16 +42,30 @@ class SearchQuery(BaseModel):
     status: Status | None = None
     department: Annotated[str | None, Field(max_length=100)] = None
     business_line: Annotated[str | None, Field(max_length=100)] = None
-    audience: list[ListItem] = []
+    audience: Annotated[list[ListItem], Field(description="人群（可重复，须全部命中）")] = []
     channel: list[ListItem] = []
     reward_type: list[ListItem] = []
     date_from: date | None = None
     date_to: date | None = None
-    metric_range: list[Annotated[str, Field(pattern=METRIC_RANGE.pattern)]] = []
-    missed: bool | None = None
-    signal: list[SignalCode] = []
+    metric_range: Annotated[
+        list[Annotated[str, Field(pattern=METRIC_RANGE.pattern)]],
+        Field(description="如 roi.actual>=2、key.attain<80（可重复）"),
+    ] = []
+    missed: Annotated[bool | None, Field(description="只看有指标未达标的活动")] = None
+    signal: Annotated[
+        list[SignalCode],
+        Field(
+            description="只看触发这些数据预警的活动（可重复）",
+            json_schema_extra=lambda schema: _enumerate_signal_codes(schema),
+        ),
+    ] = []
     # False: search the words as typed, without the terms concept cues add (search/concepts.py).
-    expand: bool = True
+    expand: Annotated[
+        bool,
+        Field(
+            description="false：只搜原词，不加概念提示补充的行业术语（响应的 expanded_terms 为空）"
+        ),
+    ] = True
 
     @field_validator("*", mode="before")
     @classmethod
@@ -80,3 +102,34 @@ def search_params(args: MultiDict[str, str]) -> dict[str, Any]:
 def validate_search_query(args: dict[str, Any]) -> SearchQuery:
     """Validate search parameters from a query string."""
     return validate_as(SearchQuery, args)
+
+
+class SearchResultOut(Out):
+    """One search result: the campaign's headline facts, a highlighted snippet and reasons."""
+
+    id: int
+    title: str
+    title_html: str
+    score: float
+    snippet: str
+    reasons: list[str]
+    matched_terms: list[str]
+    industry: str
+    goal_type: GoalType
+    status: Status
+    start_date: date
+    end_date: date
+
+
+class SearchResponseOut(Out):
+    """A page of search results with facet counts over the whole result set."""
+
+    query: str
+    mode: str
+    total: int
+    took_ms: float
+    results: list[SearchResultOut]
+    facets: dict[str, dict[str, int]]
+    expanded_terms: list[str] = Field(
+        description="查询中的情境补充的行业术语（概念提示）；expand=false 时为空"
+    )

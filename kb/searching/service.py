@@ -11,7 +11,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import sqlalchemy as sa
 from markupsafe import Markup, escape
@@ -23,7 +23,12 @@ from kb.insights import signals
 from kb.models import Campaign, Metric
 from kb.searching.documents import metric_fact
 from kb.searching.indexer import SearchIndexes, get_indexes
-from kb.searching.schemas import METRIC_RANGE, SearchQuery
+from kb.searching.schemas import (
+    METRIC_RANGE,
+    SearchQuery,
+    SearchResponseOut,
+    SearchResultOut,
+)
 from search import concepts
 from search.analysis import analyze, highlight
 from search.documents import MetricFact
@@ -348,30 +353,30 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
 
-def response_to_dict(response: SearchResponse) -> dict[str, Any]:
+def response_out(response: SearchResponse) -> SearchResponseOut:
     """Return the API shape of a search response."""
-    return {
-        "query": response.query,
-        "mode": response.mode,
-        "total": response.total,
-        "took_ms": response.took_ms,
-        "results": [
-            {
-                "id": r.campaign.id,
-                "title": r.campaign.title,
-                "title_html": str(r.title),
-                "score": r.score,
-                "snippet": str(r.snippet),
-                "reasons": r.reasons,
-                "matched_terms": list(r.matched_terms),
-                "industry": r.campaign.industry,
-                "goal_type": r.campaign.goal_type,
-                "status": r.campaign.status,
-                "start_date": r.campaign.start_date.isoformat(),
-                "end_date": r.campaign.end_date.isoformat(),
-            }
+    return SearchResponseOut(
+        query=response.query,
+        mode=response.mode,
+        total=response.total,
+        took_ms=response.took_ms,
+        results=[
+            SearchResultOut(
+                id=r.campaign.id,
+                title=r.campaign.title,
+                title_html=str(r.title),
+                score=r.score,
+                snippet=str(r.snippet),
+                reasons=r.reasons,
+                matched_terms=list(r.matched_terms),
+                industry=r.campaign.industry,
+                goal_type=r.campaign.goal_type,
+                status=r.campaign.status,
+                start_date=r.campaign.start_date,
+                end_date=r.campaign.end_date,
+            )
             for r in response.results
         ],
-        "facets": response.facets,
-        "expanded_terms": list(response.expansions),
-    }
+        facets=response.facets,
+        expanded_terms=list(response.expansions),
+    )

@@ -42,21 +42,6 @@ class RowReport:
     fields: dict[str, str] = field(default_factory=dict)
     line: int | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the API shape of the row."""
-        body: dict[str, Any] = {
-            "row": self.row,
-            "title": self.title,
-            "external_id": self.external_id,
-        }
-        if self.line is not None:
-            body["line"] = self.line
-        if self.outcome == "rejected":
-            body["fields"] = self.fields
-        else:
-            body["id"] = self.campaign_id
-        return body
-
 
 @dataclass(slots=True)
 class ImportReport:
@@ -87,22 +72,6 @@ class ImportReport:
     def rate(self) -> float:
         """Rows per second."""
         return len(self.rows) / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the API shape: counts, then the rows of each outcome."""
-        body: dict[str, Any] = {
-            "format": self.format,
-            "dry_run": self.dry_run,
-            "counts": self.counts,
-            **{
-                outcome: [r.to_dict() for r in self.rows if r.outcome == outcome]
-                for outcome in OUTCOMES
-            },
-            "warnings": self.warnings,
-        }
-        if self.error:
-            body["error"] = self.error
-        return body
 
 
 def run_import(

@@ -37,8 +37,6 @@ def _register(app: Flask) -> None:
     # Only when create_app does not register them (yet).
     if "insights" not in app.blueprints:
         app.register_blueprint(insights.bp)
-    if "insights_api" not in app.blueprints:
-        app.register_blueprint(insights.api_bp)
 
 
 @pytest.fixture(scope="module")

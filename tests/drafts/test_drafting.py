@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from kb.api.openapi import DraftAnalysisOut
+from kb.drafts.schemas import DraftAnalysisOut
 from tests.factories import campaign_payload
 
 PLANNED = {

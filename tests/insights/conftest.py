@@ -25,11 +25,9 @@ INSIGHT_TABLES = ("playbook_citation", "playbook")
 
 
 def register_insights(app: Flask) -> Flask:
-    """Register the insights blueprints on ``app`` unless it has them already."""
+    """Register the insights pages on ``app`` unless it has them already (its API is in ``api``)."""
     if "insights" not in app.blueprints:
         app.register_blueprint(insights.bp)
-    if "insights_api" not in app.blueprints:
-        app.register_blueprint(insights.api_bp)
     return app
 
 

@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 
 from kb.campaigns.metrics import lookup
 from kb.insights import signals
-from kb.insights.openapi import LessonSearchOut, PortfolioOut
+from kb.insights.schemas import LessonSearchOut, PortfolioOut
 
 DEMO = json.loads(
     (Path(__file__).resolve().parents[2] / "kb" / "demo_data" / "campaigns.json").read_text(

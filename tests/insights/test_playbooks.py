@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from kb.campaigns import services
 from kb.campaigns.schemas import validate_campaign
 from kb.insights import playbooks
-from kb.insights.openapi import PlaybookList, PlaybookOut
+from kb.insights.schemas import PlaybookList, PlaybookOut
 from tests.factories import campaign_payload
 
 
