@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -19,6 +20,7 @@ from kb import vocab as labels
 from kb.campaigns.serialize import Out, Timestamp, campaign_to_input
 from kb.extensions import db
 from kb.models import Campaign, CampaignVersion
+from kb.web import rendering
 
 ACTION_LABELS = {
     "baseline": "启用历史前的版本",
@@ -285,6 +287,10 @@ def _as_lines(name: str, value: Any) -> list[str]:
         return [labels.STATUSES.get(value, value)]
     if name in ("audience", "products", "channels", "tags"):
         return ["、".join(str(item) for item in value)]
+    if name == "budget_cny":
+        return [rendering.format_cny(float(value))]
+    if name in ("start_date", "end_date"):
+        return [rendering.format_date(date.fromisoformat(str(value)[:10]))]
     if name == "rewards":
         return [
             f"{r['type']}：{r.get('detail', '')}{'（可叠加）' if r.get('stackable') else ''}"
@@ -292,8 +298,8 @@ def _as_lines(name: str, value: Any) -> list[str]:
         ]
     if name == "metrics":
         return [
-            f"{m['name']}：基线 {_num(m.get('baseline'))} · 目标 {_num(m.get('target'))} · "
-            f"实际 {_num(m.get('actual'))} {m.get('unit', '')}".rstrip()
+            f"{m['name']}：基线 {_num(m.get('baseline'), m.get('unit'))} · "
+            f"目标 {_num(m.get('target'), m.get('unit'))} · 实际 {_num(m.get('actual'), m.get('unit'))}"
             for m in value
         ]
     if name == "hypotheses":
@@ -312,7 +318,6 @@ def _as_lines(name: str, value: Any) -> list[str]:
     return [str(value)]
 
 
-def _num(value: Any) -> str:
-    if value is None:
-        return "—"
-    return f"{value:g}" if isinstance(value, float) else str(value)
+def _num(value: Any, unit: str | None = None) -> str:
+    # 52 万元 beside 50 万元, as the campaign page writes them, not "500000.0 → 520000.0".
+    return rendering.format_number(None if value is None else float(value), unit)

@@ -21,6 +21,7 @@ from kb import vocab
 from kb.campaigns import metrics as catalog
 from kb.drafts.priors import BaseRate, Prior, ambition_of, build_prior, corpus_prior
 from kb.models import Campaign
+from kb.web import rendering
 
 # Below five analogs a quartile is one or two cases: the issue's rule, not a fitted value.
 MIN_CASES = 5
@@ -529,25 +530,14 @@ def _unmatched(draft: DraftMetric) -> MetricForecast:
 
 def format_value(value: float, unit: str) -> str:
     """Format a value in its unit, amounts in 万/亿 (12000 万元 → 1.20 亿元, 0.35 倍, 12.5%)."""
-    dimension, scale = catalog.unit_dimension(unit)
-    stripped = unit.strip()
+    dimension, _ = catalog.unit_dimension(unit)
+    # Written as every page writes numbers (kb.web.rendering); the catalog names the dimension
+    # of units it alone knows (百分比, 倍数).
     if dimension == "percent":
-        return f"{value:.1f}%"
+        return rendering.format_quantity(value, "%")
     if dimension == "ratio":
-        return f"{value:.2f} 倍"
-    # A 万/亿 prefix is folded into the number and put back by size; other units stay whole.
-    prefixed = scale != 1 and stripped[:1] in ("万", "亿", "萬", "億")
-    base_unit = stripped[1:] if prefixed else stripped
-    amount = value * scale if prefixed else value
-    if abs(amount) >= 1e8:
-        return f"{amount / 1e8:.2f} 亿{base_unit}"
-    if abs(amount) >= 1e4:
-        return f"{amount / 1e4:,.1f} 万{base_unit}"
-    return f"{amount:,.{0 if abs(amount) >= 100 else 2}f}{_spaced(base_unit)}"
-
-
-def _spaced(unit: str) -> str:
-    return f" {unit}" if unit and unit[0].isascii() and unit[0].isalpha() else unit
+        return rendering.format_quantity(value, "倍")
+    return rendering.format_quantity(value, unit)
 
 
 def _days(start: date | None, end: date | None) -> int | None:

@@ -19,6 +19,7 @@ def init_app(app: Flask) -> None:
         cny=rendering.format_cny,
         num=rendering.format_number,
         pct=rendering.format_pct,
+        change=rendering.format_change,
     )
     app.jinja_env.globals.update(
         GOAL_TYPES=labels.GOAL_TYPES,

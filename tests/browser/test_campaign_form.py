@@ -56,10 +56,10 @@ def test_form_error_keeps_input_then_saves(page: Page, live_server: str) -> None
     expect(page).to_have_url(re.compile(r"/campaigns/\d+$"))
     expect(page.locator("h1")).to_have_text("沉睡会员召回 · 企微社群 + 满减券")
     expect(page.locator("tr.hit")).to_contain_text("核销率")
-    expect(page.locator("tr.hit")).to_contain_text("120.0%")
+    expect(page.locator("tr.hit")).to_contain_text("120%")
     # 退货率 is lower-is-better: 5 against a target of 3 is a miss, and worse than baseline.
     expect(page.locator("tr.miss")).to_contain_text("退货率")
-    expect(page.locator("tr.miss")).to_contain_text("-25.0%")
+    expect(page.locator("tr.miss")).to_contain_text("变差 25%")
     expect(page.locator("figure.chart svg rect")).to_have_count(4)
     expect(page.locator(".markdown strong")).to_have_text("18%")
     assert dialogs == []

@@ -4,6 +4,7 @@ elsewhere) and the table beside each chart shows the numbers the API gives."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from playwright.sync_api import Page
 
 from kb.demo import load_demo
 from kb.insights import views as insights
-from kb.web.rendering import format_cny, format_pct
+from kb.web.rendering import format_cny, format_date, format_pct
 from tests.browser.conftest import serving, sign_in
 from tests.conftest import make_app
 
@@ -54,6 +55,10 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         assert not load_demo().rejected
     with serving(app) as url:
         yield url, app
+
+
+def _zh_date(iso: str) -> str:
+    return format_date(date.fromisoformat(iso))
 
 
 def _painted_pixels(page: Page, canvas_id: str) -> int:
@@ -146,7 +151,9 @@ def test_portfolio_charts_render_and_tables_match_the_api(
         "#table-timeline tbody tr",
         "rows => rows.map(r => [Number(r.dataset.id), r.querySelector('[data-col=dates]').innerText])",
     )
-    assert timeline == [[c["id"], f"{c['start_date']} ~ {c['end_date']}"] for c in api["campaigns"]]
+    assert timeline == [
+        [c["id"], f"{_zh_date(c['start_date'])} 至 {_zh_date(c['end_date'])}"] for c in api["campaigns"]
+    ]
 
     # Heat map: segment by month counts.
     heat = _cells(page, "#table-crowding tbody tr")

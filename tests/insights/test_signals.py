@@ -204,7 +204,7 @@ def test_risk_tolerance_and_severity() -> None:
     metrics = [m("退货率", 10, None, 11, "%")]  # +10 % of the baseline
     (signal,) = evaluate(metrics)
     assert signal.severity == "medium"
-    assert signal.explanation.startswith("退货率比基线差：10% → 11%（+10%）")
+    assert signal.explanation.startswith("退货率比基线差：10% → 11%（变差 10%）")
     assert codes(metrics, thresholds=SignalThresholds(risk_rise_pct=10)) == []
     assert codes(metrics, thresholds=SignalThresholds(risk_rise_pct=9.9)) == ["risk_worse"]
     (high,) = evaluate([m("退货率", 10, None, 15, "%")])
@@ -236,7 +236,7 @@ def test_redemption_from_coupons_issued_and_redeemed(redeemed: int, fires: bool)
     found = evaluate(metrics)
     assert ([s.code for s in found] == ["low_redemption"]) is fires
     if fires:
-        assert found[0].explanation.startswith("发券 100,000 张，核销 19,999 张（20%）")
+        assert found[0].explanation.startswith("发券 10 万张，核销 2 万张（20%）")
         assert found[0].metrics == ("发券量", "核销量")
 
 

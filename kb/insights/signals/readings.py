@@ -106,7 +106,5 @@ def value_text(value: float | None, unit: str) -> str:
     """Write a metric value with its unit: 52 元, 18%, —."""
     if value is None:
         return "—"
-    unit = unit.strip()
-    if unit in ("%", "％"):
-        return f"{format_number(value)}%"
-    return f"{format_number(value)} {unit}" if unit else format_number(value)
+    # One writer for every page: 1.26 亿元 for 12600 万元, 16.8%, never 12,600,000.
+    return format_number(value, unit)

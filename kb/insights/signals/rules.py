@@ -171,7 +171,7 @@ def risk_worse(readings: Sequence[Reading], limits: SignalThresholds) -> list[Si
                 severity="high" if r.change_pct >= RISK_HIGH_RISE_PCT else "medium",
                 explanation=(
                     f"{named(r.name)}比基线差：{value_text(r.baseline, r.unit)} → {value_text(r.actual, r.unit)}"
-                    f"（{signed(r.change_pct)}）：增长可能被退货或投诉抵消"
+                    f"（变差 {plain(r.change_pct)}%）：增长可能被退货或投诉抵消"
                 ),
                 rule=(
                     "退货率、投诉率高于基线"

@@ -38,9 +38,21 @@
     return text.length > max ? text.slice(0, max - 1) + "…" : text;
   }
 
+  // Dates as the rest of the product writes them: 2025年1月, 2025年1月6日.
   function formatMonth(value) {
     const day = new Date(value);
-    return day.getUTCFullYear() + "-" + String(day.getUTCMonth() + 1).padStart(2, "0");
+    return day.getUTCFullYear() + "年" + (day.getUTCMonth() + 1) + "月";
+  }
+
+  // "2025-01" (a heat map column) → "2025年1月".
+  function monthLabel(key) {
+    const [year, month] = String(key).split("-");
+    return month ? year + "年" + Number(month) + "月" : String(key);
+  }
+
+  function formatDay(iso) {
+    const day = new Date(dayValue(iso));
+    return day.getUTCFullYear() + "年" + (day.getUTCMonth() + 1) + "月" + day.getUTCDate() + "日";
   }
 
   function drawGoals(data, goalLabels) {
@@ -141,7 +153,7 @@
               title: (items) => data.campaigns[items[0].dataIndex].title,
               label: (item) => {
                 const c = data.campaigns[item.dataIndex];
-                return c.start_date + " ~ " + c.end_date;
+                return formatDay(c.start_date) + " 至 " + formatDay(c.end_date);
               },
             },
           },
@@ -185,7 +197,8 @@
         animation: false,
         scales: {
           x: { type: "category", labels: crowding.months, offset: true, grid: { display: false },
-            ticks: { maxRotation: 60, font: { size: 10 } } },
+            ticks: { maxRotation: 60, font: { size: 10 },
+              callback: function (value) { return monthLabel(this.getLabelForValue(value)); } } },
           // Busiest segment at the top, as in the table beside the chart (the matrix plugin's
           // default reverses the y axis).
           y: { type: "category", labels: crowding.segments, offset: true, reverse: false,
@@ -196,7 +209,7 @@
           tooltip: {
             callbacks: {
               title: () => "",
-              label: (item) => item.raw.y + " · " + item.raw.x + "：" + item.raw.v + " 个活动",
+              label: (item) => item.raw.y + " · " + monthLabel(item.raw.x) + "：" + item.raw.v + " 个活动",
             },
           },
         },
