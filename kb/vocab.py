@@ -14,6 +14,8 @@ Status = Literal["planned", "running", "completed", "cancelled"]
 DocumentKind = Literal["strategy", "plan", "deck", "other"]
 HypothesisResult = Literal["validated", "refuted", "inconclusive"]
 SearchMode = Literal["keyword", "semantic", "hybrid"]
+# How loud a warning is: a warning signal, a collision between campaigns.
+Severity = Literal["high", "medium"]
 
 # Label dicts (keyed by plain str, so any stored value can be looked up) iterate in display
 # order; their keys are exactly the Literal's values
@@ -46,6 +48,7 @@ HYPOTHESIS_RESULTS: dict[str, str] = {
     "inconclusive": "无定论",
 }
 SEARCH_MODES: dict[str, str] = {"hybrid": "混合（推荐）", "keyword": "关键词", "semantic": "语义"}
+SEVERITIES: dict[str, str] = {"high": "严重", "medium": "注意"}
 
 # Campaigns that are not over yet: the ones a draft can collide with or an outlook is shown for.
 ACTIVE_STATUSES: frozenset[str] = frozenset({"planned", "running"})

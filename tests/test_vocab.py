@@ -17,6 +17,7 @@ from kb import vocab
         (vocab.DocumentKind, vocab.DOCUMENT_KINDS),
         (vocab.HypothesisResult, vocab.HYPOTHESIS_RESULTS),
         (vocab.SearchMode, vocab.SEARCH_MODES),
+        (vocab.Severity, vocab.SEVERITIES),
     ],
 )
 def test_every_value_has_one_chinese_label(values: Any, labels: dict[str, str]) -> None:

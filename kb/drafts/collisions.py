@@ -11,10 +11,9 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal
 
 from kb.campaigns.segments import label_key, segment_key
-from kb.vocab import ACTIVE_STATUSES
+from kb.vocab import ACTIVE_STATUSES, Severity
 from search.normalize import fold as fold_text
 
 
@@ -67,7 +66,7 @@ class Collision:
     worst_case_discount_pct: float | None
     worst_case_amount_cny: float | None
     reasons: list[str]
-    severity: Literal["high", "medium"]
+    severity: Severity
 
 
 def find_collisions(draft: CampaignFacts, others: Iterable[CampaignFacts]) -> list[Collision]:

@@ -16,7 +16,7 @@ from kb.campaigns.serialize import Out, Timestamp
 from kb.database import MAX_ID
 from kb.insights.portfolio import MAX_MONTHS, default_period
 from kb.validation import InvalidInputError, validate_as
-from kb.vocab import GoalType, Status
+from kb.vocab import GoalType, Severity, Status
 
 Theme = Literal["reward", "audience", "channel", "timing", "budget", "ops", "risk", "other"]
 LessonKind = Literal["lesson", "recommendation", "hypothesis"]
@@ -119,7 +119,7 @@ class SignalOut(Out):
 
     code: str  # a registered rule code (kb.insights.signals.RULES)
     label: str
-    severity: Literal["high", "medium"]
+    severity: Severity
     explanation: str
     rule: str
     metrics: list[str]

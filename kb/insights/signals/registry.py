@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
+
+from kb.vocab import Severity as Severity  # one home for it; kb.insights.signals re-exports it
 
 if TYPE_CHECKING:
     from kb.insights.signals.readings import Reading
 
 # A rule's code: a registered key of ``RULES`` (checked where codes come in, e.g. the search filter).
 SignalCode = str
-Severity = Literal["high", "medium"]
 
 
 @dataclass(frozen=True, slots=True)
