@@ -137,9 +137,13 @@ class CampaignIn(_Strict):
 
 
 class CampaignUpdate(CampaignIn):
-    """A full replacement of a campaign, with the version the client last saw."""
+    """A full replacement of a campaign, with the version the client last saw.
 
-    version: Annotated[int | None, Field(ge=1)] = None
+    The version is required: without it a replacement would silently overwrite whatever another
+    client saved since this one read the campaign.
+    """
+
+    version: Annotated[int, Field(ge=1)]
 
 
 def check_record_size(documents: list[DocumentIn], info: ValidationInfo) -> list[DocumentIn]:

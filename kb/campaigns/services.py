@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
-from kb import audit, outbox
+from kb import audit, errors, outbox
 from kb.campaigns import history
 from kb.campaigns import metrics as metric_catalog
 from kb.campaigns.schemas import CampaignIn, validate_campaign
@@ -28,20 +28,20 @@ from kb.models import (
 from kb.validation import InvalidInputError
 
 
-class NotFoundError(Exception):
+class NotFoundError(errors.NotFoundError):
     """The campaign does not exist (or is in the trash where that matters)."""
 
+    message = "找不到该活动"
 
-class VersionNotFoundError(Exception):
+
+class VersionNotFoundError(errors.NotFoundError):
     """The campaign has no such version in its history."""
 
+    message = "该活动没有这个版本"
 
-class VersionConflictError(Exception):
+
+class VersionConflictError(errors.ConflictError):
     """The campaign changed since the client read it."""
-
-    def __init__(self, current_version: int) -> None:
-        super().__init__(f"campaign is at version {current_version}")
-        self.current_version = current_version
 
 
 def get_campaign(

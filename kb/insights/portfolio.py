@@ -25,7 +25,6 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
@@ -331,68 +330,3 @@ def _business_lines() -> list[str]:
             .order_by(Campaign.business_line)
         )
     )
-
-
-def portfolio_to_dict(portfolio: Portfolio) -> dict[str, Any]:
-    """Return the API shape (also the chart data block of the page)."""
-    return {
-        "date_from": portfolio.date_from.isoformat(),
-        "date_to": portfolio.date_to.isoformat(),
-        "goal_type": portfolio.goal_type,
-        "business_line": portfolio.business_line,
-        "campaigns": [
-            {
-                "id": r.id,
-                "title": r.title,
-                "goal_type": r.goal_type,
-                "status": r.status,
-                "start_date": r.start_date.isoformat(),
-                "end_date": r.end_date.isoformat(),
-                "business_line": r.business_line,
-                "audience": r.audience,
-                "budget_cny": r.budget_cny,
-                "reward_spend_cny": r.reward_spend_cny,
-                "key_metric": None
-                if r.key_metric is None
-                else {
-                    "name": r.key_metric.name,
-                    "attainment_pct": _round(r.key_metric.attainment_pct),
-                    "hit": r.key_metric.hit,
-                },
-                "signals": [s.to_dict() for s in r.signals],
-            }
-            for r in portfolio.campaigns
-        ],
-        "crowding": {
-            "segments": portfolio.crowding.segments,
-            "months": portfolio.crowding.months,
-            "counts": portfolio.crowding.counts,
-            "crowded_at": portfolio.crowding.crowded_at,
-        },
-        "goals": [_summary_dict(g) for g in portfolio.goals],
-        "total": _summary_dict(portfolio.total),
-        "uncovered_segments": portfolio.uncovered_segments,
-        "signal_counts": portfolio.signal_counts,
-        "excluded_cancelled": portfolio.excluded_cancelled,
-    }
-
-
-def _summary_dict(summary: GoalSummary) -> dict[str, Any]:
-    return {
-        "goal_type": summary.goal_type,
-        "label": summary.label,
-        "campaigns": summary.campaigns,
-        "budget_cny": summary.budget_cny,
-        "budget_known": summary.budget_known,
-        "reward_spend_cny": summary.reward_spend_cny,
-        "reward_spend_known": summary.reward_spend_known,
-        "judged": summary.judged,
-        "hit": summary.hit,
-        "hit_share_pct": summary.hit_share_pct,
-        "median_attainment_pct": summary.median_attainment_pct,
-        "attainment_n": summary.attainment_n,
-    }
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)

@@ -1,8 +1,6 @@
-"""Above single campaigns: the portfolio, the lessons library and playbooks (pages and API).
+"""Above single campaigns: the pages of the portfolio, the lessons library and playbooks.
 
-``bp`` holds the pages (/portfolio, /lessons, /playbooks/…), ``api_bp`` the JSON API under
-/api/v1 (portfolio, lessons, playbooks, a campaign's signals). ``openapi_paths`` and
-``openapi_models`` give what kb.api.openapi merges into the API document.
+Their JSON API is in kb/insights/api.py.
 """
 
 from __future__ import annotations
@@ -13,24 +11,17 @@ from typing import Any
 
 from flask import (
     Blueprint,
-    Response,
     abort,
     flash,
-    jsonify,
     redirect,
     render_template,
     request,
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from pydantic import BaseModel
 
 from kb.access import Access, requires
-from kb.campaigns import services
-from kb.errors import ApiError, api_error_response, json_body
-from kb.extensions import csrf
-from kb.insights import lessons, playbooks, portfolio, signals
-from kb.insights import openapi as insights_openapi
+from kb.insights import lessons, playbooks, portfolio, serialize, signals
 from kb.insights.schemas import (
     LessonQuery,
     PortfolioQuery,
@@ -42,21 +33,8 @@ from kb.validation import InvalidInputError, split_list, validate_as
 from kb.web.rendering import conflict_message
 
 bp = Blueprint("insights", __name__)
-api_bp = Blueprint("insights_api", __name__, url_prefix="/api/v1")
-# API clients authenticate per request, not with a browser session: CSRF does not apply.
-csrf.exempt(api_bp)
 
 SEVERITY_LABELS = {"high": "严重", "medium": "注意"}
-
-
-def openapi_paths() -> dict[str, Any]:
-    """Return the OpenAPI path items of ``api_bp``."""
-    return insights_openapi.paths()
-
-
-def openapi_models() -> list[tuple[type[BaseModel], insights_openapi.SchemaMode]]:
-    """Return the pydantic models ``openapi_paths`` refers to, with their schema mode."""
-    return insights_openapi.models()
 
 
 @bp.app_context_processor
@@ -96,7 +74,7 @@ def portfolio_page() -> str:
     return render_template(
         "insights/portfolio.html",
         portfolio=result,
-        data=portfolio.portfolio_to_dict(result),
+        data=serialize.portfolio_out(result).model_dump(mode="json"),
         errors=errors,
         args=args,
         this_year=date.today().year,
@@ -259,114 +237,3 @@ def _render_form(
         conflict=conflict,
     )
     return body if status == 200 else (body, status)
-
-
-# ---------------------------------------------------------------------------------------------
-# JSON API
-
-
-@api_bp.errorhandler(InvalidInputError)
-def _invalid(exc: InvalidInputError) -> tuple[Response, int]:
-    return api_error_response(ApiError(422, fields=exc.fields))
-
-
-@api_bp.errorhandler(playbooks.PlaybookNotFoundError)
-def _playbook_not_found(_exc: playbooks.PlaybookNotFoundError) -> tuple[Response, int]:
-    return api_error_response(ApiError(404, "找不到该打法"))
-
-
-@api_bp.errorhandler(services.NotFoundError)
-def _campaign_not_found(_exc: services.NotFoundError) -> tuple[Response, int]:
-    return api_error_response(ApiError(404, "找不到该活动"))
-
-
-@api_bp.errorhandler(playbooks.PlaybookConflictError)
-def _conflict(exc: playbooks.PlaybookConflictError) -> tuple[Response, int]:
-    return api_error_response(ApiError(409, current_version=exc.current_version))
-
-
-@api_bp.get("/portfolio")
-@requires(Access.READ)
-def portfolio_endpoint() -> Response:
-    query = validate_as(PortfolioQuery, request.args.to_dict())
-    date_from, date_to = resolve_period(query, date.today())
-    result = portfolio.build_portfolio(
-        date_from, date_to, goal_type=query.goal_type, business_line=query.business_line
-    )
-    return jsonify(portfolio.portfolio_to_dict(result))
-
-
-@api_bp.get("/lessons")
-@requires(Access.READ)
-def lessons_endpoint() -> Response:
-    query = validate_as(LessonQuery, request.args.to_dict())
-    q = query.q or ""
-    results = lessons.search_lessons(
-        q, theme=query.theme, kind=query.kind, limit=query.limit, offset=query.offset
-    )
-    return jsonify(
-        {
-            "q": q,
-            "theme": query.theme,
-            "kind": query.kind,
-            "total": results.total,
-            "partial": results.partial,
-            "theme_counts": results.theme_counts,
-            "items": [lessons.hit_to_dict(hit) for hit in results.hits],
-            "playbooks": [
-                playbooks.playbook_to_dict(p) for p in playbooks.search_playbooks(q, query.theme)
-            ],
-        }
-    )
-
-
-@api_bp.get("/playbooks")
-@requires(Access.READ)
-def list_playbooks_endpoint() -> Response:
-    query = validate_as(LessonQuery, {"theme": request.args.get("theme", "")})
-    items = playbooks.list_playbooks(query.theme)
-    return jsonify({"items": [playbooks.playbook_to_dict(p) for p in items]})
-
-
-@api_bp.post("/playbooks")
-@requires(Access.EDIT)
-def create_playbook_endpoint() -> tuple[Response, int, dict[str, str]]:
-    playbook = playbooks.create_playbook(validate_playbook(json_body()))
-    location = url_for("insights_api.get_playbook_endpoint", playbook_id=playbook.id)
-    return jsonify(playbooks.playbook_to_dict(playbook)), 201, {"Location": location}
-
-
-@api_bp.get("/playbooks/<int:playbook_id>")
-@requires(Access.READ)
-def get_playbook_endpoint(playbook_id: int) -> Response:
-    return jsonify(playbooks.playbook_to_dict(playbooks.get_playbook(playbook_id)))
-
-
-@api_bp.put("/playbooks/<int:playbook_id>")
-@requires(Access.EDIT)
-def update_playbook_endpoint(playbook_id: int) -> Response:
-    data = validate_playbook(json_body(), update=True)
-    expected = getattr(data, "version", None)
-    playbook = playbooks.update_playbook(playbook_id, data, expected_version=expected)
-    return jsonify(playbooks.playbook_to_dict(playbook))
-
-
-@api_bp.delete("/playbooks/<int:playbook_id>")
-@requires(Access.EDIT)
-def delete_playbook_endpoint(playbook_id: int) -> tuple[str, int]:
-    playbooks.delete_playbook(playbook_id)
-    return "", 204
-
-
-@api_bp.get("/campaigns/<int:campaign_id>/signals")
-@requires(Access.READ)
-def campaign_signals_endpoint(campaign_id: int) -> Response:
-    campaign = services.get_campaign(campaign_id)
-    thresholds = signals.current_thresholds()
-    return jsonify(
-        {
-            "campaign_id": campaign.id,
-            "signals": [s.to_dict() for s in signals.campaign_signals(campaign, thresholds)],
-            "thresholds": thresholds.by_setting(),
-        }
-    )

@@ -1,20 +1,17 @@
-"""Import and export: the import page, exports of lists and search results, and their API.
+"""Import and export pages: the import page, exports of lists and search results.
 
 Web pages (``bp``): upload → preview (a dry run, errors by row) → confirm; a Word/PowerPoint
 retro that lacks fields opens in the campaign form to be completed; CSV/Excel/JSON Lines exports
 of the campaign list and of a search result; one campaign as Markdown or as a printable page.
-API (``api_bp``): ``POST /api/v1/imports`` and ``GET /api/v1/campaigns/export.<fmt>``.
+Their JSON API (``POST /api/v1/imports``, ``GET /api/v1/campaigns/export.<fmt>``) is in
+kb/transfer/api.py.
 """
 
 from __future__ import annotations
 
 import re
-import tempfile
-from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
-from datetime import date
-from typing import IO, Any
-from urllib.parse import quote
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -22,21 +19,16 @@ from flask import (
     abort,
     current_app,
     flash,
-    jsonify,
     redirect,
     render_template,
     request,
-    stream_with_context,
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from werkzeug.datastructures import FileStorage
-from werkzeug.exceptions import BadRequest
 
 from ingest import cells
 from ingest.columns import FIELD_COLUMNS, mapping_table
 from ingest.errors import FileReadError
-from ingest.jsonfile import ListReader
 from ingest.readers import (
     EXTENSIONS,
     FORMAT_LABELS,
@@ -55,24 +47,19 @@ from kb.campaigns import forms, services
 from kb.campaigns.queries import CampaignFilter
 from kb.campaigns.schemas import ListQuery, validate_campaign, validate_list_query
 from kb.campaigns.serialize import metric_to_dict
-from kb.errors import ApiError, api_error_response
-from kb.extensions import csrf
 from kb.models import Campaign
 from kb.searching.schemas import SearchQuery, search_params, validate_search_query
 from kb.transfer import exports as exporters
 from kb.transfer import uploads
-from kb.transfer.exports import EXPORT_FORMATS, MIMETYPES
-from kb.transfer.imports import OUTCOME_LABELS, ImportReport, import_stream, run_import
+from kb.transfer.downloads import attachment, export_response
+from kb.transfer.exports import EXPORT_FORMATS
+from kb.transfer.imports import OUTCOME_LABELS, ImportReport, import_stream
 from kb.transfer.saving import save as save_campaign
 from kb.validation import InvalidInputError
 
 bp = Blueprint("transfer", __name__)
-api_bp = Blueprint("transfer_api", __name__, url_prefix="/api/v1")
-# API clients authenticate per request, not with a browser session: CSRF does not apply.
-csrf.exempt(api_bp)
 
 PREVIEW_ROWS = 300
-_TRUE = {"1", "true", "yes", "on"}
 _FORMAT_NAMES: dict[str, str] = {str(k): v for k, v in FORMAT_LABELS.items()}
 _PART_LABELS = {
     "name": "名称", "unit": "单位", "baseline": "基线", "target": "目标", "actual": "实际",
@@ -281,8 +268,6 @@ def _list_filter(args: dict[str, str]) -> CampaignFilter:
     try:
         query = validate_list_query(args)
     except InvalidInputError as exc:
-        if request.path.startswith("/api/"):
-            raise
         # As on the list page: the bad filters are ignored, the others apply.
         query = validate_list_query({k: v for k, v in args.items() if k not in exc.fields})
     return _filter_of(query)
@@ -307,50 +292,13 @@ def _search_query() -> SearchQuery:
         return validate_search_query({k: v for k, v in args.items() if k not in bad})
 
 
-def _export(campaigns: Iterable[Campaign], fmt: str, stem: str) -> Response:
-    filename = f"{stem}-{date.today().isoformat()}.{fmt}"
-    chunks: Iterator[str] | Iterator[bytes]
-    if fmt == "xlsx":
-        # Spooled: a small workbook stays in memory, a large one goes to a temporary file.
-        target = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115  # closed by _file_chunks
-        try:
-            exporters.write_xlsx(campaigns, target)
-        except BaseException:
-            target.close()
-            raise
-        target.seek(0)
-        chunks = _file_chunks(target)
-    elif fmt == "csv":
-        chunks = exporters.csv_chunks(campaigns)
-    else:
-        chunks = exporters.jsonl_chunks(campaigns)
-    return Response(
-        stream_with_context(chunks),
-        mimetype=MIMETYPES[fmt],
-        headers={"Content-Disposition": _attachment(filename, filename)},
-    )
-
-
-def _file_chunks(handle: IO[bytes]) -> Iterator[bytes]:
-    try:
-        while chunk := handle.read(64 * 1024):
-            yield chunk
-    finally:
-        handle.close()
-
-
-def _attachment(filename: str, fallback: str) -> str:
-    ascii_name = re.sub(r"[^A-Za-z0-9._-]", "_", fallback)
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
-
-
 @bp.get("/campaigns/export.<fmt>")
 @requires(Access.READ)
 def export_list(fmt: str) -> Response:
     if fmt not in EXPORT_FORMATS:
         abort(404)
     filters = _list_filter(request.args.to_dict())
-    return _export(exporters.iter_campaigns(filters), fmt, "campaigns")
+    return export_response(exporters.iter_campaigns(filters), fmt, "campaigns")
 
 
 @bp.get("/search/export.<fmt>")
@@ -358,7 +306,7 @@ def export_list(fmt: str) -> Response:
 def export_search(fmt: str) -> Response:
     if fmt not in EXPORT_FORMATS:
         abort(404)
-    return _export(exporters.iter_search(_search_query()), fmt, "search")
+    return export_response(exporters.iter_search(_search_query()), fmt, "search")
 
 
 def _campaign_or_404(campaign_id: int) -> Campaign:
@@ -376,7 +324,7 @@ def export_markdown(campaign_id: int) -> Response:
     return Response(
         exporters.campaign_markdown(campaign),
         mimetype="text/markdown; charset=utf-8",
-        headers={"Content-Disposition": _attachment(f"{name}.md", f"campaign-{campaign.id}.md")},
+        headers={"Content-Disposition": attachment(f"{name}.md", f"campaign-{campaign.id}.md")},
     )
 
 
@@ -386,91 +334,3 @@ def print_page(campaign_id: int) -> str:
     campaign = _campaign_or_404(campaign_id)
     metrics = [metric_to_dict(m) for m in campaign.metrics]
     return render_template("campaigns/print.html", campaign=campaign, metrics=metrics)
-
-
-# ---- API -------------------------------------------------------------------------------------
-
-
-@api_bp.errorhandler(InvalidInputError)
-def _invalid(exc: InvalidInputError) -> tuple[Response, int]:
-    return api_error_response(ApiError(422, fields=exc.fields))
-
-
-def _flag(value: Any, name: str = "dry_run") -> bool:
-    if isinstance(value, bool) or value is None:
-        return bool(value)
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in _TRUE or text in ("", "0", "false", "no", "off"):
-            return text in _TRUE
-    raise InvalidInputError({name: "应为是/否 (true/false)"})
-
-
-@api_bp.post("/imports")
-@requires(Access.EDIT)
-def api_import() -> Response:
-    if request.mimetype == "multipart/form-data":
-        report = _import_upload()
-    elif request.is_json:
-        report = _import_json()
-    else:
-        raise ApiError(
-            415,
-            "请求体须为 multipart/form-data（上传文件，字段 file）或 application/json（活动列表）",
-        )
-    return jsonify(report.to_dict())
-
-
-def _import_upload() -> ImportReport:
-    file: FileStorage | None = request.files.get("file")
-    if file is None or not file.filename:
-        raise InvalidInputError({"file": "必填：请用字段 file 上传文件"})
-    fmt = request.form.get("format") or request.args.get("format") or None
-    if fmt is not None and fmt not in FORMATS:
-        raise InvalidInputError({"format": "取值须为以下之一：" + ", ".join(FORMATS)})
-    dry_run = _flag(request.form.get("dry_run", request.args.get("dry_run")))
-    metrics = request.files.get("metrics")
-    try:
-        return import_stream(
-            file.stream,
-            filename=file.filename,
-            fmt=_format(fmt),
-            metrics=metrics.stream if metrics is not None and metrics.filename else None,
-            dry_run=dry_run,
-        )
-    except FileReadError as exc:
-        raise InvalidInputError({"file": exc.message}) from None
-
-
-def _import_json() -> ImportReport:
-    try:
-        body = request.get_json()
-    except BadRequest:
-        raise ApiError(400, "请求体不是合法的 JSON", code="malformed_json") from None
-    dry_run = _flag(request.args.get("dry_run"))
-    if isinstance(body, dict):
-        if "dry_run" in body:
-            dry_run = _flag(body["dry_run"])
-        body = body.get("campaigns")
-    if not isinstance(body, list):
-        raise InvalidInputError({"campaigns": '应为活动列表：[{...}, ...] 或 {"campaigns": [...]}'})
-    return run_import(ListReader(body), fmt="json", dry_run=dry_run)
-
-
-@api_bp.get("/campaigns/export.<fmt>")
-@requires(Access.READ)
-def api_export(fmt: str) -> Response:
-    if fmt not in EXPORT_FORMATS:
-        raise ApiError(404, "导出格式须为 csv、xlsx 或 jsonl")
-    filters = _list_filter(request.args.to_dict())
-    return _export(exporters.iter_campaigns(filters), fmt, "campaigns")
-
-
-# ---- OpenAPI ---------------------------------------------------------------------------------
-
-
-def openapi_paths() -> dict[str, Any]:
-    """Return the OpenAPI path items of the import and export endpoints (to merge into the doc)."""
-    from kb.transfer.openapi import paths
-
-    return paths()

@@ -26,8 +26,6 @@ def register(app: Flask) -> Flask:
     """Register the import/export pages, API and command on ``app`` unless already there."""
     if "transfer" not in app.blueprints:
         app.register_blueprint(transfer.bp)
-    if "transfer_api" not in app.blueprints:
-        app.register_blueprint(transfer.api_bp)
     if "import" not in app.cli.commands:
         app.cli.add_command(import_command)
     return app
