@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
@@ -66,6 +66,15 @@ class SearchQuery(BaseModel):
             description="false：只搜原词，不加概念提示补充的行业术语（响应的 expanded_terms 为空）"
         ),
     ] = True
+    include_weak: Annotated[
+        bool,
+        Field(
+            description=(
+                "true：在达标结果之后也返回低于相关性门槛的“可能相关”结果（每条 weak=true），"
+                "不计入 total 与分面"
+            )
+        ),
+    ] = False
 
     @field_validator("*", mode="before")
     @classmethod
@@ -75,6 +84,8 @@ class SearchQuery(BaseModel):
             return [v for v in value if v != ""]
         if value == "" and info.field_name == "expand":
             return True  # no choice made: the default
+        if value == "" and info.field_name == "include_weak":
+            return False
         return None if value == "" and info.field_name != "q" else value
 
     @field_validator("signal")
@@ -119,6 +130,13 @@ class SearchResultOut(Out):
     status: Status
     start_date: date
     end_date: date
+    weak: bool = Field(
+        description="低于相关性门槛（可能相关）：只在 include_weak=true 时返回，不计入 total",
+    )
+    semantic_strength: Literal["high", "medium", "low"] | None = Field(
+        description="语义匹配强度（按本库校准的门槛）：high 高度相关、medium 相关、low 弱相关；"
+        "未经语义匹配或门槛未启用时为空",
+    )
 
 
 class SearchResponseOut(Out):
@@ -132,4 +150,11 @@ class SearchResponseOut(Out):
     facets: dict[str, dict[str, int]]
     expanded_terms: list[str] = Field(
         description="查询中的情境补充的行业术语（概念提示）；expand=false 时为空"
+    )
+    weak_total: int = Field(
+        description="低于相关性门槛、未计入 total 的可能相关结果数（include_weak=true 时随结果返回）",
+    )
+    empty_reason: Literal["out_of_scope", "reversed_dates", "no_match"] | None = Field(
+        description="total 为 0 的原因：out_of_scope 库中没有足够相关的活动；"
+        "reversed_dates 起始日期晚于截止日期；no_match 没有匹配",
     )

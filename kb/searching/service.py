@@ -21,6 +21,7 @@ from kb.campaigns import metrics as metric_catalog
 from kb.extensions import db
 from kb.insights import signals
 from kb.models import Campaign, Metric
+from kb.searching import floor
 from kb.searching.documents import metric_fact
 from kb.searching.indexer import SearchIndexes, get_indexes
 from kb.searching.schemas import (
@@ -29,11 +30,11 @@ from kb.searching.schemas import (
     SearchResponseOut,
     SearchResultOut,
 )
-from search import concepts
+from search import concepts, relevance
 from search.analysis import analyze, highlight
 from search.documents import MetricFact
 from search.hybrid import FusedHit, combine_semantic, fuse_rankings
-from search.keyword import MetricRange, SearchFilters
+from search.keyword import MetricRange, SearchFilters, query_terms
 from search.outcomes import OutcomeIntent, match_outcome, parse_outcome
 
 # How many candidates each ranking contributes before fusion: enough that a good hit ranked
@@ -51,6 +52,14 @@ OUTCOME_WEIGHT = 1.0
 # Add the domain terms of a plain-language situation to the query (search/concepts.py).
 EXPAND_CONCEPTS = True
 SNIPPET_FIELDS = ("lessons", "summary", "went_well", "problems", "recommendations", "goal")
+# Fold semantic and hybrid matches below the calibrated relevance floor (search/relevance.py)
+# out of the result set; False restores every match (bench/eval_outofscope.py compares both).
+RELEVANCE_FLOOR = True
+# Reasons name at most this many matched words.
+MAX_REASON_TERMS = 6
+_STRENGTH_REASONS = {"high": "语义高度相关", "medium": "语义相关", "low": "语义弱相关"}
+# Why a search came back empty: the page says so in words (templates/search.html).
+EmptyReason = Literal["out_of_scope", "reversed_dates", "no_match"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +72,10 @@ class SearchResult:
     snippet: Markup
     reasons: list[str]
     matched_terms: tuple[str, ...] = ()
+    # Below the relevance floor: shown folded ("可能相关"), never counted in totals or facets.
+    weak: bool = False
+    # How strongly the meaning matched, by the calibrated floors; None without a meaning match.
+    strength: relevance.Strength | None = None
 
 
 @dataclass(slots=True)
@@ -80,6 +93,11 @@ class SearchResponse:
     expansions: tuple[str, ...] = ()
     # The terms it would have added, left out because the search asked for the words as typed.
     skipped_expansions: tuple[str, ...] = ()
+    # Matches below the relevance floor: how many, and the first of them for the page's fold
+    # (empty when they were asked into ``results`` with include_weak, or past the first page).
+    weak_total: int = 0
+    weak: list[SearchResult] = field(default_factory=list)
+    empty_reason: EmptyReason | None = None
 
 
 def filters_from(query: SearchQuery) -> SearchFilters:
@@ -116,6 +134,16 @@ def search(query: SearchQuery) -> SearchResponse:
     indexes = get_indexes()
     filters = filters_from(query)
     text = query.q.strip()
+    if query.date_from and query.date_to and query.date_from > query.date_to:
+        # Nothing can match: say so rather than let the page blame the words.
+        return SearchResponse(
+            query=text,
+            mode=query.mode,
+            total=0,
+            took_ms=_ms(started),
+            results=[],
+            empty_reason="reversed_dates",
+        )
 
     if not text:
         # No words: a filtered listing, newest first, straight from the keyword index.
@@ -136,10 +164,12 @@ def search(query: SearchQuery) -> SearchResponse:
             took_ms=_ms(started),
             results=results,
             facets=listing.facets,
+            empty_reason=None if listing.total else "no_match",
         )
 
     intent = parse_outcome(text, _catalog_lookup, _METRIC_ALIASES)
     words = intent.residual_query if intent and intent.residual_query else text
+    own_terms = query_terms(words)  # what the user typed, before concept cues add terms
     suggested = concepts.expand(text) if EXPAND_CONCEPTS else ()
     expansions = suggested if query.expand else ()
     if expansions:
@@ -147,43 +177,66 @@ def search(query: SearchQuery) -> SearchResponse:
     rankings: dict[str, list[tuple[int, float]]] = {}
     terms: dict[int, tuple[str, ...]] = {}
     keyword_total = 0
-    if query.mode in ("keyword", "hybrid"):
+    judged: _Judged | None = None
+    if query.mode in ("keyword", "hybrid") or RELEVANCE_FLOOR:
+        # In semantic mode the keyword hits only serve as evidence for the floor.
         found = indexes.keyword.search(words, filters=filters, limit=CANDIDATES)
-        rankings["keyword"] = [(hit.campaign_id, hit.score) for hit in found.hits]
-        terms = {hit.campaign_id: hit.terms for hit in found.hits}
-        keyword_total = found.total
+        terms = {hit.campaign_id: relevance_terms(hit.terms) for hit in found.hits}
+        if query.mode != "semantic":
+            rankings["keyword"] = [(hit.campaign_id, hit.score) for hit in found.hits]
+            keyword_total = found.total
     if query.mode in ("semantic", "hybrid"):
         # One query embedding with the terms appended: on the held-out set it matched or beat
         # embedding without them (0.757) and fusing both embeddings (0.760) at 0.769 nDCG@10.
         meaning = f"{text}（{'、'.join(expansions)}）" if expansions else text
-        rankings["semantic"] = _semantic(indexes, meaning, filters)
+        rankings["semantic"], judged = _semantic(indexes, meaning, filters)
 
     fused = _fuse(rankings)
     if intent is not None:
         fused = _apply_outcome(intent, fused, filters, indexes)
-    total = keyword_total if query.mode == "keyword" and intent is None else len(fused)
-    page = fused[query.offset : query.offset + query.limit]
+    strong, weak = fused, []
+    if judged is not None:
+        # A strong keyword match keeps a campaign whatever its meaning scored.
+        keep = relevance.keyword_evidence(own_terms, terms.items())
+        keep.update(h.campaign_id for h in fused if judged.passes(h.campaign_id))
+        strong = [h for h in fused if h.campaign_id in keep]
+        weak = [h for h in fused if h.campaign_id not in keep]
+    total = keyword_total if query.mode == "keyword" and intent is None else len(strong)
+    listed = strong + weak if query.include_weak else strong
+    page = listed[query.offset : query.offset + query.limit]
+    folded = weak[: query.limit] if not query.include_weak and query.offset == 0 else []
     # Metrics only explain an outcome; the page needs nothing else from the child rows.
-    page_ids = [hit.campaign_id for hit in page]
+    page_ids = [hit.campaign_id for hit in (*page, *folded)]
     campaigns = {c.id: c for c in _hydrate(page_ids, with_metrics=intent is not None)}
-    marked = set(analyze(words, mode="query"))  # once for every title and snippet
-    results = []
-    for hit in page:
+    # Once for every title and snippet; no stop words or single characters marked.
+    marked = set(relevance.content_terms(analyze(words, mode="query")))
+    weak_ids = {hit.campaign_id for hit in weak}
+
+    def result(hit: FusedHit) -> SearchResult | None:
         campaign = campaigns.get(hit.campaign_id)
         if campaign is None:
-            continue  # deleted since it was indexed
+            return None  # deleted since it was indexed
         matched = terms.get(hit.campaign_id, ())
-        results.append(
-            SearchResult(
-                campaign=campaign,
-                score=round(hit.score, 4),
-                title=_highlighted_title(campaign, marked if matched else set()),
-                snippet=_snippet(campaign, marked if matched else set()),
-                reasons=_reasons(hit, matched, intent, campaign),
-                matched_terms=matched,
-            )
+        strength = judged.strength(hit.campaign_id) if judged is not None else None
+        if "semantic" not in hit.contributions:
+            strength = None
+        return SearchResult(
+            campaign=campaign,
+            score=round(hit.score, 4),
+            title=_highlighted_title(campaign, marked if matched else set()),
+            snippet=_snippet(campaign, marked if matched else set()),
+            reasons=_reasons(hit, matched, strength, intent, campaign),
+            matched_terms=matched,
+            weak=hit.campaign_id in weak_ids,
+            strength=strength,
         )
-    facets = indexes.keyword.facet_counts([hit.campaign_id for hit in fused])
+
+    results = [r for hit in page if (r := result(hit)) is not None]
+    weak_results = [r for hit in folded if (r := result(hit)) is not None]
+    facets = indexes.keyword.facet_counts([hit.campaign_id for hit in strong])
+    empty_reason: EmptyReason | None = None
+    if not total:
+        empty_reason = "out_of_scope" if judged is not None and fused else "no_match"
     return SearchResponse(
         query=text,
         mode=query.mode,
@@ -194,21 +247,56 @@ def search(query: SearchQuery) -> SearchResponse:
         outcome=intent,
         expansions=expansions,
         skipped_expansions=() if query.expand else suggested,
+        weak_total=len(weak),
+        weak=weak_results,
+        empty_reason=empty_reason,
     )
 
 
-def _semantic(indexes: SearchIndexes, text: str, filters: SearchFilters) -> list[tuple[int, float]]:
+def relevance_terms(terms: tuple[str, ...]) -> tuple[str, ...]:
+    """Return the matched terms worth naming: no stop words, single characters or numbers."""
+    return tuple(relevance.content_terms(terms))
+
+
+@dataclass(frozen=True, slots=True)
+class _Judged:
+    """The floor's verdict on one query, with the calibration it was made against."""
+
+    judgement: relevance.Judgement
+    calibration: relevance.Calibration
+
+    def passes(self, campaign_id: int) -> bool:
+        return self.judgement.passes(campaign_id, self.calibration)
+
+    def strength(self, campaign_id: int) -> relevance.Strength | None:
+        z = self.judgement.strengths.get(campaign_id)
+        return None if z is None else relevance.strength_of(z, self.calibration)
+
+
+def _semantic(
+    indexes: SearchIndexes, text: str, filters: SearchFilters
+) -> tuple[list[tuple[int, float]], _Judged | None]:
+    """Rank by meaning; with the floor on, also judge the query against the calibration."""
     indexes.sync_vectors()  # other processes' writes; keyword search needs no vectors
     allowed = indexes.keyword.matching_ids(filters)
+    calibration = floor.calibration(indexes) if RELEVANCE_FLOOR else None
     per_model: dict[str, list[tuple[int, float]]] = {}
+    evidence: list[relevance.ModelScores] = []
     for embedder in indexes.embedders:
         vector = embedder.encode_queries([text])[0]
         per_model[embedder.name] = indexes.vectors[embedder.name].search(
             vector, limit=CANDIDATES, allowed=allowed
         )
+        if calibration is not None:
+            scores = floor.model_scores(indexes, embedder, vector, per_model[embedder.name])
+            if scores is not None:
+                evidence.append(scores)
+    judged = None
+    if calibration is not None and len(evidence) == len(per_model):
+        judged = _Judged(relevance.judge(evidence, calibration), calibration)
     if len(per_model) == 1:
-        return next(iter(per_model.values()))
-    return combine_semantic(per_model)
+        return next(iter(per_model.values())), judged
+    return combine_semantic(per_model), judged
 
 
 def _fuse(rankings: dict[str, list[tuple[int, float]]]) -> list[FusedHit]:
@@ -301,6 +389,25 @@ def _snippet(campaign: Campaign, terms: set[str]) -> Markup:
     return _plain_snippet(campaign)
 
 
+def _surfaces(campaign: Campaign, terms: tuple[str, ...]) -> list[str]:
+    """Return the matched terms as the campaign's text writes them ("abuse", not "abus").
+
+    A term found only in an attached document, or not at all, is named only when it reads as
+    a word already (not a Latin stem).
+    """
+    wanted = dict.fromkeys(terms)
+    found: dict[str, str] = {}
+    for text in (campaign.title, *(getattr(campaign, name) for name in SNIPPET_FIELDS)):
+        if not text or len(found) == len(wanted):
+            continue
+        remaining = frozenset(t for t in wanted if t not in found)
+        for surface in relevance.marked_surfaces(highlight(text, remaining, len(text) + 1)):
+            for term in remaining.intersection(analyze(surface)):
+                found.setdefault(term, surface.strip())
+    words = [found.get(t) or (t if not t.isascii() else "") for t in wanted]
+    return [w for w in dict.fromkeys(words) if w][:MAX_REASON_TERMS]
+
+
 def _snippet_texts(campaign: Campaign) -> Iterator[str]:
     yield from (getattr(campaign, name) for name in SNIPPET_FIELDS)
     yield from (document.body for document in campaign.documents)  # loaded only if reached
@@ -312,13 +419,20 @@ def _plain_snippet(campaign: Campaign, max_len: int = 160) -> Markup:
 
 
 def _reasons(
-    hit: FusedHit, matched: tuple[str, ...], intent: OutcomeIntent | None, campaign: Campaign
+    hit: FusedHit,
+    matched: tuple[str, ...],
+    strength: relevance.Strength | None,
+    intent: OutcomeIntent | None,
+    campaign: Campaign,
 ) -> list[str]:
     reasons = []
-    if matched:
-        reasons.append("关键词命中：" + "、".join(matched[:6]))
-    if "semantic" in hit.contributions:
-        reasons.append("语义相近")
+    words = _surfaces(campaign, matched) if matched else []
+    if words:
+        reasons.append("关键词命中：" + "、".join(words))
+    if strength is not None:
+        reasons.append(_STRENGTH_REASONS[strength])
+    elif "semantic" in hit.contributions:
+        reasons.append("语义相近")  # the floor is off: no calibrated strength to name
     if intent is not None and hit.contributions.get("outcome", 0) > 0:
         reasons.append(_outcome_reason(intent, campaign))
     return reasons
@@ -374,9 +488,13 @@ def response_out(response: SearchResponse) -> SearchResponseOut:
                 status=r.campaign.status,
                 start_date=r.campaign.start_date,
                 end_date=r.campaign.end_date,
+                weak=r.weak,
+                semantic_strength=r.strength,
             )
             for r in response.results
         ],
         facets=response.facets,
         expanded_terms=list(response.expansions),
+        weak_total=response.weak_total,
+        empty_reason=response.empty_reason,
     )

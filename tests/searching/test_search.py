@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,10 @@ def test_filters_and_facets(client: FlaskClient, two_campaigns: tuple[int, int])
     assert ids(search(client, "", audience="寶媽")) == [two_campaigns[1]]
     assert ids(search(client, "", metric_range="k_factor.actual>=1.5")) == [two_campaigns[1]]
     assert ids(search(client, "", missed="true")) == [two_campaigns[0]]
-    assert ids(search(client, "活动", mode="semantic", industry="电商")) == [two_campaigns[0]]
+    # A filter narrows a semantic search too; "活动" names no topic, so its matches are weak.
+    weak = search(client, "活动", mode="semantic", industry="电商", include_weak="true")
+    assert ids(weak) == [two_campaigns[0]]
+    assert ids(search(client, "沉睡会员", mode="semantic", industry="电商")) == [two_campaigns[0]]
 
 
 def test_trash_and_restore_follow_into_the_index(
@@ -106,7 +110,7 @@ def test_trash_and_restore_follow_into_the_index(
 
 def test_an_edit_is_searchable_at_once(client: FlaskClient, two_campaigns: tuple[int, int]) -> None:
     first = two_campaigns[0]
-    client.put(f"/api/v1/campaigns/{first}", json=campaign_payload(title="直播带货复盘"))
+    client.put(f"/api/v1/campaigns/{first}", json=campaign_payload(title="直播带货复盘", version=1))
     assert ids(search(client, "直播带货", mode="keyword"))[0] == first
 
 
@@ -189,3 +193,109 @@ def test_campaign_page_lists_similar_campaigns(
     assert "同一目标：召回" in panel
     assert "共同人群：沉睡用户" in panel
     assert f'href="/campaigns/{two_campaigns[0]}"' not in panel  # never itself
+
+
+# ---- the relevance floor (search/relevance.py) through the app, with set floors -------------
+
+
+@pytest.fixture
+def floors(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Return a setter for the floors: the real calibration runs, its values are replaced."""
+    from kb.searching import floor
+    from search.relevance import Calibration
+
+    real = floor.calibration
+
+    def set_floors(*, affinity: float, top: float, doc: float) -> None:
+        def fixed(indexes: Any) -> Calibration:
+            found = real(indexes)
+            assert found is not None  # the fake embedder calibrates on the shipped background
+            return Calibration(affinity=affinity, top=top, doc=doc, samples=found.samples)
+
+        monkeypatch.setattr(floor, "calibration", fixed)
+
+    return set_floors
+
+
+@pytest.mark.parametrize("mode", ["semantic", "hybrid"])
+def test_matches_below_the_floor_are_weak_and_not_counted(
+    client: FlaskClient, two_campaigns: tuple[int, int], floors: Any, mode: str
+) -> None:
+    first, second = two_campaigns
+    floors(affinity=math.inf, top=math.inf, doc=math.inf)  # meaning alone keeps nothing
+    body = search(client, "纸尿裤 拼团", mode=mode)  # the second campaign matches both words
+    assert ids(body) == [second]
+    assert body["total"] == 1
+    assert body["weak_total"] == 1
+    assert body["facets"]["industry"] == {"母婴": 1}  # facets count what passes only
+    assert body["results"][0]["weak"] is False
+    both = search(client, "纸尿裤 拼团", mode=mode, include_weak="true")
+    assert ids(both) == [second, first]
+    assert [r["weak"] for r in both["results"]] == [False, True]
+    assert both["total"] == 1
+    assert both["weak_total"] == 1
+
+
+def test_an_out_of_scope_query_is_empty_and_says_why(
+    client: FlaskClient, two_campaigns: tuple[int, int], floors: Any
+) -> None:
+    floors(affinity=math.inf, top=math.inf, doc=math.inf)
+    body = search(client, "量子计算机 区块链", mode="hybrid")
+    assert body["results"] == []
+    assert body["total"] == 0
+    assert body["empty_reason"] == "out_of_scope"
+    assert body["facets"]["industry"] == {}
+    page = client.get("/search", query_string={"q": "量子计算机 区块链"}).get_data(as_text=True)
+    assert "知识库里没有与“量子计算机 区块链”足够相关的活动复盘" in page
+    assert "“关键词”搜索" in page
+    assert "可能相关（2）" in page  # folded, still there to look at
+    assert "共 0 个结果" in page
+    assert "export" not in page  # no export links: nothing to export
+
+
+def test_strength_names_how_well_the_meaning_matched(
+    client: FlaskClient, two_campaigns: tuple[int, int], floors: Any
+) -> None:
+    floors(affinity=-math.inf, top=math.inf, doc=-math.inf)  # all pass, none "high"
+    body = search(client, "宝妈 裂变", mode="semantic")
+    assert body["total"] == 2
+    assert body["weak_total"] == 0
+    assert {r["semantic_strength"] for r in body["results"]} == {"medium"}
+    assert all("语义相关" in r["reasons"] for r in body["results"])
+    assert not any("语义相近" in reason for r in body["results"] for reason in r["reasons"])
+
+
+def test_a_reversed_date_range_is_named_not_the_query(
+    client: FlaskClient, two_campaigns: tuple[int, int]
+) -> None:
+    dates = {"date_from": "2025-12-31", "date_to": "2025-01-01"}
+    body = search(client, "拼团", **dates)
+    assert body["total"] == 0
+    assert body["empty_reason"] == "reversed_dates"
+    page = client.get("/search", query_string={"q": "拼团", **dates}).get_data(as_text=True)
+    assert "起始日期（2025年12月31日）晚于截止日期（2025年1月1日）" in page
+    assert "换个说法" not in page
+
+
+def test_reasons_name_real_words_not_stop_words_or_stems(client: FlaskClient) -> None:
+    campaign_id = create(
+        client,
+        external_id="test-en",
+        title="Coupon abuse by resellers after the sale",
+        lessons="让团长先垫付，拼团成团后再返现",
+    )
+    body = search(client, "让 拼团 abuse", mode="keyword")
+    result = next(r for r in body["results"] if r["id"] == campaign_id)
+    keyword = [reason for reason in result["reasons"] if reason.startswith("关键词命中")]
+    assert keyword == ["关键词命中：拼团、abuse"]  # the word as written; 让 is no evidence
+    assert "让" not in result["matched_terms"]
+
+
+def test_the_api_document_declares_weak_results(client: FlaskClient) -> None:
+    document = client.get("/api/v1/openapi.json").get_json()
+    parameters = document["paths"]["/api/v1/search"]["get"]["parameters"]
+    include_weak = next(p for p in parameters if p["name"] == "include_weak")
+    assert include_weak["schema"] == {"type": "boolean", "default": False}
+    schemas = document["components"]["schemas"]
+    assert {"weak", "semantic_strength"} <= set(schemas["SearchResultOut"]["required"])
+    assert {"weak_total", "empty_reason"} <= set(schemas["SearchResponseOut"]["required"])

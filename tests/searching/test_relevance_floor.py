@@ -1,0 +1,60 @@
+"""The relevance floor with the real models on the demo data: nothing for what no retro covers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kb.searching import service
+from kb.searching.schemas import validate_search_query
+
+pytestmark = pytest.mark.integration
+
+# Converted models are cached here between runs (ignored by git), as tests/integration does.
+MODELS_DIR = Path(__file__).resolve().parents[1] / ".cache" / "models"
+
+
+@pytest.fixture(scope="module")
+def demo_app(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The app on the demo data, indexed with the real models (built once: ≈ 30 s)."""
+    from bench.eval_search import make_app
+
+    return make_app(tmp_path_factory.mktemp("floor"), "e5,use", models_dir=MODELS_DIR)
+
+
+def run(app: Any, text: str, mode: str) -> service.SearchResponse:
+    with app.app_context():
+        return service.search(validate_search_query({"q": text, "mode": mode}))
+
+
+@pytest.mark.parametrize("mode", ["semantic", "hybrid"])
+@pytest.mark.parametrize(
+    "text", ["量子计算机 区块链", "红烧肉的家常做法", "how to fix a leaking kitchen faucet"]
+)
+def test_an_out_of_scope_query_returns_nothing(demo_app: Any, text: str, mode: str) -> None:
+    response = run(demo_app, text, mode)
+    assert response.total == 0
+    assert response.results == []
+    assert response.empty_reason == "out_of_scope"
+    assert response.weak_total > 0  # still there, folded, for whoever wants to look
+    assert sum(sum(counts.values()) for counts in response.facets.values()) == 0
+
+
+@pytest.mark.parametrize("mode", ["semantic", "hybrid"])
+def test_a_real_query_keeps_its_answers_and_names_their_strength(demo_app: Any, mode: str) -> None:
+    response = run(demo_app, "拼团 宝妈", mode)
+    found = [r.campaign.external_id for r in response.results]
+    assert {"demo-007", "demo-010"} <= set(found[:3])
+    assert 0 < response.total < 55  # not the whole library
+    top = response.results[0]
+    assert top.strength in ("high", "medium")
+    assert any(reason.startswith("语义") for reason in top.reasons)
+    assert "语义相近" not in top.reasons
+
+
+def test_a_meaning_only_query_is_in_scope(demo_app: Any) -> None:
+    response = run(demo_app, "怎样让很久没下单的老客回来", "hybrid")
+    assert response.total > 0
+    assert "demo-005" in [r.campaign.external_id for r in response.results[:5]]
