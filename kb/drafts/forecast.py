@@ -28,6 +28,8 @@ MIN_CASES = 5
 # Analogs beyond the 30 most similar that measured a metric add little weight and much noise.
 MAX_CASES = 30
 Basis = Literal["target", "baseline"]
+# bench/eval_forecast.py --equal-weights turns this off to measure what the weighting adds.
+WEIGH_ANALOGS = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,12 +296,18 @@ def _forecast_one(
     values: list[float | None] = [None, None, None]
     enough = basis is not None and len(usable) >= min_cases
     if enough:
-        center = weighted_quantile(
+        ratio_prior = prior.attainment if basis == "target" else prior.lift
+        own = weighted_quantile(
             [o.log_ratio for o in usable if o.log_ratio is not None],
             [o.weight for o in usable],
             0.5,
         )
-        low, high = prior.attainment_residuals if basis == "target" else prior.lift_residuals
+        # The analogs' median, shrunk toward the metric's corpus median by the fitted strength.
+        analogs_n = _effective_n([o.weight for o in usable])
+        center = (analogs_n * own + ratio_prior.strength * ratio_prior.center(entry.key)) / (
+            analogs_n + ratio_prior.strength
+        )
+        low, high = ratio_prior.residuals
         logs = (center + low, center, center + high)
         ratios = [math.exp(v) * 100 for v in logs]
         # For a lower-is-better metric a good ratio means a smaller value: flip the range.
@@ -386,9 +394,11 @@ def _weights(analogs: Sequence[Analog], context: DraftContext) -> list[float]:
 
     Hand-set, not fitted (44 demo campaigns cannot fit five weights): similarity relative to
     the best analog; a same industry or business line each counts as much as the similarity;
-    budget and duration halve the weight at 10× / 2× apart. bench/eval_forecast.py compares the
-    result with equal weights.
+    budget and duration halve the weight at 10× / 2× apart. ``bench/eval_forecast.py
+    --equal-weights`` measures the same corpus with every analog weighing the same.
     """
+    if not WEIGH_ANALOGS:
+        return [1.0] * len(analogs)
     best = max((a.similarity for a in analogs), default=0.0)
     weights = []
     for analog in analogs:

@@ -9,12 +9,14 @@ over the campaign's own target or baseline), and recomputed when the library cha
 
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import sqlalchemy as sa
 from flask import current_app
 
@@ -25,6 +27,11 @@ from kb.models import Campaign, Metric
 # Bounds on the beta prior's strength (in pseudo-campaigns). Below 2 a single analog decides;
 # above 200 analogs could never move the base rate. Only reached when the fit is degenerate.
 STRENGTH_BOUNDS = (2.0, 200.0)
+# A slope of 5 per unit of log ambition already turns a coin flip into 99 % across ×2.7: the
+# fit stops there rather than chase a corpus where ambition separates hits perfectly.
+SLOPE_BOUND = 5.0
+# From this many metric rows on, excluding a handful of campaigns reuses the full prior.
+LARGE_CORPUS_ROWS = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,15 +57,34 @@ class BaseRate:
 
 
 @dataclass(frozen=True, slots=True)
+class RatioPrior:
+    """What the corpus says about one kind of log ratio (attainment or lift).
+
+    ``centers``: each metric's median; ``strength``: how many analogs that median is worth
+    when the analogs' own median is shrunk toward it (fitted); ``residuals``: the quartiles
+    of a result around its peers' median, the calibrated half-width of a range.
+    """
+
+    centers: dict[str, float]
+    overall_center: float
+    strength: float
+    residuals: tuple[float, float]
+
+    def center(self, key: str) -> float:
+        """Return a metric's median log ratio in the corpus, else every metric's."""
+        return self.centers.get(key, self.overall_center)
+
+
+@dataclass(frozen=True, slots=True)
 class Prior:
-    """Corpus-wide base rates and the calibrated widths of a forecast range (log ratios)."""
+    """Corpus-wide base rates, and the centers and widths of a forecast range (log ratios)."""
 
     overall: BaseRate
     by_key: dict[str, BaseRate]
     by_key_goal: dict[tuple[str, str], BaseRate]
     strength: float
-    attainment_residuals: tuple[float, float]
-    lift_residuals: tuple[float, float]
+    attainment: RatioPrior
+    lift: RatioPrior
     # How a target's height over its baseline moves the odds of meeting it (fitted).
     ambition_slope: float = 0.0
     ambition_center: float = 0.0
@@ -67,10 +93,8 @@ class Prior:
         """Return a base rate moved by the fitted effect of the target's height over baseline."""
         if ambition is None or not self.ambition_slope:
             return rate
-        rate = min(max(rate, 1e-6), 1 - 1e-6)
-        logit = math.log(rate / (1 - rate))
-        logit += self.ambition_slope * (clip_ambition(ambition) - self.ambition_center)
-        return 1 / (1 + math.exp(-logit))
+        shift = self.ambition_slope * (clip_ambition(ambition) - self.ambition_center)
+        return 1 / (1 + math.exp(-(_logit(rate) + shift)))
 
     def base_rate(self, key: str, goal_type: str | None) -> BaseRate:
         """Return the base rate of a metric in campaigns of a goal type, else of the metric."""
@@ -128,13 +152,53 @@ def build_prior(rows: Sequence[PriorRow]) -> Prior:
         by_key=by_key,
         by_key_goal=by_key_goal,
         strength=strength,
-        attainment_residuals=loo_residual_quartiles(
-            [(r.campaign_id, r.key, r.log_attainment) for r in rows]
-        ),
-        lift_residuals=loo_residual_quartiles([(r.campaign_id, r.key, r.log_lift) for r in rows]),
+        attainment=ratio_prior([(r.key, r.goal_type, r.log_attainment) for r in rows]),
+        lift=ratio_prior([(r.key, r.goal_type, r.log_lift) for r in rows]),
         ambition_slope=slope,
         ambition_center=center,
     )
+
+
+def ratio_prior(values: Sequence[tuple[str, str, float | None]]) -> RatioPrior:
+    """Fit the centers, center strength and range width of (metric, goal type, log ratio)."""
+    present = [(key, goal, v) for key, goal, v in values if v is not None]
+    by_key: dict[str, list[float]] = defaultdict(list)
+    by_group: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for key, goal, v in present:
+        by_key[key].append(v)
+        by_group[(key, goal)].append(v)
+    centers = {key: statistics.median(vs) for key, vs in by_key.items()}
+    return RatioPrior(
+        centers=centers,
+        overall_center=statistics.median(v for _, _, v in present) if present else 0.0,
+        strength=fit_center_strength(
+            [[v - centers[key] for v in vs] for (key, _), vs in by_group.items()]
+        ),
+        residuals=loo_residual_quartiles([(0, key, v) for key, _, v in present]),
+    )
+
+
+def fit_center_strength(groups: Sequence[Sequence[float]]) -> float:
+    """Fit how many analogs a metric's corpus median is worth against the analogs' own median.
+
+    One-way random effects by the method of moments, on deviations from each metric's median
+    grouped by metric and goal type (the neighbourhood analogs come from): within-group
+    variance σ² over between-group variance τ². Groups that differ no more than their noise
+    allows give a strong prior, so similar campaigns move the forecast only as far as the
+    corpus shows similar campaigns really do differ. Deviations are clipped to ±1.5 (×4.5)
+    so one odd record cannot decide it.
+    """
+    low, high = STRENGTH_BOUNDS
+    sized = [[min(max(v, -1.5), 1.5) for v in g] for g in groups if len(g) >= 2]
+    if len(sized) < 2:
+        return high
+    within = sum((v - statistics.fmean(g)) ** 2 for g in sized for v in g)
+    freedom = sum(len(g) - 1 for g in sized)
+    sigma2 = within / freedom if freedom else 0.0
+    tau2 = statistics.fmean(statistics.fmean(g) ** 2 - sigma2 / len(g) for g in sized)
+    if tau2 <= 0:
+        return high
+    return min(high, max(low, sigma2 / tau2))
 
 
 def fit_strength(groups: Sequence[Sequence[bool]], overall: float) -> float:
@@ -186,19 +250,20 @@ def fit_ambition(rows: Sequence[tuple[float, float | None, bool]]) -> tuple[floa
     if len(known) < 10:
         return 0.0, 0.0
     center = statistics.fmean(a for _, a, _ in known)
-    offsets = [math.log(min(max(r, 1e-6), 1 - 1e-6) / (1 - min(max(r, 1e-6), 1 - 1e-6)))
-               for r, _, _ in known]  # fmt: skip
-
-    def log_posterior(slope: float) -> float:
-        total = -slope * slope / 2
-        for offset, (_, a, hit) in zip(offsets, known, strict=True):
-            z = offset + slope * (a - center)
-            total += -math.log1p(math.exp(-z)) if hit else -math.log1p(math.exp(z))
-        return total
-
-    # A grid is enough for one bounded parameter and cannot fail to converge.
-    best = max((step / 20 for step in range(-100, 101)), key=log_posterior)
-    return best, center
+    offsets = np.array([_logit(rate) for rate, _, _ in known])
+    x = np.array([a for _, a, _ in known]) - center
+    y = np.array([float(hit) for _, _, hit in known])
+    slope = 0.0
+    # Newton's method: the log-posterior is concave in the slope, so it converges in a few steps.
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-(offsets + slope * x)))
+        gradient = float(((y - p) * x).sum()) - slope
+        curvature = -float((p * (1 - p) * x * x).sum()) - 1.0
+        step = gradient / curvature
+        slope = min(max(slope - step, -SLOPE_BOUND), SLOPE_BOUND)
+        if abs(step) < 1e-6:
+            break
+    return slope, center
 
 
 def loo_residual_quartiles(
@@ -206,26 +271,49 @@ def loo_residual_quartiles(
 ) -> tuple[float, float]:
     """Return the quartiles of how far each result lands from its peers' median, left out.
 
-    Each value is compared with the median of the same metric in the other campaigns (all
-    metrics' when fewer than two others measured it): the spread a range drawn around the
-    analogs' median must have to hold the actual about half the time. Calibrated by
-    leave-one-out on the corpus, not chosen by hand.
+    Each value is compared with the median of the same metric's other values (of all metrics'
+    when fewer than two others measured it): the spread a range drawn around the analogs'
+    median must have to hold the actual about half the time. Calibrated by leave-one-out on
+    the corpus, not chosen by hand. O(n log n): a sorted list's median without one element is
+    read off by position.
     """
-    present = [(cid, key, v) for cid, key, v in values if v is not None]
+    present = [(key, v) for _, key, v in values if v is not None]
     if len(present) < 4:
-        # Nothing to calibrate on: ±25 % around the median, said to be a placeholder.
+        # Nothing to calibrate on: ±25 % around the median, a stated placeholder.
         return (math.log(0.8), math.log(1.25))
-    by_key: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    for cid, key, v in present:
-        by_key[key].append((cid, v))
+    by_key: dict[str, list[float]] = defaultdict(list)
+    for key, v in present:
+        by_key[key].append(v)
+    everything = sorted(v for _, v in present)
     residuals = []
-    for cid, key, v in present:
-        peers = [p for other, p in by_key[key] if other != cid]
-        if len(peers) < 2:
-            peers = [p for other, _, p in present if other != cid]
-        residuals.append(v - statistics.median(peers))
+    for values_of_key in by_key.values():
+        peers = sorted(values_of_key)
+        for v in values_of_key:
+            pool = peers if len(peers) >= 3 else everything
+            residuals.append(v - _median_without(pool, bisect.bisect_left(pool, v)))
     q = statistics.quantiles(residuals, n=4, method="inclusive")
     return (q[0], q[2])
+
+
+def _median_without(ordered: Sequence[float], index: int) -> float:
+    """Return the median of a sorted sequence with the element at ``index`` left out."""
+    size = len(ordered) - 1
+
+    def at(position: int) -> float:
+        return ordered[position if position < index else position + 1]
+
+    middle = size // 2
+    return at(middle) if size % 2 else (at(middle - 1) + at(middle)) / 2
+
+
+@dataclass(slots=True)
+class _Cached:
+    """One app's corpus rows, valid while the fingerprint of completed campaigns holds."""
+
+    fingerprint: tuple[object, ...]
+    rows: list[PriorRow]
+    ids: frozenset[int]
+    priors: dict[frozenset[int], Prior]
 
 
 def corpus_prior(exclude: Collection[int] = ()) -> Prior:
@@ -234,28 +322,32 @@ def corpus_prior(exclude: Collection[int] = ()) -> Prior:
     The rows are cached per app until a campaign changes; the prior is rebuilt only when an
     excluded campaign is among them (a stored campaign's own page, a leave-one-out run).
     """
-    cache: dict[object, object] = current_app.extensions.setdefault("kb.forecast_prior", {})
-    fingerprint = db.session.execute(
-        sa.select(
-            sa.func.count(Campaign.id),
-            sa.func.max(Campaign.updated_at),
-            sa.func.sum(Campaign.version),
-        ).where(Campaign.status == "completed", Campaign.deleted_at.is_(None))
-    ).one()
-    key = tuple(fingerprint)
-    if cache.get("fingerprint") != key:
-        cache.clear()
-        cache["fingerprint"] = key
-        cache["rows"] = rows_of(_stored_metrics())
-        cache["priors"] = {}
-    rows: list[PriorRow] = cache["rows"]  # type: ignore[assignment]
-    priors: dict[frozenset[int], Prior] = cache["priors"]  # type: ignore[assignment]
-    relevant = frozenset(exclude) & {r.campaign_id for r in rows}
-    if relevant not in priors:
-        if len(priors) > 64:  # a leave-one-out run builds one per campaign: keep memory flat
-            priors.clear()
-        priors[relevant] = build_prior([r for r in rows if r.campaign_id not in relevant])
-    return priors[relevant]
+    fingerprint = tuple(
+        db.session.execute(
+            sa.select(
+                sa.func.count(Campaign.id),
+                sa.func.max(Campaign.updated_at),
+                sa.func.sum(Campaign.version),
+            ).where(Campaign.status == "completed", Campaign.deleted_at.is_(None))
+        ).one()
+    )
+    cached: _Cached | None = current_app.extensions.get("kb.forecast_prior")
+    if cached is None or cached.fingerprint != fingerprint:
+        rows = rows_of(_stored_metrics())
+        cached = _Cached(fingerprint, rows, frozenset(r.campaign_id for r in rows), {})
+        current_app.extensions["kb.forecast_prior"] = cached
+    relevant = frozenset(exclude) & cached.ids
+    if len(cached.rows) >= LARGE_CORPUS_ROWS and len(relevant) * 100 < len(cached.ids):
+        # Leaving a few campaigns out of thousands barely moves the overall rates (a small
+        # group's rate more); rebuilding for every stored campaign's page would cost ≈ 0.3 s
+        # at 10k campaigns, so the full prior serves.
+        relevant = frozenset()
+    if relevant not in cached.priors:
+        if len(cached.priors) > 64:  # a leave-one-out run builds one per campaign
+            cached.priors.clear()
+        kept = [r for r in cached.rows if r.campaign_id not in relevant]
+        cached.priors[relevant] = build_prior(kept)
+    return cached.priors[relevant]
 
 
 def _stored_metrics() -> list[StoredMetric]:
@@ -278,6 +370,11 @@ def _stored_metrics() -> list[StoredMetric]:
 
 def _shrink(hits: Sequence[bool], parent: float, strength: float) -> BaseRate:
     return BaseRate((sum(hits) + strength * parent) / (len(hits) + strength), len(hits))
+
+
+def _logit(rate: float) -> float:
+    rate = min(max(rate, 1e-6), 1 - 1e-6)
+    return math.log(rate / (1 - rate))
 
 
 def _log_ratio(actual: float, reference: float | None, sign: float) -> float | None:

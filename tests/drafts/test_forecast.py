@@ -16,17 +16,18 @@ from kb.drafts.forecast import (
     format_value,
     weighted_quantile,
 )
-from kb.drafts.priors import BaseRate, Prior
+from kb.drafts.priors import BaseRate, Prior, RatioPrior
 
 # A prior with round numbers, so expected values can be computed by hand: residual quartiles
-# of ±0.1 in log ratio, base rate 0.6 from 40 metrics, a beta prior worth 10 campaigns.
+# of ±0.1 (attainment) and ±0.2 (lift) in log ratio, centers not pulled toward the corpus,
+# base rate 0.6 from 40 metrics, a beta prior worth 10 campaigns.
 PRIOR = Prior(
     overall=BaseRate(0.6, 40),
     by_key={"gmv": BaseRate(0.5, 20)},
     by_key_goal={("gmv", "gmv"): BaseRate(0.4, 10)},
     strength=10.0,
-    attainment_residuals=(-0.1, 0.1),
-    lift_residuals=(-0.2, 0.2),
+    attainment=RatioPrior({"gmv": 0.0}, 0.0, 0.0, (-0.1, 0.1)),
+    lift=RatioPrior({}, 0.0, 0.0, (-0.2, 0.2)),
 )
 
 
@@ -75,6 +76,16 @@ def test_forecast_is_scale_free_against_the_drafts_own_target() -> None:
     )
     assert result.headline.startswith("预计 452.4 万元–552.6 万元")
     assert [c.achieved for c in result.cases][:2] == ["达成目标的 80%", "达成目标的 90%"]
+
+
+def test_the_analogs_median_is_shrunk_toward_the_metrics_corpus_median() -> None:
+    analogs = [analog(i, gmv(120, 100)) for i in range(1, 6)]  # five at 120 %
+    # The corpus says GMV lands at 100 % of target, worth 5 analogs: halfway in log ratio.
+    prior = Prior(
+        **{**_fields(PRIOR), "attainment": RatioPrior({"gmv": 0.0}, 0.0, 5.0, (-0.1, 0.1))}
+    )
+    (result,) = forecast([DraftMetric("GMV", "万元", None, 100)], analogs, prior=prior).metrics
+    assert result.median == pytest.approx(100 * math.exp(math.log(1.2) / 2))
 
 
 def test_lower_is_better_metrics_turn_the_ratio_round() -> None:

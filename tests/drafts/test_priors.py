@@ -16,8 +16,10 @@ from kb.drafts.priors import (
     build_prior,
     corpus_prior,
     fit_ambition,
+    fit_center_strength,
     fit_strength,
     loo_residual_quartiles,
+    ratio_prior,
     rows_of,
 )
 from tests.factories import campaign_payload
@@ -50,6 +52,24 @@ def test_base_rates_shrink_from_metric_and_goal_to_metric_to_overall() -> None:
     assert prior.base_rate("gmv", "gmv").rate == pytest.approx((8 + m * gmv) / (10 + m))
     assert prior.base_rate("gmv", "brand") == prior.by_key["gmv"]  # no such group: the metric
     assert prior.base_rate("nps", "gmv") == prior.overall
+
+
+def test_center_strength_follows_how_much_neighbourhoods_really_differ() -> None:
+    rng = random.Random(5)  # noqa: S311  # test data, not secrets
+    noise_only = [[rng.gauss(0, 0.2) for _ in range(8)] for _ in range(30)]
+    shifted = [[shift + rng.gauss(0, 0.2) for _ in range(8)] for shift in (-0.5, 0.5) * 15]
+    assert fit_center_strength(noise_only) > 20  # analogs barely move the corpus median
+    # σ² / τ² = 0.04 / 0.25 ≈ 0.16, held at the lower bound: analogs decide.
+    assert fit_center_strength(shifted) == pytest.approx(STRENGTH_BOUNDS[0])
+    assert fit_center_strength([[0.1, 0.2]]) == pytest.approx(STRENGTH_BOUNDS[1])  # too few
+
+
+def test_ratio_prior_centers_are_per_metric_medians() -> None:
+    values = [("gmv", "gmv", 0.1), ("gmv", "gmv", 0.3), ("gmv", "brand", 0.2), ("roi", "gmv", -0.4)]
+    prior = ratio_prior([*values, ("roi", "gmv", None)])
+    assert prior.center("gmv") == pytest.approx(0.2)
+    assert prior.center("roi") == pytest.approx(-0.4)
+    assert prior.center("nps") == pytest.approx(0.15)  # every metric's median
 
 
 def test_range_width_is_calibrated_leave_one_out() -> None:
