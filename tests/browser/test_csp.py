@@ -64,7 +64,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     client = app.test_client()  # signed in as an admin, with a bearer token for the API
     # The API is exempt from CSRF, so the test client can post without a token.
     assert client.post("/api/v1/campaigns", json=campaign_payload()).status_code == 201
-    edit = campaign_payload(lessons="连续订购立减 比 限时优惠 对复购的拉动高 30%")
+    edit = campaign_payload(lessons="连续订购立减 比 限时优惠 对复购的拉动高 30%", version=1)
     assert client.put("/api/v1/campaigns/1", json=edit).status_code == 200
     playbook = {"title": "沉睡会员召回打法", "body": "- 先分层\n- 再发券", "theme": "reward"}
     assert client.post("/api/v1/playbooks", json=playbook).status_code == 201

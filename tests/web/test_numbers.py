@@ -100,7 +100,9 @@ def test_dates_are_written_in_nian_yue_ri() -> None:
 def test_history_diff_writes_amounts_and_dates_as_the_page_does(client: FlaskClient) -> None:
     created = client.post("/api/v1/campaigns", json=campaign_payload(budget_cny=500_000))
     campaign = created.get_json()
-    edit = {**campaign_payload(budget_cny=520_000, start_date="2025-01-06", end_date="2025-01-20")}
+    edit = campaign_payload(
+        budget_cny=520_000, start_date="2025-01-06", end_date="2025-01-20", version=1
+    )
     assert client.put(f"/api/v1/campaigns/{campaign['id']}", json=edit).status_code == 200
     html = client.get(f"/campaigns/{campaign['id']}/history/2").get_data(as_text=True)
     text = visible_text(html)
