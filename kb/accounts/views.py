@@ -23,7 +23,7 @@ def login() -> ResponseReturnValue:
     next_page = safe_next(request.values.get("next"))
     if request.method == "GET":
         if current_user.is_authenticated:
-            return redirect(next_page or url_for("pages.campaign_list"))
+            return redirect(next_page or url_for("pages.index"))
         return render_template("auth/login.html", next=next_page or "", username="", error=None)
     username = request.form.get("username", "").strip()
     user = accounts.authenticate(username, request.form.get("password", ""))
@@ -35,7 +35,7 @@ def login() -> ResponseReturnValue:
     # A fresh session on sign-in: nothing an attacker planted before survives (session fixation).
     session.clear()
     login_user(user)
-    return redirect(next_page or url_for("pages.campaign_list"))
+    return redirect(next_page or url_for("pages.index"))
 
 
 @bp.post("/logout")

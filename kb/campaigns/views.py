@@ -29,6 +29,7 @@ from kb.models import Campaign
 from kb.searching import service as search_service
 from kb.searching.schemas import search_params, validate_search_query
 from kb.validation import InvalidInputError
+from kb.web import home
 from kb.web.rendering import conflict_message
 
 bp = Blueprint("pages", __name__)
@@ -36,8 +37,9 @@ bp = Blueprint("pages", __name__)
 
 @bp.get("/")
 @requires(Access.READ)
-def index() -> Response:
-    return redirect(url_for("pages.campaign_list"))
+def index() -> str:
+    """首页：搜索框、本周上线、新复盘、需要关注的预警、待补复盘、我的草案."""
+    return home.home_page()
 
 
 @bp.get("/campaigns")

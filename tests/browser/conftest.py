@@ -56,7 +56,7 @@ def serving(app: Flask) -> Iterator[str]:
 def sign_in(page: Page, base_url: str, role: str = "admin", next_path: str = "") -> None:
     """Sign the browser in as ``test-<role>`` through the login form, then land on ``next_path``.
 
-    Without ``next_path`` the app's default landing page (the campaign list) is expected.
+    Without ``next_path`` the app's default landing page (the home page) is expected.
     """
     login = f"{base_url}/login"
     if next_path:
@@ -65,7 +65,7 @@ def sign_in(page: Page, base_url: str, role: str = "admin", next_path: str = "")
     page.fill("input[name=username]", f"test-{role}")
     page.fill("input[name=password]", PASSWORD)
     page.get_by_role("button", name="登录").click()
-    expect(page).to_have_url(f"{base_url}{next_path or '/campaigns'}")
+    expect(page).to_have_url(f"{base_url}{next_path or '/'}")
     expect(page.locator("input[name=password]")).to_have_count(0)
 
 

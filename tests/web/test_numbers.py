@@ -201,7 +201,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
 
 def test_demo_pages_write_amounts_in_wan_and_dates_in_nian_yue_ri(demo: Demo) -> None:
     client, ids = demo.app.test_client(), demo.ids
-    paths = ["/campaigns", "/campaigns?page=2", "/campaigns?page=3", "/lessons"]
+    paths = ["/", "/campaigns", "/campaigns?page=2", "/campaigns?page=3", "/lessons"]
     paths += ["/portfolio", "/portfolio?date_from=2023-01-01&date_to=2027-12-31"]
     paths += [f"/campaigns/{campaign_id}" for campaign_id in ids]
     paths += [f"/campaigns/{campaign_id}/history" for campaign_id in ids[:5]]
