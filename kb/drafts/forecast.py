@@ -348,7 +348,7 @@ def _forecast_one(
     )
     goal = vocab.GOAL_TYPES.get(context.goal_type or "", "")
     scoped = (entry.key, context.goal_type or "") in prior.by_key_goal
-    return _with_summary(result, f"在{goal}类活动中" if goal and scoped else "", base)
+    return _with_summary(result, f"在{goal}类活动中" if goal and scoped else "", base, start)
 
 
 def _observe(
@@ -456,7 +456,9 @@ def _case(observation: _Observation, basis: Basis | None) -> ForecastCase:
     )
 
 
-def _with_summary(result: MetricForecast, scope: str, base: BaseRate) -> MetricForecast:
+def _with_summary(
+    result: MetricForecast, scope: str, base: BaseRate, start: BaseRate
+) -> MetricForecast:
     """Return the forecast with its Chinese summary and one-line headline for the draft page."""
     n, unit = result.n, result.unit
     if result.enough and result.p25 is not None and result.median is not None:
@@ -482,10 +484,17 @@ def _with_summary(result: MetricForecast, scope: str, base: BaseRate) -> MetricF
     if result.with_target_n:
         parts.append(_hits_sentence(n, result.hit_n, result.with_target_n))
     if result.hit_probability is not None:
+        adjusted = ""
+        if abs(start.rate - base.rate) >= 0.01 and result.target and result.baseline:
+            # Say why the starting point moved: the fitted effect of the target's height.
+            adjusted = (
+                f"；目标定为基线的 {result.target / result.baseline:.0%}，"
+                f"按历史上目标高低与达成的关系，起点调为 {start.rate:.0%}"
+            )
         parts.append(
             f"达成目标的概率约 {result.hit_probability:.0%}（n={result.with_target_n}；"
-            f"已向{result.label}{scope}的历史达成率 {base.rate:.0%}（{base.n} 个）收缩，"
-            "相似案例越少越接近历史水平）"
+            f"相似案例的达成率已向{result.label}{scope}的历史达成率 {base.rate:.0%}"
+            f"（{base.n} 个指标）收缩，相似案例越少越接近历史水平{adjusted}）"
         )
         headline += f"，达成概率约 {result.hit_probability:.0%}（n={result.with_target_n}）"
     if result.match_confidence is not None and result.match_confidence < 1:

@@ -133,11 +133,11 @@ def test_hit_probability_is_shrunk_toward_the_metric_and_goal_base_rate() -> Non
     (result,) = by_goal.metrics
     assert result.base_rate == 0.4
     assert result.hit_probability == pytest.approx((5 + 10 * 0.4) / 15)
-    assert "已向GMV在GMV类活动中的历史达成率 40%（10 个）收缩" in result.summary
+    assert "已向GMV在GMV类活动中的历史达成率 40%（10 个指标）收缩" in result.summary
     assert f"达成概率约 {(5 + 4) / 15:.0%}（n=5）" in result.headline
     other_goal = forecast(draft, analogs, context=DraftContext(goal_type="brand"), prior=PRIOR)
     assert other_goal.metrics[0].base_rate == 0.5  # the metric's rate over every goal
-    assert "已向GMV的历史达成率 50%（20 个）收缩" in other_goal.metrics[0].summary
+    assert "已向GMV的历史达成率 50%（20 个指标）收缩" in other_goal.metrics[0].summary
 
 
 def test_a_target_set_below_baseline_moves_the_base_rate_by_the_fitted_slope() -> None:
@@ -146,6 +146,7 @@ def test_a_target_set_below_baseline_moves_the_base_rate_by_the_fitted_slope() -
     (result,) = forecast([draft], [], prior=prior).metrics
     logit = math.log(0.5 / 0.5) + 2.0 * math.log(0.9)
     assert result.hit_probability == pytest.approx(1 / (1 + math.exp(-logit)))
+    assert "目标定为基线的 90%，按历史上目标高低与达成的关系，起点调为 45%" in result.summary
 
 
 def test_ratio_units_are_one_unit_and_other_dimensions_are_skipped() -> None:
