@@ -506,8 +506,11 @@ def release_free_memory() -> None:
 
 
 def warm_up() -> None:
-    """Load the vectors and embedding models now, so the first search does not pay for it."""
+    """Load the vectors, models and relevance floor now, so the first search does not pay for it."""
+    from kb.searching import floor  # floor imports this module
+
     indexes = get_indexes()
     indexes.sync_vectors()
     for embedder in indexes.embedders:
         embedder.encode_queries(["预热"])
+    floor.calibration(indexes)  # embeds the floor's background texts: seconds with e5

@@ -299,3 +299,22 @@ def test_the_api_document_declares_weak_results(client: FlaskClient) -> None:
     schemas = document["components"]["schemas"]
     assert {"weak", "semantic_strength"} <= set(schemas["SearchResultOut"]["required"])
     assert {"weak_total", "empty_reason"} <= set(schemas["SearchResponseOut"]["required"])
+
+
+def test_warm_up_calibrates_the_floor(
+    app: Flask, two_campaigns: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kb.searching import floor
+
+    seen: list[Any] = []
+    real = floor.calibration
+
+    def spy(indexes: Any) -> Any:
+        seen.append(real(indexes))
+        return seen[-1]
+
+    monkeypatch.setattr(floor, "calibration", spy)
+    with app.app_context():
+        indexer.warm_up()  # the background texts are embedded here, not on the first search
+    assert len(seen) == 1
+    assert seen[0] is not None
