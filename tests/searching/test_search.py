@@ -318,3 +318,14 @@ def test_warm_up_calibrates_the_floor(
         indexer.warm_up()  # the background texts are embedded here, not on the first search
     assert len(seen) == 1
     assert seen[0] is not None
+
+
+def test_an_export_holds_only_what_passes_the_floor(
+    client: FlaskClient, two_campaigns: tuple[int, int], floors: Any
+) -> None:
+    floors(affinity=math.inf, top=math.inf, doc=math.inf)
+    response = client.get("/search/export.jsonl", query_string={"q": "纸尿裤 拼团"})
+    assert response.status_code == 200
+    lines = [line for line in response.get_data(as_text=True).splitlines() if line.strip()]
+    assert len(lines) == 1  # the weak match is not exported
+    assert "宝妈拼团裂变" in lines[0]
