@@ -15,6 +15,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 
 from kb import create_app
 from kb.extensions import db
+from tests import contract
 from tests.accounts import SignedInClient
 
 POSTGRES_URL = os.environ.get(
@@ -68,6 +69,8 @@ def make_app(tmp_path: Path, database_url: str | None, **config: Any) -> Flask:
         settings["DATABASE_URL"] = database_url
     flask_app = create_app(settings)
     flask_app.test_client_class = SignedInClient
+    # Every API answer a test produces is checked against the document (tests/contract.py).
+    flask_app.after_request(contract.record)
     _made_apps.append(flask_app)
     return flask_app
 
@@ -78,9 +81,16 @@ _made_apps: list[Flask] = []
 
 @pytest.fixture(autouse=True)
 def _release_made_apps() -> Iterator[None]:
+    contract.RECORDED.clear()
     yield
-    while _made_apps:
-        release(_made_apps.pop())
+    try:
+        problems = contract.check_recorded()
+        assert not problems, "API answers that do not match the OpenAPI document:\n" + "\n".join(
+            problems[:20]
+        )
+    finally:
+        while _made_apps:
+            release(_made_apps.pop())
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
