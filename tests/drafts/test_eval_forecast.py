@@ -6,13 +6,16 @@ speed (≈ 15 s); bench/results/eval_forecast.txt has the figures with the real 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from bench.eval_forecast import Figures, evaluate, load_corpus, make_app
+from bench.eval_forecast import Figures, draft_of, evaluate, load_corpus, make_app
 from kb.campaigns.schemas import DraftMetricIn
 from tests.conftest import release
+from tests.factories import campaign_payload
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +53,17 @@ def test_most_target_metrics_get_a_range(figures: Figures) -> None:
 def test_the_hit_probability_beats_the_base_rate(figures: Figures) -> None:
     # The issue asks for more than 0.10; the demo data gives 0.09 (reported, not tuned for).
     assert figures.brier_skill > 0.05
+
+
+def test_a_hidden_campaign_is_drafted_without_outcomes(tmp_path: Path) -> None:
+    record = {**campaign_payload(), "external_id": "x-1"}
+    corpus = tmp_path / "corpus.json"
+    corpus.write_text(json.dumps([record], ensure_ascii=False), encoding="utf-8")
+    (loaded,) = load_corpus(corpus)
+    draft = draft_of(loaded, baselines=True)
+    assert "actual" not in json.dumps(draft)
+    for text_with_results in ("summary", "went_well", "problems", "lessons", "hypotheses"):
+        assert text_with_results not in draft
+    assert draft["metrics"][0] == {"name": "成交额", "unit": "万元", "target": 1000.0,
+                                   "baseline": 820.0}  # fmt: skip
+    assert "baseline" not in draft_of(loaded, baselines=False)["metrics"][0]
