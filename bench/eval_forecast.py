@@ -192,12 +192,28 @@ def report(figures: Figures) -> str:
 
 
 def load_corpus(path: Path | None) -> list[dict[str, Any]]:
-    """Return the corpus records: the file given, else the bundled demo data."""
+    """Return the corpus records: the file given, else the bundled demo data.
+
+    Records of the file without an external_id get one; records the app would refuse are
+    skipped, each named on stderr.
+    """
     if path is None:
         from kb.demo import demo_records
 
         return demo_records()
-    records: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
+    from kb.campaigns.schemas import validate_campaign
+    from kb.validation import InvalidInputError
+
+    records: list[dict[str, Any]] = []
+    for index, record in enumerate(json.loads(path.read_text(encoding="utf-8"))):
+        # Hidden campaigns are found again by external_id: give one to records without it.
+        record = {**record, "external_id": record.get("external_id") or f"eval-{index + 1}"}
+        try:
+            validate_campaign(record)
+        except InvalidInputError as exc:
+            print(f"skipped {record['external_id']}: {exc.fields}", file=sys.stderr)
+            continue
+        records.append(record)
     return records
 
 

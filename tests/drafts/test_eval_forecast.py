@@ -56,10 +56,12 @@ def test_the_hit_probability_beats_the_base_rate(figures: Figures) -> None:
 
 
 def test_a_hidden_campaign_is_drafted_without_outcomes(tmp_path: Path) -> None:
-    record = {**campaign_payload(), "external_id": "x-1"}
+    record = {**campaign_payload(), "external_id": None}
+    refused = {**campaign_payload(), "status": "finished"}
     corpus = tmp_path / "corpus.json"
-    corpus.write_text(json.dumps([record], ensure_ascii=False), encoding="utf-8")
-    (loaded,) = load_corpus(corpus)
+    corpus.write_text(json.dumps([record, refused], ensure_ascii=False), encoding="utf-8")
+    (loaded,) = load_corpus(corpus)  # the refused one skipped
+    assert loaded["external_id"] == "eval-1"
     draft = draft_of(loaded, baselines=True)
     assert "actual" not in json.dumps(draft)
     for text_with_results in ("summary", "went_well", "problems", "lessons", "hypotheses"):
