@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, WithJsonSchema
 
 from ingest.readers import FORMATS, Format
+from ingest.writers import ExportFormat
 from kb.campaigns.schemas import CampaignIn
 from kb.campaigns.serialize import Out
-from kb.transfer.exports import EXPORT_FORMATS
 from kb.transfer.imports import OUTCOMES, ImportReport, RowReport
-
-ExportFormat = Literal["csv", "xlsx", "jsonl"]
-assert EXPORT_FORMATS == ("csv", "xlsx", "jsonl")  # noqa: S101  # the Literal names them all
 
 _FILE = {"type": "string", "format": "binary"}
 
