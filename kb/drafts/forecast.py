@@ -477,7 +477,7 @@ def _with_summary(
         first = (
             f"样本不足：只有 {n} 个相似活动测量过该指标，不给区间（{listed}）"
             if result.target is not None or result.baseline is not None
-            else f"草案未填目标或基线，无法按相似活动的达成比例推算（{listed}）"
+            else f"草案没有可用的目标或基线（需为正数），无法按相似活动的达成比例推算（{listed}）"
         )
         headline = f"样本不足（{n} 个相似活动）"
     parts = [first]

@@ -234,3 +234,12 @@ def test_one_forecast_per_draft_metric_in_order_and_bad_arguments() -> None:
 
 def _fields(prior: Prior) -> dict[str, object]:
     return {name: getattr(prior, name) for name in Prior.__dataclass_fields__}
+
+
+def test_without_target_or_baseline_there_is_nothing_to_scale() -> None:
+    analogs = [analog(i, gmv(120, 100)) for i in range(1, 6)]
+    (result,) = forecast([DraftMetric("GMV", "万元")], analogs, prior=PRIOR).metrics
+    assert (result.enough, result.median, result.hit_probability) == (False, None, None)
+    assert result.n == 5
+    assert result.summary.startswith("草案没有可用的目标或基线（需为正数）")
+    assert "活动1：实际 120 万元，达成目标" in result.summary
