@@ -250,14 +250,26 @@ def _index_keywords_after(indexes: SearchIndexes, after_id: int) -> int:
     campaign_ids = sorted({campaign_id for _, campaign_id in rows})
     for start in range(0, len(campaign_ids), BATCH):
         chunk = campaign_ids[start : start + BATCH]
+        held = {id(obj) for obj in db.session.identity_map.values()}
         live = [campaign_text(c) for c in _load_live(chunk)]
         indexes.keyword.upsert(live)
         gone = set(chunk) - {text.id for text in live}
         if gone:
             indexes.keyword.delete(gone)
             _drop_vectors(indexes, gone)
-        db.session.expunge_all()  # bounded memory over a bulk import
+        _release_loaded(held)
     return int(rows[-1][0])
+
+
+def _release_loaded(held: set[int]) -> None:
+    """Drop what this step loaded from the session (bounded memory over a bulk import).
+
+    Objects the session held before are kept: with ``INDEX_SYNC`` the drain runs inside the
+    request that wrote, whose view still reads its own campaign afterwards.
+    """
+    for obj in list(db.session.identity_map.values()):
+        if id(obj) not in held and obj in db.session:
+            db.session.expunge(obj)
 
 
 def _drop_vectors(indexes: SearchIndexes, campaign_ids: set[int]) -> None:

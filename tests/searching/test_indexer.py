@@ -98,7 +98,7 @@ def test_renaming_a_campaign_reembeds_only_its_head(queued_app: Flask) -> None:
     campaign_id = _create()
     indexer.drain()
     calls = _on_encode(lambda texts: None)
-    payload = campaign_payload(title="改名后的双十一召回")
+    payload = campaign_payload(title="改名后的双十一召回", version=1)
     services.update_campaign(campaign_id, validate_campaign(payload, update=True))
     indexer.drain()
     encoded = [text for batch in calls for text in batch]
