@@ -469,6 +469,8 @@ def _with_summary(
             f"（中位 {format_value(result.median, unit)}，约为{reference}的 "
             f"{result.ratio_median:.0f}%）"
         )
+        closest = sorted(result.cases, key=lambda c: -c.weight)[:3]
+        first += "；权重最高的案例：" + "；".join(f"{c.title}（{c.achieved}）" for c in closest)
         headline = f"预计 {span}"
     elif n == 0:
         first = headline = "没有相似活动测量过该指标，不做预测"

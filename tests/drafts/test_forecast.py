@@ -191,6 +191,8 @@ def test_closer_analogs_weigh_more() -> None:
     assert near.metrics[0].median == pytest.approx(130)
     assert far.metrics[0].median == pytest.approx(70)
     assert near.metrics[0].cases[0].weight > near.metrics[0].cases[-1].weight
+    assert "权重最高的案例：活动1（达成目标的 130%）；活动2" in near.metrics[0].summary
+    assert "权重最高的案例：活动4（达成目标的 70%）" in far.metrics[0].summary
 
 
 def test_max_cases_keeps_the_most_similar() -> None:
