@@ -20,7 +20,7 @@ pytestmark = pytest.mark.browser
 AXE = "/static/vendor/axe.min.js"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1440, "height": 900}
-# Home, list, search, campaign, form (new and edit), draft, import, portfolio and lessons.
+# Home, list, search, campaign, form (new and edit), draft, import, portfolio and lessons (issue 16).
 PAGES = [
     "/",
     "/campaigns",
@@ -32,6 +32,12 @@ PAGES = [
     "/import",
     "/portfolio",
     "/lessons",
+    # Beyond the issue's list: history, trash and the admin pages share the layout.
+    "/campaigns/1/history",
+    "/trash",
+    "/admin/users",
+    "/admin/settings",
+    "/admin/audit",
 ]
 
 
