@@ -2,10 +2,12 @@
 
 Campaigns differ in scale by 100×, so what carries over is how each analog did against its own
 target (attainment) or baseline (lift), never its absolute numbers. The forecast applies the
-analogs' weighted median ratio to the draft's own target (else baseline); the range around it
-has the width that held half of the corpus' results in leave-one-out (kb/drafts/priors.py);
-the hit probability is the analogs' hit rate shrunk toward the base rate of that metric and
-goal type. Fewer than ``MIN_CASES`` analogs: no range, the cases are listed, "样本不足".
+analogs' weighted median ratio, shrunk toward the metric's median ratio in the corpus as far as
+the corpus says similar campaigns really differ, to the draft's own target (else baseline); the
+range around it has the width that held half of the corpus' results in leave-one-out; the hit
+probability is the analogs' hit rate shrunk toward the base rate of that metric and goal type,
+moved by the fitted effect of the target's height over its baseline (all fitted in
+kb/drafts/priors.py). Fewer than ``MIN_CASES`` analogs: no range, the cases are listed, "样本不足".
 """
 
 from __future__ import annotations
