@@ -160,6 +160,20 @@ def test_phone_menu_opens_and_reaches_sign_out(browser: Browser, demo_url: str) 
     page.context.close()
 
 
+def test_phone_search_shows_results_before_facets(browser: Browser, demo_url: str) -> None:
+    page, problems = _open(browser, PHONE, demo_url)
+    _visit(page, f"{demo_url}/search?q=召回")
+    first_result = page.locator(".results article, .results .result").first
+    expect(first_result).to_be_visible()
+    facets = page.locator(".facets")
+    if facets.count():
+        result_top = first_result.bounding_box()["y"]  # type: ignore[index]
+        assert result_top < facets.bounding_box()["y"]  # type: ignore[index]
+        assert result_top < PHONE["height"]  # on the first screen
+    assert problems == []
+    page.context.close()
+
+
 def test_phone_menu_opens_without_javascript(browser: Browser, demo_url: str) -> None:
     context = browser.new_context(locale="zh-CN", viewport=PHONE, java_script_enabled=False)  # type: ignore[arg-type]
     page = context.new_page()
