@@ -9,6 +9,9 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import unicodedata
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
@@ -27,6 +30,8 @@ E5_DIM = 384  # multilingual-e5-small; the converter checks it against the bundl
 USE_DIM = 512
 _QUERY_PROMPTS = ("query",)
 _PASSAGE_PROMPTS = ("passage", "document")
+# Query vectors kept per model: ≈ 2 KB each, so ≈ 4 MB for two models at this size.
+QUERY_CACHE_SIZE = 1024
 
 
 @runtime_checkable
@@ -151,6 +156,75 @@ class FakeEmbedder:
         # A text whose hashed grams cancel out still needs a unit vector.
         out[~out.any(axis=1), 0] = 1.0
         return l2_normalize(out)
+
+
+def normalize_query(text: str) -> str:
+    """Return the cache key of a query: NFC, whitespace runs as one space, no outer spaces."""
+    # Only changes no model can see: NFKC would fold the full-width （） the search adds, and
+    # lower-casing would change what a cased tokenizer (e5) reads.
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+class QueryCache:
+    """A bounded LRU of one model's query vectors, keyed by the normalized query text.
+
+    The normalized text is what gets encoded, so a hit returns exactly what a miss would
+    compute. Vectors are returned read-only: callers share them.
+    """
+
+    def __init__(self, embedder: Embedder, maxsize: int | None = None) -> None:
+        maxsize = QUERY_CACHE_SIZE if maxsize is None else maxsize  # read now: a bench sets it
+        if maxsize < 0:
+            raise ValueError("maxsize must not be negative")
+        self.embedder = embedder
+        self.maxsize = maxsize
+        self._vectors: OrderedDict[str, Vectors] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        """Return the number of cached queries."""
+        return len(self._vectors)
+
+    def encode(self, text: str) -> Vectors:
+        """Return the (dim,) query vector of ``text``, encoding it on a miss."""
+        key = normalize_query(text)
+        with self._lock:
+            found = self._vectors.get(key)
+            if found is not None:
+                self._vectors.move_to_end(key)
+                self.hits += 1
+                return found
+            self.misses += 1
+        # Encoded outside the lock: a slow query must not hold up the others' hits.
+        vector: Vectors = self.embedder.encode_queries([key])[0]
+        vector.setflags(write=False)
+        if self.maxsize:
+            with self._lock:
+                self._vectors[key] = vector
+                self._vectors.move_to_end(key)
+                while len(self._vectors) > self.maxsize:
+                    self._vectors.popitem(last=False)
+        return vector
+
+    def clear(self) -> None:
+        """Forget every cached vector."""
+        with self._lock:
+            self._vectors.clear()
+
+
+_query_caches: weakref.WeakKeyDictionary[Embedder, QueryCache] = weakref.WeakKeyDictionary()
+_query_caches_lock = threading.Lock()
+
+
+def query_cache(embedder: Embedder) -> QueryCache:
+    """Return the process's query cache of this embedder, creating it on first use."""
+    with _query_caches_lock:
+        cache = _query_caches.get(embedder)
+        if cache is None:
+            cache = _query_caches[embedder] = QueryCache(embedder)
+        return cache
 
 
 def load_embedders(

@@ -7,9 +7,12 @@ than the database.
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -33,9 +36,11 @@ from kb.searching.schemas import (
 from search import concepts, relevance
 from search.analysis import analyze, highlight
 from search.documents import MetricFact
+from search.embedder import Embedder, query_cache
 from search.hybrid import FusedHit, combine_semantic, fuse_rankings
 from search.keyword import MetricRange, SearchFilters, query_terms
 from search.outcomes import OutcomeIntent, match_outcome, parse_outcome
+from search.vector import Vectors
 
 # How many candidates each ranking contributes before fusion: enough that a good hit ranked
 # low by one method can still be lifted by the other.
@@ -57,6 +62,12 @@ SNIPPET_FIELDS = ("lessons", "summary", "went_well", "problems", "recommendation
 RELEVANCE_FLOOR = True
 # Reasons name at most this many matched words.
 MAX_REASON_TERMS = 6
+# Run each model's query embedding and vector scan on a pool thread while the request thread
+# runs the keyword search: torch and NumPy release the GIL. False runs them one after the other
+# (same results; tests compare the two).
+CONCURRENT = True
+# Pool threads per process: one per model for two requests at once; more requests queue.
+POOL_THREADS = 4
 _STRENGTH_REASONS = {"high": "语义高度相关", "medium": "语义相关", "low": "语义弱相关"}
 # Why a search came back empty: the page says so in words (templates/search.html).
 EmptyReason = Literal["out_of_scope", "reversed_dates", "no_match"]
@@ -178,6 +189,13 @@ def search(query: SearchQuery) -> SearchResponse:
     terms: dict[int, tuple[str, ...]] = {}
     keyword_total = 0
     judged: _Judged | None = None
+    semantic: _SemanticBranch | None = None
+    if query.mode in ("semantic", "hybrid"):
+        # One query embedding with the terms appended: on the held-out set it matched or beat
+        # embedding without them (0.757) and fusing both embeddings (0.760) at 0.769 nDCG@10.
+        meaning = f"{text}（{'、'.join(expansions)}）" if expansions else text
+        # Started first: the models run on the pool while this thread does the keyword search.
+        semantic = _SemanticBranch.start(indexes, meaning, filters)
     if query.mode in ("keyword", "hybrid") or RELEVANCE_FLOOR:
         # In semantic mode the keyword hits only serve as evidence for the floor.
         found = indexes.keyword.search(words, filters=filters, limit=CANDIDATES)
@@ -185,11 +203,8 @@ def search(query: SearchQuery) -> SearchResponse:
         if query.mode != "semantic":
             rankings["keyword"] = [(hit.campaign_id, hit.score) for hit in found.hits]
             keyword_total = found.total
-    if query.mode in ("semantic", "hybrid"):
-        # One query embedding with the terms appended: on the held-out set it matched or beat
-        # embedding without them (0.757) and fusing both embeddings (0.760) at 0.769 nDCG@10.
-        meaning = f"{text}（{'、'.join(expansions)}）" if expansions else text
-        rankings["semantic"], judged = _semantic(indexes, meaning, filters)
+    if semantic is not None:
+        rankings["semantic"], judged = semantic.result()
 
     fused = _fuse(rankings)
     if intent is not None:
@@ -273,30 +288,79 @@ class _Judged:
         return None if z is None else relevance.strength_of(z, self.calibration)
 
 
-def _semantic(
-    indexes: SearchIndexes, text: str, filters: SearchFilters
-) -> tuple[list[tuple[int, float]], _Judged | None]:
-    """Rank by meaning; with the floor on, also judge the query against the calibration."""
-    indexes.sync_vectors()  # other processes' writes; keyword search needs no vectors
-    allowed = indexes.keyword.matching_ids(filters)
-    calibration = floor.calibration(indexes) if RELEVANCE_FLOOR else None
-    per_model: dict[str, list[tuple[int, float]]] = {}
-    evidence: list[relevance.ModelScores] = []
-    for embedder in indexes.embedders:
-        vector = embedder.encode_queries([text])[0]
-        per_model[embedder.name] = indexes.vectors[embedder.name].search(
-            vector, limit=CANDIDATES, allowed=allowed
-        )
-        if calibration is not None:
-            scores = floor.model_scores(indexes, embedder, vector, per_model[embedder.name])
+_ModelResult = tuple[list[tuple[int, float]], relevance.ModelScores | None]
+
+
+@dataclass(slots=True)
+class _SemanticBranch:
+    """Rank by meaning, one pool task per model (query embedding, vector scan, floor evidence).
+
+    Everything that touches the database (syncing the vectors) runs on the request thread
+    before the tasks start; the tasks use only the models, the in-memory vectors and the
+    keyword index (which locks itself). ``result`` joins them in model order, so the fusion
+    sees exactly what the sequential path would.
+    """
+
+    calibration: relevance.Calibration | None
+    pending: list[tuple[str, Future[_ModelResult] | _ModelResult]]
+
+    @classmethod
+    def start(cls, indexes: SearchIndexes, text: str, filters: SearchFilters) -> _SemanticBranch:
+        indexes.sync_vectors()  # other processes' writes; keyword search needs no vectors
+        allowed = indexes.keyword.matching_ids(filters)
+        calibration = floor.calibration(indexes) if RELEVANCE_FLOOR else None
+        pending: list[tuple[str, Future[_ModelResult] | _ModelResult]] = []
+        for embedder in indexes.embedders:
+            task = _model_task(indexes, embedder, text, allowed, calibration)
+            pending.append((embedder.name, _executor().submit(task) if CONCURRENT else task()))
+        return cls(calibration, pending)
+
+    def result(self) -> tuple[list[tuple[int, float]], _Judged | None]:
+        per_model: dict[str, list[tuple[int, float]]] = {}
+        evidence: list[relevance.ModelScores] = []
+        for name, outcome in self.pending:
+            ranking, scores = outcome.result() if isinstance(outcome, Future) else outcome
+            per_model[name] = ranking
             if scores is not None:
                 evidence.append(scores)
-    judged = None
-    if calibration is not None and len(evidence) == len(per_model):
-        judged = _Judged(relevance.judge(evidence, calibration), calibration)
-    if len(per_model) == 1:
-        return next(iter(per_model.values())), judged
-    return combine_semantic(per_model), judged
+        judged = None
+        if self.calibration is not None and len(evidence) == len(per_model):
+            judged = _Judged(relevance.judge(evidence, self.calibration), self.calibration)
+        if len(per_model) == 1:
+            return next(iter(per_model.values())), judged
+        return combine_semantic(per_model), judged
+
+
+def _model_task(
+    indexes: SearchIndexes,
+    embedder: Embedder,
+    text: str,
+    allowed: set[int] | None,
+    calibration: relevance.Calibration | None,
+) -> Callable[[], _ModelResult]:
+    def run() -> _ModelResult:
+        vector: Vectors = query_cache(embedder).encode(text)
+        ranking = indexes.vectors[embedder.name].search(vector, limit=CANDIDATES, allowed=allowed)
+        scores = None
+        if calibration is not None:
+            scores = floor.model_scores(indexes, embedder, vector, ranking)
+        return ranking, scores
+
+    return run
+
+
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    """Return this process's search pool, created on first use (after gunicorn's fork)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():  # a forked child has no pool threads
+            executor = ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="kb-search")
+            _pool = (os.getpid(), executor)
+        return _pool[1]
 
 
 def _fuse(rankings: dict[str, list[tuple[int, float]]]) -> list[FusedHit]:
