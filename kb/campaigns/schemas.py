@@ -15,12 +15,14 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from kb.validation import MAX_ID, reject_nul, validate_as
 from kb.vocab import DocumentKind, GoalType, HypothesisResult, Status
 
 MARKDOWN_MAX = 100_000
+DRAFT_ACTUAL_MESSAGE = "草案还没有实际值：只填基线和目标，实际值在活动结束后录入"
 # One record's text in all: each field may hold MARKDOWN_MAX, but a record of many full fields
 # and documents (5.5 M characters) made every save, history version and index pass costly.
 RECORD_MAX_CHARS = 1_000_000
@@ -214,11 +216,21 @@ class RestoreVersionIn(BaseModel):
 
 
 class DraftMetricIn(_Strict):
-    """A metric the draft targets."""
+    """A metric the draft targets: its baseline and target, no outcome yet."""
 
     name: Annotated[str, Field(min_length=1, max_length=100)]
     unit: Annotated[str, Field(max_length=20)] = ""
+    baseline: Number = None
     target: Number = None
+    # Not a field of a draft: named here only so that a client sending one is told why, in
+    # Chinese, at this path, instead of "不认识的字段". Left out of the API document.
+    actual: SkipJsonSchema[Any] = Field(default=None, exclude=True)
+
+    @field_validator("actual", mode="before")
+    @classmethod
+    def _no_outcome_yet(cls, value: Any) -> None:
+        if value is not None:
+            raise PydanticCustomError("draft_actual", DRAFT_ACTUAL_MESSAGE)
 
 
 class DraftIn(_Strict):
@@ -245,6 +257,9 @@ class DraftIn(_Strict):
     limit: Annotated[int, Field(ge=1, le=50)] = 10
     # Identifies the draft across requests, so results marked "not useful" stay hidden for it.
     draft_key: Annotated[str | None, Field(max_length=100, pattern=r"^[A-Za-z0-9:_-]+$")] = None
+    # The campaign this draft was saved as, if it was: the draft never collides with itself.
+    # A campaign whose external_id equals the draft_key counts as saved from it too.
+    campaign_id: Annotated[int | None, Field(ge=1, le=MAX_ID)] = None
 
     @field_validator("business_line", "industry", "department", "draft_key", mode="before")
     @classmethod

@@ -25,7 +25,9 @@ from kb.database import write_transaction
 from kb.drafts.collisions import CampaignFacts, Collision, RewardFacts, find_collisions
 from kb.drafts.forecast import Forecast, forecast_draft
 from kb.drafts.schemas import ComparisonOut, DraftAnalysisOut, SimilarCaseOut
+from kb.drafts.summary import DraftSummary, PlaybookMatch, playbook_matches, summarize
 from kb.extensions import db
+from kb.insights.playbooks import matching_playbooks
 from kb.models import Campaign, SimilarFeedback
 from kb.searching.indexer import get_indexes
 from kb.vocab import ACTIVE_STATUSES
@@ -67,24 +69,37 @@ class SimilarCase:
 
 @dataclass(slots=True)
 class DraftAnalysis:
-    """Everything the planner sees for a draft."""
+    """Everything the planner sees for a draft: the summary band first, then the details."""
 
     similar: list[SimilarCase]
     conflicts: list[Collision]
     forecast: Forecast
     comparison: list[dict[str, Any]]
+    summary: DraftSummary
+    playbooks: list[PlaybookMatch] = field(default_factory=list)
+    # The business line collisions were checked within; None: across every line.
+    business_line: str | None = None
+    # The campaigns taken to be the draft itself (saved from it), never a collision.
+    own_ids: list[int] = field(default_factory=list)
     hidden: int = 0
     took_ms: float = 0.0
     notes: list[str] = field(default_factory=list)
 
 
 def analyze_draft(draft: DraftIn, *, exclude_id: int | None = None) -> DraftAnalysis:
-    """Find similar cases, collisions and a forecast for a draft (or a stored campaign)."""
+    """Find similar cases, collisions, a forecast and the summary band for a draft.
+
+    The draft is never compared with itself: ``exclude_id`` (a stored campaign's own view),
+    ``draft.campaign_id``, a ``campaign:<id>`` draft key and any campaign whose external_id is
+    the draft key (the draft page saves drafts so) are the draft, not another campaign.
+    """
     started = time.perf_counter()
     hidden_ids = _hidden(draft.draft_key)
-    excluded = set(hidden_ids) | ({exclude_id} if exclude_id is not None else set())
+    own = own_campaign_ids(draft, exclude_id)
     # The forecast reads more analogs than the page lists: a metric needs several that measured it.
-    pool = similar_cases(draft, limit=max(draft.limit, FORECAST_ANALOGS), exclude=excluded)
+    pool = similar_cases(
+        draft, limit=max(draft.limit, FORECAST_ANALOGS), exclude=set(hidden_ids) | own
+    )
     similar = pool[: draft.limit]
     notes = []
     start, end = draft.start_date, draft.end_date
@@ -92,17 +107,22 @@ def analyze_draft(draft: DraftIn, *, exclude_id: int | None = None) -> DraftAnal
         notes.append("未填写活动日期，无法检查与进行中或计划中活动的冲突。")
         conflicts: list[Collision] = []
     else:
-        conflicts = find_collisions(
-            _draft_facts(draft, exclude_id, start, end), _overlapping(start, end)
-        )
+        others = [c for c in _overlapping(start, end) if c.id not in own]
+        conflicts = find_collisions(_draft_facts(draft, exclude_id, start, end), others)
     outlook = forecast_draft(
-        draft, [(case.campaign, case.score) for case in pool], exclude=excluded
+        draft, [(case.campaign, case.score) for case in pool], exclude=set(hidden_ids) | own
     )
+    text = draft_text(draft)
+    playbooks = playbook_matches(matching_playbooks(text, draft.goal_type))
     return DraftAnalysis(
         similar=similar,
         conflicts=conflicts,
         forecast=outlook,
         comparison=_comparison(draft, similar),
+        summary=summarize(draft, similar, conflicts, outlook.metrics, playbooks, text=text),
+        playbooks=playbooks,
+        business_line=draft.business_line,
+        own_ids=sorted(own),
         hidden=len(hidden_ids),
         took_ms=round((time.perf_counter() - started) * 1000, 1),
         notes=notes,
@@ -114,10 +134,35 @@ def draft_from_campaign(campaign: Campaign, *, limit: int = 10) -> DraftIn:
     stored = campaign_to_input(campaign)
     draft = {key: value for key, value in stored.items() if key in DraftIn.model_fields}
     draft["metrics"] = [
-        {"name": m["name"], "unit": m["unit"], "target": m["target"]} for m in stored["metrics"]
+        {"name": m["name"], "unit": m["unit"], "baseline": m["baseline"], "target": m["target"]}
+        for m in stored["metrics"]
     ]
     draft["documents"] = []  # long plans would crowd out the head that says what it is about
-    return DraftIn.model_validate({**draft, "limit": limit, "draft_key": f"campaign:{campaign.id}"})
+    return DraftIn.model_validate(
+        {
+            **draft,
+            "limit": limit,
+            "draft_key": f"campaign:{campaign.id}",
+            "campaign_id": campaign.id,
+        }
+    )
+
+
+def own_campaign_ids(draft: DraftIn, exclude_id: int | None = None) -> set[int]:
+    """Return the ids of the stored campaigns that are this draft (saved from it)."""
+    own = {i for i in (exclude_id, draft.campaign_id) if i is not None}
+    key = draft.draft_key or ""
+    if key.startswith("campaign:") and key.removeprefix("campaign:").isdigit():
+        own.add(int(key.removeprefix("campaign:")))
+    if key:
+        own.update(
+            db.session.scalars(
+                sa.select(Campaign.id).where(
+                    Campaign.external_id == key, Campaign.deleted_at.is_(None)
+                )
+            )
+        )
+    return own
 
 
 def analysis_out(analysis: DraftAnalysis) -> DraftAnalysisOut:
@@ -145,6 +190,10 @@ def analysis_out(analysis: DraftAnalysis) -> DraftAnalysisOut:
         conflicts=analysis.conflicts,
         forecast=analysis.forecast,
         comparison=[ComparisonOut.model_validate(row) for row in analysis.comparison],
+        summary=analysis.summary,
+        playbooks=analysis.playbooks,
+        business_line=analysis.business_line,
+        own_ids=analysis.own_ids,
         hidden=analysis.hidden,
         notes=analysis.notes,
         took_ms=analysis.took_ms,
@@ -377,7 +426,11 @@ def _load(ids: set[int]) -> list[Campaign]:
                 Campaign.deleted_at.is_(None),
                 Campaign.status == "completed",
             )
-            .options(selectinload(Campaign.rewards), selectinload(Campaign.metrics))
+            .options(
+                selectinload(Campaign.rewards),
+                selectinload(Campaign.metrics),
+                selectinload(Campaign.hypotheses),  # their lessons are quoted in the summary
+            )
         )
     )
 

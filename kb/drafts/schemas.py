@@ -1,7 +1,7 @@
-"""The API's shape of a draft analysis: similar cases, collisions and a forecast.
+"""The API's shape of a draft analysis: similar cases, collisions, forecast, summary band.
 
 Where a frozen dataclass of the analysis already is the answer's shape (a collision, a metric's
-forecast), it is a field type here as it is: pydantic dumps and documents it,
+forecast, the summary band), it is a field type here as it is: pydantic dumps and documents it,
 so there is no third copy of its fields.
 """
 
@@ -12,6 +12,7 @@ from datetime import date
 from kb.campaigns.serialize import MetricOut, Out
 from kb.drafts.collisions import Collision
 from kb.drafts.forecast import Forecast
+from kb.drafts.summary import DraftSummary, PlaybookMatch
 from kb.vocab import GoalType
 
 
@@ -58,12 +59,16 @@ class ComparisonOut(Out):
 
 
 class DraftAnalysisOut(Out):
-    """Similar cases, collisions and a forecast for a draft."""
+    """Similar cases, collisions, a forecast and the summary band for a draft."""
 
     similar: list[SimilarCaseOut]
     conflicts: list[Collision]
     forecast: Forecast
     comparison: list[ComparisonOut]
+    summary: DraftSummary
+    playbooks: list[PlaybookMatch]
+    business_line: str | None
+    own_ids: list[int]
     hidden: int
     notes: list[str]
     took_ms: float

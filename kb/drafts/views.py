@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
@@ -14,14 +15,16 @@ from kb.access import Access, allowed, requires
 from kb.campaigns import forms, services
 from kb.campaigns.schemas import DraftIn, validate_campaign, validate_draft
 from kb.drafts import analysis as drafting
-from kb.insights import playbooks
-from kb.models import Playbook
+from kb.extensions import db
+from kb.models import Campaign
 from kb.validation import InvalidInputError
 
 bp = Blueprint("drafts", __name__)
 
 # The parts of the campaign form a draft uses: no outcomes, no retrospective yet.
-_DRAFT_FIELDS = set(DraftIn.model_fields) - {"limit", "text", "draft_key"}
+_DRAFT_FIELDS = set(DraftIn.model_fields) - {"limit", "text", "draft_key", "campaign_id"}
+# A draft's metric rows: what it starts from and aims for; 实际 comes after the campaign.
+_DRAFT_METRIC_FIELDS = ("name", "unit", "baseline", "target")
 
 
 @bp.route("/drafts/new", methods=["GET", "POST"])
@@ -35,6 +38,10 @@ def draft_page() -> ResponseReturnValue:
 
     state, data = forms.parse_form(request.form)
     state["draft_key"] = _valid_key(request.form.get("draft_key", ""))
+    narrow = request.form.get("narrow_business_line", "").strip()
+    if narrow:
+        # "Only check within 悦颜美妆": the collision section's offer to narrow, one click.
+        state["business_line"] = data["business_line"] = narrow[:100]
     action = request.form.get("action", "analyze")
     if request.form.get("add_row"):
         forms.add_blank_row(state, request.form["add_row"])
@@ -54,8 +61,7 @@ def draft_page() -> ResponseReturnValue:
         draft = validate_draft({**_draft_data(data), "draft_key": state["draft_key"]})
     except InvalidInputError as exc:
         return _render(state, exc.fields, None, status=422)
-    found = playbooks.matching_playbooks(drafting.draft_text(draft), draft.goal_type)
-    return _render(state, {}, drafting.analyze_draft(draft), playbooks=found)
+    return _render(state, {}, drafting.analyze_draft(draft))
 
 
 @bp.post("/campaigns/<int:campaign_id>/similar/<int:other_id>/hide")
@@ -74,6 +80,12 @@ def _save(state: dict[str, Any], data: dict[str, Any]) -> ResponseReturnValue:
     """Store the draft as a planned campaign."""
     record = {key: value for key, value in data.items() if key not in ("hypotheses",)}
     record["status"] = "planned"
+    # The campaign keeps the draft's key, so re-analysing this draft never collides with it.
+    saved = db.session.scalar(sa.select(Campaign).where(Campaign.external_id == state["draft_key"]))
+    if saved is not None and saved.deleted_at is None:
+        flash(f"这份草案已保存为活动 #{saved.id}，请在活动页修改。", "success")
+        return redirect(url_for("pages.campaign_detail", campaign_id=saved.id))
+    record["external_id"] = state["draft_key"] if saved is None else _new_key()
     try:
         campaign = services.create_campaign(validate_campaign(record))
     except InvalidInputError as exc:
@@ -85,7 +97,7 @@ def _save(state: dict[str, Any], data: dict[str, Any]) -> ResponseReturnValue:
 def _draft_data(data: dict[str, Any]) -> dict[str, Any]:
     draft = {key: value for key, value in data.items() if key in _DRAFT_FIELDS}
     draft["metrics"] = [
-        {key: row[key] for key in ("name", "unit", "target") if key in row}
+        {key: row[key] for key in _DRAFT_METRIC_FIELDS if key in row}
         for row in data.get("metrics", [])
     ]
     return draft
@@ -97,15 +109,14 @@ def _render(
     analysis: drafting.DraftAnalysis | None,
     *,
     status: int = 200,
-    playbooks: list[Playbook] | None = None,
 ) -> ResponseReturnValue:
     body = render_template(
         "drafts/new.html",
         state=state,
         errors=errors,
         analysis=analysis,
-        playbooks=playbooks or [],
         industries=labels.INDUSTRIES,
+        draft_mode=True,
     )
     return body if status == 200 else (body, status)
 
@@ -116,5 +127,7 @@ def _new_key() -> str:
 
 def _valid_key(key: str) -> str:
     """Keep the draft's key if it is one of ours in shape, else start a new one."""
-    allowed = key.replace("-", "").replace(":", "")
-    return key if key and len(key) <= 100 and allowed.isalnum() else _new_key()
+    # Only our own shape: a saved draft is found again by its key (the campaign's external_id),
+    # so a posted key must not name an imported campaign's external_id.
+    ours = key.startswith("draft-") and key.removeprefix("draft-").replace("-", "").isalnum()
+    return key if ours and len(key) <= 100 else _new_key()
