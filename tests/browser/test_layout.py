@@ -218,3 +218,31 @@ def test_contrast_check_sees_unreadable_text(browser: Browser, demo_url: str) ->
     )
     assert any("退出" in v for v in _contrast_violations(page))
     page.context.close()
+
+
+def test_a_submitted_form_shows_progress(browser: Browser, demo_url: str) -> None:
+    page, problems = _open(browser, DESKTOP, demo_url)
+    _visit(page, f"{demo_url}/campaigns/new")
+    # Submissions stop at the window (after app.js saw them on the document), so the page stays
+    # and its busy state can be read.
+    page.evaluate("() => window.addEventListener('submit', (event) => event.preventDefault())")
+    page.get_by_role("button", name="保存").click()
+    busy = page.locator("form[aria-busy=true]").get_by_role("button", name="处理中…")
+    expect(busy).to_be_disabled()
+    expect(page.get_by_role("button", name="保存")).to_have_count(0)
+    # Back at the page from the browser's history: ready again.
+    page.evaluate("() => window.dispatchEvent(new PageTransitionEvent('pageshow'))")
+    expect(page.get_by_role("button", name="保存")).to_be_enabled()
+    expect(page.locator("form[aria-busy]")).to_have_count(0)
+    # A form whose own handler cancels the submission (a declined confirm) is not marked.
+    page.evaluate(
+        """() => {
+            const form = document.querySelector("form.campaign-form");
+            form.addEventListener("submit", (event) => event.preventDefault());
+        }"""
+    )
+    page.get_by_role("button", name="保存").click()
+    page.wait_for_timeout(100)
+    expect(page.get_by_role("button", name="保存")).to_be_enabled()
+    assert problems == []
+    page.context.close()

@@ -42,6 +42,38 @@ function enhanceMenu(toggle) {
   });
 }
 
+// A submitted form shows that it is working: its button is disabled and says 处理中…, so a slow
+// import, analysis or search is not clicked twice. Disabled on the next tick: a button disabled
+// before submission would drop its own name=value from the request.
+const BUSY_LABEL = "处理中…";
+
+function markBusy(event) {
+  const form = event.target;
+  if (event.defaultPrevented || form.hasAttribute("data-no-busy")) return;
+  const button = event.submitter || form.querySelector("button[type=submit], button:not([type])");
+  if (!button || button.classList.contains("link")) return;
+  window.setTimeout(() => {
+    button.dataset.label = button.textContent;
+    button.textContent = BUSY_LABEL;
+    button.disabled = true;
+    form.setAttribute("aria-busy", "true");
+  }, 0);
+}
+
+function clearBusy() {
+  document.querySelectorAll("form[aria-busy=true]").forEach((form) => {
+    form.removeAttribute("aria-busy");
+    form.querySelectorAll("button[data-label]").forEach((button) => {
+      button.textContent = button.dataset.label;
+      button.disabled = false;
+      delete button.dataset.label;
+    });
+  });
+}
+
+// Coming back with the browser's back button shows the page as it was left: ready again.
+window.addEventListener("pageshow", clearBusy);
+
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll(".menu-toggle").forEach(enhanceMenu);
   document.querySelectorAll("fieldset.rows").forEach(enhanceRows);
@@ -50,6 +82,8 @@ document.addEventListener("DOMContentLoaded", () => {
       if (!window.confirm(form.dataset.confirm)) event.preventDefault();
     });
   });
+  // Listening on the document runs after the forms' own handlers (the data-confirm check).
+  document.addEventListener("submit", markBusy);
   const firstError = document.querySelector("[aria-invalid=true]");
   if (firstError) firstError.focus();
 });
