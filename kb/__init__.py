@@ -17,7 +17,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         instance_path=str(ROOT / "instance"),
     )
-    from kb import access, api, cli, database, errors
+    from kb import access, api, cli, database, errors, logs
     from kb import config as settings
     from kb.accounts import admin as admin_views
     from kb.accounts import views as auth_views
@@ -28,6 +28,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from kb.extensions import csrf
     from kb.insights import api as _insights_api  # noqa: F401  # adds its routes to api.bp
     from kb.insights import views as insights
+    from kb.ops import views as ops
     from kb.searching import api as _searching_api  # noqa: F401  # adds its routes to api.bp
     from kb.searching import indexer
     from kb.transfer import api as _transfer_api  # noqa: F401  # adds its routes to api.bp
@@ -36,6 +37,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from kb.web.templating import init_app as init_templating
 
     settings.load_config(app, config)
+    logs.init_app(app)
     database.init_app(app)
     csrf.init_app(app)
     errors.init_app(app)
@@ -51,6 +53,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(draft_views.bp)
     app.register_blueprint(transfer.bp)
     app.register_blueprint(insights.bp)
+    app.register_blueprint(ops.bp)
     # Last: the feature modules imported above have added their endpoints to it.
     app.register_blueprint(api.bp)
     return app

@@ -15,7 +15,7 @@ import jsonschema_rs
 from flask import Flask, current_app, request
 from werkzeug.wrappers import Response
 
-from kb.api.openapi import PREFIX, build_document
+from kb.api.openapi import build_document, documented
 from kb.api.operation import operation_of
 
 STRICT = "tests.contract.strict_document"
@@ -45,7 +45,7 @@ def record(response: Response) -> Response:
     # OPTIONS is Flask's own answer, not an operation of ours.
     if request.method == "OPTIONS":
         return response
-    if rule is not None and rule.rule.startswith(PREFIX) and operation_of(view) is not None:
+    if rule is not None and documented(rule.rule) and operation_of(view) is not None:
         # JSON answers are never streamed, so reading one here leaves it intact.
         is_json = response.mimetype == "application/json"
         RECORDED.append(

@@ -207,10 +207,11 @@ def test_validation_errors_name_each_field(client: FlaskClient) -> None:
 
 
 def _api_routes(app: Flask) -> dict[tuple[str, str], str]:
-    """Return every (OpenAPI path, method) under /api/v1 with its Flask endpoint."""
+    """Return every (OpenAPI path, method) under /api/v1, and the probes, with its endpoint."""
     routes = {}
     for rule in app.url_map.iter_rules():
-        if not rule.rule.startswith("/api/v1/"):
+        # The health and readiness probes live at the root and are documented all the same.
+        if not rule.rule.startswith("/api/v1/") and rule.rule not in ("/healthz", "/readyz"):
             continue
         path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:  # type: ignore[operator]
@@ -255,7 +256,8 @@ def test_openapi_declares_who_may_call_each_operation(app: Flask, client: FlaskC
         # The document says what the view's @requires says.
         assert operation["x-required-role"] == role, key
         responses = operation["responses"]
-        assert "429" in responses, key  # the rate limit covers all of /api/
+        # The rate limit covers all of /api/ (the probes at the root are outside it).
+        assert ("429" in responses) == key[0].startswith("/api/"), key
         if role is None:
             assert operation["security"] == []
             assert "401" not in responses

@@ -46,6 +46,7 @@ from kb.campaigns.schemas import validate_campaign
 from kb.campaigns.serialize import campaign_to_input
 from kb.insights import playbooks
 from kb.insights.schemas import validate_playbook
+from kb.searching import indexer
 from tests import conftest
 from tests.accounts import ensure_account
 from tests.conftest import make_app
@@ -79,6 +80,7 @@ def fuzz_app(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) ->
     app = make_app(tmp_path, None)
     conftest._made_apps.remove(app)  # lives for the module, not the first test: released below
     with app.app_context():
+        indexer.warm_up()  # as a gunicorn worker does at boot: /readyz answers 200, not 503
         ids = [
             services.create_campaign(validate_campaign(record)).id
             for record in demo.demo_records()[: len(KNOWN_IDS)]

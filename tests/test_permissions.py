@@ -19,6 +19,7 @@ from werkzeug.test import TestResponse
 
 from kb.extensions import db
 from kb.models import ApiToken, AuditEvent, Campaign, CampaignVersion, Playbook, User
+from kb.searching import indexer
 from tests.accounts import ensure_account
 from tests.factories import campaign_payload
 
@@ -33,6 +34,9 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/account"): SIGNED_IN,
     ("POST", "/account"): SIGNED_IN,
     ("GET", "/static/<path:filename>"): PUBLIC,
+    # Probes for the proxy or orchestrator: no sign-in; details for admins only (tests/ops)
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
     # Reading pages
     ("GET", "/campaigns"): READ,
     ("GET", "/campaigns/<int:campaign_id>"): READ,
@@ -182,6 +186,7 @@ def _world(app: Flask) -> World:
     assert playbook.status_code == 201, playbook.json
     viewer = ensure_account(app, "viewer")
     with app.app_context():
+        indexer.warm_up()  # as a gunicorn worker does at boot: /readyz answers 200, not 503
         token_id = db.session.scalar(db.select(ApiToken.id).where(ApiToken.name == "test-viewer"))
     return World(
         {

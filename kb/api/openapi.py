@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document of the JSON API, generated from the app itself.
 
-Each route under /api/v1 contributes one operation: its path and path parameters from the URL
+Each route under /api/v1, and the probes in ``ROOT_OPERATIONS``, contributes one operation: its path and path parameters from the URL
 rule, what it takes and answers from its ``@operation`` (kb/api/operation.py), who may call it
 from its ``@requires`` (kb/access.py). A route without ``@operation`` makes the build fail with
 an error naming it, so nothing reaches the API undocumented. The schemas are the pydantic models
@@ -23,6 +23,9 @@ from kb.api.operation import Operation, operation_of
 from kb.database import MAX_ID
 
 PREFIX = "/api/v1/"
+# Routes outside /api/v1 that belong to the document all the same: the health and readiness
+# probes (kb/ops/views.py), which proxies and orchestrators expect at the root.
+ROOT_OPERATIONS = frozenset({"/healthz", "/readyz"})
 REF = "#/components/schemas/{model}"
 # Ids in paths: positive and within what the database holds (a larger one is no route: 404).
 ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
@@ -91,7 +94,7 @@ def api_operations(
 ) -> Iterator[tuple[Rule, str, Operation]]:
     """Yield every API route and method with its declared operation (or fail naming it)."""
     for rule in app.url_map.iter_rules():
-        if not rule.rule.startswith(PREFIX):
+        if not documented(rule.rule):
             continue
         declared = operation_of(app.view_functions[rule.endpoint])
         if declared is None and declared_only:
@@ -103,6 +106,11 @@ def api_operations(
                     "takes and answers (kb/api/operation.py) so that the API document describes it"
                 )
             yield rule, method, declared
+
+
+def documented(rule: str) -> bool:
+    """Say whether the route ``rule`` (its URL pattern) is part of the API document."""
+    return rule.startswith(PREFIX) or rule in ROOT_OPERATIONS
 
 
 def _build(app: Flask, *, declared_only: bool) -> dict[str, Any]:
@@ -176,13 +184,17 @@ def _operation(
                 for media, tp in declared.body.items()
             },
         }
-    spec["responses"] = _responses(declared, role, schemas)
+    spec["responses"] = _responses(
+        declared, role, schemas, rate_limited=rule.rule.startswith(PREFIX)
+    )
     if role is None:
         spec["security"] = []
     return spec
 
 
-def _responses(declared: Operation, role: str | None, schemas: _Schemas) -> dict[str, Any]:
+def _responses(
+    declared: Operation, role: str | None, schemas: _Schemas, *, rate_limited: bool
+) -> dict[str, Any]:
     answer: dict[str, Any] = {"description": declared.returns}
     if declared.headers:
         answer["headers"] = {name: {"schema": {"type": "string"}} for name in declared.headers}
@@ -197,12 +209,18 @@ def _responses(declared: Operation, role: str | None, schemas: _Schemas) -> dict
     responses: dict[str, Any] = {str(declared.status): answer}
     for status in declared.errors:
         responses[str(status)] = {"description": "错误", "content": error}
+    for status, (model, description) in declared.answers.items():
+        responses[str(status)] = {
+            "description": description,
+            "content": {"application/json": {"schema": schemas.ref(model, "serialization")}},
+        }
     # The rate limit counts every request to /api/, this document's included.
-    responses["429"] = {
-        "description": "请求过于频繁（KB_RATELIMIT_API）",
-        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-        "content": error,
-    }
+    if rate_limited:
+        responses["429"] = {
+            "description": "请求过于频繁（KB_RATELIMIT_API）",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+            "content": error,
+        }
     if role is not None:
         responses["401"] = {
             "description": _UNAUTHORIZED[role],

@@ -45,6 +45,9 @@ class Operation:
     errors: tuple[int, ...]
     headers: tuple[str, ...] = ()
     files: tuple[str, ...] = ()  # media types of a file download (instead of JSON)
+    # Other statuses answered with a model of their own (not the error shape): status ->
+    # (model, description), e.g. /readyz's 503 that still says which checks failed.
+    answers: Mapping[int, tuple[Any, str]] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -60,6 +63,7 @@ def operation(
     body_required: bool = True,
     headers: tuple[str, ...] = (),
     files: tuple[str, ...] = (),
+    answers: Mapping[int, tuple[Any, str]] | None = None,
     operation_id: str | None = None,
 ) -> Callable[[F], F]:
     """Declare what an API view takes (body, query, path) and answers (status, model, errors).
@@ -67,6 +71,7 @@ def operation(
     ``body`` is a pydantic model read as JSON, or a mapping of media type to model when the
     view reads more than one (a multipart upload or a JSON list). ``path`` overrides the
     schemas of path parameters that the URL rule alone does not describe (an enumeration).
+    ``answers`` declares other statuses that answer with a model of their own, not an error.
     ``operation_id`` defaults to the view's name in camelCase.
     """
 
@@ -90,6 +95,7 @@ def operation(
             errors=tuple(errors),
             headers=headers,
             files=files,
+            answers=dict(answers or {}),
         )
         return view
 

@@ -526,3 +526,14 @@ def warm_up() -> None:
     for embedder in indexes.embedders:
         embedder.encode_queries(["预热"])
     floor.calibration(indexes)  # embeds the floor's background texts: seconds with e5
+    # /readyz asks models_ready(): these indexes (a restore replaces them) have been warmed.
+    current_app.extensions[_WARMED] = indexes
+
+
+_WARMED = "kb.indexes_warmed"
+
+
+def models_ready() -> bool:
+    """Say whether this process's embedders have been warmed up (``warm_up`` ran on them)."""
+    indexes = current_app.extensions.get("kb.indexes")
+    return indexes is not None and current_app.extensions.get(_WARMED) is indexes
