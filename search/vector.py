@@ -47,6 +47,28 @@ GROWTH = 1.5
 GATHER_FRACTION = 0.2
 _MIN_ROWS = 1024
 _LOAD_CHUNK_ROWS = 16_384
+# NumPy's OpenBLAS starts one thread per core. A scan is memory-bound, and on a busy 2-core box
+# its threads wait for each other: 10k campaigns' e5 scan took p50 630 ms with 2 BLAS threads
+# against 37 ms with one (load average 10; bench/results/latency_breakdown.txt). Web workers
+# parallelize across requests and the search's own pool instead.
+BLAS_THREADS = 1
+_blas_limited = False
+_blas_lock = threading.Lock()
+
+
+def limit_blas_threads(threads: int = BLAS_THREADS) -> None:
+    """Cap the process's BLAS threads (once; later calls do nothing)."""
+    global _blas_limited
+    with _blas_lock:
+        if _blas_limited:
+            return
+        _blas_limited = True
+        try:
+            # Installed with scikit-learn, which sentence-transformers requires.
+            from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+        except ImportError:  # pragma: no cover  # then BLAS keeps its default
+            return
+        threadpool_limits(limits=threads, user_api="blas")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +102,7 @@ class VectorIndex:
     """An in-memory exact cosine index of one embedding model's passage vectors."""
 
     def __init__(self, model: str, dim: int) -> None:
+        limit_blas_threads()
         self.model = model
         self.dim = dim
         self._state = _empty_state(dim)
