@@ -31,6 +31,32 @@ limit_request_field_size = 8190
 forwarded_allow_ips = ""
 secure_scheme_headers: dict[str, str] = {}
 
+if os.environ.get("KB_LOG_FORMAT") == "json":
+    # gunicorn's own error and access lines as JSON too (the app's: kb/logs.py), on stderr/stdout.
+    logconfig_dict: dict[str, Any] = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "kb.logs.JsonFormatter"}},
+        "handlers": {
+            "error": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            },
+            "access": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stdout",
+            },
+        },
+        # gunicorn's defaults name a root handler of their own; the app replaces this one.
+        "root": {"level": "INFO", "handlers": ["error"]},
+        "loggers": {
+            "gunicorn.error": {"level": "INFO", "handlers": ["error"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
+        },
+    }
+
 
 def post_worker_init(worker: Any) -> None:
     """Start the worker's indexer at boot: drain and reconcile before traffic arrives."""

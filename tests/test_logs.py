@@ -5,16 +5,21 @@ from __future__ import annotations
 import io
 import json
 import logging
+import runpy
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
+from gunicorn.config import Config
+from gunicorn.glogging import Logger
 
 from kb.access import Access
 from kb.config import SettingsError
 from kb.logs import JsonFormatter
 from tests.conftest import make_app
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -91,3 +96,22 @@ def test_text_stays_the_default(tmp_path: Path, root_logger: logging.Logger) -> 
 def test_an_unknown_format_stops_the_app(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="KB_LOG_FORMAT=xml: 须为 text 或 json"):
         make_app(tmp_path, None, LOG_FORMAT="xml")
+
+
+def test_gunicorn_logs_json_too(
+    monkeypatch: pytest.MonkeyPatch, root_logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KB_LOG_FORMAT", "json")
+    conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    config = Config()
+    config.set("logconfig_dict", conf["logconfig_dict"])
+    error_log = logging.getLogger("gunicorn.error")
+    saved = list(error_log.handlers)
+    try:
+        Logger(config).error("worker %s timed out", 7)  # gunicorn applies the dict here
+        (line,) = capsys.readouterr().err.splitlines()
+    finally:
+        error_log.handlers[:] = saved
+    entry = json.loads(line)
+    assert (entry["logger"], entry["level"]) == ("gunicorn.error", "ERROR")
+    assert entry["message"] == "worker 7 timed out"
