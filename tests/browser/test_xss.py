@@ -217,7 +217,9 @@ def site(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             return campaign_id
 
         campaign_id = post("/api/v1/campaigns", xss_campaign("v1"))
-        edited = request.put(f"/api/v1/campaigns/{campaign_id}", data=xss_campaign("v2"))
+        edited = request.put(
+            f"/api/v1/campaigns/{campaign_id}", data={**xss_campaign("v2"), "version": 1}
+        )
         assert edited.status == 200, edited.text()
         title_ids = [post("/api/v1/campaigns", title_campaign(title)) for title in TITLES]
         trashed_id = post("/api/v1/campaigns", title_campaign(f"{MARK} 回收站 {TITLES[1]}"))
