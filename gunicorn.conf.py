@@ -60,6 +60,6 @@ if os.environ.get("KB_LOG_FORMAT") == "json":
 
 def post_worker_init(worker: Any) -> None:
     """Start the worker's indexer at boot: drain and reconcile before traffic arrives."""
-    from kb.searching.indexer import start_worker
+    from kb.searching.worker import start_worker
 
     start_worker(worker.wsgi)

@@ -30,7 +30,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from kb.insights import views as insights
     from kb.ops import views as ops
     from kb.searching import api as _searching_api  # noqa: F401  # adds its routes to api.bp
-    from kb.searching import indexer
+    from kb.searching import worker as index_worker
     from kb.transfer import api as _transfer_api  # noqa: F401  # adds its routes to api.bp
     from kb.transfer import views as transfer
     from kb.web import security
@@ -45,7 +45,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     access.init_app(app)
     init_templating(app)
     cli.init_app(app)
-    indexer.init_app(app)
+    index_worker.init_app(app)
     app.register_blueprint(auth_views.bp)
     app.register_blueprint(admin_views.bp)
     app.register_blueprint(views.bp)

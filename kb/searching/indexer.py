@@ -9,9 +9,7 @@ gunicorn workers share one index safely; each keeps its own reader and in-memory
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
-import gc
 import hashlib
 import logging
 import threading
@@ -19,13 +17,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import sqlalchemy as sa
 from flask import Flask, current_app
 from sqlalchemy.orm import selectinload
 
-from kb import outbox
 from kb.database import write_transaction
 from kb.extensions import db
 from kb.models import Campaign, CampaignVersion, IndexOutbox, PassageEmbedding
@@ -116,33 +114,6 @@ class SearchIndexes:
                     index.remove([campaign_id])
 
 
-def init_app(app: Flask) -> None:
-    """Start the background indexer on the first request at the latest.
-
-    gunicorn.conf.py starts it earlier, when the worker boots, so the change log is drained and
-    reconciled before any traffic; ``flask run`` relies on this hook.
-    """
-    outbox.on_notify(app, notify)
-
-    @app.before_request
-    def _start_worker() -> None:
-        start_worker(app)
-
-
-_worker_lock = threading.Lock()
-
-
-def start_worker(app: Flask) -> None:
-    """Start this process's background indexer once (not with ``INDEX_SYNC``, as in tests)."""
-    if app.config["INDEX_SYNC"] or "kb.index_worker" in app.extensions:
-        return
-    with _worker_lock:
-        if "kb.index_worker" not in app.extensions:
-            worker = IndexWorker(app, float(app.config["INDEX_INTERVAL_S"]))
-            app.extensions["kb.index_worker"] = worker
-            worker.start()
-
-
 def get_indexes() -> SearchIndexes:
     """Return this process's indexes, creating them on first use."""
     app = current_app
@@ -168,6 +139,10 @@ def _embedders(app: Flask) -> list[Embedder]:
     return load_embedders(spec, models_dir, num_threads=int(app.config["TORCH_THREADS"]))
 
 
+class _Wakeable(Protocol):
+    def wake(self) -> None: ...
+
+
 def notify() -> None:
     """Tell the indexer that the outbox has news (after a commit)."""
     app = current_app
@@ -178,7 +153,7 @@ def notify() -> None:
             # The write is committed and its outbox row kept: the next drain repairs the index.
             log.exception("indexing after write failed; will retry from the outbox")
         return
-    worker: IndexWorker | None = app.extensions.get("kb.index_worker")
+    worker: _Wakeable | None = app.extensions.get("kb.index_worker")  # kb.searching.worker
     if worker is not None:
         worker.wake()
 
@@ -466,55 +441,6 @@ def _indexer_lock(data_dir: Path, *, blocking: bool) -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-class IndexWorker(threading.Thread):
-    """Drain the outbox in the background: after writes, and every ``interval_s`` seconds."""
-
-    def __init__(self, app: Flask, interval_s: float) -> None:
-        super().__init__(name="kb-indexer", daemon=True)
-        self.app = app
-        self.interval_s = interval_s
-        self._wake = threading.Event()
-
-    def wake(self) -> None:
-        """Drain soon (a write just committed)."""
-        self._wake.set()
-
-    def run(self) -> None:
-        self._step(self._start)
-        while True:
-            self._wake.wait(self.interval_s)
-            self._wake.clear()
-            self._step(drain)
-
-    def _start(self) -> None:
-        reconcile()
-        drain()
-        warm_up()
-        # torch and the models leave ~500k long-lived objects that every full collection walks
-        # (≈ 320 ms, a pause every few requests): move them out of the collector's sight.
-        gc.freeze()
-        release_free_memory()
-
-    def _step(self, action: Callable[[], object]) -> None:
-        with self.app.app_context():
-            try:
-                action()
-            except Exception:
-                # Never let the thread die: the outbox keeps the work for the next round.
-                log.exception("background indexing failed; retrying on the next round")
-            finally:
-                db.session.remove()
-
-
-def release_free_memory() -> None:
-    """Hand the heap's free pages back to the OS (glibc); loading leaves them held otherwise."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc: nothing to do
-        return
-    libc.malloc_trim(0)
 
 
 def warm_up() -> None:
