@@ -22,7 +22,7 @@ TEXT_FIELDS = (
 NESTED_FIELDS = tuple(cells.NESTED)
 # Fields of the API's output shape that a client does not write: dropped when re-importing.
 SERVER_FIELDS = ("id", "version", "created_at", "updated_at", "deleted_at")
-METRIC_EXTRAS = ("catalog_key", "direction", "attainment_pct", "lift_pct", "hit")
+METRIC_EXTRAS = ("catalog_key", "direction", "attainment_pct", "lift_pct", "hit", "is_key")
 
 
 @dataclass(slots=True)

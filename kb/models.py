@@ -117,6 +117,9 @@ class Metric(_Child, db.Model):  # type: ignore[name-defined,misc]
     baseline: Mapped[float | None] = mapped_column(sa.Float)
     target: Mapped[float | None] = mapped_column(sa.Float)
     actual: Mapped[float | None] = mapped_column(sa.Float)
+    # The author marked this the campaign's key metric (主要指标); at most one per campaign.
+    # False everywhere means "not chosen": kb.campaigns.key_metric picks one by goal type.
+    key: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
     campaign: Mapped[Campaign] = relationship(back_populates="metrics")
 
 

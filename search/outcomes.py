@@ -235,7 +235,8 @@ def match_outcome(intent: OutcomeIntent, metrics: Sequence[MetricFact]) -> float
     """Return how strongly these metrics satisfy the intent: 0 (not at all) or MIN_STRENGTH–1.
 
     Named metrics match by catalog key, or an uncatalogued metric by a word of its name.
-    Without named metrics, targets are judged on the key metric (the first with a target), or
+    Without named metrics, targets are judged on the key metric (marked ``is_key``, else the first
+    with a target), or
     on all of them with ``all_targets`` (the weakest decides), and trends on any metric.
     Otherwise the strongest matching metric decides.
     """
@@ -245,7 +246,7 @@ def match_outcome(intent: OutcomeIntent, metrics: Sequence[MetricFact]) -> float
         chosen = [m for m in metrics if m.target is not None]
         if intent.all_targets:
             return min((_strength(intent.condition, m) for m in chosen), default=0.0)
-        chosen = chosen[:1]
+        chosen = [m for m in chosen if m.is_key] or chosen[:1]
     else:
         chosen = list(metrics)
     return max((_strength(intent.condition, m) for m in chosen), default=0.0)

@@ -19,7 +19,7 @@ from kb.campaigns.serialize import CampaignList, CampaignOut
 from tests.factories import campaign_payload
 
 SERVER_FIELDS = {"id", "version", "created_at", "updated_at", "deleted_at"}
-METRIC_EXTRAS = {"catalog_key", "direction", "attainment_pct", "lift_pct", "hit"}
+METRIC_EXTRAS = {"catalog_key", "direction", "attainment_pct", "lift_pct", "hit", "is_key"}
 
 
 def create(client: FlaskClient, **overrides: Any) -> dict[str, Any]:
@@ -41,7 +41,8 @@ def test_every_posted_field_comes_back_unchanged(client: FlaskClient) -> None:
     for field, value in sent.items():
         if field == "metrics":
             stored = [{k: v for k, v in m.items() if k not in METRIC_EXTRAS} for m in got[field]]
-            assert stored == value
+            # ``key``: not sent, so not chosen as the key metric (主要指标).
+            assert stored == [{**m, "key": False} for m in value]
         else:
             assert got[field] == value, field
     assert got["version"] == 1

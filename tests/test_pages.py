@@ -87,7 +87,12 @@ def test_campaign_page_shows_elements_metrics_and_retro(client: FlaskClient) -> 
     page = text(client.get(f"/campaigns/{create(client)}"))
     for expected in ("沉睡用户", "满减券", "可叠加", "企业微信社群", "35 万元", "2024年10月20日"):
         assert expected in page
-    assert re.search(r'<tr class="hit">\s*<td>成交额', page)
+    # 成交额: the key metric (a reactivation campaign with no 召回 metric: its first target).
+    assert re.search(
+        r'<tr class="hit key-metric">\s*<td>成交额[^\n]*?<span class="tag-key">主要指标',
+        page,
+    )
+    assert "未指定，取第一个设了目标的指标" in page
     assert re.search(r'<tr class="miss">\s*<td>获客成本', page)
     assert "113.1%" in page
     assert "变差 30%" in page  # 获客成本 40 → 52: lower is better

@@ -23,7 +23,7 @@ SCALARS = (
 LISTS = ("audience", "products", "channels", "tags")
 ROWS: dict[str, tuple[str, ...]] = {
     "rewards": ("type", "detail", "stackable"),
-    "metrics": ("name", "unit", "baseline", "target", "actual"),
+    "metrics": ("name", "unit", "baseline", "target", "actual", "key"),
     "hypotheses": ("statement", "result", "evidence"),
     "documents": ("title", "kind", "body"),
 }
@@ -84,6 +84,7 @@ def state_from_campaign(campaign: Campaign) -> dict[str, Any]:
                 else format_number(getattr(m, key)).replace(",", "")
                 for key in ("baseline", "target", "actual")
             },
+            "key": "on" if m.key else "",
         }
         for m in campaign.metrics
     ]
@@ -129,7 +130,7 @@ def _collect_rows(form: MultiDict[str, str]) -> dict[str, list[dict[str, str]]]:
 
 def _has_content(section: str, row: dict[str, str]) -> bool:
     # Select boxes and checkboxes always post a value; only typed text makes a row real.
-    ignored = {"stackable", "result", "kind", "delete"}
+    ignored = {"stackable", "key", "result", "kind", "delete"}
     return any(value.strip() for key, value in row.items() if key not in ignored)
 
 
@@ -138,6 +139,10 @@ def _row_data(section: str, row: dict[str, str]) -> dict[str, Any]:
     for field, value in row.items():
         if field == "stackable":
             data[field] = value == "on"
+        elif field == "key":
+            # Only a ticked box is sent on: a draft's metric rows have no key field at all.
+            if value == "on":
+                data[field] = True
         elif field in _NUMERIC:
             if value.strip():
                 data[field] = value.strip().replace(",", "")

@@ -66,6 +66,8 @@ class MetricIn(_Strict):
     baseline: Number = None
     target: Number = None
     actual: Number = None
+    # The campaign's key metric (主要指标), chosen by the author; at most one per campaign.
+    key: bool = False
 
 
 class HypothesisIn(_Strict):
@@ -127,6 +129,18 @@ class CampaignIn(_Strict):
     @classmethod
     def _record_size(cls, documents: list[DocumentIn], info: ValidationInfo) -> list[DocumentIn]:
         return check_record_size(documents, info)
+
+    @field_validator("metrics")
+    @classmethod
+    def _one_key_metric(cls, metrics: list[MetricIn]) -> list[MetricIn]:
+        chosen = [m.name for m in metrics if m.key]
+        if len(chosen) > 1:
+            raise PydanticCustomError(
+                "key_metric_twice",
+                "主要指标只能选一个，现在选了 {count} 个：{names}",
+                {"count": len(chosen), "names": "、".join(chosen)},
+            )
+        return metrics
 
     @field_validator("end_date")
     @classmethod

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
 
 from kb.campaigns import metrics as metric_catalog
+from kb.campaigns.key_metric import is_key_metric
 from kb.campaigns.schemas import DocumentIn, HypothesisIn, RewardIn
 from kb.models import Campaign, Metric
 from kb.vocab import GoalType, Status
@@ -43,6 +44,10 @@ class MetricOut(Out):
     attainment_pct: float | None
     lift_pct: float | None
     hit: bool | None
+    # key: the author chose it as the key metric; is_key: it is the key metric (chosen, or
+    # picked by goal type when none was chosen; see kb.campaigns.key_metric).
+    key: bool
+    is_key: bool
 
 
 class CampaignOut(Out):
@@ -106,6 +111,8 @@ def metric_to_dict(metric: Metric) -> dict[str, Any]:
         "attainment_pct": _round(outcome.attainment_pct),
         "lift_pct": _round(outcome.lift_pct),
         "hit": outcome.hit,
+        "key": bool(metric.key),
+        "is_key": is_key_metric(metric),
     }
 
 
@@ -182,7 +189,7 @@ def campaign_to_input(campaign: Campaign) -> dict[str, Any]:
     return data
 
 
-_METRIC_INPUT = ("name", "unit", "baseline", "target", "actual")
+_METRIC_INPUT = ("name", "unit", "baseline", "target", "actual", "key")
 
 
 def _round(value: float | None) -> float | None:

@@ -252,6 +252,7 @@ def _apply(campaign: Campaign, data: CampaignIn) -> None:
             baseline=m.baseline,
             target=m.target,
             actual=m.actual,
+            key=m.key,
         )
         for i, m in enumerate(data.metrics)
     ]

@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response
 from kb import vocab as labels
 from kb.access import Access, requires
 from kb.campaigns import forms, services
+from kb.campaigns.key_metric import KeyMetric, key_metric
 from kb.campaigns.queries import CampaignFilter, industries, list_campaigns
 from kb.campaigns.schemas import validate_campaign, validate_list_query
 from kb.campaigns.serialize import metric_to_dict
@@ -33,6 +34,12 @@ from kb.web import home
 from kb.web.rendering import conflict_message
 
 bp = Blueprint("pages", __name__)
+
+
+@bp.app_template_global("key_metric")
+def _key_metric(campaign: Campaign) -> KeyMetric | None:
+    """Return a campaign's key metric for the list, search and detail pages."""
+    return key_metric(campaign)
 
 
 @bp.get("/")
@@ -119,6 +126,7 @@ def campaign_detail(campaign_id: int) -> str:
         "campaigns/detail.html",
         campaign=campaign,
         metrics=metrics,
+        key=key_metric(campaign),
         analysis=analysis,
         signals=signals.campaign_signals(campaign),
         # Collisions and a forecast matter before and during a campaign, not after it.

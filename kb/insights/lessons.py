@@ -30,8 +30,8 @@ from markupsafe import Markup, escape
 from sqlalchemy.orm import selectinload
 
 from kb.campaigns import metrics as metric_catalog
+from kb.campaigns.key_metric import KeyMetric, key_metric
 from kb.extensions import db
-from kb.insights.portfolio import KeyMetric, key_metric
 from kb.models import Campaign
 from search.analysis import analyze, highlight
 from search.normalize import normalize
@@ -186,9 +186,13 @@ class LessonItem:
 
 def campaign_items(campaign: Campaign) -> list[LessonItem]:
     """Return a campaign's lessons, recommendations and validated or refuted hypotheses."""
-    judged = [m for m in campaign.metrics if m.target is not None and m.actual is not None]
+    # A campaign still running has missed nothing yet: its metrics are not counted as judged.
+    finished = campaign.status == "completed"
+    judged = [
+        m for m in campaign.metrics if finished and m.target is not None and m.actual is not None
+    ]
     outcome = Outcome(
-        key_metric=key_metric(campaign.metrics),
+        key_metric=key_metric(campaign),
         hit=sum(1 for m in judged if _hit(m.catalog_key, m.target, m.actual)),
         judged=len(judged),
     )

@@ -15,10 +15,10 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from kb import audit, errors
+from kb.campaigns.key_metric import key_metric
 from kb.database import write_transaction
 from kb.extensions import db
 from kb.insights.lessons import OTHER_THEME, classify, lesson_terms
-from kb.insights.portfolio import key_metric
 from kb.insights.schemas import PlaybookIn
 from kb.models import Campaign, Playbook, PlaybookCitation, utcnow
 from kb.validation import InvalidInputError
@@ -163,7 +163,7 @@ def cited_campaigns(playbook: Playbook) -> list[CitedCampaign]:
         campaign = campaigns.get(citation.campaign_id)
         if campaign is None:
             continue
-        key = key_metric(campaign.metrics)
+        key = key_metric(campaign)
         result.append(
             CitedCampaign(
                 campaign=campaign,

@@ -9,8 +9,10 @@ Definitions (the page says them too):
 
 - A campaign is in the period when it ran on at least one day of it; its whole budget counts
   (budgets are not prorated by day). Cancelled campaigns are left out and counted apart.
-- The key metric of a campaign is its first metric with a target (as in search's ``key``).
-  Hit share and median attainment are over completed campaigns whose key metric has an actual.
+- The key metric of a campaign is the one its goal is judged by (kb.campaigns.key_metric: the
+  author's choice, else the metric matching the goal type, else the first with a target).
+  Hit share and median attainment are over completed campaigns whose key metric has an actual;
+  planned and running campaigns are in progress, never missed.
 - Reward spend is known only when a campaign reports it as a metric (券成本, 奖励成本, 红包发放金额,
   补贴金额… in 元 / 万元 / 亿元); otherwise it is unknown, never estimated from the budget.
 - Segments are compared folded (寶媽 = 宝妈) with the audience synonyms of kb.campaigns.segments. The
@@ -30,7 +32,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from kb import vocab as labels
-from kb.campaigns import metrics as metric_catalog
+from kb.campaigns import key_metric as key_metrics
+from kb.campaigns.key_metric import KeyMetric as KeyMetric  # re-exported: the pages' and API's name
 from kb.campaigns.segments import segment_key
 from kb.extensions import db
 from kb.insights.signals import Signal, SignalThresholds, signal_codes, signals_by_campaign
@@ -56,15 +59,6 @@ _CNY_SCALE = {
     "cny": 1.0,
     "rmb": 1.0,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class KeyMetric:
-    """A campaign's key metric (its first with a target) and how it turned out."""
-
-    name: str
-    attainment_pct: float | None
-    hit: bool | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,14 +206,8 @@ def build_portfolio(
 
 
 def key_metric(metrics: list[Metric]) -> KeyMetric | None:
-    """Return the first metric with a target, assessed; None when no metric has a target."""
-    metric = next((m for m in metrics if m.target is not None), None)
-    if metric is None:
-        return None
-    entry = metric_catalog.by_key(metric.catalog_key) if metric.catalog_key else None
-    direction: metric_catalog.Direction = entry.direction if entry else "higher"
-    outcome = metric_catalog.assess(direction, metric.baseline, metric.target, metric.actual)
-    return KeyMetric(name=metric.name, attainment_pct=outcome.attainment_pct, hit=outcome.hit)
+    """Return the key metric of the campaign these metrics belong to (see kb.campaigns.key_metric)."""
+    return key_metrics.key_metric(metrics[0].campaign) if metrics else None
 
 
 def reward_spend_cny(metrics: list[Metric]) -> float | None:
@@ -247,7 +235,7 @@ def _row(campaign: Campaign, found: list[Signal]) -> CampaignRow:
         audience=list(campaign.audience),
         budget_cny=campaign.budget_cny,
         reward_spend_cny=reward_spend_cny(campaign.metrics),
-        key_metric=key_metric(campaign.metrics),
+        key_metric=key_metrics.key_metric(campaign),
         signals=found,
     )
 

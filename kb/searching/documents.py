@@ -21,6 +21,7 @@ def metric_fact(metric: Metric) -> MetricFact:
         attainment_pct=m["attainment_pct"],
         lift_pct=m["lift_pct"],
         hit=m["hit"],
+        is_key=m["is_key"],
     )
 
 

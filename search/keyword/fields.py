@@ -113,7 +113,10 @@ def to_fields(doc: CampaignText) -> dict[str, Any]:
         ):
             if number is not None and math.isfinite(number):
                 values[f"m_{metric.key}_{which}"] = float(number)
-    key_metric = next((m for m in doc.metrics if m.target is not None), None)
+    # The app marks the key metric; a document without one falls back to the first with a target.
+    key_metric = next((m for m in doc.metrics if m.is_key), None) or next(
+        (m for m in doc.metrics if m.target is not None), None
+    )
     if key_metric is not None and key_metric.attainment_pct is not None:
         values["key_attain"] = float(key_metric.attainment_pct)
     return values

@@ -15,8 +15,8 @@ from search.keyword.fields import METRIC_KEY, MetricField, date_number, filter_v
 class MetricRange:
     """A range of one metric value: ``low <= value < high``; a missing bound is open.
 
-    ``key`` is a catalog key ("roi"), or "key" for the campaign's key metric (the first with a
-    target), which is indexed for attainment only. ``field``: "actual" (the metric's own unit),
+    ``key`` is a catalog key ("roi"), or "key" for the campaign's key metric (``is_key``, else
+    the first with a target), which is indexed for attainment only. ``field``: "actual" (the metric's own unit),
     "attain" (attainment %, 100 = target met) or "lift" (% over baseline). With both bounds
     None, it matches campaigns that have the value at all.
     """

@@ -59,5 +59,5 @@ def test_add_blank_row() -> None:
     forms.add_blank_row(state, "metrics")
     forms.add_blank_row(state, "not-a-section")
     assert state["metrics"] == [
-        {"name": "", "unit": "", "baseline": "", "target": "", "actual": ""}
+        {"name": "", "unit": "", "baseline": "", "target": "", "actual": "", "key": ""}
     ]

@@ -122,14 +122,30 @@ def test_attainment_threshold(metric: dict[str, Any], fires: bool) -> None:
     assert ("low_attainment" in codes([metric])) is fires
 
 
-def test_attainment_names_every_metric_below_the_line_in_one_signal() -> None:
+def test_attainment_judges_the_key_metric_only() -> None:
+    # No goal type, no choice: the key metric is the first with a target.
     (signal,) = evaluate([m("ROI", 3.8, 3.5, 2.1, "倍"), m("退货率", 9.5, 10, 16.8, "%")])[:1]
     assert signal.code == "low_attainment"
     assert signal.explanation == (
-        "2 个目标指标达成率低于 80% 的预警线：ROI 达成率 60%（目标 3.5 倍，实际 2.1 倍）；"
-        "退货率达成率 59.5%（目标 10%，实际 16.8%，越低越好）"
+        "主要指标 ROI 达成率 60%，低于 80% 的预警线（目标 3.5 倍，实际 2.1 倍）"
     )
-    assert signal.metrics == ("ROI", "退货率")
+    assert signal.metrics == ("ROI",)
+    lower = evaluate([m("退货率", 9.5, 10, 16.8, "%")])
+    assert lower[0].explanation.endswith("（目标 10%，实际 16.8%，越低越好）")
+
+
+def test_attainment_follows_the_goal_type_and_the_authors_choice() -> None:
+    # 观看人次 far above target, GMV at 77 %: a GMV campaign missed.
+    metrics = [m("观看人次", 300, 600, 1260, "万"), m("GMV", 1430, 2000, 1545, "万元")]
+    (signal,) = [s for s in evaluate(metrics, goal_type="gmv") if s.code == "low_attainment"]
+    assert signal.metrics == ("GMV",)
+    # A brand campaign is judged by its exposure, which beat its target.
+    assert "low_attainment" not in codes(metrics, goal_type="brand")
+    # The author's choice beats the goal type.
+    chosen = [{**metrics[0], "key": True}, metrics[1]]
+    assert "low_attainment" not in codes(chosen, goal_type="gmv")
+    # A secondary metric that missed is not a warning of its own.
+    assert "low_attainment" not in codes([m("GMV", None, 100, 120), m("ROI", None, 3, 1)])
 
 
 @pytest.mark.parametrize(("actual", "severity"), [(60, "high"), (60.5, "medium"), (79, "medium")])
@@ -325,9 +341,10 @@ def test_signals_api_and_partial(insights_app: Flask, insights_client: FlaskClie
     with insights_app.app_context():
         campaign_id = _create(external_id="s-6")
     body = insights_client.get(f"/api/v1/campaigns/{campaign_id}/signals").get_json()
-    assert [s["code"] for s in body["signals"]] == ["low_attainment", "cost_rise"]
+    # Its key metric 成交额 beat its target (113 %); 获客成本 missed but is no key metric.
+    assert [s["code"] for s in body["signals"]] == ["cost_rise"]
     assert body["thresholds"]["SIGNAL_COST_RISE_PCT"] == 20.0
-    assert body["signals"][1]["label"] == "获客成本上升"
+    assert body["signals"][0]["label"] == "获客成本上升"
     missing = insights_client.get("/api/v1/campaigns/9999/signals")
     assert missing.status_code == 404
     assert missing.get_json()["error"]["code"] == "not_found"

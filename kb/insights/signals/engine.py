@@ -27,14 +27,17 @@ def evaluate(
     thresholds: SignalThresholds | None = None,
     *,
     finished: bool = True,
+    goal_type: str | None = None,
 ) -> list[Signal]:
     """Return every signal the metrics fire, in rule order.
+
+    ``goal_type`` and the metrics' ``key`` flags choose the key metric the attainment rule judges.
 
     ``finished``: the campaign is over. Rules marked ``finished_only`` (attainment of target) are
     judged only then; the others compare rates and ratios and are judged on partial numbers too.
     """
     limits = thresholds or SignalThresholds()
-    readings = read_metrics(metrics)
+    readings = read_metrics(metrics, goal_type)
     found: list[Signal] = []
     for registered in RULES.values():
         if finished or not registered.finished_only:
@@ -52,7 +55,10 @@ def campaign_signals(
     """Return the signals of a stored campaign with the app's thresholds."""
     metrics = [_metric_mapping(m) for m in campaign.metrics]
     return evaluate(
-        metrics, thresholds or current_thresholds(), finished=campaign.status == "completed"
+        metrics,
+        thresholds or current_thresholds(),
+        finished=campaign.status == "completed",
+        goal_type=campaign.goal_type,
     )
 
 
@@ -64,6 +70,7 @@ def _metric_mapping(metric: Metric) -> dict[str, Any]:
         "baseline": metric.baseline,
         "target": metric.target,
         "actual": metric.actual,
+        "key": metric.key,
     }
 
 
@@ -80,12 +87,14 @@ def signals_by_campaign(
         sa.select(
             Metric.campaign_id,
             Campaign.status,
+            Campaign.goal_type,
             Metric.name,
             Metric.unit,
             Metric.catalog_key,
             Metric.baseline,
             Metric.target,
             Metric.actual,
+            Metric.key,
         )
         .join(Campaign, Campaign.id == Metric.campaign_id)
         .where(Campaign.deleted_at.is_(None))
@@ -97,22 +106,24 @@ def signals_by_campaign(
             return {}
         query = query.where(Metric.campaign_id.in_(wanted))
     grouped: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    statuses: dict[int, str] = {}
-    for campaign_id, status, name, unit, key, baseline, target, actual in db.session.execute(query):
-        statuses[campaign_id] = status
-        grouped[campaign_id].append(
+    campaigns: dict[int, tuple[str, str]] = {}
+    for row in db.session.execute(query):
+        campaigns[row.campaign_id] = (row.status, row.goal_type)
+        grouped[row.campaign_id].append(
             {
-                "name": name,
-                "unit": unit,
-                "catalog_key": key,
-                "baseline": baseline,
-                "target": target,
-                "actual": actual,
+                "name": row.name,
+                "unit": row.unit,
+                "catalog_key": row.catalog_key,
+                "baseline": row.baseline,
+                "target": row.target,
+                "actual": row.actual,
+                "key": row.key,
             }
         )
     result = {}
     for campaign_id, metrics in grouped.items():
-        found = evaluate(metrics, limits, finished=statuses[campaign_id] == "completed")
+        status, goal_type = campaigns[campaign_id]
+        found = evaluate(metrics, limits, finished=status == "completed", goal_type=goal_type)
         if found:
             result[campaign_id] = found
     return result

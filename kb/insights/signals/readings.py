@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kb.campaigns import metrics as metric_catalog
+from kb.campaigns.key_metric import choose
 from kb.web.rendering import format_number
 from search.normalize import normalize
 
@@ -31,12 +32,40 @@ class Reading:
     # Raw change from baseline in % (numbers going up is positive, whatever the direction).
     change_pct: float | None
     attainment_pct: float | None
+    # The campaign's key metric (主要指标): the one its goal is judged by.
+    is_key: bool = False
 
 
-def read_metrics(metrics: Iterable[Mapping[str, Any]]) -> list[Reading]:
-    """Return each metric mapping (``name``, ``unit``, ``baseline``, ``target``, ``actual``…) read."""
+@dataclass(frozen=True, slots=True)
+class _Record:
+    """A metric mapping as kb.campaigns.key_metric reads it."""
+
+    name: str
+    catalog_key: str | None
+    target: float | None
+    key: bool
+
+
+def read_metrics(
+    metrics: Iterable[Mapping[str, Any]], goal_type: str | None = None
+) -> list[Reading]:
+    """Return each metric mapping (``name``, ``unit``, ``baseline``, ``target``, ``actual``…) read.
+
+    ``goal_type`` and each mapping's ``key`` (the author's choice) say which is the key metric.
+    """
+    metrics = list(metrics)
+    records = [
+        _Record(
+            name=str(m.get("name") or ""),
+            catalog_key=m.get("catalog_key"),
+            target=_number(m.get("target")),
+            key=bool(m.get("key")),
+        )
+        for m in metrics
+    ]
+    chosen = choose(goal_type, records)
     readings = []
-    for metric in metrics:
+    for position, metric in enumerate(metrics):
         name = str(metric.get("name") or "")
         key = metric.get("catalog_key")
         entry = metric_catalog.by_key(key) if key else metric_catalog.lookup(name)
@@ -62,6 +91,7 @@ def read_metrics(metrics: Iterable[Mapping[str, Any]]) -> list[Reading]:
                 # As on the campaign page: a metric the catalog does not know counts as
                 # higher-is-better for attainment (its own target says what was wanted).
                 attainment_pct=outcome.attainment_pct,
+                is_key=chosen is not None and chosen[0] == position,
             )
         )
     return readings

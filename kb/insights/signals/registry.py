@@ -195,7 +195,3 @@ def readme_rows() -> list[str]:
         f"| `KB_{name}` | `{default:g}` | {description} |"
         for name, (default, description) in signal_settings().items()
     ]
-
-
-if __name__ == "__main__":  # pragma: no cover - prints the rows to paste into the README
-    print("\n".join(readme_rows()))

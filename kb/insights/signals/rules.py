@@ -83,34 +83,33 @@ def data_bubble(readings: Sequence[Reading], limits: SignalThresholds) -> list[S
 @rule(
     "low_attainment",
     label="目标达成率过低",
-    explanation="已结束活动的目标指标达成率远低于目标",
+    explanation="已结束活动的主要指标达成率远低于目标",
     settings={
-        "attainment_min_pct": Setting(80.0, "目标达成率过低：已结束活动的目标指标达成率低于这个 %"),
+        "attainment_min_pct": Setting(80.0, "目标达成率过低：已结束活动的主要指标达成率低于这个 %"),
     },
     finished_only=True,
 )
 def low_attainment(readings: Sequence[Reading], limits: SignalThresholds) -> list[Signal]:
-    """Fire once for the target metrics that reached less than the minimum share of target."""
+    """Fire when the key metric (主要指标) reached less than the minimum share of its target.
+
+    Only the key metric: the goal is judged by it; a secondary metric that missed shows on the
+    campaign page and is no warning of its own.
+    """
     line = limits["attainment_min_pct"]
-    low = [r for r in readings if r.attainment_pct is not None and r.attainment_pct < line]
-    if not low:
+    key = next((r for r in readings if r.is_key), None)
+    if key is None or key.attainment_pct is None or key.attainment_pct >= line:
         return []
-    parts = []
-    for r in low:
-        better = "，越低越好" if r.direction == "lower" else ""
-        parts.append(
-            f"{named(r.name)}达成率 {plain(r.attainment_pct or 0)}%（目标 {value_text(r.target, r.unit)}，"
-            f"实际 {value_text(r.actual, r.unit)}{better}）"
-        )
-    worst = min(r.attainment_pct or 0 for r in low)
-    lead = f"{len(low)} 个目标指标" if len(low) > 1 else "目标指标"
+    better = "，越低越好" if key.direction == "lower" else ""
     return [
         Signal(
             code="low_attainment",
-            severity="high" if worst <= 100 - 2 * (100 - line) else "medium",
-            explanation=f"{lead}达成率低于 {g(line)}% 的预警线：" + "；".join(parts),
-            rule=f"已结束活动的目标指标达成率低于 {g(line)}%（实际 ÷ 目标；越低越好的指标为目标 ÷ 实际）",
-            metrics=tuple(r.name for r in low),
+            severity="high" if key.attainment_pct <= 100 - 2 * (100 - line) else "medium",
+            explanation=(
+                f"主要指标 {key.name} 达成率 {plain(key.attainment_pct)}%，低于 {g(line)}% 的预警线"
+                f"（目标 {value_text(key.target, key.unit)}，实际 {value_text(key.actual, key.unit)}{better}）"
+            ),
+            rule=f"已结束活动的主要指标达成率低于 {g(line)}%（实际 ÷ 目标；越低越好的指标为目标 ÷ 实际）",
+            metrics=(key.name,),
         )
     ]
 
