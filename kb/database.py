@@ -80,8 +80,16 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
 
 @contextmanager
 def write_transaction() -> Iterator[scoped_session[Any]]:
-    """Run the block in one write transaction: commit on success, roll back on any error."""
+    """Run the block in one write transaction: commit on success, roll back on any error.
+
+    Inside ``batch_transaction`` the block is a savepoint instead: a failing write undoes only
+    itself, and the batch commits (or rolls back) as a whole.
+    """
     session = db.session
+    if session.info.get(_BATCH):
+        with session.begin_nested():
+            yield session
+        return
     if session().in_transaction():
         # End the read snapshot a view may have opened, so the write starts on fresh data.
         session.commit()
@@ -99,3 +107,25 @@ def write_transaction() -> Iterator[scoped_session[Any]]:
     except BaseException:
         session.rollback()
         raise
+
+
+_BATCH = "kb_batch"
+
+
+def in_batch() -> bool:
+    """Say whether a ``batch_transaction`` is open (its writes are not committed yet)."""
+    return bool(db.session.info.get(_BATCH))
+
+
+@contextmanager
+def batch_transaction() -> Iterator[scoped_session[Any]]:
+    """Run many ``write_transaction`` blocks as one transaction, each in its own savepoint.
+
+    Bulk imports use it so a batch of rows and its report commit together or not at all.
+    """
+    with write_transaction() as session:
+        session.info[_BATCH] = True
+        try:
+            yield session
+        finally:
+            session.info.pop(_BATCH, None)

@@ -314,3 +314,60 @@ class AuditEvent(db.Model):  # type: ignore[name-defined,misc]
     target: Mapped[str] = mapped_column(sa.String(200), default="")
     detail: Mapped[str] = mapped_column(sa.Text, default="")
     ip: Mapped[str] = mapped_column(sa.String(64), default="")
+
+
+class ImportJob(db.Model):  # type: ignore[name-defined,misc]
+    """An import run in the background: the uploaded bytes, its options, progress and state.
+
+    The file lives here, not on a host's disk, so any worker on any host can run or resume it.
+    Rows are written in batches; each batch commits its campaigns, its report rows and
+    ``rows_read`` together, so the report always says exactly what was written.
+    """
+
+    __tablename__ = "import_job"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # queued → running → done | failed (kb.transfer.jobs.STATES).
+    state: Mapped[str] = mapped_column(sa.String(10), default="queued", index=True)
+    format: Mapped[str | None] = mapped_column(sa.String(10))
+    filename: Mapped[str] = mapped_column(sa.String(255), default="")
+    source: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    metrics_filename: Mapped[str | None] = mapped_column(sa.String(255))
+    metrics: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    # {"dry_run": bool, "list": bool (a JSON list sent to the API, read as such)}.
+    options: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
+    # Source rows consumed by committed batches: a resumed run skips exactly these.
+    rows_read: Mapped[int] = mapped_column(default=0)
+    rows_written: Mapped[int] = mapped_column(default=0)
+    rows_rejected: Mapped[int] = mapped_column(default=0)
+    # The reader's own progress (bytes or rows of the file) at the last committed batch.
+    progress_done: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    progress_total: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    warnings: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    # Random per claim: a batch commits only while its claim is still the job's claim.
+    claim: Mapped[str | None] = mapped_column(sa.String(32))
+    created_by: Mapped[str] = mapped_column(sa.String(120), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ImportJobRow(db.Model):  # type: ignore[name-defined,misc]
+    """One row of an import job's report, committed with the batch that wrote it."""
+
+    __tablename__ = "import_job_row"
+    __table_args__ = (sa.UniqueConstraint("job_id", "row", name="uq_import_job_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(sa.ForeignKey("import_job.id", ondelete="CASCADE"))
+    row: Mapped[int]
+    line: Mapped[int | None]
+    # created / updated / unchanged / rejected
+    outcome: Mapped[str] = mapped_column(sa.String(10))
+    title: Mapped[str] = mapped_column(sa.Text, default="")
+    external_id: Mapped[str | None] = mapped_column(sa.String(200))
+    campaign_id: Mapped[int | None]
+    fields: Mapped[dict[str, str]] = mapped_column(sa.JSON, default=dict)

@@ -21,6 +21,10 @@ def on_notify(app: Flask, wake: Callable[[], None]) -> None:
 
 def notify() -> None:
     """Tell the indexer that the outbox has news (after a commit); nothing if none registered."""
+    from kb.database import in_batch
+
+    if in_batch():
+        return  # not committed yet: the batch notifies once after its commit
     wake: Callable[[], None] | None = current_app.extensions.get(_WAKE)
     if wake is not None:
         wake()

@@ -105,6 +105,9 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/campaigns/<int:campaign_id>/versions/<int:version>/restore"): EDIT,
     ("POST", "/api/v1/similar/feedback"): EDIT,
     ("POST", "/api/v1/imports"): EDIT,
+    ("GET", "/api/v1/imports/<int:job_id>"): EDIT,
+    ("GET", "/import/jobs/<int:job_id>"): EDIT,
+    ("GET", "/import/jobs/<int:job_id>/progress"): EDIT,
     ("POST", "/api/v1/playbooks"): EDIT,
     ("PUT", "/api/v1/playbooks/<int:playbook_id>"): EDIT,
     ("DELETE", "/api/v1/playbooks/<int:playbook_id>"): EDIT,
@@ -197,6 +200,7 @@ def _world(app: Flask) -> World:
             "user_id": viewer.user_id,
             "token_id": token_id,
             "token": "no-such-draft",
+            "job_id": 1,
             "fmt": "csv",
             "filename": "css/app.css",
         }

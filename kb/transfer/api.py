@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from flask import Response, request
+from flask import Response, request, url_for
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import BadRequest
 
 from ingest.errors import FileReadError
-from ingest.jsonfile import ListReader
 from ingest.readers import FORMATS
 from kb.access import Access, requires
 from kb.api import bp
@@ -17,17 +17,19 @@ from kb.api.operation import operation, respond
 from kb.campaigns.queries import CampaignFilter
 from kb.campaigns.schemas import FilterQuery, validate_list_query
 from kb.errors import ApiError
+from kb.models import ImportJob
 from kb.transfer import exports as exporters
+from kb.transfer import jobs
 from kb.transfer.downloads import export_response
 from kb.transfer.exports import EXPORT_FORMATS, MIMETYPES
-from kb.transfer.imports import ImportReport, import_stream, run_import
 from kb.transfer.schemas import (
     ExportPath,
+    ImportJobOut,
+    ImportJobPath,
     ImportJsonIn,
     ImportQuery,
-    ImportReportOut,
     ImportUploadIn,
-    report_out,
+    job_out,
 )
 from kb.validation import InvalidInputError
 
@@ -39,22 +41,54 @@ _TRUE = {"1", "true", "yes", "on"}
 @operation(
     query=ImportQuery,
     body={"multipart/form-data": ImportUploadIn, "application/json": ImportJsonIn},
-    response=ImportReportOut,
-    returns="逐行结果：新建、更新、未变、拒绝（含行号与字段错误）",
+    response=ImportJobOut,
+    status=202,
+    headers=("Location",),
+    returns="导入任务已排队：轮询 Location（GET /api/v1/imports/{job_id}）查看进度与逐行结果",
     errors=(400, 413, 415, 422),
 )
 def import_campaigns() -> Response:
-    """导入活动 (Import campaigns from a file or a JSON list; dry_run previews)."""
+    """导入活动 (Queue an import of a file or a JSON list; dry_run previews)
+
+    The import runs in the background as a job: the answer (202) is the job, and ``Location``
+    names it. Rows are committed in batches together with their report, so a job that fails
+    part-way says exactly which rows were written. A file that cannot be read at all is
+    refused at once (422).
+    """
     if request.mimetype == "multipart/form-data":
-        report = _import_upload()
+        job = _queue_upload()
     elif request.is_json:
-        report = _import_json()
+        job = _queue_json()
     else:
         raise ApiError(
             415,
             "请求体须为 multipart/form-data（上传文件，字段 file）或 application/json（活动列表）",
         )
-    return respond(report_out(report), exclude_unset=True)
+    job_id = job.id
+    jobs.submitted(job_id)
+    return _job_response(job_id, 202)
+
+
+@bp.get("/imports/<int:job_id>")
+@requires(Access.EDIT)
+@operation(
+    path=ImportJobPath,
+    response=ImportJobOut,
+    returns="导入任务：状态、进度；结束后（done / failed）附逐行结果",
+    errors=(404,),
+)
+def get_import(job_id: int) -> Response:
+    """查看导入任务 (An import job: its state, progress and, once ended, its report)"""
+    return _job_response(job_id, 200)
+
+
+def _job_response(job_id: int, status: int) -> Response:
+    job = jobs.get_job(job_id)
+    if job is None:
+        raise ApiError(404, "找不到该导入任务")
+    report = jobs.job_report(job) if job.state in ("done", "failed") else None
+    location = url_for("api.get_import", job_id=job.id)
+    return respond(job_out(job, report), status, {"Location": location}, exclude_unset=True)
 
 
 def _flag(value: Any, name: str = "dry_run") -> bool:
@@ -67,7 +101,7 @@ def _flag(value: Any, name: str = "dry_run") -> bool:
     raise InvalidInputError({name: "应为是/否 (true/false)"})
 
 
-def _import_upload() -> ImportReport:
+def _queue_upload() -> ImportJob:
     file: FileStorage | None = request.files.get("file")
     if file is None or not file.filename:
         raise InvalidInputError({"file": "必填：请用字段 file 上传文件"})
@@ -75,20 +109,24 @@ def _import_upload() -> ImportReport:
     if fmt is not None and fmt not in FORMATS:
         raise InvalidInputError({"format": "取值须为以下之一：" + ", ".join(FORMATS)})
     dry_run = _flag(request.form.get("dry_run", request.args.get("dry_run")))
-    metrics = request.files.get("metrics")
+    metrics_file = request.files.get("metrics")
+    metrics = metrics_file.read() if metrics_file is not None and metrics_file.filename else None
+    source = file.read()
     try:
-        return import_stream(
-            file.stream,
-            filename=file.filename,
-            fmt=next((f for f in FORMATS if f == fmt), None),
-            metrics=metrics.stream if metrics is not None and metrics.filename else None,
-            dry_run=dry_run,
-        )
+        found = jobs.probe(source, filename=file.filename, fmt=fmt, metrics=metrics)
     except FileReadError as exc:
         raise InvalidInputError({"file": exc.message}) from None
+    return jobs.enqueue(
+        source,
+        filename=file.filename,
+        fmt=found,
+        metrics=metrics,
+        metrics_filename=metrics_file.filename if metrics is not None and metrics_file else None,
+        dry_run=dry_run,
+    )
 
 
-def _import_json() -> ImportReport:
+def _queue_json() -> ImportJob:
     try:
         body = request.get_json()
     except BadRequest:
@@ -100,7 +138,8 @@ def _import_json() -> ImportReport:
         body = body.get("campaigns")
     if not isinstance(body, list):
         raise InvalidInputError({"campaigns": '应为活动列表：[{...}, ...] 或 {"campaigns": [...]}'})
-    return run_import(ListReader(body), fmt="json", dry_run=dry_run)
+    source = json.dumps(body, ensure_ascii=False).encode()
+    return jobs.enqueue(source, fmt="json", dry_run=dry_run, as_list=True)
 
 
 @bp.get("/campaigns/export.<fmt>")

@@ -88,7 +88,7 @@ def run_import(
     started = time.perf_counter()
     try:
         for count, source in enumerate(reader.rows(), start=1):
-            row = _process(source, planner)
+            row = process_row(source, planner)
             report.rows.append(row)
             if keep_drafts and row.outcome == "rejected" and source.data is not None:
                 report.drafts[source.row] = source.data
@@ -107,7 +107,8 @@ def run_import(
     return report
 
 
-def _process(source: SourceRow, planner: writer.Planner | None) -> RowReport:
+def process_row(source: SourceRow, planner: writer.Planner | None) -> RowReport:
+    """Validate one source row and write it (or, with a planner, only plan it)."""
     data = source.data or {}
     title = data.get("title")
     external_id = data.get("external_id")

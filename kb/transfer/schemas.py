@@ -1,8 +1,9 @@
-"""What the import API takes (an upload or a JSON list) and answers (the report, row by row)."""
+"""What the import API takes (an upload or a JSON list) and answers (the job, its report)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, WithJsonSchema
 
@@ -10,7 +11,9 @@ from ingest.readers import FORMATS, Format
 from ingest.writers import ExportFormat
 from kb.campaigns.schemas import CampaignIn
 from kb.campaigns.serialize import Out
+from kb.models import ImportJob
 from kb.transfer.imports import OUTCOMES, ImportReport, RowReport
+from kb.transfer.jobs import fraction
 
 _FILE = {"type": "string", "format": "binary"}
 
@@ -122,4 +125,68 @@ def report_out(report: ImportReport) -> ImportReportOut:
         rejected=rows["rejected"],
         warnings=report.warnings,
         **extra,
+    )
+
+
+class ImportJobPath(BaseModel):
+    """The id of an import job."""
+
+    job_id: int = Field(ge=1)
+
+
+class ImportProgressOut(Out):
+    """How far a job has got: rows committed so far, and the share of the file read."""
+
+    rows_read: int = Field(description="已处理（已提交）的行数")
+    rows_written: int = Field(description="其中新建、更新或未变的行数（预览时为将写入的行数）")
+    rows_rejected: int = Field(description="其中被拒绝的行数")
+    fraction: float = Field(description="已读取文件的比例，0 到 1")
+
+
+class ImportJobOut(Out):
+    """An import job: its state and progress; once it has ended, its report.
+
+    ``state``: queued (排队中) → running (导入中) → done (已完成) or failed (失败). Rows are
+    committed in batches with their report, so the report of a failed job lists exactly the
+    rows that were written.
+    """
+
+    id: int
+    state: Literal["queued", "running", "done", "failed"]
+    format: str | None = Field(description="文件格式；尚未识别时为空")
+    filename: str
+    dry_run: bool
+    progress: ImportProgressOut
+    error: str | None = Field(description="失败原因，或文件中途无法继续读取的说明")
+    created_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None = Field(description="运行中的任务最近一次报告进度的时间")
+    report: ImportReportOut | None = Field(
+        description="逐行结果（任务结束后给出：done 或 failed；failed 时为已写入的行）"
+    )
+
+
+def job_out(job: ImportJob, report: ImportReport | None) -> ImportJobOut:
+    """Return the API shape of a job (with its report once it has ended)."""
+    return ImportJobOut(
+        id=job.id,
+        state=job.state,
+        format=job.format,
+        filename=job.filename,
+        dry_run=bool(job.options.get("dry_run")),
+        progress=ImportProgressOut(
+            rows_read=job.rows_read,
+            rows_written=job.rows_written,
+            rows_rejected=job.rows_rejected,
+            fraction=round(fraction(job), 4),
+        ),
+        error=job.error,
+        created_by=job.created_by,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        heartbeat_at=job.heartbeat_at,
+        report=report_out(report) if report is not None else None,
     )

@@ -1,6 +1,7 @@
 """Import and export pages: the import page, exports of lists and search results.
 
-Web pages (``bp``): upload → preview (a dry run, errors by row) → confirm; a Word/PowerPoint
+Web pages (``bp``): upload → preview (a dry run, errors by row) → confirm, each run as a
+background job (kb/transfer/jobs.py) whose page shows its progress; a Word/PowerPoint
 retro that lacks fields opens in the campaign form to be completed; CSV/Excel/JSON Lines exports
 of the campaign list and of a search result; one campaign as Markdown or as a printable page.
 Their JSON API (``POST /api/v1/imports``, ``GET /api/v1/campaigns/export.<fmt>``) is in
@@ -9,16 +10,16 @@ kb/transfer/api.py.
 
 from __future__ import annotations
 
+import io
 import re
-from contextlib import ExitStack
 from typing import Any
 
 from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     flash,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -36,7 +37,6 @@ from ingest.readers import (
     METRICS_FORMATS,
     REGISTRY,
     SINGLE_FORMATS,
-    Format,
     detect_format,
     format_named,
     open_reader,
@@ -47,13 +47,13 @@ from kb.campaigns import forms, services
 from kb.campaigns.queries import CampaignFilter
 from kb.campaigns.schemas import ListQuery, validate_campaign, validate_list_query
 from kb.campaigns.serialize import metric_to_dict
-from kb.models import Campaign
+from kb.models import Campaign, ImportJob
 from kb.searching.schemas import SearchQuery, search_params, validate_search_query
 from kb.transfer import exports as exporters
-from kb.transfer import uploads
+from kb.transfer import jobs
 from kb.transfer.downloads import attachment, export_response
 from kb.transfer.exports import EXPORT_FORMATS
-from kb.transfer.imports import OUTCOME_LABELS, ImportReport, import_stream
+from kb.transfer.imports import OUTCOME_LABELS
 from kb.transfer.saving import save as save_campaign
 from kb.validation import InvalidInputError
 
@@ -102,69 +102,122 @@ def _upload_page(error: str | None = None) -> str:
 @bp.post("/import")
 @requires(Access.EDIT)
 def import_preview() -> ResponseReturnValue:
+    """Queue a preview (a dry-run job) of the uploaded file and show its progress."""
     file = request.files.get("file")
     if file is None or not file.filename:
         return _upload_page("请选择要导入的文件"), 422
     fmt = request.form.get("format") or None
     if fmt is not None and fmt not in FORMATS:
         return _upload_page("不支持的格式：" + fmt), 422
-    upload = uploads.store(_data_dir(), file, request.files.get("metrics"), fmt)
+    metrics_file = request.files.get("metrics")
+    has_metrics = metrics_file is not None and bool(metrics_file.filename)
+    metrics = metrics_file.read() if metrics_file is not None and has_metrics else None
+    source = file.read()
     try:
-        report = _run_upload(upload, dry_run=True)
+        found = jobs.probe(source, filename=file.filename, fmt=fmt, metrics=metrics)
     except FileReadError as exc:
-        uploads.remove(upload.folder)
         return _upload_page(exc.message), 422
-    shown = [r for i, r in enumerate(report.rows) if i < PREVIEW_ROWS or r.outcome == "rejected"]
+    job = jobs.enqueue(
+        source,
+        filename=file.filename,
+        fmt=found,
+        metrics=metrics,
+        metrics_filename=metrics_file.filename
+        if metrics_file is not None and has_metrics
+        else None,
+        dry_run=True,
+    )
+    return _submitted(job.id)
+
+
+def _submitted(job_id: int) -> ResponseReturnValue:
+    jobs.submitted(job_id)
+    return redirect(url_for("transfer.import_job", job_id=job_id), 303)
+
+
+@bp.get("/import/jobs/<int:job_id>")
+@requires(Access.EDIT)
+def import_job(job_id: int) -> ResponseReturnValue:
+    """Show a job: its progress while it runs, then its preview or its result."""
+    job = jobs.get_job(job_id)
+    if job is None:
+        abort(404)
+    if job.state in ("queued", "running"):
+        return render_template(
+            "imports/progress.html",
+            job=job,
+            percent=int(jobs.fraction(job) * 100),
+            state_label=jobs.STATE_LABELS[job.state],
+        )
+    report = jobs.job_report(job)
+    if job.state == "done" and report.dry_run:
+        shown = [
+            r for i, r in enumerate(report.rows) if i < PREVIEW_ROWS or r.outcome == "rejected"
+        ]
+        return render_template(
+            "imports/preview.html",
+            report=report,
+            job=job,
+            shown=shown,
+            hidden=len(report.rows) - len(shown),
+            outcome_labels=OUTCOME_LABELS,
+            field_label=field_label,
+            single=report.format in SINGLE_FORMATS,
+            format_label=_FORMAT_NAMES.get(report.format, report.format),
+        )
     return render_template(
-        "imports/preview.html",
+        "imports/result.html",
         report=report,
-        upload=upload,
-        shown=shown,
-        hidden=len(report.rows) - len(shown),
+        job=job,
         outcome_labels=OUTCOME_LABELS,
         field_label=field_label,
-        single=report.format in SINGLE_FORMATS,
-        format_label=_FORMAT_NAMES.get(report.format, report.format),
+    )
+
+
+@bp.get("/import/jobs/<int:job_id>/progress")
+@requires(Access.EDIT)
+def import_job_progress(job_id: int) -> Response:
+    """Answer a job's progress as JSON, for the progress page's script (imports.js)."""
+    job = jobs.get_job(job_id)
+    if job is None:
+        abort(404)
+    return jsonify(
+        state=job.state,
+        label=jobs.STATE_LABELS[job.state],
+        rows_read=job.rows_read,
+        rows_rejected=job.rows_rejected,
+        percent=int(jobs.fraction(job) * 100),
+        ended=job.state in ("done", "failed"),
     )
 
 
 @bp.post("/import/confirm")
 @requires(Access.EDIT)
 def import_confirm() -> ResponseReturnValue:
-    upload = uploads.load(_data_dir(), request.form.get("token", ""))
-    if upload is None:
-        return _upload_page("上传已过期或不存在（预览后一小时内有效），请重新上传"), 410
-    try:
-        report = _run_upload(upload, dry_run=False)
-    except FileReadError as exc:
-        return _upload_page(exc.message), 422
-    finally:
-        uploads.remove(upload.folder)
-    return render_template(
-        "imports/result.html",
-        report=report,
-        outcome_labels=OUTCOME_LABELS,
-        field_label=field_label,
-    )
+    """Import for real what a preview showed (a new job on the same stored file)."""
+    preview = jobs.preview_job(request.form.get("job", ""))
+    if preview is None:
+        return _upload_page("预览已过期或不存在（预览后一小时内有效），请重新上传"), 410
+    return _submitted(jobs.confirm(preview))
 
 
 @bp.route("/import/draft/<token>", methods=["GET", "POST"])
 @requires(Access.EDIT)
 def import_draft(token: str) -> ResponseReturnValue:
     """Open an imported document in the campaign form, to complete what the file did not say."""
-    upload = uploads.load(_data_dir(), token)
-    if upload is None:
+    preview = jobs.preview_job(token)
+    if preview is None:
         flash("上传已过期或不存在，请重新上传。", "error")
         return redirect(url_for("transfer.import_page"))
     if request.method == "GET":
-        data = _first_record(upload)
+        data = _first_record(preview)
         try:
             validate_campaign(data)
             errors: dict[str, str] = {}
         except InvalidInputError as exc:
             errors = exc.fields
         flash(
-            f"已从“{upload.filename}”读出能识别的内容（原文保存在“文档”中）。"
+            f"已从“{preview.filename}”读出能识别的内容（原文保存在“文档”中）。"
             "请补全标出的字段后保存。",
             "success",
         )
@@ -178,7 +231,6 @@ def import_draft(token: str) -> ResponseReturnValue:
         campaign, outcome = save_campaign(validate_campaign(data))
     except InvalidInputError as exc:
         return _render_form(state, exc.fields, status=422)
-    uploads.remove(upload.folder)
     flash("活动已创建。" if outcome == "created" else "已更新同名、同日期的活动。", "success")
     return redirect(url_for("pages.campaign_detail", campaign_id=campaign.id))
 
@@ -229,35 +281,14 @@ def _form_text(value: Any) -> str:
     return str(value)
 
 
-def _data_dir() -> str:
-    return str(current_app.config["DATA_DIR"])
-
-
-def _run_upload(upload: uploads.Upload, *, dry_run: bool) -> ImportReport:
-    with ExitStack() as stack:
-        source = stack.enter_context(upload.source.open("rb"))
-        metrics = stack.enter_context(upload.metrics.open("rb")) if upload.metrics else None
-        return import_stream(
-            source,
-            filename=upload.filename,
-            fmt=_format(upload.format),
-            metrics=metrics,
-            dry_run=dry_run,
-        )
-
-
-def _format(value: str | None) -> Format | None:
-    return format_named(value)
-
-
-def _first_record(upload: uploads.Upload) -> dict[str, Any]:
-    with upload.source.open("rb") as source:
-        fmt = _format(upload.format) or detect_format(upload.filename, source)
-        try:
-            reader = open_reader(fmt, source, filename=upload.filename)
-            first = next(iter(reader.rows()), None)
-        except FileReadError:
-            first = None
+def _first_record(job: ImportJob) -> dict[str, Any]:
+    source = io.BytesIO(job.source)
+    fmt = format_named(job.format) or detect_format(job.filename, source)
+    try:
+        reader = open_reader(fmt, source, filename=job.filename)
+        first = next(iter(reader.rows()), None)
+    except FileReadError:
+        first = None
     return dict(first.data or {}) if first is not None else {}
 
 

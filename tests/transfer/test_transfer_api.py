@@ -1,4 +1,4 @@
-"""POST /api/v1/imports and GET /api/v1/campaigns/export.<fmt>, with the one error shape."""
+"""POST /api/v1/imports (a job: 202, then GET its Location) and the exports, one error shape."""
 
 from __future__ import annotations
 
@@ -39,12 +39,23 @@ def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
     return error
 
 
+def report_of(client: FlaskClient, response: TestResponse) -> dict[str, Any]:
+    """Follow a queued import to its job and return the report (tests run jobs inline)."""
+    assert response.status_code == 202, response.get_data(as_text=True)
+    location = response.headers["Location"]
+    job = client.get(location).get_json()
+    assert job == response.get_json()  # the same resource, ended: INDEX_SYNC runs it at once
+    assert job["state"] == "done"
+    report: dict[str, Any] = job["report"]
+    assert job["progress"]["rows_read"] == sum(report["counts"].values())
+    return report
+
+
 def test_dry_run_of_an_uploaded_file(
     app: Flask, client: FlaskClient, sample: Sample, post_file: PostFile
 ) -> None:
     response = post_file(client, "/api/v1/imports", sample("campaigns.jsonl"), dry_run="true")
-    body = response.get_json()
-    assert response.status_code == 200
+    body = report_of(client, response)
     assert count(app) == 0
     assert body["dry_run"] is True
     assert body["format"] == "jsonl"
@@ -74,7 +85,7 @@ def test_real_import_of_a_file_with_a_metrics_file(
             data={"file": (main, "main.csv"), "metrics": (extra, "metrics.csv")},
             content_type="multipart/form-data",
         )
-    body = response.get_json()
+    body = report_of(client, response)
     assert body["counts"]["created"] == 1
     assert count(app) == 1
     assert body["created"][0]["id"] is not None
@@ -84,14 +95,16 @@ def test_real_import_of_a_file_with_a_metrics_file(
 
 def test_json_body(app: Flask, client: FlaskClient) -> None:
     records = [campaign_payload(external_id="j-1"), campaign_payload(external_id="j-2", title="")]
-    body = client.post("/api/v1/imports", json={"campaigns": records, "dry_run": True}).get_json()
+    body = report_of(
+        client, client.post("/api/v1/imports", json={"campaigns": records, "dry_run": True})
+    )
     assert body["counts"] == {"created": 1, "updated": 0, "unchanged": 0, "rejected": 1}
     assert body["rejected"][0]["fields"] == {"title": "必填"}
     assert count(app) == 0
-    body = client.post("/api/v1/imports", json=records[:1]).get_json()
+    body = report_of(client, client.post("/api/v1/imports", json=records[:1]))
     assert body["counts"]["created"] == 1
     assert count(app) == 1
-    body = client.post("/api/v1/imports?dry_run=1", json=records[:1]).get_json()
+    body = report_of(client, client.post("/api/v1/imports?dry_run=1", json=records[:1]))
     assert body["counts"]["unchanged"] == 1
 
 
@@ -170,10 +183,12 @@ def test_openapi_paths_describe_the_endpoints(app: Flask) -> None:
     paths = {
         path: item
         for path, item in document["paths"].items()
-        if path in ("/api/v1/imports", "/api/v1/campaigns/export.{fmt}")
+        if path in ("/api/v1/imports", "/api/v1/imports/{job_id}", "/api/v1/campaigns/export.{fmt}")
     }
-    assert len(paths) == 2
+    assert len(paths) == 3
     assert paths["/api/v1/imports"]["post"]["operationId"] == "importCampaigns"
+    assert "202" in paths["/api/v1/imports"]["post"]["responses"]
+    assert paths["/api/v1/imports/{job_id}"]["get"]["operationId"] == "getImport"
     export = paths["/api/v1/campaigns/export.{fmt}"]["get"]
     fmt = next(p for p in export["parameters"] if p["name"] == "fmt")
     assert fmt["schema"]["enum"] == ["csv", "xlsx", "jsonl"]

@@ -1,11 +1,10 @@
-"""The import page (upload, preview, confirm, complete in the form) and the export links."""
+"""The import page (upload, preview job, confirm, complete in the form) and the export links."""
 
 from __future__ import annotations
 
-import os
 import re
-import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,8 +17,8 @@ from werkzeug.test import TestResponse
 from kb.campaigns import services
 from kb.campaigns.schemas import validate_campaign
 from kb.extensions import db
-from kb.models import Campaign
-from kb.transfer import uploads
+from kb.models import Campaign, ImportJob
+from kb.transfer import jobs
 from tests.factories import campaign_payload
 
 Sample = Callable[[str], Path]
@@ -32,16 +31,23 @@ def count(app: Flask) -> int:
 
 
 def token_of(html: str) -> str:
-    match = re.search(r'name="token" value="([^"]+)"', html) or re.search(
+    match = re.search(r'name="job" value="([^"]+)"', html) or re.search(
         r"/import/draft/([A-Za-z0-9_-]+)", html
     )
     assert match, html
     return match[1]
 
 
-def pending(app: Flask) -> list[Path]:
-    root = uploads.uploads_dir(app.config["DATA_DIR"])
-    return list(root.iterdir()) if root.is_dir() else []
+def jobs_stored(app: Flask) -> int:
+    with app.app_context():
+        return db.session.scalar(sa.select(sa.func.count(ImportJob.id))) or 0
+
+
+def followed(client: FlaskClient, response: TestResponse) -> TestResponse:
+    """Follow the redirect of an upload or confirmation to its job's page."""
+    assert response.status_code == 303, response.get_data(as_text=True)[:500]
+    assert re.fullmatch(r"/import/jobs/\d+", response.headers["Location"])
+    return client.get(response.headers["Location"])
 
 
 def test_the_upload_page_explains_the_formats_and_columns(client: FlaskClient) -> None:
@@ -55,7 +61,7 @@ def test_the_upload_page_explains_the_formats_and_columns(client: FlaskClient) -
 def test_preview_then_confirm(
     app: Flask, client: FlaskClient, sample: Sample, post_file: PostFile
 ) -> None:
-    preview = post_file(client, "/import", sample("campaigns_bom.csv"))
+    preview = followed(client, post_file(client, "/import", sample("campaigns_bom.csv")))
     html = preview.get_data(as_text=True)
     assert preview.status_code == 200
     assert count(app) == 0  # a preview writes nothing
@@ -65,18 +71,19 @@ def test_preview_then_confirm(
     assert "日期格式应为 YYYY-MM-DD" in html
     assert "已忽略不认识的列：备注、导出时间" in html
     token = token_of(html)
-    assert [p.name for p in pending(app)] == [token]  # kept on disk, not in memory
+    assert jobs_stored(app) == 1  # the file is kept in the database, not on one host's disk
 
-    result = client.post("/import/confirm", data={"token": token})
+    confirmed = client.post("/import/confirm", data={"job": token})
+    result = followed(client, confirmed)
     html = result.get_data(as_text=True)
     assert result.status_code == 200
     assert count(app) == 2
     assert "导入完成" in html
     assert "未导入的行" in html
-    assert pending(app) == []  # removed after the import
-    again = client.post("/import/confirm", data={"token": token})
-    assert again.status_code == 410
-    assert count(app) == 2
+    # Confirming twice (a double click) leads to the same import, not a second one.
+    again = client.post("/import/confirm", data={"job": token})
+    assert again.headers["Location"] == confirmed.headers["Location"]
+    assert (count(app), jobs_stored(app)) == (2, 2)
 
 
 @pytest.mark.parametrize(
@@ -101,34 +108,64 @@ def test_unreadable_files_are_explained(
     response = post_file(client, "/import", path)
     assert response.status_code == 422
     assert message in response.get_data(as_text=True)
-    assert pending(app) == []
+    assert jobs_stored(app) == 0
 
 
 def test_no_file_and_bad_tokens(client: FlaskClient) -> None:
     assert client.post("/import", data={}).status_code == 422
-    assert client.post("/import/confirm", data={"token": "../../etc"}).status_code == 410
+    assert client.post("/import/confirm", data={"job": "../../etc"}).status_code == 410
+    assert client.post("/import/confirm", data={"job": "999"}).status_code == 410
+    assert client.get("/import/jobs/999").status_code == 404
     response = client.get("/import/draft/not-a-token")
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/import")
 
 
-def test_expired_uploads_are_removed(
+def test_an_old_preview_cannot_be_confirmed(
     app: Flask, client: FlaskClient, sample: Sample, post_file: PostFile
 ) -> None:
-    old = uploads.uploads_dir(app.config["DATA_DIR"]) / ("x" * 32)
-    old.mkdir(parents=True)
-    (old / "meta.json").write_text("{}", encoding="utf-8")
-    an_hour_ago = time.time() - uploads.TTL_S - 5
-    os.utime(old, (an_hour_ago, an_hour_ago))
-    assert client.post("/import/confirm", data={"token": old.name}).status_code == 410
-    post_file(client, "/import", sample("campaigns.json"))
-    assert not old.exists()
+    token = token_of(
+        followed(client, post_file(client, "/import", sample("campaigns.json"))).get_data(
+            as_text=True
+        )
+    )
+    with app.app_context():
+        job = db.session.get(ImportJob, int(token))
+        assert job is not None
+        assert job.finished_at is not None
+        job.finished_at -= timedelta(seconds=jobs.PREVIEW_TTL_S + 5)
+        db.session.commit()
+    assert client.post("/import/confirm", data={"job": token}).status_code == 410
+    assert count(app) == 0
+
+
+def test_the_progress_page_works_without_script(app: Flask, client: FlaskClient) -> None:
+    app.config["IMPORT_INLINE"] = False  # left queued, as while a worker is busy
+    with app.app_context():
+        job_id = jobs.enqueue(b"title\n", filename="a.csv", fmt="csv").id
+    html = client.get(f"/import/jobs/{job_id}").get_data(as_text=True)
+    assert "排队中" in html
+    assert f'href="/import/jobs/{job_id}">刷新</a>' in html
+    assert 'src="/static/js/imports.js"' in html
+    progress = client.get(f"/import/jobs/{job_id}/progress").get_json()
+    assert progress == {
+        "state": "queued",
+        "label": "排队中",
+        "rows_read": 0,
+        "rows_rejected": 0,
+        "percent": 0,
+        "ended": False,
+    }
+    with app.app_context():
+        assert jobs.run_pending() == 1
+    assert client.get(f"/import/jobs/{job_id}/progress").get_json()["ended"] is True
+    assert "导入完成" in client.get(f"/import/jobs/{job_id}").get_data(as_text=True)
 
 
 def test_a_word_retro_is_completed_in_the_form(
     app: Flask, client: FlaskClient, sample: Sample, post_file: PostFile
 ) -> None:
-    preview = post_file(client, "/import", sample("retro_double11.docx"))
+    preview = followed(client, post_file(client, "/import", sample("retro_double11.docx")))
     html = preview.get_data(as_text=True)
     assert "在表单中补全并保存" in html
     assert "行业" in html
@@ -164,14 +201,15 @@ def test_a_word_retro_is_completed_in_the_form(
         assert campaign is not None
         assert (campaign.industry, campaign.documents[0].kind) == ("电商", "strategy")
         assert saved.headers["Location"].endswith(f"/campaigns/{campaign.id}")
-    assert pending(app) == []
 
 
 def test_a_draft_form_with_errors_is_shown_again(
     client: FlaskClient, sample: Sample, post_file: PostFile
 ) -> None:
     token = token_of(
-        post_file(client, "/import", sample("retro_double11.docx")).get_data(as_text=True)
+        followed(client, post_file(client, "/import", sample("retro_double11.docx"))).get_data(
+            as_text=True
+        )
     )
     response = client.post(f"/import/draft/{token}", data={"title": "只有标题"})
     assert response.status_code == 422
