@@ -221,6 +221,13 @@ def _responses(
             "headers": {"Retry-After": {"schema": {"type": "integer"}}},
             "content": error,
         }
+        # Any API request may write (a token's last use, at most once a minute), and a write
+        # that waits past KB_SQLITE_BUSY_TIMEOUT_S for SQLite's one writer is answered 503.
+        responses["503"] = {
+            "description": "数据库正忙，请稍后重试（未保存任何改动）",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+            "content": error,
+        }
     if role is not None:
         responses["401"] = {
             "description": _UNAUTHORIZED[role],
