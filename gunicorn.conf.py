@@ -59,7 +59,10 @@ if os.environ.get("KB_LOG_FORMAT") == "json":
 
 
 def post_worker_init(worker: Any) -> None:
-    """Start the worker's indexer at boot: drain and reconcile before traffic arrives."""
+    """Start the worker's indexer and import runner at boot, before traffic arrives."""
     from kb.searching.worker import start_worker
+    from kb.transfer import jobs
 
     start_worker(worker.wsgi)
+    # Import jobs queued anywhere (or left by a worker that died) run without waiting for a request.
+    jobs.start_worker(worker.wsgi)

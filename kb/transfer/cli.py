@@ -1,9 +1,8 @@
-"""``flask --app kb import PATH``: import a file with a progress bar and a summary table."""
+"""``flask --app kb import PATH``: queue an import job, run it here with a progress bar, report."""
 
 from __future__ import annotations
 
 import unicodedata
-from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -11,8 +10,10 @@ from flask.cli import with_appcontext
 
 from ingest.errors import FileReadError
 from ingest.readers import FORMAT_LABELS, FORMATS, Format
+from kb.models import ImportJob
 from kb.searching.console import drain_with_progress
-from kb.transfer.imports import OUTCOME_LABELS, OUTCOMES, ImportReport, import_stream
+from kb.transfer import jobs
+from kb.transfer.imports import OUTCOME_LABELS, OUTCOMES, ImportReport
 
 SHOWN_REJECTED = 50
 
@@ -47,39 +48,47 @@ def import_command(
     path: Path, fmt: Format | None, metrics_path: Path | None, dry_run: bool, index: bool
 ) -> None:
     """Import a file with a progress bar, then print the summary (help: from the registry)."""
-    size = path.stat().st_size
-    label = f"{'预览' if dry_run else '导入'} {path.name}"
-    with (
-        path.open("rb") as source,
-        metrics_path.open("rb") if metrics_path else nullcontext() as metrics,
-        click.progressbar(length=size, label=label, show_pos=False, show_percent=True) as bar,
-    ):
+    metrics = metrics_path.read_bytes() if metrics_path else None
+    source = path.read_bytes()
+    try:
+        found = jobs.probe(source, filename=path.name, fmt=fmt, metrics=metrics)
+    except FileReadError as exc:
+        raise click.ClickException(exc.message) from None
+    # The same job as the page and the API queue (its report stored with it), run here and now.
+    job_id = jobs.enqueue(
+        source,
+        filename=path.name,
+        fmt=found,
+        metrics=metrics,
+        metrics_filename=metrics_path.name if metrics_path else None,
+        dry_run=dry_run,
+    ).id
+    held = jobs.claim(job_id)
+    if held is None:
+        raise click.ClickException(f"导入任务 #{job_id} 已被其他进程领取")
+    label = f"{'预览' if dry_run else '导入'} {path.name}（任务 #{job_id}）"
+    with click.progressbar(length=1000, label=label, show_pos=False, show_percent=True) as bar:
         last = 0
 
-        def progress(done: int, total: int) -> None:
+        def progress(job: ImportJob) -> None:
             nonlocal last
-            # Readers count bytes or rows; the bar shows the same fraction of the file.
-            scaled = int(done / total * size) if total else 0
-            if scaled > last:
-                bar.update(scaled - last)
-                last = scaled
+            done = int(jobs.fraction(job) * 1000)
+            if done > last:
+                bar.update(done - last)
+                last = done
 
-        try:
-            report = import_stream(
-                source,
-                filename=path.name,
-                fmt=fmt,
-                metrics=metrics,
-                dry_run=dry_run,
-                progress=progress,
-            )
-        except FileReadError as exc:
-            raise click.ClickException(exc.message) from None
-        bar.update(size - last)
+        jobs.run(held, progress=progress)
+        bar.update(1000 - last)
+    job = jobs.get_job(job_id)
+    if job is None:
+        raise click.ClickException(f"导入任务 #{job_id} 不见了")
+    report = jobs.job_report(job)
     _print_report(report)
+    if job.state == "failed":
+        click.echo(f"导入中断：{job.error}（上面列出的行已写入，其余未写入）", err=True)
     if index and not dry_run:
         drain_with_progress()
-    if report.rejected or report.error:
+    if report.rejected or report.error or job.state == "failed":
         raise SystemExit(1)
 
 

@@ -18,6 +18,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     flash,
     jsonify,
     redirect,
@@ -58,6 +59,13 @@ from kb.transfer.saving import save as save_campaign
 from kb.validation import InvalidInputError
 
 bp = Blueprint("transfer", __name__)
+
+
+@bp.before_app_request
+def _start_import_worker() -> None:
+    # As the indexer does for ``flask run``: gunicorn.conf.py starts it earlier, at worker boot.
+    jobs.start_worker(current_app._get_current_object())  # type: ignore[attr-defined]
+
 
 PREVIEW_ROWS = 300
 _FORMAT_NAMES: dict[str, str] = {str(k): v for k, v in FORMAT_LABELS.items()}

@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 
 from kb.extensions import db
-from kb.models import Campaign
+from kb.models import Campaign, ImportJob
 
 Sample = Callable[[str], Path]
 
@@ -75,3 +75,15 @@ def test_index_option_updates_the_search_index(
     client = app.test_client()
     found = client.get("/api/v1/search?q=预售&mode=keyword").get_json()
     assert [r["title"] for r in found["results"]] == ["2024 618 生鲜大促：预售 + 次日达"]
+
+
+def test_the_command_runs_a_stored_job(app: Flask, runner: FlaskCliRunner, sample: Sample) -> None:
+    result = runner.invoke(args=["import", str(sample("campaigns.json"))])
+    assert result.exit_code == 0, result.output
+    assert "（任务 #" in result.output
+    with app.app_context():
+        job = db.session.scalar(sa.select(ImportJob))
+        assert job is not None
+        assert (job.state, job.rows_read, job.rows_written) == ("done", 3, 3)
+        assert job.created_by.startswith("cli")
+        assert job.source == b""  # imported: the file's bytes are not kept
