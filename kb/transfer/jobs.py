@@ -241,10 +241,10 @@ def _write_batch(
                 row=r.row,
                 line=r.line,
                 outcome=r.outcome,
-                title=r.title,
-                external_id=r.external_id,
+                title=_storable(r.title),
+                external_id=_storable(r.external_id) if r.external_id else r.external_id,
                 campaign_id=r.campaign_id,
-                fields=r.fields,
+                fields={_storable(k): _storable(v) for k, v in r.fields.items()},
             )
             for r in batch
         )
@@ -262,6 +262,11 @@ def _write_batch(
             .execution_options(synchronize_session=False)
         )
     return batch, error, exhausted
+
+
+def _storable(text: str) -> str:
+    """Return text PostgreSQL can store: a NUL (refused in a rejected row) shown as ␀."""
+    return text.replace("\x00", "\u2400")
 
 
 def _own(held: Claim, *, heartbeat: bool) -> None:
