@@ -24,6 +24,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_login import LoginManager, current_user
@@ -34,6 +35,8 @@ from kb.errors import MESSAGES, error_body
 from kb.models import User
 
 EXTENSION = "kb.access"
+# The key under which the Flask session keeps its server-side sign-in id (UserSession).
+SESSION_ID_KEY = "kb_sid"
 
 SETTINGS: dict[str, tuple[Any, str]] = {
     "PUBLIC_READ": (
@@ -123,6 +126,10 @@ def _load_user(user_id: str) -> User | None:
         return None
     user = accounts.get_user(int(raw_id))
     if user is None or not user.active or str(user.session_epoch) != epoch:
+        return None
+    # Signed out on the server (or never signed in through /login): a copied cookie is refused.
+    sid = session.get(SESSION_ID_KEY)
+    if not isinstance(sid, str) or not accounts.session_is_open(user.id, sid):
         return None
     return user
 

@@ -153,6 +153,8 @@ class IndexOutbox(db.Model):  # type: ignore[name-defined,misc]
     """
 
     __tablename__ = "index_outbox"
+    # SQLite would reuse the highest id once the table empties; an id must never come back.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # No foreign key: the entry must outlive a purged campaign so its index entry is removed.
@@ -278,6 +280,24 @@ class ApiToken(db.Model):  # type: ignore[name-defined,misc]
     created_by: Mapped[str] = mapped_column(sa.String(100), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class UserSession(db.Model):  # type: ignore[name-defined,misc]
+    """A browser sign-in: the cookie carries a random id, only its SHA-256 is stored here.
+
+    Signing out revokes the row, so a copied cookie stops working at once (Flask's session is a
+    signed cookie: without this, a copy stayed valid until it expired).
+    """
+
+    __tablename__ = "user_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
+    sid_sha256: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

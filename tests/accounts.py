@@ -14,6 +14,7 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
+from kb.access import SESSION_ID_KEY
 from kb.accounts import services as accounts
 from kb.extensions import db
 from kb.models import User
@@ -61,8 +62,11 @@ class SignedInClient(FlaskClient):
         if role is None:
             return
         account = ensure_account(self.application, role)
+        with self.application.app_context():
+            sid = accounts.open_session(account.user_id)
         with self.session_transaction() as session:
             session["_user_id"] = f"{account.user_id}:0"
             session["_fresh"] = True
+            session[SESSION_ID_KEY] = sid
         # Pages ignore the header; the API takes it (writes need a token, not a session).
         self.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {account.token}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,10 +12,12 @@ from typing import Any
 import pytest
 from flask import Flask, jsonify
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from kb.errors import MESSAGES, error_body
 from kb.extensions import db
 from kb.web import security
+from tests.accounts import PASSWORD, ensure_account
 from tests.conftest import make_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -275,3 +278,48 @@ def test_limits_hold_while_the_shared_storage_is_down(make_secured: MakeApp) -> 
     client = with_login_route(app).test_client()
     assert [client.post("/test-login").status_code for _ in range(2)] == [200, 429]
     assert [client.get("/api/v1/campaigns").status_code for _ in range(3)] == [200, 200, 429]
+
+
+def _random_address() -> str:
+    return "10." + ".".join(str(secrets.randbelow(250) + 1) for _ in range(3))
+
+
+def test_failed_sign_ins_of_one_account_are_limited_whatever_the_address(
+    make_secured: MakeApp,
+) -> None:
+    app = make_secured(
+        RATELIMIT_ENABLED=True,
+        RATELIMIT_LOGIN="100 per minute",
+        RATELIMIT_LOGIN_ACCOUNT="3 per minute",
+    )
+    ensure_account(app, "editor")
+    ensure_account(app, "viewer")
+
+    def attempt(username: str, password: str) -> TestResponse:
+        client = app.test_client(role=None)  # type: ignore[call-arg]
+        client.environ_base["REMOTE_ADDR"] = _random_address()  # a new address every time
+        return client.post("/login", data={"username": username, "password": password})
+
+    assert [attempt("test-editor", "wrong").status_code for _ in range(3)] == [401, 401, 401]
+    refused = attempt("test-editor", PASSWORD)  # even the right password waits now
+    assert refused.status_code == 429
+    assert "该账号登录失败次数过多" in refused.get_data(as_text=True)
+    assert 'value="test-editor"' in refused.get_data(as_text=True)
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+    assert attempt("test-viewer", PASSWORD).status_code == 302  # other accounts are not affected
+
+
+def test_login_limits_are_shared_by_workers_through_redis(make_secured: MakeApp) -> None:
+    settings = {
+        "RATELIMIT_ENABLED": True,
+        "RATELIMIT_LOGIN": "3 per minute",
+        "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379",
+    }
+    workers = [with_login_route(make_secured(**settings)) for _ in range(2)]
+    address = _random_address()
+    codes = []
+    for n in range(4):
+        client = workers[n % 2].test_client()
+        client.environ_base["REMOTE_ADDR"] = address
+        codes.append(client.post("/test-login").status_code)
+    assert codes == [200, 200, 200, 429]  # 3 in all, not 3 per worker

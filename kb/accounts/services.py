@@ -21,7 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from kb import audit
 from kb.database import write_transaction
 from kb.extensions import db
-from kb.models import ApiToken, User, utcnow
+from kb.models import ApiToken, User, UserSession, utcnow
 from kb.validation import InvalidInputError
 
 Role = Literal["viewer", "editor", "admin"]
@@ -270,3 +270,41 @@ def touch_token(token: ApiToken, *, method: str, path: str) -> None:
         if touched.rowcount:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
             audit.record("token.use", f"token:{token.id}:{token.name}", f"{method} {path}")
     db.session.refresh(token)
+
+
+# Sign-in sessions (browser): a random id in the signed cookie, its hash here; see UserSession.
+# A session row outlives its use by this long before a later sign-in prunes it.
+SESSION_KEEP = timedelta(days=31)
+
+
+def open_session(user_id: int) -> str:
+    """Record a new sign-in of this user; return the id its cookie carries."""
+    sid = secrets.token_urlsafe(32)
+    now = utcnow()
+    with write_transaction() as session:
+        session.execute(sa.delete(UserSession).where(UserSession.created_at < now - SESSION_KEEP))
+        session.add(UserSession(user_id=user_id, sid_sha256=_digest(sid), created_at=now))
+    return sid
+
+
+def session_is_open(user_id: int, sid: str) -> bool:
+    """Whether ``sid`` is a sign-in of this user that has not been signed out."""
+    found = db.session.scalar(
+        sa.select(UserSession.id).where(
+            UserSession.sid_sha256 == _digest(sid),
+            UserSession.user_id == user_id,
+            UserSession.revoked_at.is_(None),
+            UserSession.created_at >= utcnow() - SESSION_KEEP,
+        )
+    )
+    return found is not None
+
+
+def close_session(sid: str) -> None:
+    """Sign this session out on the server: its cookie, or any copy of it, stops working."""
+    with write_transaction() as session:
+        session.execute(
+            sa.update(UserSession)
+            .where(UserSession.sid_sha256 == _digest(sid), UserSession.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )

@@ -7,11 +7,11 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 
 from kb import audit
-from kb.access import Access, requires, safe_next
+from kb.access import SESSION_ID_KEY, Access, requires, safe_next
 from kb.accounts import services as accounts
 from kb.database import write_transaction
 from kb.validation import InvalidInputError
-from kb.web.security import login_limit
+from kb.web.security import account_wait_s, login_limit
 
 bp = Blueprint("auth", __name__)
 
@@ -26,16 +26,30 @@ def login() -> ResponseReturnValue:
             return redirect(next_page or url_for("pages.index"))
         return render_template("auth/login.html", next=next_page or "", username="", error=None)
     username = request.form.get("username", "").strip()
+    wait_s = account_wait_s(username, failed=False)
+    if wait_s is not None:
+        return _locked_out(next_page, username, wait_s)
     user = accounts.authenticate(username, request.form.get("password", ""))
     if user is None:
+        wait_s = account_wait_s(username, failed=True)
+        if wait_s is not None:
+            return _locked_out(next_page, username, wait_s)
         page = render_template(
             "auth/login.html", next=next_page or "", username=username, error="用户名或密码错误"
         )
         return page, 401
     # A fresh session on sign-in: nothing an attacker planted before survives (session fixation).
     session.clear()
+    session[SESSION_ID_KEY] = accounts.open_session(user.id)
     login_user(user)
     return redirect(next_page or url_for("pages.index"))
+
+
+def _locked_out(next_page: str | None, username: str, wait_s: int) -> ResponseReturnValue:
+    minutes = max(1, round(wait_s / 60))
+    error = f"该账号登录失败次数过多，已暂时锁定：请约 {minutes} 分钟后再试，或请管理员重置密码"
+    page = render_template("auth/login.html", next=next_page or "", username=username, error=error)
+    return page, 429, {"Retry-After": str(wait_s)}
 
 
 @bp.post("/logout")
@@ -44,6 +58,9 @@ def logout() -> ResponseReturnValue:
     if current_user.is_authenticated:
         with write_transaction():
             audit.record("logout", f"user:{current_user.username}")
+    sid = session.get(SESSION_ID_KEY)
+    if isinstance(sid, str):
+        accounts.close_session(sid)
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"))

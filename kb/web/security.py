@@ -51,6 +51,10 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     ),
     "RATELIMIT_API": ("300 per minute", "Requests one client address may send to /api/."),
     "RATELIMIT_LOGIN": ("10 per minute", "Login attempts one client address may make."),
+    "RATELIMIT_LOGIN_ACCOUNT": (
+        "5 per 15 minutes",
+        "Failed sign-ins one account may have, from any address, before it must wait.",
+    ),
 }
 
 # No inline script or style anywhere: templates load one stylesheet and deferred script files.
@@ -91,6 +95,8 @@ class RateLimits:
     limiter: Limiter
     enabled: bool
     login: RateLimitItem
+    # Failed sign-ins per account (username), whatever address they come from.
+    login_account: RateLimitItem
     # Counts login attempts in this process while the shared storage is unreachable.
     login_fallback: MovingWindowRateLimiter
 
@@ -140,6 +146,7 @@ def _create_limits(app: Flask) -> RateLimits:
         limiter=limiter,
         enabled=enabled,
         login=parse(str(app.config["RATELIMIT_LOGIN"])),
+        login_account=parse(str(app.config["RATELIMIT_LOGIN_ACCOUNT"])),
         login_fallback=MovingWindowRateLimiter(MemoryStorage()),
     )
 
@@ -165,17 +172,52 @@ def count_login_attempt() -> None:
     limits: RateLimits | None = current_app.extensions.get(EXTENSION)
     if limits is None or not limits.enabled:
         return
-    identifiers = (KEY_PREFIX, "login", get_remote_address())
-    strategy: RateLimiter = limits.limiter.limiter
+    seconds = _hit(limits, limits.login, "login", get_remote_address())
+    if seconds is not None:
+        raise TooManyRequests(retry_after=seconds)
+
+
+def account_wait_s(username: str, *, failed: bool) -> int | None:
+    """Seconds this account must wait before another sign-in, or None; ``failed`` counts one.
+
+    Guessing one account's password from many addresses is limited here, per account, in the
+    same storage as the address limits (shared by every worker with Redis).
+    """
+    limits: RateLimits | None = current_app.extensions.get(EXTENSION)
+    if limits is None or not limits.enabled or not username:
+        return None
+    key = username.casefold()
+    if failed:
+        return _hit(limits, limits.login_account, "login-account", key)
+    strategy = _strategy(limits)
     try:
-        allowed = strategy.hit(limits.login, *identifiers)
+        if strategy.test(limits.login_account, KEY_PREFIX, "login-account", key):
+            return None
+    except Exception:
+        return None  # the storage is down: the address limit still applies
+    reset_at = strategy.get_window_stats(limits.login_account, KEY_PREFIX, "login-account", key)
+    return max(1, math.ceil(reset_at.reset_time - time.time()))
+
+
+def _strategy(limits: RateLimits) -> RateLimiter:
+    strategy: RateLimiter = limits.limiter.limiter
+    return strategy
+
+
+def _hit(limits: RateLimits, item: RateLimitItem, *identifiers: str) -> int | None:
+    """Count one hit; return the seconds to wait when the limit is spent, else None."""
+    keys = (KEY_PREFIX, *identifiers)
+    strategy = _strategy(limits)
+    try:
+        allowed = strategy.hit(item, *keys)
     except Exception:
         log.warning("rate-limit storage unreachable; counting login attempts in this process")
         strategy = limits.login_fallback
-        allowed = strategy.hit(limits.login, *identifiers)
-    if not allowed:
-        reset_at = strategy.get_window_stats(limits.login, *identifiers).reset_time
-        raise TooManyRequests(retry_after=max(1, math.ceil(reset_at - time.time())))
+        allowed = strategy.hit(item, *keys)
+    if allowed:
+        return None
+    reset_at = strategy.get_window_stats(item, *keys).reset_time
+    return max(1, math.ceil(reset_at - time.time()))
 
 
 def _add_headers(response: Response) -> Response:

@@ -46,6 +46,25 @@ def test_sign_in_and_out_with_the_login_form(app: Flask) -> None:
     assert len(_events(app, "logout")) == 1
 
 
+def test_a_copied_session_cookie_stops_working_after_sign_out(app: Flask) -> None:
+    ensure_account(app, "editor")
+    client = app.test_client(role=None)
+    client.post("/login", data={"username": "test-editor", "password": PASSWORD})
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    thief = app.test_client(role=None)
+    thief.set_cookie("session", cookie.value)
+    assert thief.get("/campaigns").status_code == 200  # the copy works while signed in
+
+    client.post("/logout")
+    assert thief.get("/campaigns").status_code == 302  # and not once signed out
+    assert thief.get("/campaigns").headers["Location"].startswith("/login")
+    # Signing in again starts a new session; the old copy stays dead.
+    client.post("/login", data={"username": "test-editor", "password": PASSWORD})
+    assert client.get("/campaigns").status_code == 200
+    assert thief.get("/campaigns").status_code == 302
+
+
 def test_login_never_redirects_off_site(app: Flask) -> None:
     ensure_account(app, "viewer")
     client = app.test_client(role=None)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 
 from kb.campaigns import services
@@ -167,3 +168,16 @@ def test_every_process_drops_a_trashed_campaign_from_its_vectors(queued_app: Fla
         assert campaign_id in other.vectors["fake"].campaigns()
     finally:
         other.keyword.close()
+
+
+@both_databases
+def test_outbox_ids_never_repeat_once_the_queue_empties(queued_app: Flask) -> None:
+    from kb.extensions import db
+    from kb.models import IndexOutbox
+
+    _create(external_id="first")
+    first = db.session.scalar(sa.select(sa.func.max(IndexOutbox.id)))
+    indexer.drain()
+    assert db.session.scalar(sa.select(sa.func.count(IndexOutbox.id))) == 0
+    _create(external_id="second")
+    assert db.session.scalar(sa.select(sa.func.min(IndexOutbox.id))) > first
