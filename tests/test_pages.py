@@ -186,7 +186,9 @@ def test_edit_shows_stored_values_and_saves(client: FlaskClient) -> None:
 
 def test_edit_conflict_keeps_input_and_warns(client: FlaskClient) -> None:
     campaign_id = create(client)
-    client.put(f"/api/v1/campaigns/{campaign_id}", json=campaign_payload(title="别人改的", version=1))
+    client.put(
+        f"/api/v1/campaigns/{campaign_id}", json=campaign_payload(title="别人改的", version=1)
+    )
     response = client.post(
         f"/campaigns/{campaign_id}/edit", data=form_data(version="1", title="我改的")
     )

@@ -152,7 +152,8 @@ def test_portfolio_charts_render_and_tables_match_the_api(
         "rows => rows.map(r => [Number(r.dataset.id), r.querySelector('[data-col=dates]').innerText])",
     )
     assert timeline == [
-        [c["id"], f"{_zh_date(c['start_date'])} 至 {_zh_date(c['end_date'])}"] for c in api["campaigns"]
+        [c["id"], f"{_zh_date(c['start_date'])} 至 {_zh_date(c['end_date'])}"]
+        for c in api["campaigns"]
     ]
 
     # Heat map: segment by month counts.

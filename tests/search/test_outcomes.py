@@ -232,7 +232,7 @@ def test_without_named_metrics_targets_use_the_key_metric() -> None:
 
 
 def test_named_metrics_match_by_key_or_by_a_word_of_an_uncatalogued_name() -> None:
-    metrics = [fact("90日留存", 62, 70, 71.8), fact("GMV", 100, None, 150)]
+    metrics = [fact("社群留存", 62, 70, 71.8), fact("GMV", 100, None, 150)]
     assert metrics[0].key is None
     retention = intent("improved", *RETENTION, words=("留存",))
     assert match_outcome(retention, metrics) == pytest.approx(at(100 * (71.8 / 62 - 1)))
