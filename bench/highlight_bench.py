@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from kb.demo import demo_records  # noqa: E402  # after the sys.path line above
-from kb.searching.service import SNIPPET_FIELDS  # noqa: E402
+from kb.searching.explain import SNIPPET_FIELDS  # noqa: E402
 from search import analysis  # noqa: E402
 
 PAGE_SIZE = 20  # the search API's default limit

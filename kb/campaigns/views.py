@@ -27,6 +27,7 @@ from kb.campaigns.serialize import metric_to_dict
 from kb.drafts import analysis as drafting
 from kb.insights import signals
 from kb.models import Campaign
+from kb.searching import explain as search_explain
 from kb.searching import service as search_service
 from kb.searching.schemas import search_params, validate_search_query
 from kb.validation import InvalidInputError
@@ -101,7 +102,7 @@ def search_page() -> str:
     response = search_service.search(query) if (query.q or has_filters) else None
     outcome_label = ""
     if response is not None and response.outcome is not None:
-        outcome_label = search_service.describe_outcome(response.outcome)
+        outcome_label = search_explain.describe_outcome(response.outcome)
     return render_template(
         "search.html",
         query=query,

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
@@ -24,7 +24,7 @@ from kb.campaigns import metrics as metric_catalog
 from kb.extensions import db
 from kb.insights import signals
 from kb.models import Campaign, Metric
-from kb.searching import floor
+from kb.searching import explain, floor
 from kb.searching.documents import metric_fact
 from kb.searching.indexer import SearchIndexes, get_indexes
 from kb.searching.schemas import (
@@ -34,7 +34,7 @@ from kb.searching.schemas import (
     SearchResultOut,
 )
 from search import concepts, relevance
-from search.analysis import analyze, highlight
+from search.analysis import analyze
 from search.documents import MetricFact
 from search.embedder import Embedder, query_cache
 from search.hybrid import FusedHit, combine_semantic, fuse_rankings
@@ -56,19 +56,15 @@ FUSION_K = 60
 OUTCOME_WEIGHT = 1.0
 # Add the domain terms of a plain-language situation to the query (search/concepts.py).
 EXPAND_CONCEPTS = True
-SNIPPET_FIELDS = ("lessons", "summary", "went_well", "problems", "recommendations", "goal")
 # Fold semantic and hybrid matches below the calibrated relevance floor (search/relevance.py)
 # out of the result set; False restores every match (bench/eval_outofscope.py compares both).
 RELEVANCE_FLOOR = True
-# Reasons name at most this many matched words.
-MAX_REASON_TERMS = 6
 # Run each model's query embedding and vector scan on a pool thread while the request thread
 # runs the keyword search: torch and NumPy release the GIL. False runs them one after the other
 # (same results; tests compare the two).
 CONCURRENT = True
 # Pool threads per process: one per model for two requests at once; more requests queue.
 POOL_THREADS = 4
-_STRENGTH_REASONS = {"high": "语义高度相关", "medium": "语义相关", "low": "语义弱相关"}
 # Why a search came back empty: the page says so in words (templates/search.html).
 EmptyReason = Literal["out_of_scope", "reversed_dates", "no_match"]
 
@@ -164,7 +160,11 @@ def search(query: SearchQuery) -> SearchResponse:
         ids = [hit.campaign_id for hit in listing.hits]
         results = [
             SearchResult(
-                campaign=c, score=0.0, title=escape(c.title), snippet=_plain_snippet(c), reasons=[]
+                campaign=c,
+                score=0.0,
+                title=escape(c.title),
+                snippet=explain.plain_snippet(c),
+                reasons=[],
             )
             for c in _hydrate(ids)
         ]
@@ -238,9 +238,9 @@ def search(query: SearchQuery) -> SearchResponse:
         return SearchResult(
             campaign=campaign,
             score=round(hit.score, 4),
-            title=_highlighted_title(campaign, marked if matched else set()),
-            snippet=_snippet(campaign, marked if matched else set()),
-            reasons=_reasons(hit, matched, strength, intent, campaign),
+            title=explain.highlighted_title(campaign, marked if matched else set()),
+            snippet=explain.snippet(campaign, marked if matched else set()),
+            reasons=explain.reasons(hit, matched, strength, intent, campaign),
             matched_terms=matched,
             weak=hit.campaign_id in weak_ids,
             strength=strength,
@@ -433,98 +433,6 @@ def _hydrate(ids: list[int], *, with_metrics: bool = False) -> list[Campaign]:
         statement = statement.options(selectinload(Campaign.metrics))
     by_id = {c.id: c for c in db.session.scalars(statement).all()}
     return [by_id[i] for i in ids if i in by_id]
-
-
-def _highlighted_title(campaign: Campaign, terms: set[str]) -> Markup:
-    if terms:
-        html = highlight(campaign.title, terms, max_len=len(campaign.title) + 1)
-        if "<mark>" in html:
-            return Markup(html)  # noqa: S704  # built from escaped text by search.analysis
-    return escape(campaign.title)
-
-
-def _snippet(campaign: Campaign, terms: set[str]) -> Markup:
-    """Return the first field (or document) with a match, around it; else the summary."""
-    if terms:
-        for text in _snippet_texts(campaign):
-            html = highlight(text, terms) if text else ""
-            if "<mark>" in html:
-                return Markup(html)  # noqa: S704  # built from escaped text by search.analysis
-    return _plain_snippet(campaign)
-
-
-def _surfaces(campaign: Campaign, terms: tuple[str, ...]) -> list[str]:
-    """Return the matched terms as the campaign's text writes them ("abuse", not "abus").
-
-    A term found only in an attached document, or not at all, is named only when it reads as
-    a word already (not a Latin stem).
-    """
-    wanted = dict.fromkeys(terms)
-    found: dict[str, str] = {}
-    for text in (campaign.title, *(getattr(campaign, name) for name in SNIPPET_FIELDS)):
-        if not text or len(found) == len(wanted):
-            continue
-        remaining = frozenset(t for t in wanted if t not in found)
-        for surface in relevance.marked_surfaces(highlight(text, remaining, len(text) + 1)):
-            for term in remaining.intersection(analyze(surface)):
-                found.setdefault(term, surface.strip())
-    words = [found.get(t) or (t if not t.isascii() else "") for t in wanted]
-    return [w for w in dict.fromkeys(words) if w][:MAX_REASON_TERMS]
-
-
-def _snippet_texts(campaign: Campaign) -> Iterator[str]:
-    yield from (getattr(campaign, name) for name in SNIPPET_FIELDS)
-    yield from (document.body for document in campaign.documents)  # loaded only if reached
-
-
-def _plain_snippet(campaign: Campaign, max_len: int = 160) -> Markup:
-    text = " ".join((campaign.summary or campaign.goal or campaign.lessons).split())
-    return escape(text[:max_len] + ("…" if len(text) > max_len else ""))
-
-
-def _reasons(
-    hit: FusedHit,
-    matched: tuple[str, ...],
-    strength: relevance.Strength | None,
-    intent: OutcomeIntent | None,
-    campaign: Campaign,
-) -> list[str]:
-    reasons = []
-    words = _surfaces(campaign, matched) if matched else []
-    if words:
-        reasons.append("关键词命中：" + "、".join(words))
-    if strength is not None:
-        reasons.append(_STRENGTH_REASONS[strength])
-    elif "semantic" in hit.contributions:
-        reasons.append("语义相近")  # the floor is off: no calibrated strength to name
-    if intent is not None and hit.contributions.get("outcome", 0) > 0:
-        reasons.append(_outcome_reason(intent, campaign))
-    return reasons
-
-
-_CONDITION_WORDS = {
-    "missed_target": "未达成目标",
-    "hit_target": "达成目标",
-    "improved": "较基线改善",
-    "worsened": "较基线变差",
-}
-
-
-def describe_outcome(intent: OutcomeIntent) -> str:
-    """Say in words which numbers a query asked about: "roi 未达成目标"."""
-    names = []
-    for key in intent.metric_keys:
-        entry = metric_catalog.by_key(key)
-        names.append(entry.label if entry else key)
-    label = "、".join(names) or "关键指标"
-    return f"{label}{_CONDITION_WORDS.get(intent.condition, intent.condition)}"
-
-
-def _outcome_reason(intent: OutcomeIntent, campaign: Campaign) -> str:
-    keys = set(intent.metric_keys)
-    names = [m.name for m in campaign.metrics if not keys or m.catalog_key in keys]
-    label = "、".join(names[:3]) or "关键指标"
-    return f"数据：{label}{_CONDITION_WORDS.get(intent.condition, intent.condition)}"
 
 
 def _ms(started: float) -> float:

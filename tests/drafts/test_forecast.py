@@ -13,9 +13,9 @@ from kb.drafts.forecast import (
     DraftMetric,
     PastMetric,
     forecast,
-    format_value,
     weighted_quantile,
 )
+from kb.drafts.forecast_text import format_value
 from kb.drafts.priors import BaseRate, Prior, RatioPrior
 
 # A prior with round numbers, so expected values can be computed by hand: residual quartiles
