@@ -15,7 +15,6 @@ import io
 import json
 import logging
 import secrets
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,6 +28,7 @@ from ingest.jsonfile import ListReader
 from ingest.readers import Reader, detect_format, format_named, open_reader
 from ingest.records import SourceRow
 from kb import audit, outbox
+from kb.background import BackgroundLoop, start_once
 from kb.database import batch_transaction, write_transaction
 from kb.extensions import db
 from kb.models import ImportJob, ImportJobRow, utcnow
@@ -477,7 +477,7 @@ def submitted(job_id: int) -> None:
         return
     if app.config["INDEX_SYNC"]:
         return
-    worker: ImportWorker | None = app.extensions.get(_WORKER)
+    worker: BackgroundLoop | None = app.extensions.get(_WORKER)
     if worker is None:
         start_worker(app)
         worker = app.extensions.get(_WORKER)
@@ -486,50 +486,19 @@ def submitted(job_id: int) -> None:
 
 
 _WORKER = "kb.import_worker"
-_worker_lock = threading.Lock()
 
 
 def start_worker(app: Flask) -> None:
     """Start this process's import worker thread once (not with ``INDEX_SYNC``, as in tests)."""
-    if app.config["INDEX_SYNC"] or _WORKER in app.extensions:
-        return
-    with _worker_lock:
-        if _WORKER not in app.extensions:
-            worker = ImportWorker(app, POLL_S)
-            app.extensions[_WORKER] = worker
-            worker.start()
+    start_once(app, _WORKER, lambda: BackgroundLoop(app, "kb-imports", POLL_S, _run_claimed))
 
 
-class ImportWorker(threading.Thread):
-    """Run queued import jobs: when woken by an upload here, and every ``interval_s`` seconds."""
-
-    def __init__(self, app: Flask, interval_s: float) -> None:
-        super().__init__(name="kb-imports", daemon=True)
-        self.app = app
-        self.interval_s = interval_s
-        self._wake = threading.Event()
-
-    def wake(self) -> None:
-        """Look for jobs now (one was just queued)."""
-        self._wake.set()
-
-    def run(self) -> None:
-        while True:
-            self._step()
-            self._wake.wait(self.interval_s)
-            self._wake.clear()
-
-    def _step(self) -> None:
-        with self.app.app_context():
-            try:
-                while (held := claim()) is not None:
-                    job = _load(held.job_id)
-                    # Writes are recorded (history, audit) as the uploader's, not the thread's.
-                    with self.app.test_request_context("/imports"):
-                        g.kb_actor = job.created_by
-                        run(held)
-            except Exception:
-                # Never let the thread die: the job stays claimable and is retried.
-                log.exception("import worker failed; retrying on the next round")
-            finally:
-                db.session.remove()
+def _run_claimed() -> None:
+    """Run every job that can be claimed now (in the worker thread's app context)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    while (held := claim()) is not None:
+        job = _load(held.job_id)
+        # Writes are recorded (history, audit) as the uploader's, not the thread's.
+        with app.test_request_context("/imports"):
+            g.kb_actor = job.created_by
+            run(held)
