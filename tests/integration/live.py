@@ -304,7 +304,7 @@ def index_report(store: Store) -> IndexReport:
             stored.setdefault(campaign_id, []).append(sha1)
         for campaign in _load_live(sorted(report.live)):
             expected = [
-                hashlib.sha1(p.text.encode("utf-8"), usedforsecurity=False).hexdigest()
+                hashlib.sha1(p.cache_key.encode("utf-8"), usedforsecurity=False).hexdigest()
                 for p in passages(campaign_text(campaign))
             ]
             if campaign.id not in stored:
