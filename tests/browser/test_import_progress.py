@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from kb.transfer import jobs
-from tests.browser.conftest import browser, page, serving, sign_in  # noqa: F401  # fixtures
+from tests.browser.conftest import serving, sign_in
 from tests.conftest import make_app
 from tests.transfer.test_import_jobs import csv_rows
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.browser
 
 def test_the_progress_page_follows_the_job_to_its_result(
     tmp_path: Path,
-    page: Page,  # noqa: F811  # the browser tests' fixture, imported above
+    page: Page,
 ) -> None:
     # Left queued by the upload, as while the worker is busy; the test runs it as the worker would.
     app = make_app(tmp_path, None, WTF_CSRF_ENABLED=True, TESTING=False, IMPORT_INLINE=False)
