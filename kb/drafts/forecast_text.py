@@ -59,11 +59,17 @@ def with_summary(
         parts.append(hits_sentence(n, result.hit_n, result.with_target_n))
     if result.hit_probability is not None:
         adjusted = ""
-        if abs(start.rate - base.rate) >= 0.01 and result.target and result.baseline:
-            # Say why the starting point moved: the fitted effect of the target's height.
+        # Say why the starting point moved: the fitted effect of how the target was set.
+        if abs(start.rate - base.rate) < 0.01:
+            pass
+        elif result.target and result.baseline:
             adjusted = (
                 f"；目标定为基线的 {result.target / result.baseline:.0%}，"
                 f"按历史上目标高低与达成的关系，起点调为 {start.rate:.0%}"
+            )
+        else:
+            adjusted = (
+                f"；草案没有基线，按历史上没有基线的目标的达成情况，起点调为 {start.rate:.0%}"
             )
         parts.append(
             f"达成目标的概率约 {result.hit_probability:.0%}（n={result.with_target_n}；"

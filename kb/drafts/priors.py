@@ -14,7 +14,7 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import sqlalchemy as sa
@@ -27,9 +27,13 @@ from kb.models import Campaign, Metric
 # Bounds on the beta prior's strength (in pseudo-campaigns). Below 2 a single analog decides;
 # above 200 analogs could never move the base rate. Only reached when the fit is degenerate.
 STRENGTH_BOUNDS = (2.0, 200.0)
-# A slope of 5 per unit of log ambition already turns a coin flip into 99 % across ×2.7: the
-# fit stops there rather than chase a corpus where ambition separates hits perfectly.
-SLOPE_BOUND = 5.0
+# Ridge strengths the hit model's cross-validation chooses from (log-likelihood units: 0.1
+# barely restrains the coefficients, 100 holds them near 0 on a few hundred target metrics).
+PENALTIES = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+# Folds of the hit model's cross-validation, campaigns kept whole (their metrics move together).
+HIT_FOLDS = 10
+# Fewer target metrics than this with a known outcome: no hit model, the base rate serves.
+MIN_HIT_ROWS = 20
 # From this many metric rows on, excluding a handful of campaigns reuses the full prior.
 LARGE_CORPUS_ROWS = 5000
 
@@ -76,6 +80,31 @@ class RatioPrior:
 
 
 @dataclass(frozen=True, slots=True)
+class HitModel:
+    """How the way a target was set moves the log-odds of meeting it, beyond the base rate.
+
+    A logistic model offset by the base rate of the metric and goal type, on three features of
+    the target (``hit_features``): its height over the baseline, whether it asks for no gain
+    over the baseline at all, and whether there is no baseline to judge it by. Fitted with a
+    ridge penalty that cross-validation over the corpus' campaigns chooses (``fit_hit_model``);
+    all zero, the base rate is returned unchanged.
+    """
+
+    intercept: float = 0.0
+    coefficients: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    penalty: float | None = None
+
+    def probability(self, rate: float, ambition: float | None) -> float:
+        """Return the base rate moved by this target's features."""
+        if self.penalty is None:
+            return rate
+        shift = self.intercept + sum(
+            c * x for c, x in zip(self.coefficients, hit_features(ambition), strict=True)
+        )
+        return _sigmoid(_logit(rate) + shift)
+
+
+@dataclass(frozen=True, slots=True)
 class Prior:
     """Corpus-wide base rates, and the centers and widths of a forecast range (log ratios)."""
 
@@ -85,16 +114,12 @@ class Prior:
     strength: float
     attainment: RatioPrior
     lift: RatioPrior
-    # How a target's height over its baseline moves the odds of meeting it (fitted).
-    ambition_slope: float = 0.0
-    ambition_center: float = 0.0
+    # How the way a target was set moves the odds of meeting it (fitted).
+    hit_model: HitModel = field(default_factory=HitModel)
 
     def adjusted(self, rate: float, ambition: float | None) -> float:
-        """Return a base rate moved by the fitted effect of the target's height over baseline."""
-        if ambition is None or not self.ambition_slope:
-            return rate
-        shift = self.ambition_slope * (clip_ambition(ambition) - self.ambition_center)
-        return 1 / (1 + math.exp(-(_logit(rate) + shift)))
+        """Return a base rate moved by the fitted effect of how the target was set."""
+        return self.hit_model.probability(rate, ambition)
 
     def base_rate(self, key: str, goal_type: str | None) -> BaseRate:
         """Return the base rate of a metric in campaigns of a goal type, else of the metric."""
@@ -144,8 +169,10 @@ def build_prior(rows: Sequence[PriorRow]) -> Prior:
     strength = fit_strength(list(groups.values()), overall_rate)
     by_key = {k: _shrink(v, overall_rate, strength) for k, v in keys.items()}
     by_key_goal = {g: _shrink(v, by_key[g[0]].rate, strength) for g, v in groups.items()}
-    slope, center = fit_ambition(
-        [(by_key_goal[(r.key, r.goal_type)].rate, r.ambition, bool(r.hit)) for r in with_target]
+    hit_model = fit_hit_model(
+        with_target,
+        _held_out_base_rates(with_target, strength),
+        [r.campaign_id for r in with_target],
     )
     return Prior(
         overall=BaseRate(overall_rate, len(with_target)),
@@ -154,8 +181,7 @@ def build_prior(rows: Sequence[PriorRow]) -> Prior:
         strength=strength,
         attainment=ratio_prior([(r.key, r.goal_type, r.log_attainment) for r in rows]),
         lift=ratio_prior([(r.key, r.goal_type, r.log_lift) for r in rows]),
-        ambition_slope=slope,
-        ambition_center=center,
+        hit_model=hit_model,
     )
 
 
@@ -239,31 +265,106 @@ def clip_ambition(value: float) -> float:
     return min(max(value, -1.0), 1.0)
 
 
-def fit_ambition(rows: Sequence[tuple[float, float | None, bool]]) -> tuple[float, float]:
-    """Fit how a target's ambition shifts the log-odds of a hit, beyond the base rate.
+def hit_features(ambition: float | None) -> tuple[float, float, float]:
+    """Return a target's features: its clipped ambition, "no gain asked", "no baseline".
 
-    One slope by maximum likelihood (logistic, offset by each row's base rate) with a standard
-    normal prior on it, so a corpus without the effect leaves the slope near 0. Returns the
-    slope and the mean ambition it is centred on; rows without a baseline are left out.
+    A target at or below its baseline asks for no improvement (teams set one when they expect
+    the metric to fall), which a single slope on ambition cannot tell from a modest target.
     """
-    known = [(rate, clip_ambition(a), hit) for rate, a, hit in rows if a is not None]
-    if len(known) < 10:
-        return 0.0, 0.0
-    center = statistics.fmean(a for _, a, _ in known)
-    offsets = np.array([_logit(rate) for rate, _, _ in known])
-    x = np.array([a for _, a, _ in known]) - center
-    y = np.array([float(hit) for _, _, hit in known])
-    slope = 0.0
-    # Newton's method: the log-posterior is concave in the slope, so it converges in a few steps.
+    if ambition is None:
+        return (0.0, 0.0, 1.0)
+    return (clip_ambition(ambition), float(ambition <= 0), 0.0)
+
+
+def fit_hit_model(
+    rows: Sequence[PriorRow], base_rates: Sequence[float], groups: Sequence[int]
+) -> HitModel:
+    """Fit the hit model on target metrics with a known outcome, offset by their base rates.
+
+    ``base_rates``: each row's base rate as a draft would have seen it (its own campaign left
+    out); ``groups``: each row's campaign. The ridge penalty is the one of ``PENALTIES`` with
+    the best held-out log-likelihood over ``HIT_FOLDS`` folds of whole campaigns; then the
+    model is refitted on every row with it. Too few rows or campaigns: the empty model.
+    """
+    campaigns = sorted(set(groups))
+    if len(rows) < MIN_HIT_ROWS or len(campaigns) < 3:
+        return HitModel()
+    features = np.array([hit_features(r.ambition) for r in rows])
+    design = np.hstack([np.ones((len(rows), 1)), features])
+    offsets = np.array([_logit(rate) for rate in base_rates])
+    outcomes = np.array([float(bool(r.hit)) for r in rows])
+    position = {campaign: i for i, campaign in enumerate(campaigns)}
+    folds = np.array([position[g] % min(HIT_FOLDS, len(campaigns)) for g in groups])
+
+    def held_out_loss(penalty: float) -> float:
+        loss = 0.0
+        for fold in np.unique(folds):
+            train = folds != fold
+            beta = _fit_logistic(design[train], offsets[train], outcomes[train], penalty)
+            p = np.clip(_sigmoid_array(offsets[~train] + design[~train] @ beta), 1e-9, 1 - 1e-9)
+            y = outcomes[~train]
+            loss -= float((y * np.log(p) + (1 - y) * np.log(1 - p)).sum())
+        return loss
+
+    # The strongest penalty among equals: a corpus without an effect keeps the base rate.
+    penalty = min(reversed(PENALTIES), key=held_out_loss)
+    beta = _fit_logistic(design, offsets, outcomes, penalty)
+    return HitModel(float(beta[0]), (float(beta[1]), float(beta[2]), float(beta[3])), penalty)
+
+
+def _fit_logistic(
+    design: np.ndarray, offsets: np.ndarray, outcomes: np.ndarray, penalty: float
+) -> np.ndarray:
+    """Return ridge-penalized logistic coefficients (the first column, the intercept, free)."""
+    beta = np.zeros(design.shape[1])
+    ridge = np.eye(design.shape[1]) * penalty
+    ridge[0, 0] = 0.0
+    # Newton's method: the penalized log-likelihood is concave, a few steps converge.
     for _ in range(50):
-        p = 1 / (1 + np.exp(-(offsets + slope * x)))
-        gradient = float(((y - p) * x).sum()) - slope
-        curvature = -float((p * (1 - p) * x * x).sum()) - 1.0
-        step = gradient / curvature
-        slope = min(max(slope - step, -SLOPE_BOUND), SLOPE_BOUND)
-        if abs(step) < 1e-6:
+        p = _sigmoid_array(offsets + design @ beta)
+        gradient = design.T @ (outcomes - p) - ridge @ beta
+        curvature = (design.T * (p * (1 - p))) @ design + ridge + np.eye(len(beta)) * 1e-9
+        step = np.linalg.solve(curvature, gradient)
+        beta = beta + step
+        if float(np.abs(step).max()) < 1e-8:
             break
-    return slope, center
+    return beta
+
+
+def _held_out_base_rates(rows: Sequence[PriorRow], strength: float) -> list[float]:
+    """Return each row's metric-and-goal base rate computed without its own campaign.
+
+    The hit model is fitted against the base rate a draft sees, which never includes the
+    draft; counting a row's own outcome in its offset would make the base rate look better
+    than it is. Same shrinkage as ``build_prior``, counts minus the campaign's own.
+    """
+    total: list[int] = [0, 0]
+    by_key: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    by_group: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    own: dict[tuple[int, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for r in rows:
+        hit = int(bool(r.hit))
+        for counts in (total, by_key[r.key], by_group[(r.key, r.goal_type)]):
+            counts[0] += hit
+            counts[1] += 1
+        for scope in ((r.campaign_id, "", ""), (r.campaign_id, r.key, ""),
+                      (r.campaign_id, r.key, r.goal_type)):  # fmt: skip
+            own[scope][0] += hit
+            own[scope][1] += 1
+    rates = []
+    for r in rows:
+        mine = own[(r.campaign_id, "", "")]
+        mine_key = own[(r.campaign_id, r.key, "")]
+        mine_group = own[(r.campaign_id, r.key, r.goal_type)]
+        overall = (total[0] - mine[0] + 0.5) / (total[1] - mine[1] + 1)
+        key_hits, key_n = by_key[r.key]
+        key_rate = (key_hits - mine_key[0] + strength * overall) / (key_n - mine_key[1] + strength)
+        group_hits, group_n = by_group[(r.key, r.goal_type)]
+        rates.append(
+            (group_hits - mine_group[0] + strength * key_rate)
+            / (group_n - mine_group[1] + strength)
+        )
+    return rates
 
 
 def loo_residual_quartiles(
@@ -370,6 +471,14 @@ def _stored_metrics() -> list[StoredMetric]:
 
 def _shrink(hits: Sequence[bool], parent: float, strength: float) -> BaseRate:
     return BaseRate((sum(hits) + strength * parent) / (len(hits) + strength), len(hits))
+
+
+def _sigmoid(value: float) -> float:
+    return 1 / (1 + math.exp(-min(max(value, -50.0), 50.0)))
+
+
+def _sigmoid_array(values: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-np.clip(values, -50.0, 50.0)))
 
 
 def _logit(rate: float) -> float:

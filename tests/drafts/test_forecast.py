@@ -16,7 +16,7 @@ from kb.drafts.forecast import (
     weighted_quantile,
 )
 from kb.drafts.forecast_text import format_value
-from kb.drafts.priors import BaseRate, Prior, RatioPrior
+from kb.drafts.priors import BaseRate, HitModel, Prior, RatioPrior
 
 # A prior with round numbers, so expected values can be computed by hand: residual quartiles
 # of ±0.1 (attainment) and ±0.2 (lift) in log ratio, centers not pulled toward the corpus,
@@ -140,13 +140,24 @@ def test_hit_probability_is_shrunk_toward_the_metric_and_goal_base_rate() -> Non
     assert "已向GMV的历史达成率 50%（20 个指标）收缩" in other_goal.metrics[0].summary
 
 
-def test_a_target_set_below_baseline_moves_the_base_rate_by_the_fitted_slope() -> None:
-    prior = Prior(**{**_fields(PRIOR), "ambition_slope": 2.0, "ambition_center": 0.0})
-    draft = DraftMetric("GMV", "万元", baseline=100, target=90)  # ambition ln 0.9
+def test_a_target_set_below_baseline_moves_the_base_rate_by_the_fitted_model() -> None:
+    model = HitModel(0.1, (2.0, -1.0, 0.3), penalty=1.0)
+    prior = Prior(**{**_fields(PRIOR), "hit_model": model})
+    draft = DraftMetric("GMV", "万元", baseline=100, target=90)  # ambition ln 0.9, no gain
     (result,) = forecast([draft], [], prior=prior).metrics
-    logit = math.log(0.5 / 0.5) + 2.0 * math.log(0.9)
-    assert result.hit_probability == pytest.approx(1 / (1 + math.exp(-logit)))
-    assert "目标定为基线的 90%，按历史上目标高低与达成的关系，起点调为 45%" in result.summary
+    logit = math.log(0.5 / 0.5) + 0.1 + 2.0 * math.log(0.9) - 1.0
+    start = 1 / (1 + math.exp(-logit))
+    assert result.hit_probability == pytest.approx(start)
+    assert f"目标定为基线的 90%，按历史上目标高低与达成的关系，起点调为 {start:.0%}" in (
+        result.summary
+    )
+    unjudged = DraftMetric("GMV", "万元", target=90)  # no baseline: the third feature
+    (result,) = forecast([unjudged], [], prior=prior).metrics
+    start = 1 / (1 + math.exp(-(0.1 + 0.3)))
+    assert result.hit_probability == pytest.approx(start)
+    assert f"草案没有基线，按历史上没有基线的目标的达成情况，起点调为 {start:.0%}" in (
+        result.summary
+    )
 
 
 def test_ratio_units_are_one_unit_and_other_dimensions_are_skipped() -> None:

@@ -15,9 +15,12 @@ from kb.drafts.priors import (
     PriorRow,
     build_prior,
     corpus_prior,
-    fit_ambition,
+    HitModel,
+    _held_out_base_rates,
+    fit_hit_model,
     fit_center_strength,
     fit_strength,
+    hit_features,
     loo_residual_quartiles,
     ratio_prior,
     rows_of,
@@ -89,19 +92,62 @@ def test_range_width_holds_half_of_new_results() -> None:
     assert inside == pytest.approx(0.5, abs=0.05)
 
 
-def test_ambition_slope_follows_the_data_and_stays_near_zero_without_an_effect() -> None:
+def _hit_rows(
+    rng: random.Random, effect: dict[str, float], n: int = 400
+) -> tuple[list[PriorRow], list[float], list[int]]:
+    """Target metrics of n/4 campaigns: ambition uniform in ±0.5, a quarter without baseline."""
+    rows = []
+    for i in range(n):
+        ambition = None if i % 4 == 3 else rng.uniform(-0.5, 0.5)
+        logit = effect.get("ambition", 0.0) * (ambition or 0.0)
+        logit += effect.get("no_gain", 0.0) * (ambition is not None and ambition <= 0)
+        hit = rng.random() < 1 / (1 + math.exp(-logit))
+        rows.append(PriorRow(i // 4, "gmv", "gmv", "电商", None, None, hit, ambition))
+    return rows, [0.5] * n, [r.campaign_id for r in rows]
+
+
+def test_hit_model_follows_how_targets_were_set_and_stays_near_zero_without_an_effect() -> None:
     rng = random.Random(3)  # noqa: S311  # test data, not secrets
-    steep = []
-    flat = []
-    for _ in range(300):
-        ambition = rng.uniform(-0.5, 0.5)
-        steep.append((0.5, ambition, rng.random() < 1 / (1 + math.exp(-3 * ambition))))
-    for _ in range(300):
-        flat.append((0.5, rng.uniform(-0.5, 0.5), rng.random() < 0.5))
-    # Standard error of the slope here ≈ 0.45; the N(0, 1) prior pulls it a little toward 0.
-    assert fit_ambition(steep)[0] == pytest.approx(3, abs=1.0)
-    assert abs(fit_ambition(flat)[0]) < 1.0
-    assert fit_ambition(steep[:5]) == (0.0, 0.0)  # too few to fit
+    steep = fit_hit_model(*_hit_rows(rng, {"ambition": 3.0}))
+    # The slope and the no-gain step share the effect; the probabilities follow the truth.
+    assert steep.probability(0.5, 0.4) == pytest.approx(1 / (1 + math.exp(-1.2)), abs=0.1)
+    assert steep.probability(0.5, -0.4) == pytest.approx(1 / (1 + math.exp(1.2)), abs=0.1)
+    no_gain = fit_hit_model(*_hit_rows(rng, {"no_gain": -2.0}))
+    assert no_gain.coefficients[1] == pytest.approx(-2.0, abs=0.8)
+    assert no_gain.probability(0.5, -0.05) == pytest.approx(1 / (1 + math.exp(2.0)), abs=0.08)
+    assert no_gain.probability(0.5, 0.05) == pytest.approx(0.5, abs=0.08)
+    flat = fit_hit_model(*_hit_rows(rng, {}))
+    assert max(abs(c) for c in flat.coefficients) < 0.6
+    assert flat.penalty is not None and flat.penalty >= 3.0  # cross-validation restrains it
+    assert flat.probability(0.64, None) == pytest.approx(0.64, abs=0.08)
+
+
+def test_hit_model_needs_enough_rows_and_campaigns() -> None:
+    rows, rates, groups = _hit_rows(random.Random(4), {"ambition": 3.0}, n=12)  # noqa: S311
+    assert fit_hit_model(rows, rates, groups) == HitModel()
+    assert HitModel().probability(0.37, 0.5) == 0.37  # no model: the base rate unchanged
+    one_campaign = fit_hit_model(*_hit_rows(random.Random(5), {}, n=40)[:2], [1] * 40)  # noqa: S311
+    assert one_campaign == HitModel()
+
+
+def test_hit_features_tell_a_target_asking_no_gain_from_a_modest_one() -> None:
+    assert hit_features(None) == (0.0, 0.0, 1.0)
+    assert hit_features(0.0) == (0.0, 1.0, 0.0)  # target at the baseline
+    assert hit_features(-3.0) == (-1.0, 1.0, 0.0)  # clipped
+    assert hit_features(0.1) == (0.1, 0.0, 0.0)
+
+
+def test_a_rows_base_rate_for_the_hit_model_leaves_its_own_campaign_out() -> None:
+    rows = [row(1, "gmv", "gmv", True), row(1, "gmv", "gmv", True), row(2, "gmv", "gmv", False)]
+    strength = 4.0
+    rates = _held_out_base_rates(rows, strength)
+    # Campaign 1 sees only campaign 2's miss; campaign 2 sees campaign 1's two hits.
+    overall_1 = (0 + 0.5) / (1 + 1)
+    key_1 = (0 + strength * overall_1) / (1 + strength)
+    assert rates[0] == pytest.approx((0 + strength * key_1) / (1 + strength))
+    overall_2 = (2 + 0.5) / (2 + 1)
+    key_2 = (2 + strength * overall_2) / (2 + strength)
+    assert rates[2] == pytest.approx((2 + strength * key_2) / (2 + strength))
 
 
 def test_rows_are_scale_free_and_oriented() -> None:
