@@ -81,6 +81,28 @@ def parse_number(value: Any, *, scaled: bool = False) -> Any:
         return text
 
 
+# What a metric's three values are called in messages: "GMV 实际值 “abc” 无法识别为数字".
+VALUE_LABELS = {"baseline": "基线值", "target": "目标值", "actual": "实际值"}
+
+
+def read_number(value: Any, label: str, warnings: list[str] | None, *, scaled: bool = False) -> Any:
+    """Parse a number as ``parse_number`` does; text that is none is blanked with a warning.
+
+    An importer keeps the rest of the row rather than losing it to one unreadable value, and
+    says which value it left empty (``warnings`` gets "GMV 实际值 “abc” 无法识别为数字，已留空").
+    Without ``warnings`` the text passes through, for the schema to report.
+    """
+    number = parse_number(value, scaled=scaled)
+    if warnings is None or not isinstance(number, str):
+        return number
+    warnings.append(f"{label} “{_quoted(number)}” 无法识别为数字，已留空")
+    return None
+
+
+def _quoted(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 _DATE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:[ T].*)?$")
 _COMPACT_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 _EXCEL_EPOCH = date(1899, 12, 30)
@@ -215,6 +237,11 @@ _METRIC_VALUE = re.compile(
     r"(?P<value>[-+]?[\d.,]*\d(?:[eE][-+]?\d+)?%?)",
     re.IGNORECASE,
 )
+# A value word followed by anything: finds what _METRIC_VALUE skipped because it is no number.
+_METRIC_ANY_VALUE = re.compile(
+    r"(?P<part>基线|基准|目标|实际|baseline|target|actual)\s*[:：=]?\s*(?P<value>[^，,;；\s]*)",
+    re.IGNORECASE,
+)
 _VALUE_PARTS = ("baseline", "target", "actual")
 _PARTS = {"基线": "baseline", "基准": "baseline", "目标": "target", "实际": "actual"}
 _RESULT_HEAD = re.compile(r"^[\[【](?P<label>[^\]】]{1,12})[\]】]\s*(?P<rest>.*)$", re.S)
@@ -262,8 +289,11 @@ def parse_rewards(text: str) -> list[Any]:
     return rewards
 
 
-def parse_metrics(text: str) -> list[Any]:
-    """Read "成交额（万元）：基线 820，目标 1000，实际 1130.5" lines, or a JSON array."""
+def parse_metrics(text: str, warnings: list[str] | None = None) -> list[Any]:
+    """Read "成交额（万元）：基线 820，目标 1000，实际 1130.5" lines, or a JSON array.
+
+    A value that is no number ("实际 abc") is left empty, with a warning in ``warnings``.
+    """
     found = _json_list(text)
     if found is not None:
         return found
@@ -284,6 +314,12 @@ def parse_metrics(text: str) -> list[Any]:
             if raw.endswith("%") and not metric["unit"]:
                 metric["unit"] = "%"
             metric[part] = parse_number(raw)
+        if warnings is not None:
+            for loose in _METRIC_ANY_VALUE.finditer(head["rest"]):
+                part = _PARTS.get(loose["part"], loose["part"].lower())
+                raw = loose["value"].strip()
+                if metric[part] is None and raw and raw.lower() not in _BLANKS:
+                    read_number(raw, f"{metric['name']} {VALUE_LABELS[part]}", warnings)
         metrics.append(metric)
     return metrics
 
@@ -377,13 +413,26 @@ NESTED: dict[str, tuple[Formatter, Parser]] = {
 }
 
 
-def normalize_nested(field: str, items: list[Any]) -> list[Any]:
-    """Bring parsed nested items into the schema's shape (labels to codes, numbers to floats)."""
+def normalize_nested(field: str, items: list[Any], warnings: list[str] | None = None) -> list[Any]:
+    """Bring parsed nested items into the schema's shape (labels to codes, numbers to floats).
+
+    With ``warnings``, a metric value that is no number is left empty and named there.
+    """
     if field == "rewards":
         return [_mapped(item, _REWARD_KEYS, {"stackable": parse_bool}) for item in items]
     if field == "metrics":
-        numbers = dict.fromkeys(("baseline", "target", "actual"), parse_number)
-        return [_mapped(item, _METRIC_KEYS, numbers) for item in items]
+        numbers = dict.fromkeys(_VALUE_PARTS, parse_number)
+        metrics = [_mapped(item, _METRIC_KEYS, numbers) for item in items]
+        if warnings is not None:
+            for position, metric in enumerate(metrics, start=1):
+                if isinstance(metric, dict):
+                    name = metric.get("name") or f"指标第 {position} 项"
+                    for part in _VALUE_PARTS:
+                        if isinstance(metric.get(part), str):
+                            metric[part] = read_number(
+                                metric[part], f"{name} {VALUE_LABELS[part]}", warnings
+                            )
+        return metrics
     if field == "hypotheses":
         return [_mapped(item, _HYPOTHESIS_KEYS, {"result": hypothesis_result}) for item in items]
     if field == "documents":

@@ -242,8 +242,13 @@ def _tables(lines: list[str]) -> Iterator[tuple[list[str], list[list[str]], rang
             i += 1
 
 
-def metrics_from_tables(lines: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Read metric tables (指标 | 单位 | 基线 | 目标 | 实际); return metrics and the other lines."""
+def metrics_from_tables(
+    lines: list[str], warnings: list[str] | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Read metric tables (指标 | 单位 | 基线 | 目标 | 实际); return metrics and the other lines.
+
+    With ``warnings``, a value that is no number is left empty and named there.
+    """
     metrics: list[dict[str, Any]] = []
     used: set[int] = set()
     for header, rows, span in _tables(lines):
@@ -260,7 +265,9 @@ def metrics_from_tables(lines: list[str]) -> tuple[list[dict[str, Any]], list[st
                 "name": name,
                 "unit": cellmap.get("unit") or unit or unit_of.get("target") or "",
                 **{
-                    part: cells.parse_number(cellmap.get(part))
+                    part: cells.read_number(
+                        cellmap.get(part), f"{name} {cells.VALUE_LABELS[part]}", warnings
+                    )
                     for part in ("baseline", "target", "actual")
                 },
             }
@@ -311,7 +318,7 @@ def parse_markdown(text: str, *, meta: dict[str, Any] | None = None) -> ParsedDo
         elif name == "hypotheses":
             hypotheses += cells.parse_hypotheses(section.body)
         elif name == "metrics":
-            found, rest = metrics_from_tables(section.lines)
+            found, rest = metrics_from_tables(section.lines, warnings)
             metrics += found
             remainder = "\n".join(rest).strip()
             if remainder:
@@ -348,7 +355,7 @@ def parse_markdown(text: str, *, meta: dict[str, Any] | None = None) -> ParsedDo
         raw["summary"] = (
             f"{preamble_text}\n\n{summary}" if isinstance(summary, str) else preamble_text
         )
-    data = normalize_record(raw)
+    data = normalize_record(raw, warnings)
     return ParsedDocument(data=data, warnings=warnings, title=str(data.get("title") or h1))
 
 

@@ -32,7 +32,8 @@ class SourceRow:
     ``row`` is what a person looks for: the row number in a sheet (the header is a row too), the
     line in a JSON Lines file, the position of the item in a JSON array, 1 for a document.
     ``notes`` adds a place to messages for fields that came from elsewhere, e.g.
-    ``{"metrics.2": "指标表第 7 行"}``.
+    ``{"metrics.2": "指标表第 7 行"}``. ``warnings`` names each value that was left empty
+    because it could not be read, so the rest of the row is kept and nothing vanishes unseen.
     """
 
     row: int
@@ -40,6 +41,8 @@ class SourceRow:
     errors: dict[str, str] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     line: int | None = None
+    # Values that could not be read and were left empty, one message each ("第 3 行 GMV 实际值 …").
+    warnings: list[str] = field(default_factory=list)
 
 
 def from_api_shape(item: Any) -> Any:
@@ -56,8 +59,12 @@ def from_api_shape(item: Any) -> Any:
     return data
 
 
-def normalize_value(name: str, value: Any) -> Any:
-    """Bring one raw value of field ``name`` into the schema's shape (or leave it for the schema)."""
+def normalize_value(name: str, value: Any, warnings: list[str] | None = None) -> Any:
+    """Bring one raw value of field ``name`` into the schema's shape (or leave it for the schema).
+
+    With ``warnings``, a number that cannot be read (a budget, a metric's value) is left empty
+    and named there instead of failing the whole row.
+    """
     if name in TEXT_FIELDS:
         if isinstance(value, str):
             return cells.unneutralize(value.strip())
@@ -69,16 +76,18 @@ def normalize_value(name: str, value: Any) -> Any:
     if name in ("start_date", "end_date"):
         return cells.parse_date(value)
     if name == "budget_cny":
-        return cells.parse_number(value, scaled=True)
+        return cells.read_number(value, BUDGET_LABEL, warnings, scaled=True)
     if name in NESTED_FIELDS:
-        if isinstance(value, str):
+        if isinstance(value, str) and name == "metrics":
+            value = cells.parse_metrics(cells.unneutralize(value.strip()), warnings)
+        elif isinstance(value, str):
             value = cells.NESTED[name][1](cells.unneutralize(value.strip()))
         elif isinstance(value, dict):
             value = [value]
         elif isinstance(value, int | float):
             value = [cell_text(value)]
         if isinstance(value, list):
-            return cells.normalize_nested(name, value)
+            return cells.normalize_nested(name, value, warnings)
     return value
 
 
@@ -86,21 +95,31 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def normalize_record(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """Normalize every non-blank value; a blank one is left out, as the form does."""
-    return {name: normalize_value(name, value) for name, value in raw.items() if not _blank(value)}
+def normalize_record(raw: Mapping[str, Any], warnings: list[str] | None = None) -> dict[str, Any]:
+    """Normalize every non-blank value; a blank one (or one left empty) is left out, as the form does."""
+    normalized = {
+        name: normalize_value(name, value, warnings)
+        for name, value in raw.items()
+        if not _blank(value)
+    }
+    return {name: value for name, value in normalized.items() if value is not None}
 
 
-def record_from_cells(columns: list[Column], values: list[Any]) -> dict[str, Any]:
-    """Build the schema input of one sheet row, with metrics from ``<metric>_<part>`` columns."""
+def record_from_cells(
+    columns: list[Column], values: list[Any], warnings: list[str] | None = None
+) -> dict[str, Any]:
+    """Build the schema input of one sheet row, with metrics from ``<metric>_<part>`` columns.
+
+    With ``warnings``, each number that cannot be read is left empty and named there.
+    """
     raw: dict[str, Any] = {}
     metrics: dict[str, dict[str, Any]] = {}
     for column in columns:
         value = values[column.index] if column.index < len(values) else None
         if column.field is not None:
-            if column.field == "budget_cny" and column.scale != 1.0:
-                number = cells.parse_number(value)
-                value = number * column.scale if isinstance(number, float) else value
+            if column.field == "budget_cny" and column.scale != 1.0 and not _blank(value):
+                number = cells.read_number(value, column.header or BUDGET_LABEL, warnings)
+                value = number * column.scale if isinstance(number, float) else number
             if not _blank(value) and _blank(raw.get(column.field)):
                 raw[column.field] = value  # a repeated column fills in only what is missing
         elif column.metric is not None and column.part is not None:
@@ -112,10 +131,11 @@ def record_from_cells(columns: list[Column], values: list[Any]) -> dict[str, Any
                 if not _blank(value):
                     metric["unit"] = cell_text(value)
             else:
-                metric[column.part] = cells.parse_number(value)
+                label = f"{column.metric} {cells.VALUE_LABELS[column.part]}"
+                metric[column.part] = cells.read_number(value, label, warnings)
                 if isinstance(value, str) and value.strip().endswith("%") and not metric["unit"]:
                     metric["unit"] = "%"
-    data = normalize_record(raw)
+    data = normalize_record(raw, warnings)
     extra = [m for m in metrics.values() if any(m[p] is not None for p in _VALUE_PARTS)]
     if extra:
         data["metrics"] = [*data.get("metrics", []), *extra]
@@ -123,6 +143,7 @@ def record_from_cells(columns: list[Column], values: list[Any]) -> dict[str, Any
 
 
 _VALUE_PARTS = ("baseline", "target", "actual")
+BUDGET_LABEL = "预算"
 
 
 @dataclass(slots=True)
@@ -135,16 +156,24 @@ class MetricRows:
     used: set[int] = field(default_factory=set)
     label: str = "指标表"
 
-    def add(self, sheet_row: int, values: Mapping[str, Any]) -> str | None:
-        """Add one metric row; return a warning when it names no campaign or no metric."""
+    def add(self, sheet_row: int, values: Mapping[str, Any]) -> list[str]:
+        """Add one metric row; return warnings: no campaign or metric named, a value unreadable."""
         name = cell_text(values.get("name"))
         if not name:
-            return f"{self.label}第 {sheet_row} 行：缺少指标名称，已跳过"
+            return [f"{self.label}第 {sheet_row} 行：缺少指标名称，已跳过"]
+        name = cells.unneutralize(name)
+        unreadable: list[str] = []
         metric = {
-            "name": cells.unneutralize(name),
+            "name": name,
             "unit": cell_text(values.get("unit")),
-            **{part: cells.parse_number(values.get(part)) for part in _VALUE_PARTS},
+            **{
+                part: cells.read_number(
+                    values.get(part), f"{name} {cells.VALUE_LABELS[part]}", unreadable
+                )
+                for part in _VALUE_PARTS
+            },
         }
+        warnings = [f"{self.label}第 {sheet_row} 行 {message}" for message in unreadable]
         entry = (sheet_row, metric)
         row = cells.parse_number(values.get("campaign_row"))
         external_id = cells.unneutralize(cell_text(values.get("external_id")))
@@ -156,8 +185,10 @@ class MetricRows:
         elif title:
             self.by_title.setdefault(title, []).append(entry)
         else:
-            return f"{self.label}第 {sheet_row} 行：没有活动编号或活动名称，无法对应到活动，已跳过"
-        return None
+            return [
+                f"{self.label}第 {sheet_row} 行：没有活动编号或活动名称，无法对应到活动，已跳过"
+            ]
+        return warnings
 
     def attach(self, source: SourceRow) -> None:
         """Append the metrics that belong to this campaign row, noting where each came from."""

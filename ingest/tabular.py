@@ -31,6 +31,8 @@ from ingest.limits import bounded_rows, check_zip
 from ingest.records import MetricRows, SourceRow, record_from_cells
 
 HEADER_SEARCH_ROWS = 10
+# Values left empty (not numbers) named one by one in the file's warnings; beyond, only counted.
+MAX_VALUE_WARNINGS = 500
 CSV_FIELD_LIMIT = 16 * 1024 * 1024
 Row = tuple[int, list[Any]]
 
@@ -117,9 +119,7 @@ def _read_metric_sheet(sheet: _Sheet, metrics: MetricRows) -> list[str]:
     warnings = []
     for number, values in sheet.rows_after(position):
         row = {name: values[i] for i, name in enumerate(names) if name and i < len(values)}
-        warning = metrics.add(number, row)
-        if warning:
-            warnings.append(warning)
+        warnings += metrics.add(number, row)
     return warnings
 
 
@@ -143,10 +143,25 @@ def _campaign_rows(
 ) -> Iterator[SourceRow]:
     position, columns = sheet.campaign_columns()
     warnings += _ignored_warning(columns, label)
+    unreadable_values = 0
     for number, values in sheet.rows_after(position):
-        source = SourceRow(row=number, data=record_from_cells(columns, values))
+        unreadable: list[str] = []
+        data = record_from_cells(columns, values, unreadable)
+        source = SourceRow(
+            row=number, data=data, warnings=[f"{label}第 {number} 行 {w}" for w in unreadable]
+        )
+        # Each value left empty is said in the file's warnings too (the report keeps them),
+        # up to a bound, then counted: a file of a million bad cells stays a bounded report.
+        for warning in source.warnings:
+            unreadable_values += 1
+            if unreadable_values <= MAX_VALUE_WARNINGS:
+                warnings.append(warning)
         metrics.attach(source)
         yield source
+    if unreadable_values > MAX_VALUE_WARNINGS:
+        warnings.append(
+            f"{label}另有 {unreadable_values - MAX_VALUE_WARNINGS} 个值无法识别为数字，已留空"
+        )
     unused = sorted(metrics.unused())
     if unused:
         shown = "、".join(str(n) for n in unused[:20]) + ("…" if len(unused) > 20 else "")

@@ -10,6 +10,7 @@ kb/transfer/api.py.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 from typing import Any
@@ -51,7 +52,7 @@ from kb.campaigns.serialize import metric_to_dict
 from kb.models import Campaign, ImportJob
 from kb.searching.schemas import SearchQuery, search_params, validate_search_query
 from kb.transfer import exports as exporters
-from kb.transfer import jobs
+from kb.transfer import jobs, preview
 from kb.transfer.downloads import attachment, export_response
 from kb.transfer.exports import EXPORT_FORMATS
 from kb.transfer.imports import OUTCOME_LABELS
@@ -162,11 +163,19 @@ def import_job(job_id: int) -> ResponseReturnValue:
         shown = [
             r for i, r in enumerate(report.rows) if i < PREVIEW_ROWS or r.outcome == "rejected"
         ]
+        # The values of the first rows as read, each value left empty named on its row (and so
+        # not repeated in the file's warnings above the table).
+        values = preview.read_values(job, {r.row for r in shown[:PREVIEW_ROWS]})
+        on_rows = {w for row in values.values() for w in row.warnings}
+        report = dataclasses.replace(
+            report, warnings=[w for w in report.warnings if w not in on_rows]
+        )
         return render_template(
             "imports/preview.html",
             report=report,
             job=job,
             shown=shown,
+            values=values,
             hidden=len(report.rows) - len(shown),
             outcome_labels=OUTCOME_LABELS,
             field_label=field_label,

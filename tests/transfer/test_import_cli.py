@@ -49,8 +49,9 @@ def test_dry_run_writes_nothing(app: Flask, runner: FlaskCliRunner, sample: Samp
         args=["import", "--dry-run", "--metrics", str(sample("campaigns_main_metrics.csv")),
               str(sample("campaigns_main.csv"))]
     )  # fmt: skip
-    assert result.exit_code == 1  # one row would be rejected
-    assert re.search(r"^将新建 +1$", result.output, re.M)
+    assert result.exit_code == 0  # the unreadable value is left empty, its row kept
+    assert re.search(r"^将新建 +2$", result.output, re.M)
+    assert "指标文件第 5 行 获客成本 实际值 “abc” 无法识别为数字，已留空" in result.output
     assert "（预览：未写入任何数据）" in result.output
     assert count(app) == 0
 

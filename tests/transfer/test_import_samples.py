@@ -140,9 +140,13 @@ def test_metrics_from_a_second_file(app: Flask, sample: Sample) -> None:
         ("完课率", 38, 55, 61),
         ("转化率", 8, 10, 6),
     ]
-    # The K值 row names the campaign by title; the bad number points at its row in the file.
-    assert rejected(report) == {3: {"metrics.1.actual": "请输入数字（指标文件第 5 行）"}}
-    assert report.warnings == ["指标文件第 6 行对应不到任何活动，已忽略"]
+    # The K值 row names the campaign by title; the unreadable number is left empty (the row is
+    # kept) and named, with its row in the file.
+    assert rejected(report) == {}
+    assert report.warnings == [
+        "指标文件第 5 行 获客成本 实际值 “abc” 无法识别为数字，已留空",
+        "指标文件第 6 行对应不到任何活动，已忽略",
+    ]
 
 
 def test_workbook_with_merged_headers_and_a_metrics_sheet(app: Flask, sample: Sample) -> None:
