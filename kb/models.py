@@ -314,8 +314,15 @@ class CampaignVersion(db.Model):  # type: ignore[name-defined,misc]
     version: Mapped[int]
     # create | update | import | trash | restore | revert | baseline (state before history began)
     action: Mapped[str] = mapped_column(sa.String(20))
-    # The record in the API's input shape (kb.campaigns.serialize.campaign_to_input), JSON-safe.
-    snapshot: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    # The record in the API's input shape (kb.campaigns.serialize.campaign_to_input) as
+    # zlib-compressed UTF-8 JSON, or, when delta_of is set, only the fields that differ from
+    # version delta_of (the next one). Read it with kb.campaigns.history, never directly.
+    snapshot_zlib: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    delta_of: Mapped[int | None]
+    # Rows written before compact history (migration f2b8c1d4e6a7) held plain JSON here.
+    legacy_snapshot: Mapped[dict[str, Any] | None] = mapped_column(
+        "snapshot", sa.JSON(none_as_null=True)
+    )
     actor: Mapped[str] = mapped_column(sa.String(120), default="")
     note: Mapped[str] = mapped_column(sa.String(200), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -3,11 +3,18 @@
 Each write stores the campaign after it (the API's input shape) as a CampaignVersion in the same
 transaction. A campaign written before history existed gets its then-current state recorded as a
 "baseline" version the first time it changes, so that change too can be seen and undone.
+
+Storage is compact (plain JSON escaped each Chinese character to six bytes: a 1 MB record cost 4-6 MB
+per save): the newest version holds the whole record as zlib-compressed UTF-8 JSON, each older one
+only the fields that differ from the version after it (a reverse delta, so the current version
+never depends on anything and the oldest can be dropped). A campaign keeps its newest MAX_VERSIONS.
 """
 
 from __future__ import annotations
 
 import difflib
+import json
+import zlib
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
@@ -59,23 +66,73 @@ FIELD_LABELS = {
     "external_id": "外部编号",
 }
 TEXT_FIELDS = ("goal", "summary", "went_well", "problems", "lessons", "recommendations")
-# Versions kept per campaign (each is a full snapshot, up to RECORD_MAX_CHARS of text).
+# Versions kept per campaign (each is a full compressed snapshot, up to RECORD_MAX_CHARS of text).
 MAX_VERSIONS = 50
 
 
+def pack(value: dict[str, Any]) -> bytes:
+    """Return a snapshot (or a delta) as compressed UTF-8 JSON, the form a version is stored in."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return zlib.compress(text.encode(), 6)
+
+
+def _unpack(version: CampaignVersion) -> dict[str, Any]:
+    if version.snapshot_zlib is None:
+        return version.legacy_snapshot or {}  # written before compact history
+    value: dict[str, Any] = json.loads(zlib.decompress(version.snapshot_zlib))
+    return value
+
+
+def delta(newer: dict[str, Any], older: dict[str, Any]) -> dict[str, Any]:
+    """Return what turns ``newer`` back into ``older``: the fields to set and those to drop."""
+    return {
+        "set": {name: value for name, value in older.items() if newer.get(name, _NONE) != value},
+        "drop": [name for name in newer if name not in older],
+    }
+
+
+def undo(newer: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """Apply a ``delta`` to the version after it: the older version."""
+    kept = {name: value for name, value in newer.items() if name not in change["drop"]}
+    return {**kept, **change["set"]}
+
+
+_NONE = object()
+
+
 def record(campaign: Campaign, action: str, note: str = "") -> CampaignVersion:
-    """Store the campaign as it is now (after flush) as its current version."""
+    """Store the campaign as it is now (after flush) as its current version.
+
+    The new version holds the whole record; the one before it is rewritten to keep only the
+    fields that differ (a save that changes the lessons of a 1 MB record adds a few hundred bytes
+    and the one new whole record, not another megabyte per save).
+    """
+    snapshot = campaign_to_input(campaign)
+    newest = db.session.scalar(
+        sa.select(CampaignVersion)
+        .where(
+            CampaignVersion.campaign_id == campaign.id,
+            CampaignVersion.version < campaign.version,
+        )
+        .order_by(CampaignVersion.version.desc())
+        .limit(1)
+    )
+    if newest is not None and newest.delta_of is None:
+        newest.snapshot_zlib = pack(delta(snapshot, _unpack(newest)))
+        newest.legacy_snapshot = None
+        newest.delta_of = campaign.version
     version = CampaignVersion(
         campaign_id=campaign.id,
         version=campaign.version,
         action=action,
-        snapshot=campaign_to_input(campaign),
+        snapshot_zlib=pack(snapshot),
         actor=audit.current_actor()[:120],
         note=note[:200],
     )
     db.session.add(version)
     # Keep the newest MAX_VERSIONS: a large record saved often would otherwise grow its history
-    # without bound. The current version and those just before it always stay.
+    # without bound. The current version (whole) and those just before it always stay; each
+    # older one needs only the newer ones to be rebuilt, so dropping the oldest breaks nothing.
     db.session.execute(
         sa.delete(CampaignVersion).where(
             CampaignVersion.campaign_id == campaign.id,
@@ -96,18 +153,42 @@ def ensure_baseline(campaign: Campaign) -> None:
                 campaign_id=campaign.id,
                 version=campaign.version,
                 action="baseline",
-                snapshot=campaign_to_input(campaign),
+                snapshot_zlib=pack(campaign_to_input(campaign)),
                 actor="",
             )
         )
 
 
-def versions(campaign_id: int) -> list[CampaignVersion]:
-    """Return a campaign's versions, newest first."""
+def snapshots(campaign_id: int, down_to: int = 0) -> list[tuple[CampaignVersion, dict[str, Any]]]:
+    """Return a campaign's versions from the newest down to version ``down_to``, each rebuilt."""
+    rebuilt: list[tuple[CampaignVersion, dict[str, Any]]] = []
+    newer: tuple[CampaignVersion, dict[str, Any]] | None = None
+    for version in versions(campaign_id, down_to):
+        stored = _unpack(version)
+        if version.delta_of is not None:
+            if newer is None or newer[0].version != version.delta_of:
+                # The version it was a delta of is gone: never expected (pruning removes the
+                # oldest first), but a version that cannot be rebuilt must not pass as whole.
+                raise LookupError(f"campaign {campaign_id} version {version.version} has no base")
+            stored = undo(newer[1], stored)
+        newer = (version, stored)
+        rebuilt.append(newer)
+    return rebuilt
+
+
+def snapshot_of(version: CampaignVersion) -> dict[str, Any]:
+    """Return the campaign as it was at ``version``."""
+    if version.delta_of is None:
+        return _unpack(version)
+    return snapshots(version.campaign_id, version.version)[-1][1]
+
+
+def versions(campaign_id: int, down_to: int = 0) -> list[CampaignVersion]:
+    """Return a campaign's versions, newest first (down to version ``down_to``)."""
     return list(
         db.session.scalars(
             sa.select(CampaignVersion)
-            .where(CampaignVersion.campaign_id == campaign_id)
+            .where(CampaignVersion.campaign_id == campaign_id, CampaignVersion.version >= down_to)
             .order_by(CampaignVersion.version.desc())
         )
     )
@@ -193,7 +274,7 @@ def version_detail_out(version: CampaignVersion, changes: list[FieldChange]) -> 
     """Return a version with its snapshot and its diff against the previous version."""
     return VersionDetailOut(
         **version_out(version, [c.label for c in changes]).model_dump(),
-        snapshot=version.snapshot,
+        snapshot=snapshot_of(version),
         changes=[
             FieldChangeOut(
                 field=c.name,
@@ -238,11 +319,11 @@ def diff(before: dict[str, Any] | None, after: dict[str, Any]) -> list[FieldChan
 
 def with_changed_fields(campaign_id: int) -> list[tuple[CampaignVersion, list[str]]]:
     """Return a campaign's versions, newest first, each with the fields it changed."""
-    newest_first = versions(campaign_id)
-    older = [*newest_first[1:], None]
+    newest_first = snapshots(campaign_id)
+    older = [*(snapshot for _, snapshot in newest_first[1:]), None]
     return [
-        (version, changed_fields(before.snapshot if before else None, version.snapshot))
-        for version, before in zip(newest_first, older, strict=True)
+        (version, changed_fields(before, snapshot))
+        for (version, snapshot), before in zip(newest_first, older, strict=True)
     ]
 
 
@@ -254,7 +335,10 @@ def version_diff(
     if shown is None:
         return None
     previous = previous_version(campaign_id, version)
-    return shown, previous, diff(previous.snapshot if previous else None, shown.snapshot)
+    rebuilt = snapshots(campaign_id, previous.version if previous else version)
+    before = rebuilt[-1][1] if previous else None
+    after = next(snapshot for row, snapshot in rebuilt if row.version == version)
+    return shown, previous, diff(before, after)
 
 
 def changed_fields(before: dict[str, Any] | None, after: dict[str, Any]) -> list[str]:

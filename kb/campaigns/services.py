@@ -157,7 +157,7 @@ def revert_campaign(
     snapshot = history.get_version(campaign_id, version)
     if snapshot is None:
         raise VersionNotFoundError(campaign_id, version)
-    data = validate_campaign(snapshot.snapshot)
+    data = validate_campaign(history.snapshot_of(snapshot))
     return update_campaign(
         campaign_id,
         data,

@@ -206,6 +206,7 @@ def test_concurrent_writers(store: Store, tmp_path: Path) -> None:
 
 def _check_database(store: Store, writes: list[Write]) -> None:
     """Every accepted write is in the database and its history; no rejected one left a trace."""
+    from kb.campaigns.history import snapshot_of
     from kb.extensions import db
     from kb.models import Campaign, CampaignVersion
 
@@ -243,13 +244,15 @@ def _check_database(store: Store, writes: list[Write]) -> None:
             assert len(by_campaign[campaign_id]) == campaign.version, campaign_id
             # Each accepted create or update is one version, with the content that was sent.
             sent = sorted(w.marker for w in by_campaign[campaign_id] if w.kind != "trash")
-            kept = sorted(r.snapshot["lessons"] for r in rows.values() if r.action != "trash")
+            kept = sorted(snapshot_of(r)["lessons"] for r in rows.values() if r.action != "trash")
             assert kept == sent, campaign_id
-            newest = rows[campaign.version].snapshot
+            newest = snapshot_of(rows[campaign.version])
             assert campaign.lessons == newest["lessons"]
             assert campaign.title == newest["title"]
             assert len(campaign.metrics) == 4
             assert len(campaign.rewards) == 2
-        markers = {row.snapshot["lessons"] for rows in history.values() for row in rows.values()}
+        markers = {
+            snapshot_of(row)["lessons"] for rows in history.values() for row in rows.values()
+        }
         assert markers.isdisjoint(w.marker for w in rejected)
         db.session.commit()

@@ -168,23 +168,24 @@ def test_killed_in_a_stream_of_writes(tmp_path: Path) -> None:
 
 def _check_acknowledged(store: Store, acked: list[Acked]) -> None:
     """Each acknowledged write is a version with its content; every campaign is whole."""
+    from kb.campaigns.history import snapshot_of
     from kb.extensions import db
     from kb.models import Campaign, CampaignVersion
 
     with app_on(store):
         history = {
-            (row.campaign_id, row.version): row
+            (row.campaign_id, row.version): snapshot_of(row)
             for row in db.session.scalars(sa.select(CampaignVersion))
         }
         for write in acked:
-            row = history.get((write.campaign_id, write.version))
-            assert row is not None, f"acknowledged write lost: {write}"
-            assert (row.snapshot["title"], row.snapshot["lessons"]) == (write.title, write.marker)
+            snapshot = history.get((write.campaign_id, write.version))
+            assert snapshot is not None, f"acknowledged write lost: {write}"
+            assert (snapshot["title"], snapshot["lessons"]) == (write.title, write.marker)
         for campaign in db.session.scalars(sa.select(Campaign)):
             # A write cut off by the kill is there entirely or not at all.
             versions = sorted(v for cid, v in history if cid == campaign.id)
             assert versions == list(range(1, campaign.version + 1)), campaign.id
-            assert campaign.lessons == history[(campaign.id, campaign.version)].snapshot["lessons"]
+            assert campaign.lessons == history[(campaign.id, campaign.version)]["lessons"]
             kept = (len(campaign.rewards), len(campaign.metrics), len(campaign.documents))
             assert kept == (2, 4, 1), campaign.id
         db.session.commit()
