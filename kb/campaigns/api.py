@@ -118,9 +118,9 @@ def delete_campaign(campaign_id: int) -> tuple[str, int]:
 def list_campaign_versions(campaign_id: int) -> Response:
     """活动的历史版本 (A campaign's versions, newest first).
 
-    回收站中的活动也可查看。
+    回收站中的活动的历史仅编辑者和管理员可查看（查看者 404）。
     """
-    services.get_campaign(campaign_id, include_trashed=True)
+    _history_readable(campaign_id)
     items = [
         history.version_out(version, changed)
         for version, changed in history.with_changed_fields(campaign_id)
@@ -134,14 +134,20 @@ def list_campaign_versions(campaign_id: int) -> Response:
 def get_campaign_version(campaign_id: int, version: int) -> Response:
     """某一版本及其与上一版的差异 (One version and its diff).
 
-    回收站中的活动也可查看；活动或版本不存在时 404。
+    回收站中的活动仅编辑者和管理员可查看（查看者 404）；活动或版本不存在时 404。
     """
-    services.get_campaign(campaign_id, include_trashed=True)
+    _history_readable(campaign_id)
     found = history.version_diff(campaign_id, version)
     if found is None:
         raise services.VersionNotFoundError(campaign_id, version)
     shown, _, changes = found
     return respond(history.version_detail_out(shown, changes))
+
+
+def _history_readable(campaign_id: int) -> None:
+    """Raise 404 unless the caller may read this campaign's history (trashed: editors only)."""
+    if not history.may_read(services.get_campaign(campaign_id, include_trashed=True)):
+        raise services.NotFoundError(campaign_id)
 
 
 @bp.post("/campaigns/<int:campaign_id>/versions/<int:version>/restore")

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from pydantic import Field
 
-from kb import audit
+from kb import access, audit
 from kb import vocab as labels
 from kb.campaigns.serialize import Out, Timestamp, campaign_to_input
 from kb.extensions import db
@@ -181,6 +181,18 @@ def snapshot_of(version: CampaignVersion) -> dict[str, Any]:
     if version.delta_of is None:
         return _unpack(version)
     return snapshots(version.campaign_id, version.version)[-1][1]
+
+
+def may_read(campaign: Campaign) -> bool:
+    """Whether the caller may read this campaign's history.
+
+    Whoever may read campaigns may read their history, except a trashed campaign's: viewers no
+    longer see the campaign, so not its history either; editors and admins do (to restore it).
+    """
+    if campaign.deleted_at is None:
+        return True
+    principal = access.current_principal()
+    return principal is not None and principal.can("editor")
 
 
 def versions(campaign_id: int, down_to: int = 0) -> list[CampaignVersion]:

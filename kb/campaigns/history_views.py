@@ -77,8 +77,9 @@ def campaign_version_restore(campaign_id: int, version: int) -> ResponseReturnVa
 
 
 def _campaign_or_404(campaign_id: int) -> Campaign:
-    try:
-        # History stays readable for a campaign in the trash: it is how one decides to restore.
-        return services.get_campaign(campaign_id, include_trashed=True)
-    except services.NotFoundError:
-        abort(404)
+    # A trashed campaign's history stays readable to editors and admins (it is how one decides
+    # to restore it), not to viewers, who no longer see the campaign at all.
+    campaign = services.get_campaign(campaign_id, include_trashed=True)
+    if not history.may_read(campaign):
+        raise services.NotFoundError(campaign_id)
+    return campaign
