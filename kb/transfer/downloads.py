@@ -36,7 +36,7 @@ def export_response(campaigns: Iterable[Campaign], fmt: str, stem: str) -> Respo
         chunks = exporters.jsonl_chunks(campaigns)
     return Response(
         stream_with_context(chunks),
-        mimetype=MIMETYPES[fmt],
+        content_type=MIMETYPES[fmt],  # it names its charset; mimetype= would add a second
         headers={"Content-Disposition": attachment(filename, filename)},
     )
 

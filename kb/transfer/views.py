@@ -371,7 +371,7 @@ def export_markdown(campaign_id: int) -> Response:
     name = re.sub(r'[\\/:*?"<>|\r\n]+', " ", campaign.title).strip() or f"campaign-{campaign.id}"
     return Response(
         exporters.campaign_markdown(campaign),
-        mimetype="text/markdown; charset=utf-8",
+        content_type="text/markdown; charset=utf-8",
         headers={"Content-Disposition": attachment(f"{name}.md", f"campaign-{campaign.id}.md")},
     )
 
