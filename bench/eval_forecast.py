@@ -51,6 +51,11 @@ class Figures:
     brier_base: float = 0.0
     log_errors: list[float] = field(default_factory=list)
     rows: list[str] = field(default_factory=list)
+    # Ranges that rest on analogs' metrics of the same kind (too few measured the metric).
+    family_forecast: int = 0
+    family_covered: int = 0
+    # Why a target metric got no range: reason -> metric names.
+    no_range: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def share_forecast(self) -> float:
@@ -161,11 +166,15 @@ def _score(
         figures.forecast += 1
         inside = min(p25, p75) <= actual <= max(p25, p75)
         figures.covered += inside
+        if result.family is not None:
+            figures.family_forecast += 1
+            figures.family_covered += inside
         if median > 0 and actual > 0:
             figures.log_errors.append(abs(math.log(median / actual)))
         line += f"  range {p25:g}–{p75:g} ({'in' if inside else 'out'})  median {median:g}"
     else:
         line += "  no range"
+        figures.no_range.setdefault(_why_no_range(result), []).append(truth["name"])
     if probability is not None and hit is not None:
         figures.probability_n += 1
         figures.brier += (probability - hit) ** 2
@@ -174,8 +183,21 @@ def _score(
     figures.rows.append(line)
 
 
+def _why_no_range(result: MetricForecast) -> str:
+    if result.key is None:
+        return "name not in the catalog"
+    if result.target is None and result.baseline is None:
+        return "no target or baseline"
+    return "fewer than 5 analogs measured the metric or its kind"
+
+
 def report(figures: Figures) -> str:
-    """Return the four headline figures as text."""
+    """Return the four headline figures, then where ranges came from and why some did not."""
+    family = figures.family_forecast
+    why = [
+        f"  {reason}: {len(names)} ({', '.join(sorted(set(names)))})"
+        for reason, names in sorted(figures.no_range.items())
+    ]
     return "\n".join(
         [
             f"target metrics (with target and actual): {figures.target_metrics}",
@@ -187,8 +209,18 @@ def report(figures: Figures) -> str:
             f", base {figures.brier_base / max(figures.probability_n, 1):.3f})",
             f"median |ln(median/actual)|: {figures.median_log_error:.3f}"
             f" (factor {math.exp(figures.median_log_error):.2f})",
+            f"  of the ranges, from the metric itself: {figures.forecast - family}, coverage "
+            f"{_share(figures.covered - figures.family_covered, figures.forecast - family)}; "
+            f"from metrics of the same kind: {family}, coverage "
+            f"{_share(figures.family_covered, family)}",
+            f"no range: {figures.target_metrics - figures.forecast}",
+            *why,
         ]
     )
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part / whole:.3f} ({part}/{whole})" if whole else "n/a"
 
 
 def load_corpus(path: Path | None) -> list[dict[str, Any]]:

@@ -19,6 +19,18 @@ Direction = Literal["higher", "lower"]
 Kind = Literal["value", "traffic", "rate", "cost", "risk", "count", "satisfaction"]
 
 
+# A kind in words: a forecast names the family it pooled when too few analogs measured a metric.
+KIND_LABELS: dict[Kind, str] = {
+    "value": "成交与价值类",
+    "traffic": "流量与曝光类",
+    "rate": "比率类",
+    "cost": "成本类",
+    "risk": "风险类",
+    "count": "人数与数量类",
+    "satisfaction": "满意度类",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class CatalogMetric:
     """A canonical metric: its key, Chinese label, direction, kind and accepted aliases."""

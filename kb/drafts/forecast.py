@@ -103,6 +103,9 @@ class MetricForecast:
     ``base_rate`` and needs a draft target; ``hit_rate`` is the analogs' raw share
     (``hit_n`` / ``with_target_n``). ``match_confidence`` says how sure the name's catalog match
     is (1.0: a catalog name). ``summary`` is the Chinese paragraph, ``headline`` its one line.
+    When fewer than ``MIN_CASES`` analogs measured the metric itself, the range may rest on
+    ``family_n`` analogs' metrics of the same kind: ``family`` names the kind, ``cases`` are
+    those analogs.
     """
 
     name: str
@@ -135,6 +138,8 @@ class MetricForecast:
     cases: tuple[ForecastCase, ...]
     case_ids: tuple[int, ...]
     unit_skipped: int = 0
+    family: str | None = None
+    family_n: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,9 +289,15 @@ def _forecast_one(
         basis, reference = "target", draft.target
     elif draft.baseline is not None and _positive(draft.baseline):
         basis, reference = "baseline", draft.baseline
-    observations, skipped = _observe(draft, entry.key, analogs, weights, basis, sign, max_cases)
+    observations, skipped = _observe(draft, entry, analogs, weights, basis, max_cases)
     base = prior.base_rate(entry.key, context.goal_type)
     usable = [o for o in observations if o.log_ratio is not None]
+    pooled: list[_Observation] = []
+    if basis is not None and len(usable) < min_cases:
+        # Ratios to a campaign's own target are scale-free, so metrics of the same kind
+        # (留存 beside 续费率, K值 beside 转化率) say how such targets fare; the range width
+        # is calibrated for that pooling separately (RatioPrior.family_residuals).
+        pooled, _ = _observe(draft, entry, analogs, weights, basis, max_cases, family=True)
     with_target = [o for o in observations if o.hit is not None]
     hit_n = sum(bool(o.hit) for o in with_target)
     sign_ambition = ambition_of(draft.baseline, draft.target, sign)
@@ -296,20 +307,31 @@ def _forecast_one(
     )
     ratios: list[float | None] = [None, None, None]
     values: list[float | None] = [None, None, None]
+    ratio_prior = prior.attainment if basis == "target" else prior.lift
+    family = len(pooled) >= min_cases and ratio_prior.family_residuals is not None
+    if family:
+        usable = pooled
     enough = basis is not None and len(usable) >= min_cases
     if enough:
-        ratio_prior = prior.attainment if basis == "target" else prior.lift
         own = weighted_quantile(
             [o.log_ratio for o in usable if o.log_ratio is not None],
             [o.weight for o in usable],
             0.5,
         )
-        # The analogs' median, shrunk toward the metric's corpus median by the fitted strength.
+        # The analogs' median, shrunk toward the corpus median of the metric (else its kind)
+        # by the fitted strength.
         analogs_n = _effective_n([o.weight for o in usable])
-        center = (analogs_n * own + ratio_prior.strength * ratio_prior.center(entry.key)) / (
+        corpus_center = (
+            ratio_prior.family_center(entry.kind) if family else ratio_prior.center(entry.key)
+        )
+        center = (analogs_n * own + ratio_prior.strength * corpus_center) / (
             analogs_n + ratio_prior.strength
         )
-        low, high = ratio_prior.residuals
+        low, high = (
+            ratio_prior.family_residuals
+            if family and ratio_prior.family_residuals
+            else ratio_prior.residuals
+        )
         logs = (center + low, center, center + high)
         ratios = [math.exp(v) * 100 for v in logs]
         # For a lower-is-better metric a good ratio means a smaller value: flip the range.
@@ -344,9 +366,11 @@ def _forecast_one(
         enough=enough,
         summary="",
         headline="",
-        cases=tuple(_case(o, basis) for o in observations),
-        case_ids=tuple(o.analog.campaign_id for o in observations),
+        cases=tuple(_case(o, basis, entry.key) for o in (usable if family else observations)),
+        case_ids=tuple(o.analog.campaign_id for o in (usable if family else observations)),
         unit_skipped=skipped,
+        family=catalog.KIND_LABELS[entry.kind] if family else None,
+        family_n=len(usable) if family else 0,
     )
     goal = vocab.GOAL_TYPES.get(context.goal_type or "", "")
     scoped = (entry.key, context.goal_type or "") in prior.by_key_goal
@@ -356,40 +380,68 @@ def _forecast_one(
 
 def _observe(
     draft: DraftMetric,
-    key: str,
+    entry: catalog.CatalogMetric,
     analogs: Sequence[Analog],
     weights: Sequence[float],
     basis: Basis | None,
-    sign: float,
     max_cases: int,
+    *,
+    family: bool = False,
 ) -> tuple[list[_Observation], int]:
-    """Return each analog's first usable row of the metric (best analogs first) and skips."""
+    """Return each analog's first usable row of the metric (best analogs first) and skips.
+
+    ``family``: an analog without the metric itself gives its first metric of the same kind
+    that has a ratio to its own target or baseline (only ratios are pooled across metrics).
+    """
     observations: list[_Observation] = []
     skipped = 0
     for analog, weight in zip(analogs, weights, strict=True):
         if len(observations) >= max_cases:
             break
         mismatched = False
+        chosen: _Observation | None = None
         for metric in analog.metrics:
             if metric.actual is None or not math.isfinite(metric.actual):
                 continue
             found = catalog.match(metric.name, metric.unit)
-            if found is None or found.metric.key != key:
+            if found is None:
+                continue
+            same = found.metric.key == entry.key
+            if not same and not (family and found.metric.kind == entry.kind):
                 continue
             blank = catalog.blank_unit(found.metric)
-            if not catalog.units_compatible(metric.unit, draft.unit, blank=blank):
+            if same and not catalog.units_compatible(metric.unit, draft.unit, blank=blank):
                 mismatched = True
                 continue
-            own = metric.target if basis == "target" else metric.baseline
-            outcome = catalog.assess(found.metric.direction, None, metric.target, metric.actual)
-            log_ratio = None
-            if basis is not None and own is not None and own > 0 and metric.actual > 0:
-                log_ratio = sign * math.log(metric.actual / own)
-            observations.append(_Observation(analog, metric, weight, log_ratio, outcome.hit))
-            break
+            observation = _observation(analog, metric, found.metric, weight, basis)
+            if family and observation.log_ratio is None:
+                continue
+            if same:
+                chosen = observation
+                break
+            chosen = chosen or observation
+        if chosen is not None:
+            observations.append(chosen)
         else:
             skipped += mismatched
     return observations, skipped
+
+
+def _observation(
+    analog: Analog,
+    metric: PastMetric,
+    entry: catalog.CatalogMetric,
+    weight: float,
+    basis: Basis | None,
+) -> _Observation:
+    """Return an analog's row as its ratio to its own target or baseline, up being good."""
+    own = metric.target if basis == "target" else metric.baseline
+    actual = metric.actual or 0.0
+    log_ratio = None
+    if basis is not None and own is not None and own > 0 and actual > 0:
+        log_ratio = (-1.0 if entry.direction == "lower" else 1.0) * math.log(actual / own)
+    outcome = catalog.assess(entry.direction, None, metric.target, metric.actual)
+    return _Observation(analog, metric, weight, log_ratio, outcome.hit)
 
 
 def _weights(analogs: Sequence[Analog], context: DraftContext) -> list[float]:
@@ -437,13 +489,16 @@ def _effective_n(weights: Sequence[float]) -> float:
     return total * total / squares if squares else 0.0
 
 
-def _case(observation: _Observation, basis: Basis | None) -> ForecastCase:
+def _case(observation: _Observation, basis: Basis | None, key: str) -> ForecastCase:
     metric = observation.metric
     ratio_pct = math.exp(observation.log_ratio) * 100 if observation.log_ratio is not None else None
+    found = catalog.match(metric.name, metric.unit)
+    # A case pooled from a metric of the same kind says which metric it is.
+    which = "" if found is not None and found.metric.key == key else f"{metric.name} "
     if basis == "target" and ratio_pct is not None:
-        achieved = f"达成目标的 {ratio_pct:.0f}%"
+        achieved = f"{which}达成目标的 {ratio_pct:.0f}%"
     elif basis == "baseline" and ratio_pct is not None:
-        achieved = f"为基线的 {ratio_pct:.0f}%"
+        achieved = f"{which}为基线的 {ratio_pct:.0f}%"
     else:
         achieved = f"实际 {forecast_text.format_value(metric.actual or 0.0, metric.unit)}"
     if observation.hit is not None and basis != "target":

@@ -36,14 +36,22 @@ def with_summary(
     if result.enough and result.p25 is not None and result.median is not None:
         reference = "目标" if result.basis == "target" else "基线"
         span = f"{format_value(result.p25, unit)}–{format_value(result.p75 or 0.0, unit)}"
+        rests_on = f"按 {n} 个相似活动相对各自{reference}的表现推算"
+        if result.family is not None:
+            rests_on = (
+                f"测量过该指标的相似活动只有 {n} 个，按 {result.family_n} 个相似活动的"
+                f"{result.family}指标相对各自{reference}的表现推算"
+            )
         first = (
-            f"按 {n} 个相似活动相对各自{reference}的表现推算，预计落在 {span}"
+            f"{rests_on}，预计落在 {span}"
             f"（中位 {format_value(result.median, unit)}，约为{reference}的 "
             f"{result.ratio_median:.0f}%）"
         )
         closest = sorted(result.cases, key=lambda c: -c.weight)[:3]
         first += "；权重最高的案例：" + "；".join(f"{c.title}（{c.achieved}）" for c in closest)
         headline = f"预计 {span}"
+        if result.family is not None:
+            headline += f"（按{result.family}指标）"
     elif n == 0:
         first = headline = "没有相似活动测量过该指标，不做预测"
     else:

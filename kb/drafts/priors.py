@@ -67,16 +67,24 @@ class RatioPrior:
     ``centers``: each metric's median; ``strength``: how many analogs that median is worth
     when the analogs' own median is shrunk toward it (fitted); ``residuals``: the quartiles
     of a result around its peers' median, the calibrated half-width of a range.
+    ``family_centers`` and ``family_residuals``: the same over every metric of a kind
+    (``catalog.KIND_LABELS``), for a metric too few analogs measured themselves.
     """
 
     centers: dict[str, float]
     overall_center: float
     strength: float
     residuals: tuple[float, float]
+    family_centers: dict[str, float] = field(default_factory=dict)
+    family_residuals: tuple[float, float] | None = None
 
     def center(self, key: str) -> float:
         """Return a metric's median log ratio in the corpus, else every metric's."""
         return self.centers.get(key, self.overall_center)
+
+    def family_center(self, kind: str) -> float:
+        """Return the median log ratio of a kind of metric in the corpus, else every metric's."""
+        return self.family_centers.get(kind, self.overall_center)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +202,9 @@ def ratio_prior(values: Sequence[tuple[str, str, float | None]]) -> RatioPrior:
         by_key[key].append(v)
         by_group[(key, goal)].append(v)
     centers = {key: statistics.median(vs) for key, vs in by_key.items()}
+    by_family: dict[str, list[float]] = defaultdict(list)
+    for key, _, v in present:
+        by_family[family_of(key)].append(v)
     return RatioPrior(
         centers=centers,
         overall_center=statistics.median(v for _, _, v in present) if present else 0.0,
@@ -201,7 +212,17 @@ def ratio_prior(values: Sequence[tuple[str, str, float | None]]) -> RatioPrior:
             [[v - centers[key] for v in vs] for (key, _), vs in by_group.items()]
         ),
         residuals=loo_residual_quartiles([(0, key, v) for key, _, v in present]),
+        family_centers={kind: statistics.median(vs) for kind, vs in by_family.items()},
+        family_residuals=loo_residual_quartiles(
+            [(0, family_of(key), v) for key, _, v in present]
+        ),
     )
+
+
+def family_of(key: str) -> str:
+    """Return the kind a catalog metric belongs to (the key itself when it is not known)."""
+    entry = catalog.by_key(key)
+    return entry.kind if entry is not None else key
 
 
 def fit_center_strength(groups: Sequence[Sequence[float]]) -> float:

@@ -126,6 +126,39 @@ def test_below_five_cases_list_them_and_say_so() -> None:
     assert result.hit_rate == pytest.approx(2 / 3)
 
 
+def test_too_few_analogs_of_the_metric_pool_metrics_of_the_same_kind() -> None:
+    # Two analogs measured K值, four others a 转化率 (both rates): the range rests on six.
+    k_value = [analog(i, PastMetric("K值", "", 0.2, 0.5, 0.5 * a)) for i, a in ((1, 1.1), (2, 0.9))]
+    conversion = [
+        analog(i, PastMetric("转化率", "%", 2, 4, 4 * a), PastMetric("GMV", "万元", None, 100, 50))
+        for i, a in ((3, 0.8), (4, 1.0), (5, 1.2), (6, 1.3))
+    ]
+    family_prior = RatioPrior({}, 0.0, 0.0, (-0.1, 0.1), {"rate": 0.0}, (-0.3, 0.3))
+    prior = Prior(**{**_fields(PRIOR), "attainment": family_prior})
+    draft = [DraftMetric("K值", "", 0.3, 0.6)]
+    (result,) = forecast(draft, k_value + conversion, prior=prior).metrics
+    assert result.enough
+    assert (result.family, result.family_n, result.n) == ("比率类", 6, 2)
+    center = statistics.median(math.log(a) for a in (1.1, 0.9, 0.8, 1.0, 1.2, 1.3))
+    assert result.median == pytest.approx(0.6 * math.exp(center))
+    assert result.p75 == pytest.approx(0.6 * math.exp(center + 0.3))  # the kind's width
+    assert result.case_ids == (1, 2, 3, 4, 5, 6)
+    assert result.cases[2].achieved == "转化率 达成目标的 80%"  # a pooled case names its metric
+    assert result.summary.startswith(
+        "测量过该指标的相似活动只有 2 个，按 6 个相似活动的比率类指标相对各自目标的表现推算"
+    )
+    assert "（按比率类指标）" in result.headline
+    assert "2 个相似活动中有 1 个达成了目标" in result.summary  # hit counts: the metric's own
+    # Fewer than five of the kind too: still 样本不足, the metric's own cases listed.
+    (few,) = forecast(draft, k_value + conversion[:2], prior=prior).metrics
+    assert not few.enough
+    assert few.family is None
+    assert "样本不足" in few.summary
+    # A prior without a calibrated width for the kind does not pool.
+    (unpooled,) = forecast(draft, k_value + conversion, prior=PRIOR).metrics
+    assert not unpooled.enough
+
+
 def test_hit_probability_is_shrunk_toward_the_metric_and_goal_base_rate() -> None:
     analogs = [analog(i, gmv(120, 100)) for i in range(1, 6)]  # all five hit
     draft = [DraftMetric("GMV", "万元", None, 100)]

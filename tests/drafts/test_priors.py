@@ -12,13 +12,14 @@ from flask.testing import FlaskClient
 
 from kb.drafts.priors import (
     STRENGTH_BOUNDS,
+    HitModel,
     PriorRow,
+    _held_out_base_rates,
     build_prior,
     corpus_prior,
-    HitModel,
-    _held_out_base_rates,
-    fit_hit_model,
+    family_of,
     fit_center_strength,
+    fit_hit_model,
     fit_strength,
     hit_features,
     loo_residual_quartiles,
@@ -75,6 +76,20 @@ def test_ratio_prior_centers_are_per_metric_medians() -> None:
     assert prior.center("nps") == pytest.approx(0.15)  # every metric's median
 
 
+def test_ratio_prior_has_centers_and_widths_per_kind_of_metric() -> None:
+    values = [("retention_d30", "retention", v) for v in (0.1, 0.2, 0.3)]
+    values += [("renewal_rate", "retention", v) for v in (0.0, 0.4)]
+    values += [("gmv", "gmv", v) for v in (-0.5, -0.4, -0.3, -0.2)]
+    prior = ratio_prior(values)
+    assert prior.family_center("rate") == pytest.approx(0.2)  # 30日留存 and 续费率 pooled
+    assert prior.family_center("value") == pytest.approx(-0.35)
+    assert prior.family_center("satisfaction") == prior.overall_center
+    assert prior.family_residuals is not None
+    assert prior.family_residuals[0] < 0 < prior.family_residuals[1]
+    assert family_of("k_factor") == "rate"
+    assert family_of("老客惊喜度") == "老客惊喜度"
+
+
 def test_range_width_is_calibrated_leave_one_out() -> None:
     values = [(i, "gmv", v) for i, v in enumerate([0.0, 0.1, 0.2, 0.3, 0.4])]
     # Each value against the median of the other four: -0.25, -0.15, 0, 0.15, 0.25.
@@ -118,7 +133,8 @@ def test_hit_model_follows_how_targets_were_set_and_stays_near_zero_without_an_e
     assert no_gain.probability(0.5, 0.05) == pytest.approx(0.5, abs=0.08)
     flat = fit_hit_model(*_hit_rows(rng, {}))
     assert max(abs(c) for c in flat.coefficients) < 0.6
-    assert flat.penalty is not None and flat.penalty >= 3.0  # cross-validation restrains it
+    assert flat.penalty is not None
+    assert flat.penalty >= 3.0  # cross-validation restrains it
     assert flat.probability(0.64, None) == pytest.approx(0.64, abs=0.08)
 
 
