@@ -146,10 +146,13 @@ class Document(_Child, db.Model):  # type: ignore[name-defined,misc]
 
 
 class IndexOutbox(db.Model):  # type: ignore[name-defined,misc]
-    """A campaign whose search entries are stale: written in the same transaction as the change.
+    """An entry of the change feed: a campaign changed, written in the same transaction.
 
-    The indexer drains these rows after commit, at start and on a timer, so an index write that
-    failed (or a crash between commit and index) is repaired from the database.
+    The id is the feed's sequence number: it never repeats and ids become visible in order
+    (kb.outbox). Nobody deletes an entry on reading it: every host applies the entries above
+    its own mark (``IndexHost``) to its keyword index; the embeddings an entry asks for are
+    computed once, by whichever host claims it. Entries every live host has passed, and whose
+    embeddings are stored, are pruned (``IndexFeedState.pruned_upto``).
     """
 
     __tablename__ = "index_outbox"
@@ -160,6 +163,36 @@ class IndexOutbox(db.Model):  # type: ignore[name-defined,misc]
     # No foreign key: the entry must outlive a purged campaign so its index entry is removed.
     campaign_id: Mapped[int] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set once the campaign's embeddings (as of this entry or later) are stored for all hosts.
+    embedded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # The host computing them, until when: an expired claim (a dead host) is taken over.
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(100))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class IndexHost(db.Model):  # type: ignore[name-defined,misc]
+    """A host following the change feed: the last entry its keyword index has applied."""
+
+    __tablename__ = "index_host"
+
+    host_id: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    # Entries above this are kept for the host; its own index directory holds the same mark.
+    last_seq: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class IndexFeedState(db.Model):  # type: ignore[name-defined,misc]
+    """The feed's one bookkeeping row: every entry up to ``pruned_upto`` has been deleted.
+
+    A host whose mark is below it missed entries and catches up from the database instead.
+    """
+
+    __tablename__ = "index_feed_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pruned_upto: Mapped[int] = mapped_column(sa.BigInteger, default=0)
 
 
 class PassageEmbedding(db.Model):  # type: ignore[name-defined,misc]

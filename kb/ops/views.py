@@ -27,7 +27,7 @@ from kb.api.operation import operation, respond
 from kb.database import MIGRATIONS_DIR
 from kb.extensions import csrf, db
 from kb.models import IndexOutbox
-from kb.searching import indexer
+from kb.searching import feed, indexer
 
 bp = Blueprint("ops", __name__)
 csrf.exempt(bp)
@@ -184,8 +184,12 @@ def _database_revisions(connection: sa.Connection) -> list[str]:
 
 
 def _outbox(connection: sa.Connection) -> tuple[int, datetime | None]:
+    # The entries this host's keyword index has not applied yet (the feed keeps the others
+    # for the other hosts until all have passed them).
     count, oldest = connection.execute(
-        sa.select(sa.func.count(IndexOutbox.id), sa.func.min(IndexOutbox.created_at))
+        sa.select(sa.func.count(IndexOutbox.id), sa.func.min(IndexOutbox.created_at)).where(
+            IndexOutbox.id > feed.keyword_seq()
+        )
     ).one()
     if oldest is not None and oldest.tzinfo is None:
         oldest = oldest.replace(tzinfo=UTC)  # stored in UTC (kb.models.UTCDateTime)

@@ -11,12 +11,16 @@ import sqlalchemy as sa
 
 from kb.extensions import db
 from kb.models import IndexOutbox
-from kb.searching import indexer
+from kb.searching import feed, indexer
 
 
 def drain_with_progress() -> None:
-    """Index what the change log holds, with a progress bar."""
-    pending = db.session.scalar(sa.select(sa.func.count(sa.distinct(IndexOutbox.campaign_id))))
+    """Index what the change feed holds beyond this host's mark, with a progress bar."""
+    pending = db.session.scalar(
+        sa.select(sa.func.count(sa.distinct(IndexOutbox.campaign_id))).where(
+            IndexOutbox.id > feed.keyword_seq()
+        )
+    )
     db.session.commit()
     if not pending:
         return

@@ -1,10 +1,13 @@
-"""Keep the search indexes in step with the database, which stays the only truth.
+"""Keep this host's search indexes in step with the database, which stays the only truth.
 
-Every write adds an ``IndexOutbox`` row in its own transaction. The indexer drains those rows
-after each write, at start and on a timer: it loads each campaign as it is now and upserts or
-removes its entries. Draining is idempotent, so a failed index write or a crash between commit
-and index is repaired by the next drain. One process drains at a time (a file lock), so several
-gunicorn workers share one index safely; each keeps its own reader and in-memory vectors.
+Every write adds an ``IndexOutbox`` entry to the change feed in its own transaction. Each host
+follows the feed with its own mark (kb.searching.feed): after each write, at start and on a
+timer it applies the entries above its mark to its keyword index, loading each campaign as it
+is now, so applying is idempotent and a failed index write or a crash is repaired by the next
+round. Embeddings are claimed through the database and computed once for all hosts; every
+process loads the stored vectors. One process per host drains at a time (a file lock in
+``KB_DATA_DIR``), so the gunicorn workers of a host share its keyword index; each keeps its own
+reader and in-memory vectors.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import fcntl
 import hashlib
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,9 +28,11 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from sqlalchemy.orm import selectinload
 
+from kb import outbox
 from kb.database import write_transaction
 from kb.extensions import db
 from kb.models import Campaign, CampaignVersion, IndexOutbox, PassageEmbedding
+from kb.searching import feed
 from kb.searching.documents import campaign_text
 from search.documents import CampaignText, passages
 from search.embedder import Embedder, FakeEmbedder, load_embedders
@@ -40,6 +46,12 @@ ENCODE_BATCH = 32
 # Campaigns embedded between two keyword catch-ups while draining: at most 96 passages each
 # (search.documents.MAX_PASSAGES), so a slice takes seconds even on a CPU without AVX-512.
 EMBED_SLICE = 4
+# A slice whose embedding failed is left to anyone after this long (others go first meanwhile).
+EMBED_RETRY_S = 60.0
+# While a long run of embedding slices goes on, say this host is alive this often.
+HEARTBEAT_S = 30.0
+# Entries every live host has applied are deleted at most this often (per process).
+PRUNE_EVERY_S = 60.0
 Progress = Callable[[int], None]
 
 
@@ -48,7 +60,10 @@ class SearchIndexes:
 
     def __init__(self, data_dir: Path, embedders: Sequence[Embedder]) -> None:
         self.data_dir = data_dir
-        self.keyword = KeywordIndex(data_dir / "index" / "keyword")
+        # The keyword index and the feed mark it has applied (kb.searching.feed) live here.
+        self.index_dir = data_dir / "index"
+        self.keyword = KeywordIndex(self.index_dir / "keyword")
+        self.pruned_at = float("-inf")
         self.embedders = list(embedders)
         self.vectors = {e.name: VectorIndex(e.name, e.dim) for e in self.embedders}
         # The highest PassageEmbedding id loaded into memory: rows above it are news.
@@ -159,81 +174,128 @@ def notify() -> None:
 
 
 def drain(*, progress: Progress | None = None) -> int:
-    """Index every campaign named in the outbox; return how many were processed.
+    """Follow the change feed on this host; return how many campaigns were keyword-indexed.
 
     Keyword entries go first and stay current while vectors are computed: between slices of
-    embedding work, campaigns queued meanwhile are keyword-indexed at once, so one huge campaign
-    or a bulk import never keeps a small write out of keyword search for longer than one slice.
-    Returns 0 at once when another process is draining: it will see our rows too.
+    embedding work (claimed through the database, once for all hosts), entries that arrived
+    meanwhile are keyword-indexed at once, so one huge campaign or a bulk import never keeps a
+    small write out of keyword search for longer than one slice. Returns 0 at once when another
+    process of this host is draining: it applies our entries too. A failure is kept for
+    ``GET /api/v1/index/status`` and raised; the next round retries from the marks.
     """
     indexes = get_indexes()
-    done = 0
     with _indexer_lock(indexes.data_dir, blocking=False) as acquired:
         if not acquired:
             return 0
         db.session.commit()  # read what was committed before the lock, not an older snapshot
-        if not indexes.keyword.is_usable or indexes.keyword.is_stale:
-            # A missing, unreadable or outdated (analyzer changed) index is rebuilt whole.
-            _rebuild_keyword(indexes)
-        keyword_upto = _index_keywords_after(indexes, 0)
-        while True:
-            rows = db.session.execute(
-                sa.select(IndexOutbox.id, IndexOutbox.campaign_id)
-                .where(IndexOutbox.id <= keyword_upto)
-                .order_by(IndexOutbox.id)
-                .limit(BATCH)
-            ).all()
-            db.session.commit()
-            if not rows:
-                break
-            campaign_ids = sorted({campaign_id for _, campaign_id in rows})
-            texts = [campaign_text(c) for c in _load_live(campaign_ids)]
-            # Again, cheaply: on PostgreSQL a lower outbox id can commit after a higher one was
-            # read, so a catch-up may have passed over this row.
-            indexes.keyword.upsert(texts)
+        try:
+            return _follow(indexes, progress)
+        except Exception as exc:
+            db.session.rollback()
+            feed.record_error(f"{type(exc).__name__}: {exc}")
+            raise
+
+
+def _follow(indexes: SearchIndexes, progress: Progress | None) -> int:
+    feed.heartbeat()
+    mark = _caught_up_mark(indexes)
+    mark, done = _apply_entries(indexes, mark, progress)
+    beat = time.monotonic()
+    while (claim := feed.claim_embeddings(EMBED_SLICE)) is not None:
+        held = {id(obj) for obj in db.session.identity_map.values()}
+        try:
+            texts = [campaign_text(c) for c in _load_live(claim.campaign_ids)]
             # Small campaigns first: their vectors are ready in a moment, a large one's later.
             texts.sort(key=lambda text: len(passages(text)))
-            for start in range(0, len(texts), EMBED_SLICE):
-                store_embeddings(indexes.embedders, texts[start : start + EMBED_SLICE])
-                keyword_upto = _index_keywords_after(indexes, keyword_upto)
-            indexes.keyword.delete(set(campaign_ids) - {text.id for text in texts})
-            _drop_vectors(indexes, set(campaign_ids) - {text.id for text in texts})
-            indexes.sync_vectors()
-            with write_transaction() as session:
-                session.execute(
-                    sa.delete(IndexOutbox).where(IndexOutbox.id.in_([row_id for row_id, _ in rows]))
-                )
-            done += len(campaign_ids)
-            if progress:
-                progress(len(campaign_ids))
+            store_embeddings(indexes.embedders, texts)
+        except Exception:
+            db.session.rollback()
+            feed.release_embeddings(claim, retry_after_s=EMBED_RETRY_S)
+            raise
+        feed.finish_embeddings(claim)
+        _release_loaded(held)
+        mark, more = _apply_entries(indexes, mark, progress)
+        done += more
+        if time.monotonic() - beat > HEARTBEAT_S:
+            feed.heartbeat()
+            beat = time.monotonic()
+    indexes.sync_vectors()
+    if time.monotonic() - indexes.pruned_at > PRUNE_EVERY_S:
+        feed.prune()
+        indexes.pruned_at = time.monotonic()
     return done
 
 
-def _index_keywords_after(indexes: SearchIndexes, after_id: int) -> int:
-    """Keyword-index the campaigns queued with an outbox id above ``after_id``; return the last id.
+def _caught_up_mark(indexes: SearchIndexes) -> int:
+    """Return this host's mark, first catching up from the database if the feed cannot serve.
 
-    Idempotent, and cheap next to embedding.
+    A missing, unreadable or outdated (analyzer changed) index is rebuilt whole. An index
+    without a mark (made before the feed) or with one below the pruned mark (the host was away
+    while entries it needed were deleted) is compared campaign by campaign with the database.
     """
-    rows = db.session.execute(
-        sa.select(IndexOutbox.id, IndexOutbox.campaign_id)
-        .where(IndexOutbox.id > after_id)
-        .order_by(IndexOutbox.id)
-    ).all()
-    db.session.commit()
-    if not rows:
-        return after_id
-    campaign_ids = sorted({campaign_id for _, campaign_id in rows})
-    for start in range(0, len(campaign_ids), BATCH):
-        chunk = campaign_ids[start : start + BATCH]
+    index_dir = indexes.index_dir
+    if not indexes.keyword.is_usable or indexes.keyword.is_stale:
+        seq = feed.register_catch_up()
+        _rebuild_keyword(indexes)
+        feed.write_mark(index_dir, seq)
+        return seq
+    mark = feed.read_mark(index_dir)
+    # Above the head: the database went back (a restored backup), its ids will be reused.
+    if mark is None or mark < outbox.pruned_upto() or mark > feed.head():
+        seq = feed.register_catch_up()
+        db.session.commit()
+        log.info("catching up the keyword index from the database (mark %s, head %d)", mark, seq)
+        _reconcile_keyword(indexes)
+        feed.write_mark(index_dir, seq)
+        return seq
+    return mark
+
+
+def _apply_entries(indexes: SearchIndexes, mark: int, progress: Progress | None) -> tuple[int, int]:
+    """Keyword-index the campaigns of the entries above ``mark``; return the new mark and count.
+
+    Idempotent (each campaign is indexed as it is now), and cheap next to embedding.
+    """
+    done = 0
+    while rows := feed.entries_after(mark, BATCH):
+        campaign_ids = sorted({campaign_id for _, campaign_id in rows})
         held = {id(obj) for obj in db.session.identity_map.values()}
-        live = [campaign_text(c) for c in _load_live(chunk)]
+        live = [campaign_text(c) for c in _load_live(campaign_ids)]
         indexes.keyword.upsert(live)
-        gone = set(chunk) - {text.id for text in live}
+        gone = set(campaign_ids) - {text.id for text in live}
         if gone:
             indexes.keyword.delete(gone)
             _drop_vectors(indexes, gone)
         _release_loaded(held)
-    return int(rows[-1][0])
+        mark = rows[-1][0]
+        feed.write_mark(indexes.index_dir, mark)
+        done += len(campaign_ids)
+        if progress:
+            progress(len(campaign_ids))
+    return mark, done
+
+
+def _reconcile_keyword(indexes: SearchIndexes) -> int:
+    """Bring the keyword index in line with the database by (id, version); return the changes."""
+    live = dict(
+        db.session.execute(
+            sa.select(Campaign.id, Campaign.version).where(Campaign.deleted_at.is_(None))
+        ).all()
+    )
+    db.session.commit()
+    indexed = indexes.keyword.versions()
+    stale = sorted(cid for cid, version in live.items() if indexed.get(cid) != version)
+    gone = set(indexed) - set(live)
+    for start in range(0, len(stale), BATCH):
+        held = {id(obj) for obj in db.session.identity_map.values()}
+        texts = [campaign_text(c) for c in _load_live(stale[start : start + BATCH])]
+        indexes.keyword.upsert(texts)
+        gone |= set(stale[start : start + BATCH]) - {text.id for text in texts}
+        _release_loaded(held)
+    if gone:
+        indexes.keyword.delete(gone)
+        _drop_vectors(indexes, gone)
+    return len(stale) + len(gone)
 
 
 def _release_loaded(held: set[int]) -> None:
@@ -328,21 +390,30 @@ def _sha1(text: str) -> str:
 
 
 def reconcile() -> int:
-    """Queue every campaign whose index entries are missing or out of date; return how many."""
+    """Repair what the feed cannot know about; return how many campaigns needed it.
+
+    This host's keyword entries are compared with the database (id and version) and fixed at
+    once; live campaigns without embeddings for a configured model (a model added, a lost row)
+    get a feed entry, so that one host computes them for all. Skipped while another process of
+    this host drains (it holds the keyword index).
+    """
     indexes = get_indexes()
-    live = dict(
-        db.session.execute(
-            sa.select(Campaign.id, Campaign.version).where(Campaign.deleted_at.is_(None))
-        ).all()
+    fixed = 0
+    with _indexer_lock(indexes.data_dir, blocking=False) as acquired:
+        if acquired and indexes.keyword.is_usable and not indexes.keyword.is_stale:
+            db.session.commit()
+            fixed = _reconcile_keyword(indexes)
+    live = set(db.session.scalars(sa.select(Campaign.id).where(Campaign.deleted_at.is_(None))))
+    waiting = set(
+        db.session.scalars(
+            sa.select(IndexOutbox.campaign_id).where(IndexOutbox.embedded_at.is_(None))
+        )
     )
-    stale: set[int] = set()
-    if indexes.keyword.is_usable and not indexes.keyword.is_stale:
-        indexed = indexes.keyword.versions()
-        stale |= {cid for cid, version in live.items() if indexed.get(cid) != version}
-        stale |= set(indexed) - set(live)
-    else:
-        stale |= set(live)
-    for embedder in indexes.embedders:
+    from kb.searching import backfill  # backfill imports this module
+
+    missing: set[int] = set()
+    # A model still filling gets its vectors from kb.searching.backfill, outside the feed.
+    for embedder in backfill.serving(indexes):
         embedded = set(
             db.session.scalars(
                 sa.select(PassageEmbedding.campaign_id)
@@ -352,24 +423,26 @@ def reconcile() -> int:
                 .distinct()
             )
         )
-        stale |= set(live) - embedded
+        missing |= live - embedded - waiting
     db.session.commit()
-    if stale:
+    if missing:
         with write_transaction() as session:
-            session.add_all(IndexOutbox(campaign_id=cid) for cid in sorted(stale))
-    return len(stale)
+            session.add_all(IndexOutbox(campaign_id=cid) for cid in sorted(missing))
+    return fixed + len(missing)
 
 
 def rebuild(*, progress: Progress | None = None) -> int:
-    """Rebuild every index from the database; return the number of campaigns indexed."""
+    """Rebuild this host's keyword index and every stored embedding from the database.
+
+    Returns the number of campaigns indexed. The host's mark becomes the feed head read before
+    anything else (under the indexer's lock), and what was written meanwhile is applied after.
+    """
     indexes = get_indexes()
     with _indexer_lock(indexes.data_dir, blocking=True):
         # A read transaction opened before the lock (the CLI counts campaigns first) would pin
         # an older snapshot on SQLite: campaigns indexed meanwhile by a drain would be missed.
         db.session.commit()
-        # The entries queued now, by id: on PostgreSQL a lower id may still commit later, and its
-        # entry must stay queued (a range "id <= newest" would drop it unseen).
-        queued = list(db.session.scalars(sa.select(IndexOutbox.id)))
+        seq = feed.register_catch_up()
         ids = list(
             db.session.scalars(
                 sa.select(Campaign.id).where(Campaign.deleted_at.is_(None)).order_by(Campaign.id)
@@ -382,13 +455,9 @@ def rebuild(*, progress: Progress | None = None) -> int:
             if progress:
                 progress(len(texts))
         _rebuild_keyword(indexes, ids)
-        # Everything queued before the rebuild began is now reflected in it.
-        with write_transaction() as session:
-            for start in range(0, len(queued), 500):
-                chunk = queued[start : start + 500]
-                session.execute(sa.delete(IndexOutbox).where(IndexOutbox.id.in_(chunk)))
+        feed.write_mark(indexes.index_dir, seq)
         indexes.sync_vectors()
-    # What was written during the rebuild is still queued: index it now, not on the next write.
+    # What was written during the rebuild is still in the feed: index it now.
     drain()
     return len(ids)
 

@@ -13,6 +13,7 @@ from flask import Flask
 
 from kb import outbox
 from kb.background import BackgroundLoop, start_once
+from kb.searching import backfill, feed
 from kb.searching.indexer import drain, notify, reconcile, warm_up
 
 
@@ -22,7 +23,9 @@ def init_app(app: Flask) -> None:
     gunicorn.conf.py starts it earlier, when the worker boots, so the change log is drained and
     reconciled before any traffic; ``flask run`` relies on this hook.
     """
+    outbox.keep_feed_order()
     outbox.on_notify(app, notify)
+    outbox.on_indexed(app, feed.is_searchable)
 
     @app.before_request
     def _start_worker() -> None:
@@ -38,9 +41,15 @@ def start_worker(app: Flask) -> None:
         app,
         WORKER,
         lambda: BackgroundLoop(
-            app, "kb-indexer", float(app.config["INDEX_INTERVAL_S"]), drain, first=_first_pass
+            app, "kb-indexer", float(app.config["INDEX_INTERVAL_S"]), run_round, first=_first_pass
         ),
     )
+
+
+def run_round() -> None:
+    """Run one round of the loop: follow the change feed, then fill a newly added model."""
+    drain()
+    backfill.fill()  # the vectors of a model added to KB_EMBEDDING_MODELS, after the writes
 
 
 def _first_pass() -> None:
