@@ -244,6 +244,9 @@ _METRIC_ANY_VALUE = re.compile(
 )
 _VALUE_PARTS = ("baseline", "target", "actual")
 _PARTS = {"基线": "baseline", "基准": "baseline", "目标": "target", "实际": "actual"}
+# The key metric's mark in the friendly form: "【主要指标】成交额（万元）：目标 1000，实际 1130".
+KEY_MARK = "【主要指标】"
+_KEY_MARK = re.compile(r"^\s*[【\[]\s*主要指标\s*[】\]]\s*")
 _RESULT_HEAD = re.compile(r"^[\[【](?P<label>[^\]】]{1,12})[\]】]\s*(?P<rest>.*)$", re.S)
 _EVIDENCE = re.compile(r"^(?P<statement>.*?)\s*[(（]依据[:：]\s*(?P<evidence>.*)[)）]$", re.S)
 DEFAULT_DOCUMENT_TITLE = "策略文档"
@@ -298,15 +301,20 @@ def parse_metrics(text: str, warnings: list[str] | None = None) -> list[Any]:
     if found is not None:
         return found
     metrics = []
-    for line in _items(text):
+    for item in _items(text):
+        mark = _KEY_MARK.match(item)
+        line = item[mark.end() :] if mark else item
         head = _METRIC_HEAD.match(line)
         if head is None:
-            metrics.append({"name": line, "unit": "", **dict.fromkeys(_VALUE_PARTS)})
+            metrics.append(
+                {"name": line, "unit": "", **dict.fromkeys(_VALUE_PARTS), "key": bool(mark)}
+            )
             continue
         metric: dict[str, Any] = {
             "name": head["name"].strip(),
             "unit": (head["unit"] or "").strip(),
             **dict.fromkeys(_VALUE_PARTS),
+            "key": bool(mark),
         }
         for match in _METRIC_VALUE.finditer(head["rest"]):
             part = _PARTS.get(match["part"], match["part"].lower())
@@ -343,11 +351,28 @@ def parse_hypotheses(text: str) -> list[Any]:
     return hypotheses
 
 
+# A document in the friendly form starts on a line "【文档】title（kind label）".
+DOCUMENT_MARK = "【文档】"
+_DOCUMENT_HEAD = re.compile(r"^【文档】(?P<title>.*)（(?P<kind>[^（）\n]*)）[ \t]*$", re.M)
+
+
 def parse_documents(text: str) -> list[Any]:
-    """Read a JSON array of documents, or plain Markdown as one strategy document."""
+    """Read documents: "【文档】title（kind）" sections, a JSON array, or Markdown as one document."""
     found = _json_list(text)
     if found is not None:
         return found
+    if text.startswith(DOCUMENT_MARK) and (heads := list(_DOCUMENT_HEAD.finditer(text))):
+        documents = []
+        for n, head in enumerate(heads):
+            end = heads[n + 1].start() if n + 1 < len(heads) else len(text)
+            body = text[head.end() : end]
+            body = body.removeprefix("\n")
+            if n + 1 < len(heads):
+                body = body.removesuffix("\n\n")
+            documents.append(
+                {"title": head["title"], "kind": document_kind(head["kind"]), "body": body}
+            )
+        return documents
     return [{"title": DEFAULT_DOCUMENT_TITLE, "kind": "strategy", "body": text}] if text else []
 
 
@@ -366,7 +391,7 @@ def format_rewards(rewards: list[dict[str, Any]]) -> str:
 
 
 def format_metrics(metrics: list[dict[str, Any]]) -> str:
-    """Write one metric a line: name（unit）：基线 x，目标 y，实际 z."""
+    """Write one metric a line: name（unit）：基线 x，目标 y，实际 z; the key one marked 【主要指标】."""
     lines = []
     for metric in metrics:
         values = [
@@ -375,7 +400,8 @@ def format_metrics(metrics: list[dict[str, Any]]) -> str:
             if metric[part] is not None
         ]
         unit = f"（{metric['unit']}）" if metric["unit"] else ""
-        lines.append(f"{metric['name']}{unit}：{'，'.join(values)}")
+        mark = KEY_MARK if metric.get("key") else ""
+        lines.append(f"{mark}{metric['name']}{unit}：{'，'.join(values)}")
     return "\n".join(lines)
 
 
@@ -390,13 +416,17 @@ def format_hypotheses(hypotheses: list[dict[str, Any]]) -> str:
 
 
 def format_documents(documents: list[dict[str, Any]]) -> str:
-    """Write documents as JSON (a lone strategy document as its Markdown)."""
+    """Write documents as text: each under a line "【文档】title（kind）" (a lone default
+    strategy document as its Markdown alone)."""
     if not documents:
         return ""
     (first, *rest) = documents
     if not rest and first["title"] == DEFAULT_DOCUMENT_TITLE and first["kind"] == "strategy":
         return str(first["body"])
-    return json.dumps(documents, ensure_ascii=False)
+    return "\n\n".join(
+        f"{DOCUMENT_MARK}{d['title']}（{DOCUMENT_KINDS.get(d['kind'], d['kind'])}）\n{d['body']}"
+        for d in documents
+    )
 
 
 Parser = Callable[[str], list[Any]]
@@ -421,8 +451,9 @@ def normalize_nested(field: str, items: list[Any], warnings: list[str] | None = 
     if field == "rewards":
         return [_mapped(item, _REWARD_KEYS, {"stackable": parse_bool}) for item in items]
     if field == "metrics":
-        numbers = dict.fromkeys(_VALUE_PARTS, parse_number)
-        metrics = [_mapped(item, _METRIC_KEYS, numbers) for item in items]
+        converters: dict[str, Callable[[Any], Any]] = dict.fromkeys(_VALUE_PARTS, parse_number)
+        converters["key"] = parse_bool
+        metrics = [_mapped(item, _METRIC_KEYS, converters) for item in items]
         if warnings is not None:
             for position, metric in enumerate(metrics, start=1):
                 if isinstance(metric, dict):
@@ -449,7 +480,7 @@ _REWARD_KEYS = {
 }
 _METRIC_KEYS = {
     "指标": "name", "名称": "name", "单位": "unit", "基线": "baseline", "基准": "baseline",
-    "目标": "target", "实际": "actual",
+    "目标": "target", "实际": "actual", "主要指标": "key",
 }  # fmt: skip
 _HYPOTHESIS_KEYS = {"假设": "statement", "结果": "result", "依据": "evidence", "证据": "evidence"}
 _DOCUMENT_KEYS = {"标题": "title", "类型": "kind", "正文": "body", "内容": "body"}

@@ -65,8 +65,17 @@ METRIC_SHEET_COLUMNS: dict[str, tuple[str, ...]] = {
     "baseline": ("基线", "baseline", "基线值", "基准", "基准值", "上期", "同期"),
     "target": ("目标", "target", "目标值", "计划"),
     "actual": ("实际", "actual", "实际值", "实绩", "完成值"),
+    "key": ("主要指标", "key", "是否主要指标"),
 }
 METRIC_SHEET_NAMES = ("指标", "metrics", "指标数据", "数据成效", "metric")
+
+# Columns the exporters add for a reader (the key metric's name, attainment and verdict): derived
+# from the metrics, so an importer knows them and reads nothing from them.
+DERIVED_COLUMNS: dict[str, str] = {
+    "key_metric": "主要指标",
+    "key_attainment": "主要指标达成率",
+    "key_verdict": "主要指标结果",
+}
 
 MetricPart = Literal["baseline", "target", "actual", "unit"]
 METRIC_PARTS: dict[MetricPart, tuple[str, ...]] = {
@@ -106,6 +115,11 @@ def _field_index() -> dict[str, str]:
 @cache
 def _metric_sheet_index() -> dict[str, str]:
     return _index(METRIC_SHEET_COLUMNS)
+
+
+@cache
+def _derived_index() -> frozenset[str]:
+    return frozenset(fold(name) for name in DERIVED_COLUMNS.values())
 
 
 @cache
@@ -155,10 +169,12 @@ class Column:
     unit: str = ""
     # "预算（万元）": values are multiplied by this to get yuan.
     scale: float = 1.0
+    # An exporter's derived column (主要指标达成率): known, and read into nothing.
+    derived: bool = False
 
     @property
     def known(self) -> bool:
-        return self.field is not None or self.metric is not None
+        return self.field is not None or self.metric is not None or self.derived
 
 
 def cell_text(value: Any) -> str:
@@ -172,6 +188,8 @@ def cell_text(value: Any) -> str:
 
 def _single(index: int, header: str) -> Column:
     """Read a one-row header cell: a field name, else ``<metric>_<part>``, else unknown."""
+    if fold(header) in _derived_index():
+        return Column(index, header, derived=True)
     field = match_name(header)
     if field is not None:
         scale = 1.0

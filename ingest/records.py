@@ -163,7 +163,7 @@ class MetricRows:
             return [f"{self.label}第 {sheet_row} 行：缺少指标名称，已跳过"]
         name = cells.unneutralize(name)
         unreadable: list[str] = []
-        metric = {
+        metric: dict[str, Any] = {
             "name": name,
             "unit": cell_text(values.get("unit")),
             **{
@@ -173,6 +173,8 @@ class MetricRows:
                 for part in _VALUE_PARTS
             },
         }
+        if not _blank(values.get("key")):
+            metric["key"] = cells.parse_bool(values.get("key"))
         warnings = [f"{self.label}第 {sheet_row} 行 {message}" for message in unreadable]
         entry = (sheet_row, metric)
         row = cells.parse_number(values.get("campaign_row"))

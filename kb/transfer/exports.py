@@ -7,7 +7,7 @@ ingest/writers.py; this module loads the campaigns and turns each into the dict 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import IO
+from typing import IO, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
@@ -15,6 +15,7 @@ from sqlalchemy.orm import selectinload
 from ingest import writers
 from ingest.writers import EXPORT_FORMATS as EXPORT_FORMATS
 from ingest.writers import MIMETYPES as MIMETYPES
+from kb.campaigns.key_metric import key_metric
 from kb.campaigns.queries import CampaignFilter, list_campaigns
 from kb.campaigns.serialize import campaign_to_dict, campaign_to_input
 from kb.extensions import db
@@ -74,9 +75,25 @@ def _load_children(ids: list[int]) -> None:
 # ---- in which format -------------------------------------------------------------------------
 
 
+def export_record(campaign: Campaign) -> dict[str, Any]:
+    """Return what the writers write of a campaign: its input shape and its key metric's result."""
+    record = campaign_to_input(campaign)
+    key = key_metric(campaign)
+    record["key_metric"] = (
+        {
+            "name": key.name,
+            "attainment_pct": None if key.attainment_pct is None else round(key.attainment_pct, 1),
+            "verdict": key.verdict,
+        }
+        if key is not None
+        else None
+    )
+    return record
+
+
 def csv_chunks(campaigns: Iterable[Campaign]) -> Iterator[str]:
     """Yield a CSV export of the campaigns (see ingest.writers.csv_chunks)."""
-    return writers.csv_chunks(campaign_to_input(c) for c in campaigns)
+    return writers.csv_chunks(export_record(c) for c in campaigns)
 
 
 def jsonl_chunks(campaigns: Iterable[Campaign]) -> Iterator[str]:
@@ -86,9 +103,9 @@ def jsonl_chunks(campaigns: Iterable[Campaign]) -> Iterator[str]:
 
 def write_xlsx(campaigns: Iterable[Campaign], target: IO[bytes]) -> None:
     """Write an Excel export of the campaigns (see ingest.writers.write_xlsx)."""
-    writers.write_xlsx((campaign_to_input(c) for c in campaigns), target)
+    writers.write_xlsx((export_record(c) for c in campaigns), target)
 
 
 def campaign_markdown(campaign: Campaign) -> str:
     """Return one campaign as Markdown (see ingest.writers.campaign_markdown)."""
-    return writers.campaign_markdown(campaign_to_input(campaign))
+    return writers.campaign_markdown(export_record(campaign))

@@ -127,9 +127,11 @@ def test_friendly_forms_read_what_people_write() -> None:
     assert cells.parse_metrics(
         "成交额（万元）：基线 820，目标 1,000，实际 1130.5\nNPS：目标 40"
     ) == [
-        {"name": "成交额", "unit": "万元", "baseline": 820.0, "target": 1000.0, "actual": 1130.5},
-        {"name": "NPS", "unit": "", "baseline": None, "target": 40.0, "actual": None},
-    ]
+        {"name": "成交额", "unit": "万元", "baseline": 820.0, "target": 1000.0, "actual": 1130.5,
+         "key": False},
+        {"name": "NPS", "unit": "", "baseline": None, "target": 40.0, "actual": None, "key": False},
+    ]  # fmt: skip
+    assert cells.parse_metrics("【主要指标】GMV：目标 40")[0]["key"] is True
     assert cells.parse_hypotheses("- [已验证] 海报 A 点击率高 20%（依据：A/B 各 1 万人）") == [
         {"statement": "海报 A 点击率高 20%", "result": "validated", "evidence": "A/B 各 1 万人"}
     ]

@@ -14,8 +14,9 @@ def test_a_metric_line_names_the_value_it_left_empty() -> None:
     warnings: list[str] = []
     metrics = cells.parse_metrics("GMV（万元）：目标 1000，实际 abc", warnings)
     assert metrics == [
-        {"name": "GMV", "unit": "万元", "baseline": None, "target": 1000.0, "actual": None}
-    ]
+        {"name": "GMV", "unit": "万元", "baseline": None, "target": 1000.0, "actual": None,
+         "key": False}
+    ]  # fmt: skip
     assert warnings == ["GMV 实际值 “abc” 无法识别为数字，已留空"]
 
 
