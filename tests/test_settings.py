@@ -25,6 +25,17 @@ from tests import conftest
         ("KB_RATELIMIT_LOGIN", "10 per fortnight", "KB_RATELIMIT_LOGIN=10 per fortnight: 不是"),
         ("KB_DATABASE_URL", "mysql://kb@db/kb", "KB_DATABASE_URL=mysql://kb@db/kb: 不支持的数据库"),
         ("KB_DATABASE_URL", "not a url", "KB_DATABASE_URL=not a url: 不是数据库地址"),
+        (
+            "KB_EMBEDDING_MODELS",
+            "e5,/no/such/model",
+            "KB_EMBEDDING_MODELS=e5,/no/such/model: 第 2 项“/no/such/model”：“/no/such/model”既不是",
+        ),
+        (
+            "KB_EMBEDDING_MODELS",
+            "e5:heavy",
+            "KB_EMBEDDING_MODELS=e5:heavy: 第 1 项“e5:heavy”：冒号后",
+        ),
+        ("KB_EMBEDDING_MODELS", "e5,use,e5", "KB_EMBEDDING_MODELS=e5,use,e5: 模型名“e5”出现了两次"),
     ],
 )
 def test_a_wrong_variable_stops_the_app_naming_it(

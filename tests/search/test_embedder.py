@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,9 +17,13 @@ from search.embedder import (
     USE_DIM,
     Embedder,
     FakeEmbedder,
+    ModelSpec,
+    Prompts,
     SentenceTransformerEmbedder,
     l2_normalize,
     load_embedders,
+    parse_model_specs,
+    read_prompts,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,10 +97,118 @@ def test_spec_accepts_a_sentence_transformers_folder(tmp_path: Path) -> None:
     assert not embedder.is_loaded
 
 
-@pytest.mark.parametrize("spec", ["", " , ", "e5,e5", "no/such/model", "E5"])
-def test_spec_rejects_bad_entries(spec: str, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"empty|twice|neither"):
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("", "至少须有一个模型"),
+        (" , ", "至少须有一个模型"),
+        ("e5,,use", "第 2 项为空"),
+        ("e5,e5", "模型名“e5”出现了两次"),
+        ("e5,e5=use", "模型名“e5”出现了两次"),
+        ("no/such/model", "第 1 项“no/such/model”：“no/such/model”既不是 e5、use，也不是"),
+        ("E5", "既不是 e5、use"),
+        ("e5:heavy", "第 1 项“e5:heavy”：冒号后的融合权重“heavy”不是数字"),
+        ("use:0", "融合权重须为大于 0 的数字"),
+        ("use:-1", "融合权重须为大于 0 的数字"),
+        ("use:nan", "融合权重须为大于 0 的数字"),
+        ("中文=use", "模型名“中文”须以字母或数字开头"),
+        ("=use", "模型名“”须以字母或数字开头"),
+    ],
+)
+def test_spec_rejects_bad_entries(spec: str, says: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=says):
         load_embedders(spec, tmp_path)
+
+
+def test_spec_names_and_weights_models(tmp_path: Path) -> None:
+    folder = tmp_path / "gemma-300m"
+    folder.mkdir()
+    (folder / "modules.json").write_text("[]", encoding="utf-8")
+    specs = parse_model_specs(f"e5, use:0.5 , big={folder}:2,{folder}")
+    assert specs == [
+        ModelSpec("e5", "e5", 1.0),
+        ModelSpec("use", "use", 0.5),
+        ModelSpec("big", str(folder), 2.0),
+        ModelSpec("gemma-300m", str(folder), 1.0),
+    ]
+    assert [s.folder for s in specs] == [None, None, folder, folder]
+    embedders = load_embedders(f"e5,big={folder}:2", tmp_path)
+    assert [e.name for e in embedders] == ["e5", "big"]
+
+
+@pytest.mark.parametrize(
+    ("prompts", "expected"),
+    [
+        ({"query": "query: ", "passage": "passage: "}, Prompts("query: ", "passage: ")),
+        (
+            {"query": "task: search result | query: ", "document": "title: none | text: "},
+            Prompts("task: search result | query: ", "title: none | text: "),
+        ),
+        (
+            {"search_query": "search_query: ", "search_document": "search_document: "},
+            Prompts("search_query: ", "search_document: "),
+        ),
+        ({"Retrieval-query": "q: ", "Classification": "c: "}, Prompts("q: ", "")),
+        ({}, Prompts()),
+        (None, Prompts()),
+    ],
+)
+def test_prompts_are_read_from_the_folder_config(
+    prompts: dict[str, str] | None, expected: Prompts, tmp_path: Path
+) -> None:
+    config = {"prompts": prompts, "default_prompt_name": "query"}
+    (tmp_path / "config_sentence_transformers.json").write_text(
+        json.dumps(config), encoding="utf-8"
+    )
+    assert read_prompts(tmp_path) == expected
+
+
+def test_a_folder_without_config_has_no_prompts_and_a_broken_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    assert read_prompts(tmp_path) == Prompts()
+    (tmp_path / "modules.json").write_text("[]", encoding="utf-8")
+    (tmp_path / "config_sentence_transformers.json").write_text("{", encoding="utf-8")
+    with pytest.raises(ValueError, match="无法读取"):
+        parse_model_specs(str(tmp_path))
+    (tmp_path / "config_sentence_transformers.json").write_text(
+        json.dumps({"prompts": {"query": 3}}), encoding="utf-8"
+    )
+    with pytest.raises(ValueError, match="prompts 须为"):
+        read_prompts(tmp_path)
+
+
+class _RecordingModel:
+    """Stands in for a loaded SentenceTransformer: records the prompt each encode got."""
+
+    def __init__(self, prompts: dict[str, str]) -> None:
+        self.prompts = prompts
+        self.seen: list[str | None] = []
+
+    def encode(self, texts: list[str], *, prompt: str | None = None, **_: Any) -> np.ndarray:
+        self.seen.append(prompt)
+        return np.ones((len(texts), 4), np.float32)
+
+
+def test_an_embedder_always_passes_its_prompt_as_text() -> None:
+    # The folder's prompts when read; else the model's own; never None (which would let a
+    # default_prompt_name slip in front of passages).
+    model = _RecordingModel({"query": "q: ", "passage": "p: "})
+    own = SentenceTransformerEmbedder("own", lambda: model, dim=4)  # type: ignore[arg-type,return-value]
+    own.encode_queries(["a"])
+    own.encode_passages(["a"])
+    read = SentenceTransformerEmbedder(
+        "read",
+        lambda: model,
+        dim=4,
+        prompts=Prompts(query="Q "),  # type: ignore[arg-type,return-value]
+    )
+    read.encode_queries(["a"])
+    read.encode_passages(["a"])
+    bare = SentenceTransformerEmbedder("bare", lambda: _RecordingModel({}), dim=4)  # type: ignore[arg-type,return-value]
+    bare.encode_passages(["a"])
+    assert model.seen == ["q: ", "p: ", "Q ", ""]
+    assert bare.model().seen == [""]  # type: ignore[attr-defined]
 
 
 def test_imports_load_no_model_libraries() -> None:
