@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kb.searching import backfill
 from kb.searching.indexer import SearchIndexes
 from search.embedder import Embedder, Vectors
 from search.relevance import (
@@ -95,13 +96,14 @@ def calibration(indexes: SearchIndexes) -> Calibration | None:
     """Return the floors for the current corpus; None when there is nothing to calibrate on."""
     state = _state(indexes)
     with state.lock:
-        counts = {e.name: len(indexes.vectors[e.name]) for e in indexes.embedders}
+        serving = backfill.serving(indexes)  # a model still filling is not judged either
+        counts = {e.name: len(indexes.vectors[e.name]) for e in serving}
         if not any(counts.values()):
             return None
         if not _stale(state, counts):
             return state.calibration
         samples: list[list[ModelScores]] | None = None
-        for embedder in indexes.embedders:
+        for embedder in serving:
             background = _background(state, embedder)
             if background is None:
                 return None
