@@ -141,7 +141,8 @@ def evaluate(app: Any, records: list[dict[str, Any]]) -> Figures:
 def _hit(metric: dict[str, Any]) -> bool | None:
     from kb.campaigns import metrics as catalog
 
-    found = catalog.match(metric["name"], metric.get("unit", ""))
+    # The forecast's own reading of the name: a catalog match, else by unit and wording.
+    found = catalog.resolve(metric["name"], metric.get("unit", ""))
     direction = found.metric.direction if found else "higher"
     return catalog.assess(direction, None, metric.get("target"), metric.get("actual")).hit
 

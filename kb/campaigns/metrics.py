@@ -230,6 +230,9 @@ CATALOG: tuple[CatalogMetric, ...] = (
             "注册用户数",
             "新注册用户数",
             "拉新数",
+            "注册人数",
+            "注册数",
+            "新增注册",
         ),
     ),
     CatalogMetric(
@@ -261,6 +264,9 @@ CATALOG: tuple[CatalogMetric, ...] = (
             "pv",
             "video views",
             "播放次数",
+            "观看人数",
+            "浏览量",
+            "page views",
         ),
     ),
     CatalogMetric(
@@ -276,7 +282,11 @@ CATALOG: tuple[CatalogMetric, ...] = (
     ),
     CatalogMetric("gross_margin", "毛利率", "higher", "rate", ("毛利率", "gross margin", "毛利")),
     CatalogMetric(
-        "renewal_rate", "续费率", "higher", "rate", ("续费率", "renewal rate", "續費率", "续约率")
+        "renewal_rate",
+        "续费率",
+        "higher",
+        "rate",
+        ("续费率", "renewal rate", "續費率", "续约率", "续报率", "续课率"),
     ),
     # Names found in the demo data, the importer samples and what teams commonly write.
     CatalogMetric(
@@ -427,6 +437,206 @@ CATALOG: tuple[CatalogMetric, ...] = (
         "higher",
         "traffic",
         ("活跃用户数", "活跃用户", "活跃人数", "active users"),
+    ),
+    # More names retros commonly carry (私域, 直播, 内容, 教育, 会员 campaigns), so a forecast
+    # and the signals can read them.
+    CatalogMetric(
+        "revenue",
+        "营收",
+        "higher",
+        "value",
+        ("营收", "营业额", "销售收入", "收入", "营业收入", "revenue", "sales revenue"),
+    ),
+    CatalogMetric(
+        "profit", "利润", "higher", "value", ("利润", "毛利额", "净利润", "利润额", "profit")
+    ),
+    CatalogMetric(
+        "arpu",
+        "ARPU",
+        "higher",
+        "value",
+        ("arpu", "人均收入", "每用户平均收入", "用户平均收入", "average revenue per user"),
+    ),
+    CatalogMetric("ltv", "LTV", "higher", "value", ("ltv", "生命周期价值", "用户终身价值")),
+    CatalogMetric(
+        "items_per_order", "连带率", "higher", "value", ("连带率", "件单比", "items per order")
+    ),
+    CatalogMetric(
+        "participants",
+        "参与人数",
+        "higher",
+        "traffic",
+        (
+            "参与人数",
+            "参与人次",
+            "参与用户数",
+            "参与量",
+            "活动参与人数",
+            "participants",
+            "participations",
+        ),
+    ),
+    CatalogMetric(
+        "registrations",
+        "报名人数",
+        "higher",
+        "count",
+        ("报名人数", "报名数", "报名量", "registrations", "registered users"),
+    ),
+    CatalogMetric(
+        "coupons_claimed",
+        "领券人数",
+        "higher",
+        "count",
+        ("领券人数", "领券量", "领券数", "领取人数", "coupons claimed", "coupon claims"),
+    ),
+    CatalogMetric(
+        "private_adds",
+        "私域新增",
+        "higher",
+        "count",
+        (
+            "私域新增",
+            "入群人数",
+            "进群人数",
+            "加群人数",
+            "新增入群",
+            "加好友数",
+            "添加好友数",
+            "企微加粉数",
+            "加粉数",
+            "企微新增",
+            "私域引流人数",
+            "private domain adds",
+        ),
+    ),
+    CatalogMetric(
+        "followers",
+        "新增粉丝",
+        "higher",
+        "count",
+        (
+            "新增粉丝",
+            "新增粉丝数",
+            "涨粉",
+            "涨粉数",
+            "粉丝增长",
+            "新增关注",
+            "新增关注数",
+            "followers gained",
+            "new followers",
+        ),
+    ),
+    CatalogMetric(
+        "invites",
+        "邀请人数",
+        "higher",
+        "count",
+        ("邀请人数", "邀请数", "邀请量", "受邀人数", "invites", "invitations"),
+    ),
+    CatalogMetric(
+        "installs",
+        "下载量",
+        "higher",
+        "count",
+        ("下载量", "下载数", "安装量", "app下载量", "downloads", "installs", "app installs"),
+    ),
+    CatalogMetric(
+        "trial_users",
+        "试听人数",
+        "higher",
+        "count",
+        ("试听人数", "试课人数", "体验课人数", "试听数", "trial sign ups", "trial users"),
+    ),
+    CatalogMetric(
+        "members",
+        "会员数",
+        "higher",
+        "count",
+        ("会员数", "会员人数", "开卡数", "开卡人数", "入会人数", "members", "member sign ups"),
+    ),
+    CatalogMetric(
+        "activations",
+        "激活人数",
+        "higher",
+        "count",
+        ("激活人数", "激活用户数", "激活数", "activated users", "activations"),
+    ),
+    CatalogMetric(
+        "engagements",
+        "互动量",
+        "higher",
+        "traffic",
+        ("互动量", "互动数", "互动次数", "点赞数", "评论数", "转发量", "分享次数", "engagements"),
+    ),
+    CatalogMetric(
+        "watch_time",
+        "人均观看时长",
+        "higher",
+        "traffic",
+        ("人均观看时长", "观看时长", "人均停留时长", "停留时长", "watch time", "time on page"),
+    ),
+    CatalogMetric(
+        "peak_online",
+        "峰值在线人数",
+        "higher",
+        "traffic",
+        ("峰值在线人数", "峰值在线", "最高在线人数", "在线人数", "peak concurrent viewers"),
+    ),
+    CatalogMetric(
+        "add_to_cart_rate",
+        "加购率",
+        "higher",
+        "rate",
+        ("加购率", "加车率", "add to cart rate", "add-to-cart rate"),
+    ),
+    CatalogMetric("share_rate", "分享率", "higher", "rate", ("分享率", "转发率", "share rate")),
+    CatalogMetric(
+        "participation_rate",
+        "参与率",
+        "higher",
+        "rate",
+        ("参与率", "活动参与率", "participation rate"),
+    ),
+    CatalogMetric(
+        "attendance_rate", "到课率", "higher", "rate", ("到课率", "出勤率", "attendance rate")
+    ),
+    CatalogMetric(
+        "sell_through_rate",
+        "售罄率",
+        "higher",
+        "rate",
+        ("售罄率", "动销率", "sell-through rate", "sell through rate"),
+    ),
+    CatalogMetric(
+        "positive_rating",
+        "好评率",
+        "higher",
+        "satisfaction",
+        ("好评率", "满意度", "满意率", "csat", "customer satisfaction", "positive rating"),
+    ),
+    CatalogMetric(
+        "churn_rate",
+        "流失率",
+        "lower",
+        "risk",
+        ("流失率", "用户流失率", "会员流失率", "churn rate", "churn"),
+    ),
+    CatalogMetric("bounce_rate", "跳出率", "lower", "risk", ("跳出率", "bounce rate")),
+    CatalogMetric(
+        "cpc",
+        "单次点击成本",
+        "lower",
+        "cost",
+        ("cpc", "单次点击成本", "点击成本", "cost per click"),
+    ),
+    CatalogMetric("cpm", "千次曝光成本", "lower", "cost", ("cpm", "千次曝光成本", "千次展示成本")),
+    CatalogMetric(
+        "cost_ratio",
+        "营销费比",
+        "lower",
+        "cost",
+        ("营销费比", "费比", "营销费用率", "费用率", "marketing cost ratio"),
     ),
 )
 
@@ -583,6 +793,49 @@ def units_compatible(first: str, second: str, *, blank: Dimension = "unknown") -
     a, b = (unit_dimension(u)[0] if u.strip() else blank for u in (first, second))
     dimensionless = {"percent", "ratio"}
     return a == b or "unknown" in (a, b) or (a in dimensionless and b in dimensionless)
+
+
+# Names outside the catalog: words that make a metric lower-is-better, and rate-like endings.
+_LOWER_WORDS = re.compile(
+    r"成本|费用|费比|流失|退货|退款|投诉|客诉|差评|跳出|损耗|卸载|cost|churn|bounce|refund|complaint"
+)
+_RATE_ENDING = re.compile(r"(率|占比|比例|rate|ratio|share)$")
+# How sure a classification by unit and wording alone is: stated, not fitted (a catalog name
+# is 1.0, a partial catalog match 0.5–0.9).
+INFERRED_CONFIDENCE = 0.4
+
+
+@lru_cache(maxsize=8192)
+def resolve(name: str, unit: str = "") -> MetricMatch | None:
+    """Resolve a name through the catalog (``match``), else classify it by unit and wording.
+
+    A name outside the catalog becomes its own metric (key ``~`` + the folded name, so the
+    same name written the same way in two campaigns is one metric) of the kind its unit and
+    ending say: a % or a name ending in 率/占比 is a rate, money a value, 人/次/单 a count, 倍 a
+    value; words such as 成本, 流失, 退货, 投诉 make it lower-is-better (cost or risk). A unit
+    that says nothing (分, blank) leaves it unresolved. Only the forecast reads these.
+    """
+    found = match(name, unit)
+    if found is not None:
+        return found
+    bare = _normalize(_NOTE.sub("", _normalize(name))) or _normalize(name)
+    if not bare:
+        return None
+    dimension = unit_dimension(unit)[0]
+    lower = _LOWER_WORDS.search(bare) is not None
+    kind: Kind
+    if dimension == "percent" or (dimension == "unknown" and _RATE_ENDING.search(bare)):
+        kind = "risk" if lower else "rate"
+    elif dimension in ("money", "ratio"):
+        kind = "cost" if lower else "value"
+    elif dimension == "count":
+        kind = "risk" if lower else "count"
+    else:
+        return None
+    metric = CatalogMetric(f"~{bare}", name.strip(), "lower" if lower else "higher", kind, ())
+    return MetricMatch(
+        metric, INFERRED_CONFIDENCE, f"按单位与名称归为{KIND_LABELS[kind]}"
+    )
 
 
 def _unit_fits(metric: CatalogMetric, unit: str) -> bool:

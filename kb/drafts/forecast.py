@@ -278,7 +278,7 @@ def _forecast_one(
     min_cases: int,
     max_cases: int,
 ) -> MetricForecast:
-    found = catalog.match(draft.name, draft.unit)
+    found = catalog.resolve(draft.name, draft.unit)
     if found is None:
         return _unmatched(draft)
     entry = found.metric
@@ -403,7 +403,7 @@ def _observe(
         for metric in analog.metrics:
             if metric.actual is None or not math.isfinite(metric.actual):
                 continue
-            found = catalog.match(metric.name, metric.unit)
+            found = catalog.resolve(metric.name, metric.unit)
             if found is None:
                 continue
             same = found.metric.key == entry.key
@@ -492,7 +492,7 @@ def _effective_n(weights: Sequence[float]) -> float:
 def _case(observation: _Observation, basis: Basis | None, key: str) -> ForecastCase:
     metric = observation.metric
     ratio_pct = math.exp(observation.log_ratio) * 100 if observation.log_ratio is not None else None
-    found = catalog.match(metric.name, metric.unit)
+    found = catalog.resolve(metric.name, metric.unit)
     # A case pooled from a metric of the same kind says which metric it is.
     which = "" if found is not None and found.metric.key == key else f"{metric.name} "
     if basis == "target" and ratio_pct is not None:
@@ -541,7 +541,7 @@ def _unmatched(draft: DraftMetric) -> MetricForecast:
         base_rate=None,
         base_rate_n=0,
         enough=False,
-        summary=f"「{draft.name}」不在指标目录中，也无法按名称归类，不做预测。",
+        summary=f"「{draft.name}」不在指标目录中，也无法按名称或单位归类，不做预测。",
         headline="不在指标目录中，不做预测",
         cases=(),
         case_ids=(),

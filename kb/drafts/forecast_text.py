@@ -85,7 +85,13 @@ def with_summary(
             f"（{base.n} 个指标）收缩，相似案例越少越接近历史水平{adjusted}）"
         )
         headline += f"，达成概率约 {result.hit_probability:.0%}（n={result.with_target_n}）"
-    if result.match_confidence is not None and result.match_confidence < 1:
+    if result.key is not None and result.key.startswith("~"):
+        # Outside the catalog: compared with the same name elsewhere and pooled by kind only.
+        parts.append(
+            f"「{result.name}」不在指标目录中，{result.match_basis}（置信度 "
+            f"{result.match_confidence or 0:.0%}），只与其他活动中同名的指标直接比较"
+        )
+    elif result.match_confidence is not None and result.match_confidence < 1:
         parts.append(
             f"「{result.name}」按名称归为「{result.label}」（{result.match_basis}，"
             f"置信度 {result.match_confidence:.0%}）"

@@ -13,7 +13,7 @@ import bisect
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,6 +50,7 @@ class PriorRow:
     log_lift: float | None
     hit: bool | None
     ambition: float | None = None
+    kind: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +144,7 @@ def rows_of(metrics: Iterable[StoredMetric]) -> list[PriorRow]:
     """Turn (campaign id, industry, goal type, name, unit, baseline, target, actual) into rows."""
     rows = []
     for campaign_id, industry, goal_type, name, unit, baseline, target, actual in metrics:
-        found = catalog.match(name, unit)
+        found = catalog.resolve(name, unit)
         if found is None or actual is None:
             continue
         sign = -1.0 if found.metric.direction == "lower" else 1.0
@@ -158,6 +159,7 @@ def rows_of(metrics: Iterable[StoredMetric]) -> list[PriorRow]:
                 log_lift=_log_ratio(actual, baseline, sign),
                 hit=outcome.hit,
                 ambition=ambition_of(baseline, target, sign),
+                kind=found.metric.kind,
             )
         )
     return rows
@@ -177,6 +179,8 @@ def build_prior(rows: Sequence[PriorRow]) -> Prior:
     strength = fit_strength(list(groups.values()), overall_rate)
     by_key = {k: _shrink(v, overall_rate, strength) for k, v in keys.items()}
     by_key_goal = {g: _shrink(v, by_key[g[0]].rate, strength) for g, v in groups.items()}
+    # Metrics outside the catalog carry the kind their unit and wording gave them.
+    kinds = {r.key: r.kind for r in rows if r.kind}
     hit_model = fit_hit_model(
         with_target,
         _held_out_base_rates(with_target, strength),
@@ -187,14 +191,20 @@ def build_prior(rows: Sequence[PriorRow]) -> Prior:
         by_key=by_key,
         by_key_goal=by_key_goal,
         strength=strength,
-        attainment=ratio_prior([(r.key, r.goal_type, r.log_attainment) for r in rows]),
-        lift=ratio_prior([(r.key, r.goal_type, r.log_lift) for r in rows]),
+        attainment=ratio_prior([(r.key, r.goal_type, r.log_attainment) for r in rows], kinds),
+        lift=ratio_prior([(r.key, r.goal_type, r.log_lift) for r in rows], kinds),
         hit_model=hit_model,
     )
 
 
-def ratio_prior(values: Sequence[tuple[str, str, float | None]]) -> RatioPrior:
-    """Fit the centers, center strength and range width of (metric, goal type, log ratio)."""
+def ratio_prior(
+    values: Sequence[tuple[str, str, float | None]], kinds: Mapping[str, str] | None = None
+) -> RatioPrior:
+    """Fit the centers, center strength and range width of (metric, goal type, log ratio).
+
+    ``kinds``: the kind of metrics the catalog does not know (else ``family_of`` says).
+    """
+    kinds = kinds or {}
     present = [(key, goal, v) for key, goal, v in values if v is not None]
     by_key: dict[str, list[float]] = defaultdict(list)
     by_group: dict[tuple[str, str], list[float]] = defaultdict(list)
@@ -204,7 +214,7 @@ def ratio_prior(values: Sequence[tuple[str, str, float | None]]) -> RatioPrior:
     centers = {key: statistics.median(vs) for key, vs in by_key.items()}
     by_family: dict[str, list[float]] = defaultdict(list)
     for key, _, v in present:
-        by_family[family_of(key)].append(v)
+        by_family[kinds.get(key) or family_of(key)].append(v)
     return RatioPrior(
         centers=centers,
         overall_center=statistics.median(v for _, _, v in present) if present else 0.0,
@@ -214,7 +224,7 @@ def ratio_prior(values: Sequence[tuple[str, str, float | None]]) -> RatioPrior:
         residuals=loo_residual_quartiles([(0, key, v) for key, _, v in present]),
         family_centers={kind: statistics.median(vs) for kind, vs in by_family.items()},
         family_residuals=loo_residual_quartiles(
-            [(0, family_of(key), v) for key, _, v in present]
+            [(0, kinds.get(key) or family_of(key), v) for key, _, v in present]
         ),
     )
 

@@ -137,3 +137,46 @@ def test_ratio_units_are_compatible_and_an_empty_unit_is_a_ratio_for_roi() -> No
     assert not metric_catalog.units_compatible("元", "", blank=blank)
     assert metric_catalog.units_compatible("万元", "美元")  # each against its own target
     assert not metric_catalog.units_compatible("%", "人")
+
+
+@pytest.mark.parametrize(
+    ("name", "unit", "key"),
+    [
+        ("营业额", "万元", "revenue"), ("入群人数", "人", "private_adds"),
+        ("企微加粉数", "人", "private_adds"), ("参与人数", "人", "participants"),
+        ("涨粉", "人", "followers"), ("续报率", "%", "renewal_rate"), ("加购率", "%", "add_to_cart_rate"),
+        ("Churn rate", "%", "churn_rate"), ("满意度", "分", "positive_rating"),
+        ("直播间观看人数", "人", "views"), ("注册人数", "人", "new_users"),
+    ],
+)  # fmt: skip
+def test_the_catalog_knows_names_teams_commonly_write(name: str, unit: str, key: str) -> None:
+    found = metric_catalog.match(name, unit)
+    assert found is not None
+    assert found.metric.key == key
+
+
+def test_names_outside_the_catalog_are_classified_by_unit_and_wording() -> None:
+    rate = metric_catalog.resolve("私域渗透率", "%")
+    assert rate is not None
+    assert (rate.metric.key, rate.metric.kind, rate.metric.direction) == (
+        "~私域渗透率",
+        "rate",
+        "higher",
+    )
+    assert rate.confidence == metric_catalog.INFERRED_CONFIDENCE
+    assert rate.basis == "按单位与名称归为比率类"
+    # The same name written another way is the same metric (width, script, a note).
+    again = metric_catalog.resolve("私域滲透率（全渠道）", "％")
+    assert again is not None
+    assert again.metric.key == rate.metric.key
+    complaints = metric_catalog.resolve("售后投诉量", "件")
+    assert complaints is not None
+    assert (complaints.metric.kind, complaints.metric.direction) == ("risk", "lower")
+    spend = metric_catalog.resolve("物料成本", "万元")
+    assert spend is not None
+    assert (spend.metric.kind, spend.metric.direction) == ("cost", "lower")
+    assert metric_catalog.resolve("老客惊喜度", "分") is None  # a score says nothing
+    assert metric_catalog.match("私域渗透率", "%") is None  # match() itself never guesses
+    catalogued = metric_catalog.resolve("GMV", "万元")
+    assert catalogued is not None
+    assert catalogued.confidence == 1.0

@@ -223,7 +223,28 @@ def test_unknown_metric_is_not_forecast() -> None:
     (result,) = forecast([DraftMetric("老客惊喜度", "分", None, 80)], [], prior=PRIOR).metrics
     assert result.key is None
     assert not result.enough
-    assert result.summary == "「老客惊喜度」不在指标目录中，也无法按名称归类，不做预测。"
+    assert result.summary == "「老客惊喜度」不在指标目录中，也无法按名称或单位归类，不做预测。"
+
+
+def test_a_name_outside_the_catalog_is_compared_with_the_same_name_and_says_how_sure() -> None:
+    analogs = [
+        analog(
+            i,
+            PastMetric("私域渗透率", "%", None, 10, 10 * a),
+            PastMetric("GMV", "万元", None, 5, 9),
+        )
+        for i, a in enumerate((0.8, 0.9, 1.0, 1.1, 1.2), start=1)
+    ]
+    (result,) = forecast([DraftMetric("私域滲透率", "％", None, 20)], analogs, prior=PRIOR).metrics
+    assert result.key == "~私域渗透率"
+    assert result.enough
+    assert result.n == 5  # the GMV rows are another metric, not pooled: five of the name itself
+    assert result.median == pytest.approx(20)
+    assert result.match_confidence == 0.4
+    assert (
+        "「私域滲透率」不在指标目录中，按单位与名称归为比率类（置信度 40%），"
+        "只与其他活动中同名的指标直接比较" in result.summary
+    )
 
 
 def test_closer_analogs_weigh_more() -> None:
