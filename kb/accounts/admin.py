@@ -11,6 +11,7 @@ from kb import audit
 from kb.access import Access, requires
 from kb.accounts import services as accounts
 from kb.config import SETTINGS
+from kb.searching import backfill
 from kb.validation import InvalidInputError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -157,4 +158,5 @@ def settings() -> ResponseReturnValue:
                 "description": description,
             }
         )
-    return render_template("admin/settings.html", rows=rows)
+    # The embedding models in force: coverage of the library, serving or still filling.
+    return render_template("admin/settings.html", rows=rows, models=backfill.model_states())

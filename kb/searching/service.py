@@ -23,7 +23,7 @@ from kb.campaigns import metrics as metric_catalog
 from kb.extensions import db
 from kb.insights import signals
 from kb.models import Campaign
-from kb.searching import explain, floor
+from kb.searching import backfill, explain, floor
 from kb.searching.documents import metric_fact
 from kb.searching.indexer import SearchIndexes, get_indexes
 from kb.searching.schemas import (
@@ -309,7 +309,7 @@ class _SemanticBranch:
         allowed = indexes.keyword.matching_ids(filters)
         calibration = floor.calibration(indexes) if RELEVANCE_FLOOR else None
         pending: list[tuple[str, Future[_ModelResult] | _ModelResult]] = []
-        for embedder in indexes.embedders:
+        for embedder in backfill.serving(indexes):  # a model still filling does not rank yet
             task = _model_task(indexes, embedder, text, allowed, calibration)
             pending.append((embedder.name, _executor().submit(task) if CONCURRENT else task()))
         return cls(calibration, pending)
@@ -327,7 +327,7 @@ class _SemanticBranch:
             judged = _Judged(relevance.judge(evidence, self.calibration), self.calibration)
         if len(per_model) == 1:
             return next(iter(per_model.values())), judged
-        return combine_semantic(per_model), judged
+        return combine_semantic(per_model, backfill.weights()), judged
 
 
 def _model_task(
@@ -362,7 +362,8 @@ def rank_by_meaning(text: str, *, limit: int) -> list[tuple[int, float]]:
         return indexes.vectors[embedder.name].search(vector, limit=limit)
 
     pending = [
-        (e.name, _executor().submit(task, e) if CONCURRENT else task(e)) for e in indexes.embedders
+        (e.name, _executor().submit(task, e) if CONCURRENT else task(e))
+        for e in backfill.serving(indexes)
     ]
     per_model = {
         name: outcome.result() if isinstance(outcome, Future) else outcome
@@ -370,7 +371,7 @@ def rank_by_meaning(text: str, *, limit: int) -> list[tuple[int, float]]:
     }
     if len(per_model) == 1:
         return next(iter(per_model.values()))
-    return combine_semantic(per_model)
+    return combine_semantic(per_model, backfill.weights(indexes))
 
 
 _pool: tuple[int, ThreadPoolExecutor] | None = None

@@ -13,7 +13,7 @@ from flask import Flask
 
 from kb import outbox
 from kb.background import BackgroundLoop, start_once
-from kb.searching import feed
+from kb.searching import backfill, feed
 from kb.searching.indexer import drain, notify, reconcile, warm_up
 
 
@@ -41,9 +41,15 @@ def start_worker(app: Flask) -> None:
         app,
         WORKER,
         lambda: BackgroundLoop(
-            app, "kb-indexer", float(app.config["INDEX_INTERVAL_S"]), drain, first=_first_pass
+            app, "kb-indexer", float(app.config["INDEX_INTERVAL_S"]), run_round, first=_first_pass
         ),
     )
+
+
+def run_round() -> None:
+    """Run one round of the loop: follow the change feed, then fill a newly added model."""
+    drain()
+    backfill.fill()  # the vectors of a model added to KB_EMBEDDING_MODELS, after the writes
 
 
 def _first_pass() -> None:
