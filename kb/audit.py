@@ -7,6 +7,7 @@ together. The actor comes from the request (set by kb.access) or is "cli" for co
 from __future__ import annotations
 
 import getpass
+import re
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -14,6 +15,7 @@ from flask import g, has_request_context, request
 
 from kb.extensions import db
 from kb.models import AuditEvent
+from kb.vocab import ROLES
 
 ACTION_LABELS: dict[str, str] = {
     "campaign.create": "新建活动",
@@ -61,6 +63,47 @@ def describe_actor(actor: str) -> str:
     if actor == "anonymous":
         return "匿名"
     return actor or "未知"
+
+
+# What the stored target keys name ("campaign:12 标题", "token:3:ci-bot"), for the pages.
+TARGET_KINDS: dict[str, str] = {
+    "campaign": "活动",
+    "playbook": "打法",
+    "user": "用户",
+    "token": "令牌",
+}
+_TARGET = re.compile(r"^(?P<kind>[a-z_]+):(?P<rest>.*)$", re.S)
+_NUMBERED = re.compile(r"^(?P<id>\d+)(?:[ :](?P<name>.*))?$", re.S)
+_ROLE_WORD = re.compile(r"(角色\s*)(" + "|".join(ROLES) + r")\b")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """An audited object as the log page shows it: its kind in Chinese, id, name."""
+
+    kind: str
+    label: str
+    campaign_id: int | None = None
+
+
+def describe_target(target: str) -> Target:
+    """Say what a stored target names: "campaign:12 夜宵节" → 活动 #12 夜宵节 (linked)."""
+    match = _TARGET.match(target)
+    if match is None or match["kind"] not in TARGET_KINDS:
+        return Target("", target)
+    kind, rest = match["kind"], match["rest"]
+    numbered = _NUMBERED.match(rest) if kind != "user" else None
+    if numbered is None:
+        return Target(TARGET_KINDS[kind], rest)
+    name = (numbered["name"] or "").strip()
+    label = f"#{numbered['id']}" + (f" {name}" if name else "")
+    campaign_id = int(numbered["id"]) if kind == "campaign" else None
+    return Target(TARGET_KINDS[kind], label, campaign_id)
+
+
+def describe_detail(detail: str) -> str:
+    """Say a stored detail in words: role codes ("角色 editor") as their Chinese names."""
+    return _ROLE_WORD.sub(lambda m: m[1] + ROLES[m[2]], detail)
 
 
 def record(action: str, target: str = "", detail: str = "", *, actor: str | None = None) -> None:

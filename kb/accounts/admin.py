@@ -140,6 +140,8 @@ def audit_log() -> ResponseReturnValue:
         actor=actor,
         labels=audit.ACTION_LABELS,
         describe_actor=audit.describe_actor,
+        describe_target=audit.describe_target,
+        describe_detail=audit.describe_detail,
     )
 
 

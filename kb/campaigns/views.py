@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response
 from kb import vocab as labels
 from kb.access import Access, requires
 from kb.campaigns import forms, services
+from kb.campaigns import trash as trash_log
 from kb.campaigns.key_metric import KeyMetric, key_metric
 from kb.campaigns.queries import CampaignFilter, industries, list_campaigns
 from kb.campaigns.schemas import validate_campaign, validate_list_query
@@ -117,8 +118,15 @@ def search_page() -> str:
 
 @bp.get("/campaigns/<int:campaign_id>")
 @requires(Access.READ)
-def campaign_detail(campaign_id: int) -> str:
-    campaign = _get_or_404(campaign_id)
+def campaign_detail(campaign_id: int) -> ResponseReturnValue:
+    try:
+        campaign = services.get_campaign(campaign_id, include_trashed=True)
+    except services.NotFoundError:
+        abort(404)
+    if campaign.deleted_at is not None:
+        # A link to a trashed campaign says so (410 Gone), and who can restore it gets the button.
+        trashing = trash_log.trashings([campaign.id]).get(campaign.id)
+        return render_template("campaigns/trashed.html", campaign=campaign, trashing=trashing), 410
     metrics = [metric_to_dict(m) for m in campaign.metrics]
     analysis = drafting.analyze_draft(
         drafting.draft_from_campaign(campaign, limit=5), exclude_id=campaign.id
@@ -172,7 +180,11 @@ def trash() -> str:
         page=int(page_number) if page_number.isdigit() and int(page_number) > 0 else 1,
         per_page=current_app.config["PER_PAGE"],
     )
-    return render_template("campaigns/trash.html", page=page)
+    return render_template(
+        "campaigns/trash.html",
+        page=page,
+        trashings=trash_log.trashings(c.id for c in page.items),
+    )
 
 
 @bp.post("/trash/<int:campaign_id>/restore")
