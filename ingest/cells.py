@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from kb import parsing
 from kb.validation import split_list
 from kb.vocab import DOCUMENT_KINDS, GOAL_TYPES, HYPOTHESIS_RESULTS, STATUSES
 
@@ -42,20 +43,9 @@ def unneutralize(text: str) -> str:
     return text
 
 
-_BLANKS = {"", "-", "—", "--", "/", "无", "n/a", "na", "none", "null", "暂无", "未知"}
-_NUMBER_NOISE = re.compile(r"[,，\s¥￥$]|元$|人民币")
-_RATIO = re.compile(r"^1\s*[:：]\s*([-+]?\d+(?:\.\d+)?)$")
-_SCALED = re.compile(r"^([-+]?\d+(?:\.\d+)?)\s*(万元|万|w|亿元|亿|千元|千|k)$", re.IGNORECASE)
-_SCALES = {
-    "万元": 1e4,
-    "万": 1e4,
-    "w": 1e4,
-    "亿元": 1e8,
-    "亿": 1e8,
-    "千元": 1e3,
-    "千": 1e3,
-    "k": 1e3,
-}
+# Blank cells, and numbers as teams type them: one reader for the whole app (kb/parsing.py); a
+# cell adds only the ``'`` a careful exporter put before a formula.
+_BLANKS = parsing.BLANKS
 
 
 def parse_number(value: Any, *, scaled: bool = False) -> Any:
@@ -63,22 +53,9 @@ def parse_number(value: Any, *, scaled: bool = False) -> Any:
 
     Text that is not a number is returned unchanged, so the schema reports "请输入数字" for it.
     """
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return float(value)
-    text = unneutralize(str(value).strip())
-    if text.lower() in _BLANKS:
-        return None
-    cleaned = _NUMBER_NOISE.sub("", text).rstrip("%％")
-    if ratio := _RATIO.match(cleaned):
-        return float(ratio[1])
-    if scaled and (match := _SCALED.match(cleaned)):
-        return float(match[1]) * _SCALES[match[2].lower()]
-    try:
-        return float(cleaned)
-    except ValueError:
-        return text
+    if isinstance(value, str):
+        value = unneutralize(value.strip())
+    return parsing.parse_number(value, scaled=scaled)
 
 
 # What a metric's three values are called in messages: "GMV 实际值 “abc” 无法识别为数字".
@@ -103,8 +80,6 @@ def _quoted(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-_DATE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:[ T].*)?$")
-_COMPACT_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 _EXCEL_EPOCH = date(1899, 12, 30)
 
 
@@ -112,26 +87,17 @@ def parse_date(value: Any) -> Any:
     """Return an ISO date for 2024-03-01, 2024/3/1, 2024.3.1, 2024年3月1日, 20240301 or a date.
 
     An Excel serial day number (45352) is read as a date too. Anything else is returned as it was,
-    so the schema reports "日期格式应为 YYYY-MM-DD" for a wrong date such as 2024-02-30.
+    so the schema reports what is wrong with it (a missing year, 2024-02-30).
     """
     if isinstance(value, datetime):
         return value.date().isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
     if isinstance(value, int | float) and not isinstance(value, bool):
         if 20_000 < value < 80_000:
             return (_EXCEL_EPOCH + timedelta(days=int(value))).isoformat()
         return str(value)
-    if value is None:
-        return None
-    text = unneutralize(str(value).strip())
-    match = _DATE.match(text) or _COMPACT_DATE.match(text)
-    if match:
-        try:
-            return date(int(match[1]), int(match[2]), int(match[3])).isoformat()
-        except ValueError:
-            return text
-    return text
+    if isinstance(value, str):
+        value = unneutralize(value.strip())
+    return parsing.parse_date(value)
 
 
 def _label_index(labels: dict[str, str], extra: dict[str, str]) -> dict[str, str]:

@@ -17,9 +17,11 @@ from functools import cache
 from typing import Any, Literal
 
 from kb.campaigns import metrics as metric_catalog
+from kb.vocab import FIELD_LABELS
 from search.normalize import fold as fold_text
 
-# field -> accepted names; the first is the header the exporters write.
+# field -> accepted names; the first is the header the exporters write. Each field's one Chinese
+# name (kb/vocab.py: the form's and the history's) is accepted too, added below.
 FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
     "external_id": ("活动编号", "external_id", "外部编号", "编号", "活动id", "id", "campaign_id"),
     "title": ("活动名称", "title", "名称", "活动", "活动标题", "标题", "campaign", "name"),
@@ -53,6 +55,11 @@ FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
     "hypotheses": ("假设验证", "hypotheses", "假设", "验证的假设", "ab测试"),
     "documents": ("文档", "documents", "策略文档", "方案", "附件"),
     "tags": ("标签", "tags", "关键词", "tag"),
+}
+
+FIELD_COLUMNS = {
+    field: aliases if FIELD_LABELS[field] in aliases else (*aliases, FIELD_LABELS[field])
+    for field, aliases in FIELD_COLUMNS.items()
 }
 
 # Columns of a separate metrics sheet or file: one row per metric of a campaign.

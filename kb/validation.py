@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from kb.vocab import value_label
+
 ModelT = TypeVar("ModelT", bound=BaseModel)
 # The largest id (or version) an integer column holds on every supported database: PostgreSQL's
 # INTEGER. A bigger one in a URL or a body can name nothing; it must not reach a query (overflow).
@@ -56,12 +58,19 @@ def field_errors(exc: ValidationError) -> dict[str, str]:
     fields: dict[str, str] = {}
     for error in exc.errors(include_url=False, include_input=False):
         location = [str(part) for part in error["loc"]]
-        message = _message(error["type"], error.get("ctx") or {}, str(error.get("msg", "")))
+        field = next((part for part in reversed(location) if not part.isdigit()), "")
+        message = _message(error["type"], error.get("ctx") or {}, str(error.get("msg", "")), field)
         if message == MESSAGES["empty_draft"]:
             location = ["title"]  # shown where the user starts filling in
         fields.setdefault(".".join(location), message)
     return fields
 
+
+# How a number and a date may be typed (kb/parsing.py reads them all).
+NUMBER_MESSAGE = "请输入数字，如 50万、1.2亿、3,500 或 3.5%"
+DATE_MESSAGE = "日期格式应如 2025-12-01、2025/12/1 或 2025年12月1日"
+# A message for a person holds Chinese; pydantic's own English ones never reach one.
+_CHINESE = re.compile(r"[\u4e00-\u9fff]")
 
 MESSAGES = {
     "missing": "必填",
@@ -72,38 +81,44 @@ MESSAGES = {
     "extra_forbidden": "不认识的字段",
     "string_type": "应为文本",
     "list_type": "应为列表",
-    "bool_type": "应为是/否 (true/false)",
-    "bool_parsing": "应为是/否 (true/false)",
-    "float_type": "请输入数字",
-    "float_parsing": "请输入数字",
+    "bool_type": "应为是或否",
+    "bool_parsing": "应为是或否",
+    "float_type": NUMBER_MESSAGE,
+    "float_parsing": NUMBER_MESSAGE,
     "int_type": "请输入整数",
     "int_parsing": "请输入整数",
     "int_from_float": "请输入整数",
-    "date_type": "日期格式应为 YYYY-MM-DD",
-    "date_parsing": "日期格式应为 YYYY-MM-DD",
-    "date_from_datetime_parsing": "日期格式应为 YYYY-MM-DD",
-    "date_from_datetime_inexact": "日期格式应为 YYYY-MM-DD",
+    "date_type": DATE_MESSAGE,
+    "date_parsing": DATE_MESSAGE,
+    "date_from_datetime_parsing": DATE_MESSAGE,
+    "date_from_datetime_inexact": DATE_MESSAGE,
     "model_type": "应为对象",
     "model_attributes_type": "应为对象",
     "dict_type": "应为对象",
 }
 
 
-def _message(kind: str, ctx: dict[str, Any], fallback: str) -> str:
+def _message(kind: str, ctx: dict[str, Any], fallback: str, field: str = "") -> str:
     if kind == "value_error":
         reason = str(ctx.get("error", ""))
         return MESSAGES.get(reason, "取值无效")
     if kind in ("string_too_short", "too_short"):
         return "必填" if ctx.get("min_length") == 1 else f"至少 {ctx.get('min_length')} 项"
     if kind == "string_pattern_mismatch":
-        return "格式应如 roi.actual>=2 或 key.attain<80"
+        return "只能含字母、数字和 : _ -"
     if kind == "string_too_long":
         return f"不能超过 {ctx.get('max_length')} 个字符"
     if kind == "too_long":
         return f"最多 {ctx.get('max_length')} 项"
     if kind == "literal_error":
-        expected = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
-        return f"取值须为以下之一：{expected}"
+        # The values by their Chinese names, as the pages show them: 拉新、促活…, not codes.
+        codes = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        names = "、".join(value_label(field, code) for code in codes)
+        return f"取值须为以下之一：{names}"
     if kind in ("greater_than_equal", "greater_than"):
         return f"不能小于 {ctx.get('ge', ctx.get('gt'))}"
-    return MESSAGES.get(kind, fallback or "取值无效")
+    if kind in ("less_than_equal", "less_than"):
+        return f"不能大于 {ctx.get('le', ctx.get('lt'))}"
+    if kind in MESSAGES:
+        return MESSAGES[kind]
+    return fallback if _CHINESE.search(fallback) else "取值无效"

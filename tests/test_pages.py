@@ -69,7 +69,8 @@ def test_list_reports_an_ignored_bad_filter(client: FlaskClient) -> None:
     create(client)
     response = client.get("/campaigns?date_from=昨天")
     assert response.status_code == 200
-    assert "date_from 已忽略" in text(response)
+    assert "筛选条件“起始日期”已忽略：日期格式应如 2025-12-01" in text(response)
+    assert "date_from" not in text(response).split("<form")[0]
     assert "双十一沉睡会员召回" in text(response)
 
 
@@ -147,7 +148,7 @@ def test_form_errors_are_shown_beside_fields_and_input_is_kept(client: FlaskClie
     page = text(response)
     assert re.search(r'id="err-title">必填<', page)
     assert re.search(r'id="err-end_date">结束日期不能早于开始日期<', page)
-    assert re.search(r'id="err-metrics-0-target">请输入数字<', page)
+    assert re.search(r'id="err-metrics-0-target">请输入数字，如 50万、1.2亿、3,500 或 3.5%<', page)
     # Everything typed is still there, the wrong values included.
     for kept in ('value="一点五"', 'value="1.8"', 'value="宝妈、新用户"', "三人团比五人团成团率高",
                  'value="邀 3 人得 20 元"', 'value="2024-05-01"'):  # fmt: skip
@@ -194,9 +195,12 @@ def test_edit_conflict_keeps_input_and_warns(client: FlaskClient) -> None:
     )
     assert response.status_code == 409
     page = text(response)
-    assert "已被他人修改" in page
+    assert "改到第 2 版，你的修改尚未保存" in page
+    assert "别人改的" in page.split('class="card conflict-panel"')[1]  # what the other one changed
     assert 'value="我改的"' in page
-    assert 'name="version" value="2"' in page
+    # A plain 保存 again is refused again; only the explicit overwrite names version 2.
+    assert 'name="version" value="1"' in page
+    assert 'name="overwrite" value="2"' in page
     assert client.get(f"/api/v1/campaigns/{campaign_id}").get_json()["title"] == "别人改的"
 
 

@@ -62,7 +62,7 @@ def _check_username(username: str) -> str:
 
 def _check_role(role: str, field: str = "role") -> Role:
     if role not in ROLES:
-        raise InvalidInputError({field: f"角色须为 {' / '.join(ROLES)} 之一"})
+        raise InvalidInputError({field: f"角色须为 {' / '.join(ROLE_LABELS.values())} 之一"})
     return role
 
 

@@ -6,14 +6,17 @@ schema validates, and keeps the raw strings so a form with errors is shown again
 
 from __future__ import annotations
 
+import difflib
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from werkzeug.datastructures import MultiDict
 
+from kb.campaigns import metrics as catalog
 from kb.models import Campaign
+from kb.parsing import format_input
 from kb.validation import split_list
-from kb.web.rendering import format_number
 
 SCALARS = (
     "title", "industry", "department", "business_line", "goal_type", "goal", "start_date",
@@ -64,7 +67,9 @@ def state_from_campaign(campaign: Campaign) -> dict[str, Any]:
     for name in SCALARS:
         value = getattr(campaign, name)
         if name == "budget_cny":
-            state[name] = "" if value is None else format_number(value).replace(",", "")
+            # Exactly the stored value (50万, 1234567): a rounded display value saved back
+            # would change the record.
+            state[name] = format_input(value, amount=True)
         else:
             state[name] = "" if value is None else str(value)
     for name in LISTS:
@@ -78,12 +83,7 @@ def state_from_campaign(campaign: Campaign) -> dict[str, Any]:
         {
             "name": m.name,
             "unit": m.unit,
-            **{
-                key: ""
-                if getattr(m, key) is None
-                else format_number(getattr(m, key)).replace(",", "")
-                for key in ("baseline", "target", "actual")
-            },
+            **{key: format_input(getattr(m, key)) for key in ("baseline", "target", "actual")},
             "key": "on" if m.key else "",
         }
         for m in campaign.metrics
@@ -144,8 +144,73 @@ def _row_data(section: str, row: dict[str, str]) -> dict[str, Any]:
             if value == "on":
                 data[field] = True
         elif field in _NUMERIC:
+            # Read by the schema as typed (50万, 3.5%, 1,200: kb/parsing.py).
             if value.strip():
-                data[field] = value.strip().replace(",", "")
+                data[field] = value.strip()
         else:
             data[field] = value
     return data
+
+
+# ---- the metric catalog in the form ------------------------------------------------------------
+# How many catalog metrics an unknown name is offered to be mapped to, and how alike (0–1, by
+# difflib over the catalog's names and aliases) a name must be to be offered at all.
+MAPPING_CHOICES = 3
+MAPPING_MIN_SIMILARITY = 0.3
+
+
+@dataclass(frozen=True, slots=True)
+class Unclassified:
+    """A metric row whose name is not in the catalog, and the catalog metrics it may mean."""
+
+    row: int
+    name: str
+    choices: tuple[str, ...]
+
+
+def metric_name_suggestions() -> list[str]:
+    """Return the catalog's names for the metric-name box's suggestions (labels, then aliases)."""
+    names = [entry.label for entry in catalog.CATALOG]
+    names += [alias for entry in catalog.CATALOG for alias in entry.aliases if not alias.isascii()]
+    return list(dict.fromkeys(names))
+
+
+def unclassified_metrics(state: dict[str, Any]) -> dict[int, Unclassified]:
+    """Return, by row, the metrics whose name the catalog does not know, with the nearest ones."""
+    found: dict[int, Unclassified] = {}
+    for row, metric in enumerate(state.get("metrics", [])):
+        name = metric.get("name", "").strip()
+        if name and catalog.match(name, metric.get("unit", "")) is None:
+            found[row] = Unclassified(row, name, nearest_catalog_labels(name))
+    return found
+
+
+def nearest_catalog_labels(name: str) -> tuple[str, ...]:
+    """Return the labels of the catalog metrics whose names look most like ``name``."""
+    typed = name.strip().lower()
+    best: dict[str, float] = {}
+    for entry in catalog.CATALOG:
+        for alias in (entry.label, *entry.aliases):
+            candidate = alias.lower()
+            similarity = difflib.SequenceMatcher(a=typed, b=candidate, autojunk=False).ratio()
+            if candidate in typed or typed in candidate:
+                similarity = max(
+                    similarity, 0.6
+                )  # 新客首单数 holds 首单: one is a part of the other
+            best[entry.label] = max(best.get(entry.label, 0.0), similarity)
+    ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))
+    return tuple(
+        label for label, score in ranked[:MAPPING_CHOICES] if score >= MAPPING_MIN_SIMILARITY
+    )
+
+
+def map_metric(state: dict[str, Any], choice: str) -> bool:
+    """Apply a "归为 …" click ("3:GMV"): name row 3 by the catalog label; False if it is no choice."""
+    row_text, _, label = choice.partition(":")
+    rows = state.get("metrics", [])
+    if not row_text.isdigit() or int(row_text) >= len(rows):
+        return False
+    if label not in {entry.label for entry in catalog.CATALOG}:
+        return False
+    rows[int(row_text)]["name"] = label
+    return True

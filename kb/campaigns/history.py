@@ -39,32 +39,8 @@ ACTION_LABELS = {
     "revert": "恢复历史版本",
 }
 
-FIELD_LABELS = {
-    "title": "活动名称",
-    "industry": "行业",
-    "department": "负责部门",
-    "business_line": "业务线 / 品牌",
-    "goal_type": "目标类型",
-    "goal": "目标描述",
-    "audience": "目标人群",
-    "products": "商品 / 品类",
-    "rewards": "激励",
-    "channels": "渠道",
-    "start_date": "开始日期",
-    "end_date": "结束日期",
-    "status": "状态",
-    "budget_cny": "预算（元）",
-    "metrics": "指标",
-    "summary": "背景与概述",
-    "went_well": "做得好的",
-    "problems": "问题与原因",
-    "lessons": "经验教训",
-    "recommendations": "下次建议",
-    "hypotheses": "假设",
-    "documents": "文档",
-    "tags": "标签",
-    "external_id": "外部编号",
-}
+# The fields a version compares, by their one Chinese name (the form's, the importer's: kb/vocab.py).
+FIELD_LABELS = {name: labels.FIELD_LABELS[name] for name in labels.CAMPAIGN_FIELDS}
 TEXT_FIELDS = ("goal", "summary", "went_well", "problems", "lessons", "recommendations")
 # Versions kept per campaign (each is a full compressed snapshot, up to RECORD_MAX_CHARS of text).
 MAX_VERSIONS = 50

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -18,6 +19,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
+from kb.parsing import date_input, number_input, parse_in_unit
 from kb.validation import MAX_ID, reject_nul, validate_as
 from kb.vocab import DocumentKind, GoalType, HypothesisResult, Status
 
@@ -34,9 +36,13 @@ def _finite(value: float | None) -> float | None:
     return value
 
 
-Number = Annotated[float | None, AfterValidator(_finite)]
+# Numbers and dates are read as people type them (kb/parsing.py): 50万, 3.5%, 2025年12月1日.
+Number = Annotated[float | None, BeforeValidator(number_input), AfterValidator(_finite)]
 # The bound sits inside the Optional: pydantic cannot compare None with it.
-NonNegative = Annotated[Annotated[float, Field(ge=0)] | None, AfterValidator(_finite)]
+NonNegative = Annotated[
+    Annotated[float, Field(ge=0)] | None, BeforeValidator(number_input), AfterValidator(_finite)
+]
+InputDate = Annotated[date, BeforeValidator(date_input)]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 ListItem = Annotated[str, Field(min_length=1, max_length=100)]
 Markdown = Annotated[str, Field(max_length=MARKDOWN_MAX)]
@@ -69,6 +75,25 @@ class MetricIn(_Strict):
     # The campaign's key metric (主要指标), chosen by the author; at most one per campaign.
     key: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _values_in_unit(cls, data: Any) -> Any:
+        return values_in_unit(data)
+
+
+def values_in_unit(data: Any) -> Any:
+    """Read typed metric values in the metric's unit: "1.2亿" in 万元 is 12000."""
+    if not isinstance(data, dict):
+        return data
+    given = data.get("unit")
+    unit = given if isinstance(given, str) else ""
+    return {
+        key: parse_in_unit(value, unit)
+        if key in ("baseline", "target", "actual") and isinstance(value, str)
+        else value
+        for key, value in data.items()
+    }
+
 
 class HypothesisIn(_Strict):
     """A hypothesis the campaign tested and its result."""
@@ -99,8 +124,8 @@ class CampaignIn(_Strict):
     products: Annotated[list[ListItem], Field(max_length=100)] = []
     rewards: Annotated[list[RewardIn], Field(max_length=50)] = []
     channels: Annotated[list[ListItem], Field(max_length=50)] = []
-    start_date: date
-    end_date: date
+    start_date: InputDate
+    end_date: InputDate
     status: Status = "completed"
     budget_cny: NonNegative = None
     metrics: Annotated[list[MetricIn], Field(max_length=100)] = []
@@ -191,8 +216,8 @@ class FilterQuery(BaseModel):
     industry: Annotated[str | None, Field(max_length=50)] = None
     goal_type: GoalType | None = None
     status: Status | None = None
-    date_from: date | None = None
-    date_to: date | None = None
+    date_from: InputDate | None = None
+    date_to: InputDate | None = None
 
     @field_validator("*", mode="before")
     @classmethod
@@ -236,6 +261,7 @@ class DraftMetricIn(_Strict):
     unit: Annotated[str, Field(max_length=20)] = ""
     baseline: Number = None
     target: Number = None
+    _values_in_unit = model_validator(mode="before")(values_in_unit)
     # Not a field of a draft: named here only so that a client sending one is told why, in
     # Chinese, at this path, instead of "不认识的字段". Left out of the API document.
     actual: SkipJsonSchema[Any] = Field(default=None, exclude=True)
@@ -260,8 +286,8 @@ class DraftIn(_Strict):
     products: Annotated[list[ListItem], Field(max_length=100)] = []
     rewards: Annotated[list[RewardIn], Field(max_length=50)] = []
     channels: Annotated[list[ListItem], Field(max_length=50)] = []
-    start_date: date | None = None
-    end_date: date | None = None
+    start_date: InputDate | None = None
+    end_date: InputDate | None = None
     budget_cny: NonNegative = None
     metrics: Annotated[list[DraftMetricIn], Field(max_length=50)] = []
     summary: Markdown = ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import (
     Blueprint,
@@ -15,25 +16,28 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from kb import vocab as labels
 from kb.access import Access, requires
 from kb.campaigns import forms, services
 from kb.campaigns import trash as trash_log
+from kb.campaigns.conflicts import EditConflict, edit_conflict
 from kb.campaigns.key_metric import KeyMetric, key_metric
 from kb.campaigns.queries import CampaignFilter, industries, list_campaigns
 from kb.campaigns.schemas import validate_campaign, validate_list_query
 from kb.campaigns.serialize import metric_to_dict
+from kb.database import form_version
 from kb.drafts import analysis as drafting
 from kb.insights import signals
 from kb.models import Campaign
+from kb.searching import conditions as search_conditions
 from kb.searching import explain as search_explain
+from kb.searching import page as search_page_state
 from kb.searching import service as search_service
-from kb.searching.schemas import search_params, validate_search_query
 from kb.validation import InvalidInputError
 from kb.web import home
-from kb.web.rendering import conflict_message
 
 bp = Blueprint("pages", __name__)
 
@@ -84,36 +88,42 @@ def campaign_list() -> str:
 
 @bp.get("/search")
 @requires(Access.READ)
-def search_page() -> str:
-    args = request.args.to_dict()
-    params = search_params(request.args)
-    errors: dict[str, str] = {}
-    try:
-        query = validate_search_query(params)
-    except InvalidInputError as exc:
-        # Search without the bad parameters, and say which ones were ignored and why.
-        errors = exc.fields
-        bad = {key.split(".")[0] for key in exc.fields}
-        query = validate_search_query({k: v for k, v in params.items() if k not in bad})
-    has_filters = any(
-        value
-        for key, value in query.model_dump().items()
-        if key not in ("q", "mode", "limit", "offset", "expand")
-    )
-    response = search_service.search(query) if (query.q or has_filters) else None
+def search_page() -> ResponseReturnValue:
+    page = search_page_state.build(request.args, _search_url)
+    if page.redirect_to is not None:
+        # The metric form's boxes become one condition in the search's URL.
+        return redirect(page.redirect_to)
+    query = page.query
+    response = search_service.search(query) if (query.q or page.has_filters) else None
     outcome_label = ""
     if response is not None and response.outcome is not None:
         outcome_label = search_explain.describe_outcome(response.outcome)
+    signal_names = signals.signal_labels()
     return render_template(
         "search.html",
+        page=page,
         query=query,
-        args=args,
-        errors=errors,
+        args=page.params,
+        errors=page.errors,
         response=response,
-        has_filters=has_filters,
+        has_filters=page.has_filters,
+        active_filters=search_page_state.chips(page, _search_url, signal_names),
+        facets=search_page_state.facets(page, response.facets, _search_url) if response else [],
+        pager=search_page_state.pager(page, response.total, _search_url) if response else [],
+        next_url=search_page_state.page_url(page, query.offset // query.limit + 2, _search_url),
+        previous_url=search_page_state.page_url(page, query.offset // query.limit, _search_url),
+        metric_choices=search_conditions.catalog_choices(),
+        METRIC_FIELDS=labels.METRIC_FIELDS,
+        COMPARISONS=labels.COMPARISONS,
+        link=lambda **changes: search_page_state.link(page, _search_url, **changes),
         outcome_label=outcome_label,
         industries=sorted(set(labels.INDUSTRIES) | set(industries())),
     )
+
+
+def _search_url(params: MultiDict[str, str]) -> str:
+    query = urlencode(list(params.items(multi=True)))
+    return url_for("pages.search_page") + (f"?{query}" if query else "")
 
 
 @bp.get("/campaigns/<int:campaign_id>")
@@ -223,23 +233,31 @@ def _save_form(campaign: Campaign | None) -> ResponseReturnValue:
         # The no-JavaScript way to get another row: show the form again, saving nothing.
         forms.add_blank_row(state, add_row)
         return _render_form(state, {}, campaign=campaign)
+    if forms.map_metric(state, request.form.get("map_metric", "")):
+        # "归为 GMV" beside an unknown metric name: the form again with the catalog's name.
+        return _render_form(state, {}, campaign=campaign)
     try:
         validated = validate_campaign(data)
         if campaign is None:
             saved = services.create_campaign(validated)
             flash("活动已创建。", "success")
         else:
-            version = state["version"]
-            expected = int(version) if version.isdigit() else None
+            # "已核对，保存我的版本" names the version the editor has seen the changes of.
+            confirmed = request.form.get("overwrite", "")
+            expected = form_version(confirmed if confirmed.strip() else state["version"])
             saved = services.update_campaign(campaign.id, validated, expected_version=expected)
             flash("修改已保存。", "success")
     except InvalidInputError as exc:
         return _render_form(state, exc.fields, campaign=campaign, status=422)
-    except services.VersionConflictError as exc:
-        # Keep what the user typed; the next save deliberately overwrites the newer version.
-        state["version"] = str(exc.current_version)
-        message = conflict_message("活动", exc.current_version)
-        return _render_form(state, {}, campaign=campaign, status=409, conflict=message)
+    except services.VersionConflictError:
+        # Keep what the user typed and show what the other editor changed; a plain 保存 again
+        # meets the same conflict: only the explicit overwrite button saves over it.
+        if campaign is None:  # a new campaign has no version to conflict with
+            raise
+        current = services.get_campaign(campaign.id)
+        started = state["version"]
+        conflict = edit_conflict(current, int(started) if started.isdigit() else None)
+        return _render_form(state, {}, campaign=current, status=409, conflict=conflict)
     except services.NotFoundError:
         abort(404)
     return redirect(url_for("pages.campaign_detail", campaign_id=saved.id))
@@ -251,7 +269,7 @@ def _render_form(
     *,
     campaign: Campaign | None,
     status: int = 200,
-    conflict: str | None = None,
+    conflict: EditConflict | None = None,
 ) -> ResponseReturnValue:
     body = render_template(
         "campaigns/form.html",
@@ -259,6 +277,8 @@ def _render_form(
         errors=errors,
         campaign=campaign,
         conflict=conflict,
-        industries=labels.INDUSTRIES,
+        industries=sorted(set(labels.INDUSTRIES) | set(industries())),
+        metric_names=forms.metric_name_suggestions(),
+        unclassified=forms.unclassified_metrics(state),
     )
     return body if status == 200 else (body, status)

@@ -28,6 +28,7 @@ def init_app(app: Flask) -> None:
         HYPOTHESIS_RESULTS=labels.HYPOTHESIS_RESULTS,
         SEARCH_MODES=labels.SEARCH_MODES,
         error_for=error_for,
+        field_label=labels.field_label,
         nav_section=nav_section,
     )
 

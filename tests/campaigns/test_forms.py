@@ -41,7 +41,7 @@ def test_parse_form_keeps_raw_state_and_builds_schema_input() -> None:
     assert data["audience"] == ["宝妈", "新用户"]
     assert data["metrics"] == [
         {"name": "ROI", "unit": "倍"},
-        {"name": "GMV", "unit": "", "target": "1200"},
+        {"name": "GMV", "unit": "", "target": "1,200"},  # read by the schema (kb/parsing.py)
     ]
     assert data["rewards"] == [{"type": "满减券", "detail": "", "stackable": True}]
 

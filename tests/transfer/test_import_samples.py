@@ -98,8 +98,7 @@ def test_gbk_csv_with_bilingual_headers_and_labels(app: Flask, sample: Sample) -
         data = campaign_to_dict(campaign)
     assert report.warnings == ["已忽略不认识的列：负责人（见列名对照表）"]
     assert rejected(report)[5] == {
-        "goal_type": "取值须为以下之一：acquisition, activation, retention, reactivation, "
-        "conversion, gmv, brand, referral"
+        "goal_type": "取值须为以下之一：拉新、促活、留存、召回、转化、GMV、品牌、裂变"
     }
     assert (data["goal_type"], data["status"], data["budget_cny"]) == ("gmv", "completed", 1.2e6)
     assert (data["start_date"], data["end_date"]) == ("2024-08-25", "2024-09-10")
@@ -118,7 +117,7 @@ def test_bom_csv_with_banner_extra_columns_blank_rows_and_a_wrong_date(
         report = run(sample("campaigns_bom.csv"))
         data = stored("wm-2024-101")
     assert [row.row for row in report.rows] == [4, 6, 7]  # the rows as the sheet numbers them
-    assert rejected(report) == {7: {"start_date": "日期格式应为 YYYY-MM-DD"}}
+    assert rejected(report) == {7: {"start_date": "没有这一天：2024年2月30日"}}
     assert report.warnings == ["已忽略不认识的列：备注、导出时间（见列名对照表）"]
     assert data["budget_cny"] == 1_500_000
     assert data["rewards"] == [
@@ -154,7 +153,7 @@ def test_workbook_with_merged_headers_and_a_metrics_sheet(app: Flask, sample: Sa
         report = run(sample("retro_merged_header.xlsx"))
         spring, koc = stored("my-2024-01"), stored("my-2024-02")
     assert [row.row for row in report.rows] == [4, 6, 7]
-    assert rejected(report) == {7: {"start_date": "日期格式应为 YYYY-MM-DD"}}
+    assert rejected(report) == {7: {"start_date": "没有这一天：2024年6月31日"}}
     assert "“指标”表第 5 行对应不到任何活动，已忽略" in report.warnings
     assert (spring["goal_type"], spring["goal"], spring["start_date"]) == (
         "referral",

@@ -61,7 +61,7 @@ def test_one_bad_row_never_sinks_the_file(app: Flask) -> None:
     assert report.counts == {"created": 2, "updated": 0, "unchanged": 0, "rejected": 2}
     assert report.rows[1].row == 2
     assert report.rows[1].fields == {
-        "start_date": "日期格式应为 YYYY-MM-DD",
+        "start_date": "没有这一天：2024年2月30日",
         "metrics.0.name": "必填",
     }
     assert report.rows[2].fields == {"title": "不能超过 200 个字符"}

@@ -66,8 +66,7 @@ def test_dry_run_of_an_uploaded_file(
         "title": "双十一 生鲜年货囤货节",
         "external_id": "sx-2024-040",
         "fields": {
-            "goal_type": "取值须为以下之一：acquisition, activation, retention, reactivation, "
-            "conversion, gmv, brand, referral",
+            "goal_type": "取值须为以下之一：拉新、促活、留存、召回、转化、GMV、品牌、裂变",
             "end_date": "结束日期不能早于开始日期",
         },
     }

@@ -68,7 +68,7 @@ def test_preview_then_confirm(
     assert "将新建 <strong>2</strong>" in html
     assert 'class="outcome-rejected"' in html
     assert "第 7 行" in html
-    assert "日期格式应为 YYYY-MM-DD" in html
+    assert "没有这一天：2024年2月30日" in html
     assert "已忽略不认识的列：备注、导出时间" in html
     token = token_of(html)
     assert jobs_stored(app) == 1  # the file is kept in the database, not on one host's disk

@@ -1,0 +1,176 @@
+"""Numbers and dates as a Chinese team types them: 50万, 1.2亿, 3,500, 35万元, 3.5%, 2025年12月1日.
+
+The one reader of typed numbers and dates: the campaign and draft forms, the search and list
+filters, the JSON API (through the schemas' validators) and the importers (``ingest/cells.py``
+adds only what is particular to spreadsheet cells) all use it. A leaf: from kb it imports only
+the messages of kb.validation.
+
+Two layers: ``parse_number`` / ``parse_date`` return the value, or the text unchanged when it is
+not one (an importer reports it later, with the rest of the row); ``number_input`` /
+``date_input`` are the schemas' validators, which refuse such text with a Chinese message that
+says what was expected.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from datetime import date
+from typing import Any
+
+from pydantic_core import PydanticCustomError
+
+from kb.validation import DATE_MESSAGE, NUMBER_MESSAGE
+
+# Cells and boxes that mean "unknown": blank, a dash, 无.
+BLANKS = frozenset({"", "-", "—", "--", "/", "无", "n/a", "na", "none", "null", "暂无", "未知"})
+# Thousands separators, spaces and currency marks carry no value: "¥3,500 元" is 3500.
+_NUMBER_NOISE = re.compile(r"[,，\s¥￥$]|元$|人民币")
+_RATIO = re.compile(r"^1\s*[:：]\s*([-+]?\d+(?:\.\d+)?)$")
+_SCALED = re.compile(r"^([-+]?\d+(?:\.\d+)?)\s*(万元|万|w|亿元|亿|千元|千|k)$", re.IGNORECASE)
+SCALES = {
+    "万元": 1e4,
+    "万": 1e4,
+    "w": 1e4,
+    "亿元": 1e8,
+    "亿": 1e8,
+    "千元": 1e3,
+    "千": 1e3,
+    "k": 1e3,
+}
+# A unit that already holds a scale: a value typed "50万" in 万元 is 50.
+_UNIT_SCALE = re.compile(r"^(亿|万|千)")
+
+
+def _clean(text: str) -> str:
+    # Full-width digits and signs (２０２５，５０％) read as their ASCII forms.
+    return unicodedata.normalize("NFKC", text).strip()
+
+
+def parse_number(value: Any, *, scaled: bool = True) -> Any:
+    """Return a float for "1,200" "12.5%" "1:4.2" "35万元" "1.2亿", None for a blank.
+
+    ``scaled=False`` reads 万/亿 as no number (a spreadsheet metric column whose unit is in its
+    header). Text that is not a number is returned unchanged, for the caller to report.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    text = _clean(str(value))
+    if text.lower() in BLANKS:
+        return None
+    cleaned = _NUMBER_NOISE.sub("", text).rstrip("%")
+    if ratio := _RATIO.match(cleaned):
+        return float(ratio[1])
+    if scaled and (match := _SCALED.match(cleaned)):
+        return float(match[1]) * SCALES[match[2].lower()]
+    try:
+        number = float(cleaned)
+    except ValueError:
+        return str(value).strip()
+    # "nan" and "inf" are no amounts a person types: leave them for the caller to refuse.
+    return number if math.isfinite(number) else str(value).strip()
+
+
+def unit_scale(unit: str) -> float:
+    """Return the scale a unit already holds: 1e4 for 万元 and 万人, 1 for 元, %, 人."""
+    match = _UNIT_SCALE.match(_clean(unit or ""))
+    return SCALES[match[1]] if match else 1.0
+
+
+def parse_in_unit(value: Any, unit: str) -> Any:
+    """Read a metric value typed in its unit: "1.2亿" in 万元 is 12000, "50万" in 元 is 500000."""
+    number = parse_number(value)
+    if not isinstance(number, float) or not isinstance(value, str):
+        return number
+    scale = unit_scale(unit)
+    if scale == 1.0 or not _SCALED.match(_NUMBER_NOISE.sub("", _clean(value))):
+        return number
+    return number / scale
+
+
+_DATE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:[ T].*)?$")
+_COMPACT_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
+_MONTH_DAY = re.compile(r"^(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?$")
+
+
+def parse_date(value: Any) -> Any:
+    """Return an ISO date for 2025-12-01, 2025/12/1, 2025.12.1, 2025年12月1日, 20251201 or a date.
+
+    Anything else (12月1日 without its year, 2025-02-30) is returned as it was, for the caller
+    to report (``date_input`` says what is wrong).
+    """
+    if isinstance(value, date):
+        return value.isoformat()[:10]
+    if not isinstance(value, str):
+        return value
+    text = _clean(value)
+    match = _DATE.match(text) or _COMPACT_DATE.match(text)
+    if match:
+        try:
+            return date(int(match[1]), int(match[2]), int(match[3])).isoformat()
+        except ValueError:
+            return value.strip()
+    return value.strip()
+
+
+def number_input(value: Any) -> Any:
+    """Validate a typed number for a schema: 50万 → 500000.0; refuse text that is none."""
+    number = parse_number(value)
+    if isinstance(number, str):
+        raise PydanticCustomError("number_parsing", NUMBER_MESSAGE)
+    return number
+
+
+def date_input(value: Any) -> Any:
+    """Validate a typed date for a schema; say what is missing or impossible, in Chinese."""
+    if value is None or value == "":
+        return None
+    parsed = parse_date(value)
+    if not isinstance(parsed, str) or _looks_iso(parsed):
+        return parsed
+    text = _clean(parsed)
+    if month_day := _MONTH_DAY.match(text):
+        # The example repeats what was typed with a year in front, so the fix is plain to see.
+        example = f"{date.today().year}年{int(month_day[1])}月{int(month_day[2])}日"
+        raise PydanticCustomError("date_no_year", "请写上年份，如 {example}", {"example": example})
+    match = _DATE.match(text) or _COMPACT_DATE.match(text)
+    if match:
+        raise PydanticCustomError(
+            "date_impossible",
+            "没有这一天：{year}年{month}月{day}日",
+            {"year": int(match[1]), "month": int(match[2]), "day": int(match[3])},
+        )
+    raise PydanticCustomError("date_parsing", DATE_MESSAGE)
+
+
+def _looks_iso(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def format_input(value: float | None, *, amount: bool = False) -> str:
+    """Write a stored number back into a form box so that reading it gives exactly the same value.
+
+    An ``amount`` (a budget in 元) reads in 万 or 亿 when that is exact to two decimals
+    (500000 → 50万, 135000000 → 1.35亿); anything else is written in full, never rounded.
+    """
+    if value is None:
+        return ""
+    if amount:
+        for scale, word in ((1e8, "亿"), (1e4, "万")):
+            mantissa = round(value / scale, 2)
+            if abs(value) >= scale and mantissa * scale == value:
+                return f"{_plain(mantissa)}{word}"
+    return _plain(value)
+
+
+def _plain(value: float) -> str:
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
