@@ -17,7 +17,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         instance_path=str(ROOT / "instance"),
     )
-    from kb import access, api, cli, database, errors, logs
+    from kb import access, api, cli, database, errors, jsonio, logs
     from kb import config as settings
     from kb.accounts import admin as admin_views
     from kb.accounts import views as auth_views
@@ -36,6 +36,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from kb.web import security
     from kb.web.templating import init_app as init_templating
 
+    app.json = jsonio.StrictJSONProvider(app)
     settings.load_config(app, config)
     logs.init_app(app)
     database.init_app(app)

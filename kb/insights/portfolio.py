@@ -22,6 +22,7 @@ Definitions (the page says them too):
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 from collections import Counter, defaultdict
@@ -86,7 +87,7 @@ class GoalSummary:
     goal_type: str | None  # None for the total row
     label: str
     campaigns: int
-    budget_cny: float
+    budget_cny: float | None  # None: the budgets add up past a float
     budget_known: int
     reward_spend_cny: float | None
     reward_spend_known: int
@@ -220,7 +221,7 @@ def reward_spend_cny(metrics: list[Metric]) -> float | None:
         if scale is None:
             continue  # a cost in an unknown unit cannot be added up honestly
         total = (total or 0.0) + metric.actual * scale
-    return total
+    return _finite(total)
 
 
 def _row(campaign: Campaign, found: list[Signal]) -> CampaignRow:
@@ -254,16 +255,23 @@ def _summary(goal_type: str | None, label: str, rows: list[CampaignRow]) -> Goal
         goal_type=goal_type,
         label=label,
         campaigns=len(rows),
-        budget_cny=sum(budgets),
+        budget_cny=_finite(sum(budgets)),
         budget_known=len(budgets),
-        reward_spend_cny=sum(spends) if spends else None,
+        reward_spend_cny=_finite(sum(spends)) if spends else None,
         reward_spend_known=len(spends),
         judged=len(judged),
         hit=hits,
         hit_share_pct=round(hits / len(judged) * 100, 1) if judged else None,
-        median_attainment_pct=round(statistics.median(attainments), 1) if attainments else None,
+        median_attainment_pct=_finite(round(statistics.median(attainments), 1))
+        if attainments
+        else None,
         attainment_n=len(attainments),
     )
+
+
+def _finite(value: float | None) -> float | None:
+    # Finite numbers can add up past a float (two budgets of 1e308): unknown, not Infinity.
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _crowding(

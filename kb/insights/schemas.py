@@ -172,12 +172,13 @@ class GoalSummaryOut(Out):
 
     ``reward_spend_cny`` is null when no campaign reported its reward cost as a metric;
     ``hit_share_pct`` and ``median_attainment_pct`` are over ``judged`` completed campaigns.
+    A sum or median past the range of a float is null (JSON has no Infinity).
     """
 
     goal_type: GoalType | None
     label: str
     campaigns: int
-    budget_cny: float
+    budget_cny: float | None
     budget_known: int
     reward_spend_cny: float | None
     reward_spend_known: int
