@@ -17,6 +17,7 @@ from werkzeug.routing import IntegerConverter
 
 from kb.extensions import db
 from kb.validation import MAX_ID as MAX_ID  # defined with the input bounds; routes use it here
+from kb.validation import InvalidInputError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -31,6 +32,34 @@ class IdConverter(IntegerConverter):
             # has the same path. Raised here, it is this route's 404 whatever the method.
             raise NotFound()
         return number
+
+
+def form_id(text: str | None) -> int | None:
+    """Return the id (or version, or page) typed in a form or query string; None if it can't be one.
+
+    ASCII digits only, 1 to MAX_ID: "²" passes ``str.isdigit`` and fails ``int``, "١٢" is 12 to
+    ``int``, and a number past MAX_ID would overflow the query (SQLite binds 64-bit integers,
+    PostgreSQL's INTEGER holds 32 bits); each was a 500 for a typo.
+    """
+    text = (text or "").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_ID)):
+        return None
+    number = int(text)
+    return number if 1 <= number <= MAX_ID else None
+
+
+def form_version(text: str | None) -> int | None:
+    """Return the version an edit form says it started from (None: the form names none).
+
+    Raise InvalidInputError when it names one no record can have (see form_id), rather than
+    saving without the check that protects another editor's change.
+    """
+    if not (text or "").strip():
+        return None
+    version = form_id(text)
+    if version is None:
+        raise InvalidInputError({"version": "版本号无效，请刷新页面后重新编辑"})
+    return version
 
 
 def init_app(app: Flask) -> None:

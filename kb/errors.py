@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, render_template, request
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
 
 from kb.validation import InvalidInputError
@@ -146,6 +146,8 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(InternalServerError, _http_error)
     app.register_error_handler(OperationalError, _database_error)
+    app.register_error_handler(DataError, _out_of_range)
+    app.register_error_handler(OverflowError, _out_of_range)
 
 
 def _database_error(exc: OperationalError) -> tuple[Response | str, int, dict[str, str]]:
@@ -160,6 +162,28 @@ def _database_error(exc: OperationalError) -> tuple[Response | str, int, dict[st
         return response, status, headers
     page = render_template("error.html", status=503, message=MESSAGES[503])
     return page, 503, headers
+
+
+# A number past what the database holds reached a query: the message of the one who typed it.
+OUT_OF_RANGE_MESSAGE = "数字超出范围：编号、版本或页码过大"
+
+
+def _out_of_range(exc: DataError | OverflowError) -> tuple[Response | str, int]:
+    """A number too large for the database (an id typed by hand): 422, not a 500.
+
+    Inputs are bounded where they are read (kb.database.form_id, the ``int`` route converter,
+    the schemas' MAX_ID); this is the net under them. PostgreSQL says NumericValueOutOfRange
+    (SQLSTATE 22003), SQLite's driver raises OverflowError before the query is sent. Any other
+    DataError or OverflowError is a fault of ours and stays a 500.
+    """
+    if isinstance(exc, DataError):
+        out_of_range = getattr(exc.orig, "sqlstate", None) == "22003"
+    else:
+        out_of_range = "SQLite INTEGER" in str(exc)
+    if not out_of_range:
+        raise exc  # ours, not the input's: the 500 it was, logged with its traceback
+    current_app.logger.warning("number out of range on %s: answered 422", request.path)
+    return _domain_error(ApiError(422, OUT_OF_RANGE_MESSAGE, code="out_of_range"))
 
 
 def _domain_error(exc: DomainError) -> tuple[Response | str, int]:

@@ -11,6 +11,7 @@ from kb import audit
 from kb.access import Access, requires
 from kb.accounts import services as accounts
 from kb.config import SETTINGS
+from kb.database import form_id
 from kb.searching import backfill
 from kb.validation import InvalidInputError
 
@@ -128,8 +129,7 @@ def token_revoke(token_id: int) -> ResponseReturnValue:
 @bp.get("/audit")
 @requires(Access.ADMIN)
 def audit_log() -> ResponseReturnValue:
-    raw_page = request.args.get("page", "1")
-    page = int(raw_page) if raw_page.isdigit() and int(raw_page) > 0 else 1
+    page = form_id(request.args.get("page")) or 1
     action = request.args.get("action", "").strip()
     actor = request.args.get("actor", "").strip()
     events = audit.list_events(page=page, action=action, actor=actor)

@@ -8,6 +8,7 @@ from flask.typing import ResponseReturnValue
 from kb import audit
 from kb.access import Access, requires
 from kb.campaigns import history, services
+from kb.database import form_version
 from kb.models import Campaign
 from kb.validation import InvalidInputError
 from kb.web.rendering import conflict_message
@@ -54,9 +55,8 @@ def campaign_version(campaign_id: int, version: int) -> ResponseReturnValue:
 @bp.post("/campaigns/<int:campaign_id>/history/<int:version>/restore")
 @requires(Access.EDIT)
 def campaign_version_restore(campaign_id: int, version: int) -> ResponseReturnValue:
-    raw = request.form.get("expected_version", "")
-    expected = int(raw) if raw.isdigit() else None
     try:
+        expected = form_version(request.form.get("expected_version"))
         services.revert_campaign(campaign_id, version, expected_version=expected)
     except (services.NotFoundError, services.VersionNotFoundError):
         abort(404)

@@ -14,6 +14,7 @@ from kb import vocab as labels
 from kb.access import Access, allowed, requires
 from kb.campaigns import forms, services
 from kb.campaigns.schemas import DraftIn, validate_campaign, validate_draft
+from kb.database import form_id
 from kb.drafts import analysis as drafting
 from kb.extensions import db
 from kb.models import Campaign
@@ -51,8 +52,14 @@ def draft_page() -> ResponseReturnValue:
     writes = action == "save" or hide or request.form.get("reset_hidden")
     if writes and not allowed(Access.EDIT):
         abort(403)
-    if hide.isdigit():
-        drafting.mark_not_useful(state["draft_key"], int(hide))
+    if hide:
+        # The id comes from a button of the page; one naming no campaign is refused, never a 500.
+        campaign_id = form_id(hide)
+        if campaign_id is None:
+            raise services.NotFoundError(hide)
+        drafting.mark_not_useful(
+            state["draft_key"], services.get_campaign(campaign_id, include_trashed=True).id
+        )
     if request.form.get("reset_hidden"):
         drafting.forget_feedback(state["draft_key"])
     if action == "save":

@@ -21,6 +21,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from kb.access import Access, requires
+from kb.database import form_version
 from kb.insights import lessons, playbooks, portfolio, serialize, signals
 from kb.insights.schemas import (
     LessonQuery,
@@ -206,8 +207,7 @@ def _save_form(playbook: Playbook | None) -> ResponseReturnValue:
             saved = playbooks.create_playbook(validated)
             flash("打法已创建。", "success")
         else:
-            version = state["version"]
-            expected = int(version) if version.isdigit() else None
+            expected = form_version(state["version"])
             saved = playbooks.update_playbook(playbook.id, validated, expected_version=expected)
             flash("修改已保存。", "success")
     except InvalidInputError as exc:
