@@ -180,9 +180,18 @@ def unclassified_metrics(state: dict[str, Any]) -> dict[int, Unclassified]:
     found: dict[int, Unclassified] = {}
     for row, metric in enumerate(state.get("metrics", [])):
         name = metric.get("name", "").strip()
-        if name and catalog.match(name, metric.get("unit", "")) is None:
-            found[row] = Unclassified(row, name, nearest_catalog_labels(name))
+        # Stored metrics are classified by exact name (a catalog alias): the same test here.
+        if name and catalog.lookup(name) is None:
+            found[row] = Unclassified(row, name, mapping_choices(name, metric.get("unit", "")))
     return found
+
+
+def mapping_choices(name: str, unit: str) -> tuple[str, ...]:
+    """Return the catalog metrics to offer for a name: the catalog's own partial match first."""
+    partial = catalog.match(name, unit)
+    first = (partial.metric.label,) if partial is not None else ()
+    others = tuple(label for label in nearest_catalog_labels(name) if label not in first)
+    return (*first, *others)[:MAPPING_CHOICES]
 
 
 def nearest_catalog_labels(name: str) -> tuple[str, ...]:

@@ -163,3 +163,24 @@ def test_an_edit_conflict_shows_what_the_other_editor_changed(client: FlaskClien
     stored = client.get(f"/api/v1/campaigns/{campaign_id}").get_json()
     assert stored["title"] == "618 宝妈拼团"
     assert stored["version"] == 3
+
+
+def test_the_campaign_page_explains_an_unclassified_metric_and_links_to_mapping_it(
+    client: FlaskClient,
+) -> None:
+    metrics = [
+        {"name": "GMV", "unit": "万元", "target": 100.0, "actual": 120.0},
+        {"name": "直播间停留时长", "unit": "秒", "target": 60.0, "actual": 75.0},
+    ]
+    created = client.post("/api/v1/campaigns", json=campaign_payload(metrics=metrics))
+    campaign_id = created.get_json()["id"]
+    page = text(client.get(f"/campaigns/{campaign_id}"))
+    assert page.count("未归类") == 1
+    assert "不在指标目录中，不与其他活动比较" in page  # said on the page, not in a hover title
+    assert f'href="/campaigns/{campaign_id}/edit#field-metrics-1-name">去归类</a>' in page
+    edit = text(client.get(f"/campaigns/{campaign_id}/edit"))
+    assert 'id="field-metrics-1-name"' in edit
+    assert "指标目录里没有“直播间停留时长”" in edit
+    # The catalog's own partial match (名称含「停留时长」) is the first choice offered.
+    offered = re.findall(r'name="map_metric" value="1:([^"]+)"', edit)
+    assert offered[0] == "人均观看时长"
