@@ -7,6 +7,7 @@ elsewhere. Pages that want to show something else (a form with its errors) catch
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, render_template, request
@@ -48,6 +49,11 @@ MESSAGES = {
 
 # Seconds a client is asked to wait when the database stayed locked past its busy timeout.
 BUSY_RETRY_AFTER_S = 2
+# Seconds a client is asked to wait when the disk is full (someone has to free space first).
+DISK_FULL_RETRY_AFTER_S = 300
+DISK_FULL_MESSAGE = "服务器磁盘空间已满，无法写入；请通知管理员清理磁盘后再试"
+# OSError numbers of a full disk: no space left, and the quota of the service's user used up.
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class DomainError(Exception):
@@ -147,11 +153,15 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(InternalServerError, _http_error)
     app.register_error_handler(OperationalError, _database_error)
     app.register_error_handler(DataError, _out_of_range)
+    app.register_error_handler(OSError, _os_error)
     app.register_error_handler(OverflowError, _out_of_range)
 
 
 def _database_error(exc: OperationalError) -> tuple[Response | str, int, dict[str, str]]:
-    """A write that waited past SQLite's busy timeout: 503 and Retry-After, not a 500."""
+    """A write that waited past SQLite's busy timeout, or a full disk: 503 and Retry-After."""
+    # SQLITE_FULL reads "database or disk is full"; PostgreSQL's disk_full is SQLSTATE 53100.
+    if "database or disk is full" in str(exc.orig) or getattr(exc.orig, "sqlstate", "") == "53100":
+        return _disk_full(exc)
     if "database is locked" not in str(exc.orig):
         response, status = _http_error(InternalServerError(original_exception=exc))
         return response, status, {}
@@ -161,6 +171,26 @@ def _database_error(exc: OperationalError) -> tuple[Response | str, int, dict[st
         response, status = api_error_response(ApiError(503))
         return response, status, headers
     page = render_template("error.html", status=503, message=MESSAGES[503])
+    return page, 503, headers
+
+
+def _os_error(exc: OSError) -> tuple[Response | str, int, dict[str, str]]:
+    """A full disk while writing a file (index, upload, export): 503 and Retry-After.
+
+    Any other OSError is raised again, to be the 500 it was (logged with its traceback).
+    """
+    if exc.errno not in _DISK_FULL_ERRNOS:
+        raise exc
+    return _disk_full(exc)
+
+
+def _disk_full(exc: BaseException) -> tuple[Response | str, int, dict[str, str]]:
+    current_app.logger.error("disk full on %s: answered 503", request.path, exc_info=exc)
+    headers = {"Retry-After": str(DISK_FULL_RETRY_AFTER_S)}
+    if _wants_json():
+        response, status = api_error_response(ApiError(503, DISK_FULL_MESSAGE, code="disk_full"))
+        return response, status, headers
+    page = render_template("error.html", status=503, message=DISK_FULL_MESSAGE)
     return page, 503, headers
 
 
