@@ -16,16 +16,25 @@ bind = os.environ.get("KB_BIND", "127.0.0.1:8000")
 # overlap database and index waits (torch runs one thread per worker, KB_TORCH_THREADS).
 workers = int(os.environ.get("KB_WORKERS", min(2, os.cpu_count() or 1)))
 threads = int(os.environ.get("KB_THREADS", "4"))
-worker_class = "gthread"
-# A request is bounded well under this (searches take milliseconds; imports and drafts
-# analysis seconds); the timeout is the last resort against a stuck worker.
-timeout = 60
-graceful_timeout = 30
-keepalive = 5
-# Request lines and headers: gunicorn's defaults, stated so the README can name them.
+# gthread, answering gunicorn's own errors (414, 431, 400, 500) as the API's JSON under /api/.
+worker_class = "kb.ops.gunicorn_worker.JsonErrorWorker"
+# What a request may be. gunicorn refuses the first three before the app sees the request
+# (JSON under /api/); the app refuses the rest with its own 413/422 (README, "Limits").
+#   request line (method, path, query) <= 8190 bytes: 414
+#   header fields <= 100, each <= 8190 bytes: 431
+#   body <= KB_MAX_CONTENT_LENGTH (16 MiB): 413; a record <= 1,000,000 characters: 422
 limit_request_line = 8190
 limit_request_fields = 100
 limit_request_field_size = 8190
+# The worker timeout is the last resort against a stuck worker, never a request's budget: a
+# worker killed on it answers nothing at all (the connection is cut; a proxy says 502), so no
+# request may come near it. Within the limits above every request ends in seconds: search and
+# pages in milliseconds, a draft's analysis and a 16 MiB body in a few seconds; imports run as
+# background jobs (202 at once, kb.transfer.jobs); exports stream row by row; files are read
+# with bounded readers (ingest/limits.py). 60 s leaves a tenfold margin on this 2-core box.
+timeout = 60
+graceful_timeout = 30
+keepalive = 5
 # gunicorn trusts no X-Forwarded-* header itself: the app believes exactly KB_TRUSTED_PROXIES
 # proxies (werkzeug's ProxyFix), whatever address they connect from.
 forwarded_allow_ips = ""
