@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from kb.campaigns.schemas import Markdown
+from kb.campaigns.schemas import InputDate, Markdown
 from kb.campaigns.serialize import Out, Timestamp
 from kb.database import MAX_ID
 from kb.insights.portfolio import MAX_MONTHS, default_period
@@ -36,9 +36,11 @@ class _Query(BaseModel):
 class PortfolioQuery(_Query):
     """The period and filters of the portfolio; no dates means last year and this year."""
 
-    date_from: Annotated[date | None, Field(description="期间开始；缺省为去年 1 月 1 日")] = None
+    date_from: Annotated[
+        InputDate | None, Field(description="期间开始；缺省为去年 1 月 1 日")
+    ] = None
     date_to: Annotated[
-        date | None, Field(description="期间结束；缺省为今年 12 月 31 日（最长 60 个月）")
+        InputDate | None, Field(description="期间结束；缺省为今年 12 月 31 日（最长 60 个月）")
     ] = None
     goal_type: GoalType | None = None
     business_line: Annotated[str | None, Field(max_length=100)] = None
