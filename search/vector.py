@@ -15,9 +15,11 @@ and replace the ``alive`` flags copy-on-write, so a state never changes once pub
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -80,7 +82,7 @@ def limit_blas_threads(threads: int = BLAS_THREADS) -> None:
 class _State:
     """A published view of the index; the first ``rows``/``blocks`` entries never change."""
 
-    matrix: Stored  # (row capacity, dim) float16; rows [0, rows) are used
+    matrix: Stored  # (row capacity, dim) float16: rows [len(base), rows) at [0, rows - len(base))
     rows: int
     starts: Ids  # per block: first row
     lengths: Ids  # per block: passage count (never 0)
@@ -88,6 +90,30 @@ class _State:
     alive: npt.NDArray[np.bool_]  # per block: False once replaced or removed
     blocks: int
     dead_rows: int
+    # Rows [0, len(base)): a read-only file mapped by every process of the host (open_file); the
+    # rows written since live in ``matrix``. Empty for an index built in memory.
+    base: Stored
+
+    def rows_between(self, start: int, end: int) -> Stored:
+        """Return rows [start, end) (a view when they lie on one side of the base)."""
+        nb = len(self.base)
+        if end <= nb:
+            return self.base[start:end]
+        if start >= nb:
+            return self.matrix[start - nb : end - nb]
+        return np.concatenate([self.base[start:], self.matrix[: end - nb]])
+
+    def take(self, rows: npt.NDArray[np.intp]) -> Stored:
+        """Return the rows at these indices, in order (a copy)."""
+        nb = len(self.base)
+        if nb == 0:
+            # mode="clip" skips take's buffered bounds check.
+            return self.matrix.take(rows, axis=0, mode="clip")
+        out = np.empty((len(rows), self.matrix.shape[1]), dtype=STORED_DTYPE)
+        in_base = rows < nb
+        out[in_base] = self.base.take(rows[in_base], axis=0, mode="clip")
+        out[~in_base] = self.matrix.take(rows[~in_base] - nb, axis=0, mode="clip")
+        return out
 
 
 def _empty_state(dim: int, row_capacity: int = _MIN_ROWS, block_capacity: int = 128) -> _State:
@@ -100,6 +126,7 @@ def _empty_state(dim: int, row_capacity: int = _MIN_ROWS, block_capacity: int = 
         alive=np.zeros(block_capacity, dtype=np.bool_),
         blocks=0,
         dead_rows=0,
+        base=np.empty((0, dim), dtype=STORED_DTYPE),
     )
 
 
@@ -137,7 +164,8 @@ class VectorIndex:
             state = self._reserved(state, len(rows))
             r, b = state.rows, state.blocks
             # Past every published state's `rows`/`blocks`: readers never look here.
-            state.matrix[r : r + len(rows)] = to_stored(rows)
+            at = r - len(state.base)
+            state.matrix[at : at + len(rows)] = to_stored(rows)
             state.starts[b], state.lengths[b], state.owners[b] = r, len(rows), campaign_id
             alive = state.alive if state.alive is not self._state.alive else state.alive.copy()
             alive[b] = True
@@ -198,15 +226,85 @@ class VectorIndex:
         if len(owners) == 0:
             return [[] for _ in q]
         if allowed is not None and lengths.sum() < GATHER_FRACTION * state.rows:
-            # Few rows: copy them out (mode="clip" skips take's buffered bounds check).
-            sub = state.matrix.take(_ranges(starts, lengths), axis=0, mode="clip")
+            # Few rows: copy them out.
+            sub = state.take(_ranges(starts, lengths))
             starts = _offsets(lengths)
             scores = _dot(q, sub)
             best = np.maximum.reduceat(scores, starts, axis=1)
         else:
-            scores = _dot(q, state.matrix[: state.rows])
+            scores = _scan(q, state)
             best = np.maximum.reduceat(scores, state.starts[: state.blocks], axis=1)[:, sel]
         return [_top(scores[i], best[i], starts, lengths, owners, limit) for i in range(len(q))]
+
+    def save(self, prefix: Path, *, map_after: bool = False) -> int:
+        """Write the live rows to ``<prefix>.rows.npy`` and their campaigns to ``.blocks.npy``.
+
+        Return the number of rows written. Both files are flushed to disk; replacing a pointer
+        to them atomically is the caller's part. Writes to the index may go on meanwhile: a
+        published state never changes, and the files hold the one taken at the start. With
+        ``map_after``, the index then serves from the file (as ``open_file``) unless it was
+        written to meanwhile.
+        """
+        state = self._snapshot()
+        keep = np.flatnonzero(state.alive[: state.blocks])
+        lengths = state.lengths[keep]
+        n = int(lengths.sum())
+        rows_path, blocks_path = _file_paths(prefix)
+        rows_file = np.lib.format.open_memmap(
+            rows_path, mode="w+", dtype=STORED_DTYPE, shape=(n, self.dim)
+        )
+        at = 0
+        step = _LOAD_CHUNK_ROWS // 8  # blocks per copy: bounded temporaries
+        for a in range(0, len(keep), step):
+            part = keep[a : a + step]
+            chunk = state.take(_ranges(state.starts[part], state.lengths[part]))
+            rows_file[at : at + len(chunk)] = chunk
+            at += len(chunk)
+        rows_file.flush()
+        del rows_file
+        np.save(blocks_path, np.stack([state.owners[keep], lengths]))
+        for path in (rows_path, blocks_path):
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+        if map_after:
+            with self._write_lock:
+                if self._snapshot() is state:
+                    self._open(prefix)
+        return n
+
+    def open_file(self, prefix: Path) -> None:
+        """Replace the index with the rows ``save`` wrote under ``prefix``, mapped from the file.
+
+        The rows are not read into this process: every process that opens the same file shares
+        the operating system's one copy of its pages. Later writes go to memory beside it.
+        Raise ValueError for files of another shape or type (and OSError if they are missing).
+        """
+        with self._write_lock:
+            self._open(prefix)
+
+    def _open(self, prefix: Path) -> None:
+        rows_path, blocks_path = _file_paths(prefix)
+        # "c" (copy on write) rather than "r": the pages are the same shared ones, and torch
+        # accepts a writable array without a warning. Nothing ever writes to them.
+        base = np.load(rows_path, mmap_mode="c")
+        owners, lengths = np.load(blocks_path)
+        if base.dtype != STORED_DTYPE or base.ndim != 2 or base.shape[1] != self.dim:
+            raise ValueError(f"{rows_path}: expected float16 rows of {self.dim}, got {base.shape}")
+        if (lengths <= 0).any() or int(lengths.sum()) != len(base):
+            raise ValueError(f"{blocks_path}: block lengths do not add up to {len(base)} rows")
+        blocks = len(owners)
+        state = _empty_state(self.dim, _MIN_ROWS, int(blocks * GROWTH) + 1)
+        state.starts[:blocks] = _offsets(lengths)
+        state.lengths[:blocks] = lengths
+        state.owners[:blocks] = owners
+        state.alive[:blocks] = True
+        self._block_of = dict(zip(owners.tolist(), range(blocks), strict=True))
+        self._publish(dataclasses.replace(state, rows=len(base), blocks=blocks, base=base))
+
+    def unsaved_rows(self) -> int:
+        """Return how many rows live in this process's memory rather than in a mapped file."""
+        state = self._snapshot()
+        return state.rows - len(state.base)
 
     def centroid(self) -> Vectors:
         """Return the mean of the live passage vectors (zeros when there are none)."""
@@ -218,7 +316,7 @@ class VectorIndex:
         live_rows = np.repeat(state.alive[: state.blocks], state.lengths[: state.blocks])
         for start in range(0, state.rows, _DOT_CHUNK_ROWS):
             end = min(start + _DOT_CHUNK_ROWS, state.rows)
-            rows = widened(state.matrix[start:end][live_rows[start:end]])
+            rows = widened(state.rows_between(start, end)[live_rows[start:end]])
             total += rows.sum(axis=0, dtype=np.float64)
         return (total / count).astype(np.float32)
 
@@ -259,8 +357,11 @@ class VectorIndex:
         return dataclasses.replace(state, alive=alive, dead_rows=state.dead_rows + dead)
 
     def _reserved(self, state: _State, rows: int) -> _State:
-        if state.rows + rows <= len(state.matrix) and state.blocks < len(state.starts):
+        used = state.rows - len(state.base)
+        if used + rows <= len(state.matrix) and state.blocks < len(state.starts):
             return state
+        if len(state.base):
+            return _tail_grown(state, rows)  # the mapped rows stay shared
         live = state.rows - state.dead_rows + rows
         return self._rebuilt(state, max(_MIN_ROWS, int(live * GROWTH)))
 
@@ -276,10 +377,13 @@ class VectorIndex:
         lengths = state.lengths[keep]
         fresh = _empty_state(self.dim, row_capacity, max(128, int(len(keep) * GROWTH) + 1))
         n = int(lengths.sum())
-        # Write lock held, read lock not: searches go on against the old arrays meanwhile.
-        state.matrix.take(
-            _ranges(state.starts[keep], lengths), axis=0, mode="clip", out=fresh.matrix[:n]
-        )
+        # Write lock held, read lock not: searches go on against the old arrays meanwhile. A mapped
+        # base is copied in too: more than MAX_DEAD_FRACTION of the rows were replaced.
+        for a in range(0, len(keep), _LOAD_CHUNK_ROWS // 8):  # bounded temporaries
+            part = keep[a : a + _LOAD_CHUNK_ROWS // 8]
+            at = int(lengths[:a].sum())
+            chunk = state.take(_ranges(state.starts[part], state.lengths[part]))
+            fresh.matrix[at : at + len(chunk)] = chunk
         blocks = len(keep)
         fresh.starts[:blocks] = _offsets(lengths)
         fresh.lengths[:blocks] = lengths
@@ -340,6 +444,43 @@ def _dot(queries: Vectors, rows: Stored) -> Vectors:
         _convert(rows[start : start + n], scratch[:n])
         out[:, start : start + n] = queries @ scratch[:n].T
     return out
+
+
+def _file_paths(prefix: Path) -> tuple[Path, Path]:
+    return prefix.with_name(prefix.name + ".rows.npy"), prefix.with_name(
+        prefix.name + ".blocks.npy"
+    )
+
+
+def _scan(queries: Vectors, state: _State) -> Vectors:
+    """Return the cosines of every used row of ``state``, mapped base first."""
+    nb = len(state.base)
+    if nb == 0:
+        return _dot(queries, state.matrix[: state.rows])
+    out = np.empty((len(queries), state.rows), dtype=np.float32)
+    out[:, :nb] = _dot(queries, state.base)
+    out[:, nb:] = _dot(queries, state.matrix[: state.rows - nb])
+    return out
+
+
+def _tail_grown(state: _State, rows: int) -> _State:
+    """Return ``state`` with room for ``rows`` more rows and a block, its base kept as is."""
+    used = state.rows - len(state.base)
+    matrix = state.matrix
+    if used + rows > len(matrix):
+        matrix = np.empty(
+            (max(_MIN_ROWS, int((used + rows) * GROWTH)), matrix.shape[1]), STORED_DTYPE
+        )
+        matrix[:used] = state.matrix[:used]
+    arrays = {}
+    if state.blocks >= len(state.starts):
+        capacity = int(state.blocks * GROWTH) + 1
+        for name in ("starts", "lengths", "owners", "alive"):
+            old = getattr(state, name)
+            grown = np.zeros(capacity, dtype=old.dtype)
+            grown[: state.blocks] = old[: state.blocks]
+            arrays[name] = grown
+    return dataclasses.replace(state, matrix=matrix, **arrays)
 
 
 def _offsets(lengths: Ids) -> Ids:

@@ -32,7 +32,7 @@ from kb import outbox
 from kb.database import write_transaction
 from kb.extensions import db
 from kb.models import Campaign, CampaignVersion, IndexOutbox, PassageEmbedding
-from kb.searching import feed
+from kb.searching import feed, vector_file
 from kb.searching.documents import campaign_text
 from search.documents import CampaignText, passages
 from search.embedder import Embedder, FakeEmbedder, load_embedders
@@ -73,7 +73,7 @@ class SearchIndexes:
         self._sync_lock = threading.Lock()
 
     def _apply_trash(self, after_id: int) -> None:
-        if after_id == 0:
+        if after_id == 0 and self._loaded_upto == 0:
             return  # the first load reads live campaigns only
         moved = db.session.scalars(
             sa.select(CampaignVersion.campaign_id)
@@ -93,6 +93,8 @@ class SearchIndexes:
         embeddings do not change, but their history gains a row (an id only ever grows).
         """
         with self._sync_lock:
+            if self._loaded_upto == 0:
+                vector_file.restore(self)  # map this host's copy (kb/searching/vector_file.py)
             history_newest = db.session.scalar(sa.select(sa.func.max(CampaignVersion.id))) or 0
             if history_newest > self._history_upto:
                 self._apply_trash(self._history_upto)
@@ -108,6 +110,7 @@ class SearchIndexes:
             for start in range(0, len(changed), 500):
                 self._load_campaigns(changed[start : start + 500])
             self._loaded_upto = newest
+            vector_file.save_if_due(self)
 
     def _load_campaigns(self, campaign_ids: Sequence[int]) -> None:
         rows = db.session.execute(
@@ -409,11 +412,8 @@ def reconcile() -> int:
             sa.select(IndexOutbox.campaign_id).where(IndexOutbox.embedded_at.is_(None))
         )
     )
-    from kb.searching import backfill  # backfill imports this module
-
     missing: set[int] = set()
-    # A model still filling gets its vectors from kb.searching.backfill, outside the feed.
-    for embedder in backfill.serving(indexes):
+    for embedder in indexes.embedders:
         embedded = set(
             db.session.scalars(
                 sa.select(PassageEmbedding.campaign_id)

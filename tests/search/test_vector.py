@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -309,3 +310,72 @@ def test_centroid_is_the_mean_of_live_passages() -> None:
     assert index.centroid().tolist() == [0.0, 0.0, 0.5, 0.5]
     index.remove([2])
     assert index.centroid().tolist() == [0.0, 0.0, 0.0, 1.0]
+
+
+def test_a_saved_index_opens_mapped_with_identical_results(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    data = {cid: random_rows(rng, int(rng.integers(1, 6))) for cid in range(1, 120)}
+    built = VectorIndex("fake", DIM)
+    for cid, rows in data.items():
+        built.replace(cid, rows)
+    built.remove([7, 8])  # dead blocks are not written
+    assert built.save(tmp_path / "fake") == sum(len(data[c]) for c in data if c not in (7, 8))
+
+    mapped = VectorIndex("fake", DIM)
+    mapped.open_file(tmp_path / "fake")
+    assert isinstance(mapped._snapshot().base, np.memmap)
+    assert mapped.unsaved_rows() == 0
+    assert mapped.campaigns() == built.campaigns()
+    queries = random_rows(rng, 5)
+    assert mapped.search_many(queries, limit=30) == built.search_many(queries, limit=30)
+    allowed = {3, 4, 50, 51}
+    assert mapped.search(queries[0], limit=3, allowed=allowed) == built.search(
+        queries[0], limit=3, allowed=allowed
+    )
+    np.testing.assert_array_equal(mapped.centroid(), built.centroid())
+
+
+def test_writes_after_opening_a_file_go_beside_it_and_rank_like_memory(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    data = {cid: random_rows(rng, 3) for cid in range(1, 60)}
+    built = VectorIndex("fake", DIM)
+    built.load(np.repeat(list(data), 3), np.concatenate(list(data.values())))
+    built.save(tmp_path / "fake")
+    mapped = VectorIndex("fake", DIM)
+    mapped.open_file(tmp_path / "fake")
+    for cid in range(50, 2000):  # past the tail's first capacity and the block arrays'
+        rows = random_rows(rng, 2)
+        data[cid] = rows
+        mapped.replace(cid, rows)
+    mapped.remove([1, 2])
+    del data[1], data[2]
+    state = mapped._snapshot()
+    assert isinstance(state.base, np.memmap)  # still shared: few rows are dead
+    assert mapped.unsaved_rows() == state.rows - len(state.base) > 0
+    query = random_rows(rng, 1)[0]
+    assert_same_ranking(mapped.search(query, limit=20), brute_force(data, query, 20))
+
+
+def test_replacing_most_mapped_rows_moves_the_index_to_memory(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    data = {cid: random_rows(rng, 2) for cid in range(1, 40)}
+    built = VectorIndex("fake", DIM)
+    for cid, rows in data.items():
+        built.replace(cid, rows)
+    built.save(tmp_path / "fake")
+    mapped = VectorIndex("fake", DIM)
+    mapped.open_file(tmp_path / "fake")
+    for cid in range(1, 30):
+        data[cid] = random_rows(rng, 2)
+        mapped.replace(cid, data[cid])
+    assert len(mapped._snapshot().base) == 0  # compacted: the dead mapped rows are gone
+    query = random_rows(rng, 1)[0]
+    assert_same_ranking(mapped.search(query, limit=10), brute_force(data, query, 10))
+
+
+def test_a_file_of_another_dimension_is_refused(tmp_path: Path) -> None:
+    built = VectorIndex("fake", DIM)
+    built.replace(1, unit(1)[None])
+    built.save(tmp_path / "fake")
+    with pytest.raises(ValueError, match="expected float16 rows of 8"):
+        VectorIndex("fake", 8).open_file(tmp_path / "fake")

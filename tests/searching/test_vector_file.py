@@ -1,0 +1,103 @@
+"""One copy of the vectors per host: workers map the file the first one wrote, and follow on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from kb.searching import indexer, vector_file
+from kb.searching.indexer import SearchIndexes, get_indexes
+from tests.conftest import make_app
+from tests.factories import campaign_payload
+
+
+def create(client: FlaskClient, **overrides: Any) -> int:
+    response = client.post("/api/v1/campaigns", json=campaign_payload(**overrides))
+    assert response.status_code == 201, response.get_json()
+    campaign_id: int = response.get_json()["id"]
+    return campaign_id
+
+
+def another_worker(app: Flask, tmp_path: Path) -> Flask:
+    """Return a second app on the same data directory and database, as a second worker."""
+    url = app.config.get("DATABASE_URL")
+    return make_app(tmp_path, url if url and url.startswith("postgresql") else None)
+
+
+def meaning(worker: Flask, text: str) -> list[tuple[int, float]]:
+    with worker.app_context():
+        indexes = get_indexes()
+        indexes.sync_vectors()
+        (embedder,) = indexes.embedders
+        return indexes.vectors[embedder.name].search(embedder.encode_queries([text])[0], limit=10)
+
+
+def mapped(indexes: SearchIndexes) -> bool:
+    return all(isinstance(v._snapshot().base, np.memmap) for v in indexes.vectors.values())
+
+
+def test_workers_share_the_file_the_first_one_wrote_and_follow_changes(
+    app: Flask, client: FlaskClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Rewrite the file as soon as a tenth of the rows are outside it (at scale: 5,000 rows).
+    monkeypatch.setattr(vector_file, "MIN_RESAVE_ROWS", 0)
+    first = create(client)
+    second = create(client, external_id="vf-2", title="宝妈拼团裂变", goal_type="referral")
+    expected = meaning(app, "宝妈拼团")
+    with app.app_context():
+        assert mapped(get_indexes())  # the writer serves from its own file too
+    pointer = json.loads(
+        (vector_file.directory(get_indexes_of(app)) / vector_file.POINTER).read_text()
+    )
+    assert set(pointer["models"]) == {"fake"}
+
+    worker = another_worker(app, tmp_path)
+    assert meaning(worker, "宝妈拼团") == expected
+    with worker.app_context():
+        assert mapped(get_indexes())
+        assert get_indexes().vectors["fake"].unsaved_rows() == 0
+
+    # An edit stores new embeddings: the worker follows the database from the file's ids, and
+    # a worker started later (from the file, rewritten or not) ranks as the first one does.
+    body = campaign_payload(
+        external_id="vf-2", title="宝妈拼团裂变", goal_type="referral", summary="健身年卡续费提醒"
+    )
+    response = client.put(f"/api/v1/campaigns/{second}", json={**body, "version": 1})
+    assert response.status_code == 200, response.get_json()
+    with app.app_context():
+        indexer.drain()  # embeds the changed passages, if the request left them to the indexer
+    now = meaning(app, "健身年卡续费提醒")
+    assert now != expected
+    assert meaning(worker, "健身年卡续费提醒") == now
+    assert meaning(another_worker(app, tmp_path), "健身年卡续费提醒") == now
+
+    # Trashed through the first worker: gone from the second one's vectors.
+    assert client.delete(f"/api/v1/campaigns/{first}").status_code in (200, 204)
+    assert first not in dict(meaning(worker, "沉睡会员召回"))
+
+
+def get_indexes_of(app: Flask) -> SearchIndexes:
+    with app.app_context():
+        return get_indexes()
+
+
+def test_a_file_beyond_the_database_is_ignored_and_rewritten(
+    app: Flask, client: FlaskClient, tmp_path: Path
+) -> None:
+    create(client)
+    expected = meaning(app, "沉睡会员召回")
+    folder = vector_file.directory(get_indexes_of(app))
+    pointer = json.loads((folder / vector_file.POINTER).read_text())
+    pointer["loaded_upto"] += 1000  # as if written against another, larger database
+    (folder / vector_file.POINTER).write_text(json.dumps(pointer))
+
+    worker = another_worker(app, tmp_path)
+    assert meaning(worker, "沉睡会员召回") == expected
+    rewritten = json.loads((folder / vector_file.POINTER).read_text())
+    assert rewritten["loaded_upto"] == pointer["loaded_upto"] - 1000
