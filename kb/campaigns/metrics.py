@@ -714,7 +714,8 @@ def match(name: str, unit: str = "") -> MetricMatch | None:
         if len(alias) < 2 or not _unit_fits(metric, unit):
             continue
         if _ASCII.match(alias):
-            hit = re.search(rf"(^| ){re.escape(alias)}( |$)", bare) is not None
+            # Whole words; a Chinese qualifier is a boundary too ("直播间NPS", "小程序K-factor").
+            hit = re.search(rf"(^|[^a-z0-9]){re.escape(alias)}([^a-z0-9]|$)", bare) is not None
         else:
             hit = compact.endswith(alias.replace(" ", ""))
         if hit:
@@ -833,9 +834,7 @@ def resolve(name: str, unit: str = "") -> MetricMatch | None:
     else:
         return None
     metric = CatalogMetric(f"~{bare}", name.strip(), "lower" if lower else "higher", kind, ())
-    return MetricMatch(
-        metric, INFERRED_CONFIDENCE, f"按单位与名称归为{KIND_LABELS[kind]}"
-    )
+    return MetricMatch(metric, INFERRED_CONFIDENCE, f"按单位与名称归为{KIND_LABELS[kind]}")
 
 
 def _unit_fits(metric: CatalogMetric, unit: str) -> bool:

@@ -147,6 +147,7 @@ def test_ratio_units_are_compatible_and_an_empty_unit_is_a_ratio_for_roi() -> No
         ("涨粉", "人", "followers"), ("续报率", "%", "renewal_rate"), ("加购率", "%", "add_to_cart_rate"),
         ("Churn rate", "%", "churn_rate"), ("满意度", "分", "positive_rating"),
         ("直播间观看人数", "人", "views"), ("注册人数", "人", "new_users"),
+        ("直播间NPS", "分", "nps"), ("小程序K-factor", "", "k_factor"),
     ],
 )  # fmt: skip
 def test_the_catalog_knows_names_teams_commonly_write(name: str, unit: str, key: str) -> None:
