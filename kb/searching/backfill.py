@@ -91,28 +91,29 @@ def _state(indexes: SearchIndexes) -> _Models:
 
 
 def _recount(indexes: SearchIndexes, models: _Models) -> None:
-    """Count, per model, the live campaigns that have its vectors; promote the complete ones."""
-    live = db.session.scalar(
+    """Count, per model, the live campaigns that have its vectors; promote the complete ones.
+
+    One index-only probe per live campaign and model (the unique index on campaign, model and
+    position covers it): ≈ 0.5 ms per model at 2,000 campaigns on SQLite, where counting distinct
+    campaigns over the vectors' rows took 200 ms. The dimension is not checked here: a model
+    folder replaced by one of another size must get another name.
+    """
+    live_campaigns = (
         sa.select(sa.func.count()).select_from(Campaign).where(Campaign.deleted_at.is_(None))
     )
-    embedded = db.session.execute(
-        sa.select(
-            PassageEmbedding.model,
-            PassageEmbedding.dim,
-            sa.func.count(sa.distinct(PassageEmbedding.campaign_id)),
-        )
-        .join(Campaign, Campaign.id == PassageEmbedding.campaign_id)
-        .where(Campaign.deleted_at.is_(None))
-        .group_by(PassageEmbedding.model, PassageEmbedding.dim)
-    ).all()
-    db.session.commit()
-    dims = {e.name: e.dim for e in indexes.embedders}
-    counts = {name: n for name, dim, n in embedded if dims.get(name) == dim}
     first_count = models.counted_at is None
-    models.live = int(live or 0)
-    models.counts = {name: int(counts.get(name, 0)) for name in dims}
+    counts: dict[str, int] = {}
+    for embedder in indexes.embedders:
+        has_vectors = sa.exists().where(
+            PassageEmbedding.campaign_id == Campaign.id,
+            PassageEmbedding.model == embedder.name,
+        )
+        counts[embedder.name] = int(db.session.scalar(live_campaigns.where(has_vectors)) or 0)
+    models.live = int(db.session.scalar(live_campaigns) or 0)
+    db.session.commit()
+    models.counts = counts
     models.counted_at = time.monotonic()
-    for name, count in models.counts.items():
+    for name, count in counts.items():
         if name not in models.serving and count >= models.live:
             if not first_count:
                 log.info("模型 %s 的向量已齐（%d 个活动），开始用于搜索", name, count)
@@ -186,12 +187,15 @@ def model_states(indexes: SearchIndexes | None = None) -> list[ModelState]:
 def fill(indexes: SearchIndexes | None = None, *, max_slices: int | None = None) -> int:
     """Embed live campaigns that lack a model's vectors, slice by slice; return how many.
 
-    One process of all hosts fills at a time (``_fill_lock``). Stops when no model lacks any,
-    when the change feed has work (changes to embed or to apply here: writes go first, and the
-    wake-up that announced them brings the loop back here afterwards), when another process
-    fills, or after ``max_slices`` slices.
+    Does nothing once every model serves (a later gap in a serving model is for the drain and
+    reconcile to repair). One process of all hosts fills at a time (``_fill_lock``). Stops when
+    no model lacks any, when the change feed has work (changes to embed or to apply here: writes
+    go first, and the wake-up that announced them brings the loop back here afterwards), when
+    another process fills, or after ``max_slices`` slices.
     """
     indexes = indexes or get_indexes()
+    if len(_current(indexes).serving) == len(indexes.embedders):
+        return 0  # nothing to fill: no query at all on the loop's every round
     done = 0
     with _fill_lock(indexes) as acquired:
         if not acquired:
