@@ -34,6 +34,14 @@ class Reading:
     attainment_pct: float | None
     # The campaign's key metric (主要指标): the one its goal is judged by.
     is_key: bool = False
+    # How the explanations name it: the catalog's Chinese name for a name written in another
+    # language ("转化率（conversion rate）", "获客成本（CAC）"), else the name as written.
+    label: str = ""
+
+    @property
+    def shown(self) -> str:
+        """Return the name an explanation uses."""
+        return self.label or self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +88,7 @@ def read_metrics(
         readings.append(
             Reading(
                 name=name,
+                label=display_name(name, entry),
                 key=entry.key if entry else None,
                 unit=str(metric.get("unit") or ""),
                 kind=entry.kind if entry else None,
@@ -95,6 +104,17 @@ def read_metrics(
             )
         )
     return readings
+
+
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+def display_name(name: str, entry: metric_catalog.CatalogMetric | None) -> str:
+    """Name a metric for a Chinese reader: a name without Chinese that the catalog knows by a
+    Chinese name is said in Chinese, the name as written after it ("转化率（conversion rate）")."""
+    if entry is None or _CJK.search(name) or not _CJK.search(entry.label):
+        return name
+    return f"{entry.label}（{name}）"
 
 
 def _number(value: Any) -> float | None:

@@ -59,17 +59,17 @@ def data_bubble(readings: Sequence[Reading], limits: SignalThresholds) -> list[S
     if rise < min_traffic or rise < ratio * gain:
         return []
     if gain > 0:
-        value_part = f"而 {best.name} 仅 {signed(gain)}"
+        value_part = f"而 {best.shown} 仅 {signed(gain)}"
     elif gain < 0:
-        value_part = f"而 {best.name} 反而 {signed(gain)}"
+        value_part = f"而 {best.shown} 反而 {signed(gain)}"
     else:
-        value_part = f"而 {best.name} 持平"
+        value_part = f"而 {best.shown} 持平"
     return [
         Signal(
             code="data_bubble",
             severity="high",
             explanation=(
-                f"{named(top.name)}较基线 {signed(rise)}，{value_part}：流量增长没有转化为成交（数据泡沫）"
+                f"{named(top.shown)}较基线 {signed(rise)}，{value_part}：流量增长没有转化为成交（数据泡沫）"
             ),
             rule=(
                 f"流量类指标（观看人次、曝光、UV 等）较基线涨幅 ≥ {g(min_traffic)}%，"
@@ -105,7 +105,7 @@ def low_attainment(readings: Sequence[Reading], limits: SignalThresholds) -> lis
             code="low_attainment",
             severity="high" if key.attainment_pct <= 100 - 2 * (100 - line) else "medium",
             explanation=(
-                f"主要指标 {key.name} 达成率 {plain(key.attainment_pct)}%，低于 {g(line)}% 的预警线"
+                f"主要指标 {key.shown} 达成率 {plain(key.attainment_pct)}%，低于 {g(line)}% 的预警线"
                 f"（目标 {value_text(key.target, key.unit)}，实际 {value_text(key.actual, key.unit)}{better}）"
             ),
             rule=f"已结束活动的主要指标达成率低于 {g(line)}%（实际 ÷ 目标；越低越好的指标为目标 ÷ 实际）",
@@ -134,7 +134,7 @@ def cost_rise(readings: Sequence[Reading], limits: SignalThresholds) -> list[Sig
                 code="cost_rise",
                 severity="high" if r.change_pct >= 2 * line else "medium",
                 explanation=(
-                    f"{named(r.name)}较基线上升 {plain(r.change_pct)}%（{value_text(r.baseline, r.unit)} → "
+                    f"{named(r.shown)}较基线上升 {plain(r.change_pct)}%（{value_text(r.baseline, r.unit)} → "
                     f"{value_text(r.actual, r.unit)}），超过 {g(line)}% 的预警线：每获得一个用户或一次转化更贵了"
                 ),
                 rule=f"获客成本 / 转化成本较基线上升超过 {g(line)}%",
@@ -169,7 +169,7 @@ def risk_worse(readings: Sequence[Reading], limits: SignalThresholds) -> list[Si
                 code="risk_worse",
                 severity="high" if r.change_pct >= RISK_HIGH_RISE_PCT else "medium",
                 explanation=(
-                    f"{named(r.name)}比基线差：{value_text(r.baseline, r.unit)} → {value_text(r.actual, r.unit)}"
+                    f"{named(r.shown)}比基线差：{value_text(r.baseline, r.unit)} → {value_text(r.actual, r.unit)}"
                     f"（变差 {plain(r.change_pct)}%）：增长可能被退货或投诉抵消"
                 ),
                 rule=(
@@ -208,7 +208,9 @@ def low_redemption(readings: Sequence[Reading], limits: SignalThresholds) -> lis
         rate = _rate_pct(r)
         if rate is None or rate >= line:
             continue
-        found.append(_redemption_signal(rate, line, (r.name,), f"{named(r.name)}仅 {plain(rate)}%"))
+        found.append(
+            _redemption_signal(rate, line, (r.name,), f"{named(r.shown)}仅 {plain(rate)}%")
+        )
     if found:
         return found
     issued = next((r for r in readings if r.actual and _ISSUED.search(fold(r.name))), None)
