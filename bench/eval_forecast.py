@@ -12,7 +12,9 @@ metric's forecast is compared with what the campaign achieved. Prints:
 - p25–p75 coverage: how often that range held the actual (calibrated: about 0.5);
 - Brier skill of the hit probability against always answering the base rate (the hit rate of
   every other completed campaign's target metrics), over the metrics given a probability;
-- median absolute log error of the forecast median.
+- median absolute log error of the forecast median;
+- then how many ranges rest on the metric itself and how many on metrics of the same kind (each
+  with its coverage), and the target metrics left without a range, by reason.
 """
 
 from __future__ import annotations

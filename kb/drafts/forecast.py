@@ -4,11 +4,13 @@ Campaigns differ in scale by 100×, so what carries over is how each analog did 
 target (attainment) or baseline (lift), never its absolute numbers. The forecast applies the
 analogs' weighted median ratio, shrunk toward the metric's median ratio in the corpus as far as
 the corpus says similar campaigns really differ, to the draft's own target (else baseline); the
-range around it has the width that held half of the corpus' results in leave-one-out; the hit
+range around it has the width that held half of the corpus' results in leave-one-out. When
+fewer than ``MIN_CASES`` analogs measured the metric, analogs' metrics of the same kind (a rate
+beside other rates) are pooled, with the kind's own center and calibrated width. The hit
 probability is the analogs' hit rate shrunk toward the base rate of that metric and goal type,
-moved by the fitted effect of the target's height over its baseline (all fitted in
-kb/drafts/priors.py). Fewer than ``MIN_CASES`` analogs: no range, the cases are listed, "样本不足".
-"""
+moved by a fitted model of how the target was set (its height over the baseline, a target
+asking for no gain, no baseline); all fitted in kb/drafts/priors.py. Fewer than ``MIN_CASES``
+analogs of the metric and of its kind: no range, the cases are listed, "样本不足"."""
 
 from __future__ import annotations
 

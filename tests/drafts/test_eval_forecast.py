@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from bench.eval_forecast import Figures, draft_of, evaluate, load_corpus, make_app
-from kb.campaigns.schemas import DraftMetricIn
 from tests.conftest import release
 from tests.factories import campaign_payload
 
@@ -34,25 +33,25 @@ def test_every_target_metric_of_the_demo_data_is_scored(figures: Figures) -> Non
 
 
 def test_the_range_holds_the_actual_about_half_the_time(figures: Figures) -> None:
-    assert 0.40 <= figures.coverage <= 0.60
+    assert 0.40 <= figures.coverage <= 0.60  # the issue's bar
     assert figures.median_log_error < 0.25  # the median within ×1.28 for half the metrics
+    # Ranges pooled from metrics of the same kind are calibrated on their own too.
+    assert figures.family_forecast > 0
+    assert 0.35 <= figures.family_covered / figures.family_forecast <= 0.65
 
 
 def test_most_target_metrics_get_a_range(figures: Figures) -> None:
-    # The issue asks for 60 %; the demo data gives 58 %: 20 of the 60 without a range measure
-    # a metric only 4 other campaigns measured (NPS, K值, 召回人数, 退货率), below the 5 a
-    # range needs. The bar here guards the figure reached, not the one asked for.
-    assert figures.share_forecast >= 0.55
+    assert figures.share_forecast >= 0.60  # the issue's bar
+    # What is left has a stated reason: too few analogs measured the metric or its kind.
+    assert sum(len(names) for names in figures.no_range.values()) == (
+        figures.target_metrics - figures.forecast
+    )
+    assert "name not in the catalog" not in figures.no_range
 
 
-@pytest.mark.xfail(
-    "baseline" not in DraftMetricIn.model_fields,
-    reason="a draft without baselines cannot use the fitted effect of a target's ambition",
-    strict=True,
-)
 def test_the_hit_probability_beats_the_base_rate(figures: Figures) -> None:
-    # The issue asks for more than 0.10; the demo data gives 0.09 (reported, not tuned for).
-    assert figures.brier_skill > 0.05
+    assert figures.probability_n == figures.target_metrics
+    assert figures.brier_skill > 0.10  # the issue's bar
 
 
 def test_a_hidden_campaign_is_drafted_without_outcomes(tmp_path: Path) -> None:
