@@ -72,6 +72,14 @@ def campaign_seq(campaign_id: int) -> int:
     return int(newest) if newest is not None else pruned_upto()
 
 
+def campaigns_seq(campaign_ids: sa.Select[int | None]) -> int:
+    """Return the feed entry to wait for after writing these campaigns (a job's, say)."""
+    newest = db.session.scalar(
+        sa.select(sa.func.max(IndexOutbox.id)).where(IndexOutbox.campaign_id.in_(campaign_ids))
+    )
+    return int(newest) if newest is not None else pruned_upto()
+
+
 def pruned_upto() -> int:
     """Return the feed's pruned mark: every entry up to it is deleted (0 before any pruning)."""
     found = db.session.scalar(sa.select(IndexFeedState.pruned_upto).where(IndexFeedState.id == 1))

@@ -93,6 +93,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/campaigns/<int:campaign_id>/versions/<int:version>"): READ,
     ("GET", "/api/v1/campaigns/export.<fmt>"): READ,
     ("GET", "/api/v1/search"): READ,
+    ("GET", "/api/v1/index/status"): READ,
     ("POST", "/api/v1/similar"): READ,  # analysing a draft stores nothing
     ("GET", "/api/v1/portfolio"): READ,
     ("GET", "/api/v1/lessons"): READ,

@@ -7,6 +7,7 @@ from typing import Annotated
 from flask import Response, current_app, request, url_for
 from pydantic import BaseModel, ConfigDict, Field
 
+from kb import outbox
 from kb.access import Access, requires
 from kb.api import bp
 from kb.api.operation import operation, respond
@@ -21,6 +22,7 @@ from kb.campaigns.schemas import (
 )
 from kb.campaigns.serialize import CampaignList, CampaignOut, campaign_out
 from kb.errors import json_body
+from kb.models import Campaign
 from kb.validation import validate_as
 
 
@@ -31,6 +33,26 @@ class PageQuery(BaseModel):
 
     page: Annotated[int, Field(ge=1, le=100_000)] = 1
     per_page: Annotated[int | None, Field(ge=1)] = None
+
+
+class CampaignWriteOut(CampaignOut):
+    """A campaign as just written, with the change-feed entry to wait for before searching it."""
+
+    index_seq: int = Field(
+        description="这次写入在变更序列中的序号：GET /api/v1/index/status 的 keyword_seq、"
+        "vector_seq 达到它时，关键词、语义搜索即可找到（也在响应头 Index-Seq 中）"
+    )
+    indexed: bool = Field(description="应答时本主机的关键词与语义索引是否已包含这次写入")
+
+
+def _written(
+    campaign: Campaign, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    seq = outbox.campaign_seq(campaign.id)
+    body = CampaignWriteOut.model_validate(
+        {**campaign_out(campaign).model_dump(), "index_seq": seq, "indexed": outbox.is_indexed(seq)}
+    )
+    return respond(body, status, {**(headers or {}), **outbox.write_headers(seq)})
 
 
 def _per_page(query: ListQuery) -> int:
@@ -69,17 +91,17 @@ def list_campaigns() -> Response:
 @requires(Access.EDIT)
 @operation(
     body=CampaignIn,
-    response=CampaignOut,
+    response=CampaignWriteOut,
     status=201,
     returns="已创建",
-    headers=("Location",),
+    headers=("Location", "Index-Seq"),
     errors=(400, 413, 415, 422),
 )
 def create_campaign() -> Response:
     """创建活动 (Create a campaign)."""
     campaign = services.create_campaign(validate_campaign(json_body()))
     location = url_for("api.get_campaign", campaign_id=campaign.id)
-    return respond(campaign_out(campaign), 201, {"Location": location})
+    return _written(campaign, 201, {"Location": location})
 
 
 @bp.get("/campaigns/<int:campaign_id>")
@@ -93,23 +115,27 @@ def get_campaign(campaign_id: int) -> Response:
 @bp.put("/campaigns/<int:campaign_id>")
 @requires(Access.EDIT)
 @operation(
-    body=CampaignUpdate, response=CampaignOut, returns="活动", errors=(400, 404, 409, 413, 415, 422)
+    body=CampaignUpdate,
+    response=CampaignWriteOut,
+    returns="活动",
+    headers=("Index-Seq",),
+    errors=(400, 404, 409, 413, 415, 422),
 )
 def update_campaign(campaign_id: int) -> Response:
     """替换活动 (Replace a campaign; a stale version gets 409)."""
     data = validate_campaign(json_body(), update=True)
     expected = getattr(data, "version", None)
     campaign = services.update_campaign(campaign_id, data, expected_version=expected)
-    return respond(campaign_out(campaign))
+    return _written(campaign)
 
 
 @bp.delete("/campaigns/<int:campaign_id>")
 @requires(Access.EDIT)
-@operation(status=204, returns="已移入回收站", errors=(404,))
-def delete_campaign(campaign_id: int) -> tuple[str, int]:
+@operation(status=204, returns="已移入回收站", headers=("Index-Seq",), errors=(404,))
+def delete_campaign(campaign_id: int) -> tuple[str, int, dict[str, str]]:
     """移入回收站 (Move a campaign to the trash)."""
     services.trash_campaign(campaign_id)
-    return "", 204
+    return "", 204, outbox.write_headers(outbox.campaign_seq(campaign_id))
 
 
 @bp.get("/campaigns/<int:campaign_id>/versions")
@@ -155,8 +181,9 @@ def _history_readable(campaign_id: int) -> None:
 @operation(
     body=RestoreVersionIn,
     body_required=False,
-    response=CampaignOut,
+    response=CampaignWriteOut,
     returns="活动",
+    headers=("Index-Seq",),
     errors=(400, 404, 409, 413, 415, 422),
 )
 def restore_campaign_version(campaign_id: int, version: int) -> Response:
@@ -166,7 +193,7 @@ def restore_campaign_version(campaign_id: int, version: int) -> Response:
     """
     expected = validate_as(RestoreVersionIn, json_body() if request.content_length else {}).version
     campaign = services.revert_campaign(campaign_id, version, expected_version=expected)
-    return respond(campaign_out(campaign))
+    return _written(campaign)
 
 
 @bp.get("/trash")
@@ -183,13 +210,13 @@ def list_trash() -> Response:
 
 @bp.post("/trash/<int:campaign_id>/restore")
 @requires(Access.EDIT)
-@operation(response=CampaignOut, returns="活动", errors=(404,))
+@operation(response=CampaignWriteOut, returns="活动", headers=("Index-Seq",), errors=(404,))
 def restore_from_trash(campaign_id: int) -> Response:
     """从回收站恢复 (Restore a campaign from the trash).
 
     活动不在回收站中时 404。
     """
-    return respond(campaign_out(services.restore_campaign(campaign_id)))
+    return _written(services.restore_campaign(campaign_id))
 
 
 @bp.delete("/trash/<int:campaign_id>")

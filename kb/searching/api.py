@@ -14,6 +14,7 @@ from kb.searching.schemas import (
     search_params,
     validate_search_query,
 )
+from kb.searching.status import IndexStatusOut, index_status
 
 
 @bp.get("/search")
@@ -23,3 +24,15 @@ def search_campaigns() -> Response:
     """搜索活动 (Search campaigns: keyword, semantic or hybrid)."""
     query = validate_search_query(search_params(request.args))
     return respond(service.response_out(service.search(query)))
+
+
+@bp.get("/index/status")
+@requires(Access.READ)
+@operation(response=IndexStatusOut, returns="本主机的索引进度")
+def get_index_status() -> Response:
+    """索引进度 (How far this host's search indexes are behind the database).
+
+    写入的应答带 index_seq（响应头 Index-Seq）：keyword_seq ≥ index_seq 时关键词搜索已能找到它，
+    vector_seq ≥ index_seq 时按语义也能找到。
+    """
+    return respond(index_status())

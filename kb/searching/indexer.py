@@ -48,7 +48,7 @@ ENCODE_BATCH = 32
 EMBED_SLICE = 4
 # A slice whose embedding failed is left to anyone after this long (others go first meanwhile).
 EMBED_RETRY_S = 60.0
-# While a long run of embedding slices goes on, say this host is alive this often.
+# Say this host is alive this often (at most; four times per KB_INDEX_HOST_TIMEOUT_S at least).
 HEARTBEAT_S = 30.0
 # Entries every live host has applied are deleted at most this often (per process).
 PRUNE_EVERY_S = 60.0
@@ -64,6 +64,7 @@ class SearchIndexes:
         self.index_dir = data_dir / "index"
         self.keyword = KeywordIndex(self.index_dir / "keyword")
         self.pruned_at = float("-inf")
+        self.beat_at = float("-inf")
         self.embedders = list(embedders)
         self.vectors = {e.name: VectorIndex(e.name, e.dim) for e in self.embedders}
         # The highest PassageEmbedding id loaded into memory: rows above it are news.
@@ -200,10 +201,9 @@ def drain(*, progress: Progress | None = None) -> int:
 
 
 def _follow(indexes: SearchIndexes, progress: Progress | None) -> int:
-    feed.heartbeat()
+    _heartbeat(indexes)
     mark = _caught_up_mark(indexes)
     mark, done = _apply_entries(indexes, mark, progress)
-    beat = time.monotonic()
     while (claim := feed.claim_embeddings(EMBED_SLICE)) is not None:
         held = {id(obj) for obj in db.session.identity_map.values()}
         try:
@@ -219,14 +219,20 @@ def _follow(indexes: SearchIndexes, progress: Progress | None) -> int:
         _release_loaded(held)
         mark, more = _apply_entries(indexes, mark, progress)
         done += more
-        if time.monotonic() - beat > HEARTBEAT_S:
-            feed.heartbeat()
-            beat = time.monotonic()
+        _heartbeat(indexes)
     indexes.sync_vectors()
     if time.monotonic() - indexes.pruned_at > PRUNE_EVERY_S:
         feed.prune()
         indexes.pruned_at = time.monotonic()
     return done
+
+
+def _heartbeat(indexes: SearchIndexes) -> None:
+    """Say this host is alive, a few times per host timeout (a write, so not every round)."""
+    every = min(HEARTBEAT_S, float(current_app.config["INDEX_HOST_TIMEOUT_S"]) / 4)
+    if time.monotonic() - indexes.beat_at > every:
+        feed.heartbeat()
+        indexes.beat_at = time.monotonic()
 
 
 def _caught_up_mark(indexes: SearchIndexes) -> int:

@@ -13,7 +13,7 @@ from flask import Flask
 
 from kb import outbox
 from kb.background import BackgroundLoop, start_once
-from kb.searching import backfill, feed
+from kb.searching import backfill, feed, status
 from kb.searching.indexer import drain, notify, reconcile, warm_up
 
 
@@ -26,6 +26,8 @@ def init_app(app: Flask) -> None:
     outbox.keep_feed_order()
     outbox.on_notify(app, notify)
     outbox.on_indexed(app, feed.is_searchable)
+    # Pages that list or search campaigns say 索引中 while this host is behind the database.
+    app.add_template_global(status.pending_for_pages, "index_pending")
 
     @app.before_request
     def _start_worker() -> None:

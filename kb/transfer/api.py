@@ -5,19 +5,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Response, request, url_for
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import BadRequest
 
 from ingest.errors import FileReadError
 from ingest.readers import FORMATS
+from kb import outbox
 from kb.access import Access, requires
 from kb.api import bp
 from kb.api.operation import operation, respond
 from kb.campaigns.queries import CampaignFilter
 from kb.campaigns.schemas import FilterQuery, validate_list_query
 from kb.errors import ApiError
-from kb.models import ImportJob
+from kb.models import ImportJob, ImportJobRow
 from kb.transfer import exports as exporters
 from kb.transfer import jobs
 from kb.transfer.downloads import export_response
@@ -43,7 +45,7 @@ _TRUE = {"1", "true", "yes", "on"}
     body={"multipart/form-data": ImportUploadIn, "application/json": ImportJsonIn},
     response=ImportJobOut,
     status=202,
-    headers=("Location",),
+    headers=("Location", "Index-Seq"),
     returns="导入任务已排队：轮询 Location（GET /api/v1/imports/{job_id}）查看进度与逐行结果",
     errors=(400, 413, 415, 422),
 )
@@ -74,6 +76,7 @@ def import_campaigns() -> Response:
 @operation(
     path=ImportJobPath,
     response=ImportJobOut,
+    headers=("Index-Seq",),
     returns="导入任务：状态、进度；结束后（done / failed）附逐行结果",
     errors=(404,),
 )
@@ -88,7 +91,17 @@ def _job_response(job_id: int, status: int) -> Response:
         raise ApiError(404, "找不到该导入任务")
     report = jobs.job_report(job) if job.state in ("done", "failed") else None
     location = url_for("api.get_import", job_id=job.id)
-    return respond(job_out(job, report), status, {"Location": location}, exclude_unset=True)
+    body = job_out(job, report)
+    headers = {"Location": location}
+    if not body.dry_run:
+        # The newest feed entry of what the job wrote so far: poll the index status for it.
+        written = sa.select(ImportJobRow.campaign_id).where(
+            ImportJobRow.job_id == job.id, ImportJobRow.campaign_id.is_not(None)
+        )
+        body.index_seq = outbox.campaigns_seq(written)
+        body.indexed = outbox.is_indexed(body.index_seq)
+        headers.update(outbox.write_headers(body.index_seq))
+    return respond(body, status, headers, exclude_unset=True)
 
 
 def _flag(value: Any, name: str = "dry_run") -> bool:

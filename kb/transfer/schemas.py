@@ -166,6 +166,14 @@ class ImportJobOut(Out):
     report: ImportReportOut | None = Field(
         description="逐行结果（任务结束后给出：done 或 failed；failed 时为已写入的行）"
     )
+    index_seq: int | None = Field(
+        default=None,
+        description="已写入的活动在变更序列中的最新序号（预览不写入时为空）："
+        "GET /api/v1/index/status 的 keyword_seq、vector_seq 达到它时即可搜索到",
+    )
+    indexed: bool | None = Field(
+        default=None, description="本主机的关键词与语义索引是否已包含已写入的活动"
+    )
 
 
 def job_out(job: ImportJob, report: ImportReport | None) -> ImportJobOut:

@@ -26,7 +26,7 @@ def _update(client: FlaskClient, campaign: dict[str, Any], **changes: Any) -> di
     data = {
         k: v
         for k, v in campaign.items()
-        if k not in ("id", "created_at", "updated_at", "deleted_at")
+        if k not in ("id", "created_at", "updated_at", "deleted_at", "index_seq", "indexed")
     }
     data["metrics"] = [
         {k: m[k] for k in ("name", "unit", "baseline", "target", "actual")} for m in data["metrics"]
