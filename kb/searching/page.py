@@ -124,29 +124,23 @@ def build(args: MultiDict[str, str], url: Url) -> SearchPage:
         query = validate_search_query(values)
     except InvalidInputError as exc:
         errors.update(exc.fields)
-        bad_items = {key for key in exc.fields if "." in key}
-        bad_params = {key.split(".")[0] for key in exc.fields} - {
-            key.split(".")[0] for key in bad_items
-        }
+        # A bad parameter is left out whole; of the metric conditions, only the bad ones.
+        dropped = {key.split(".")[0] for key in exc.fields} - {"metric_range"}
         kept_conditions = []
         for position, text in enumerate(values.get("metric_range", [])):
             if f"metric_range.{position}" in exc.fields:
                 metric_text = metric_text or text
             else:
                 kept_conditions.append(text)
-        cleaned = {k: v for k, v in values.items() if k not in bad_params}
-        for key in SEARCH_LIST_PARAMS:
-            if key == "metric_range":
-                cleaned[key] = kept_conditions
-            elif any(item.startswith(f"{key}.") for item in bad_items):
-                cleaned.pop(key, None)
+        cleaned = {k: v for k, v in values.items() if k not in dropped}
+        cleaned["metric_range"] = kept_conditions
         query = validate_search_query(cleaned)
         # The URL the chips and facets build on holds only what the search used.
         params = MultiDict(
             [
                 (k, v)
                 for k, v in params.items(multi=True)
-                if k not in bad_params and k != "metric_range"
+                if k not in dropped and k != "metric_range"
             ]
         )
     else:
@@ -269,7 +263,10 @@ def link(page: SearchPage, url: Url, **changes: str) -> str:
 
 
 def _values(params: MultiDict[str, str]) -> dict[str, Any]:
-    return {**params.to_dict(), **{key: params.getlist(key) for key in SEARCH_LIST_PARAMS}}
+    # Blank repeats (an empty box beside hidden values) say nothing; dropped before validation so
+    # an error's position (metric_range.1) is the position in this list.
+    lists = {key: [v for v in params.getlist(key) if v.strip()] for key in SEARCH_LIST_PARAMS}
+    return {**params.to_dict(), **lists}
 
 
 def _canonical(params: MultiDict[str, str]) -> MultiDict[str, str]:
