@@ -184,3 +184,22 @@ def test_the_campaign_page_explains_an_unclassified_metric_and_links_to_mapping_
     # The catalog's own partial match (名称含「停留时长」) is the first choice offered.
     offered = re.findall(r'name="map_metric" value="1:([^"]+)"', edit)
     assert offered[0] == "人均观看时长"
+
+
+def test_list_filter_and_draft_take_dates_as_typed(client: FlaskClient) -> None:
+    client.post("/api/v1/campaigns", json=campaign_payload())  # ran 2024-10-20 to 2024-11-12
+    listed = text(client.get("/campaigns", query_string={"date_from": "2024年11月1日"}))
+    assert "双十一沉睡会员召回" in listed
+    assert "已忽略" not in listed
+    assert 'value="2024年11月1日"' in listed  # the box shows it as typed
+    later = text(client.get("/campaigns", query_string={"date_from": "2024/12/1"}))
+    assert "双十一沉睡会员召回" not in later
+
+    draft = client.post(
+        "/drafts/new",
+        data={"title": "年货节召回", "start_date": "2025年1月10日", "end_date": "2025/1/20"},
+    )
+    assert draft.status_code == 200
+    page = text(draft)
+    assert 'value="2025年1月10日"' in page
+    assert "请写上年份" not in page
