@@ -509,7 +509,8 @@ def _sigmoid(value: float) -> float:
 
 
 def _sigmoid_array(values: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-np.clip(values, -50.0, 50.0)))
+    result: np.ndarray = 1 / (1 + np.exp(-np.clip(values, -50.0, 50.0)))
+    return result
 
 
 def _logit(rate: float) -> float:
