@@ -8,6 +8,7 @@ until ``keyword_seq >= index_seq`` (keyword search finds it here) and ``vector_s
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 import sqlalchemy as sa
 from pydantic import Field
@@ -17,7 +18,7 @@ from kb import outbox
 from kb.campaigns.serialize import Out
 from kb.extensions import db
 from kb.models import IndexHost, IndexOutbox, utcnow
-from kb.searching import feed
+from kb.searching import backfill, feed
 from kb.searching.indexer import get_indexes
 
 
@@ -37,6 +38,20 @@ class IndexHostOut(Out):
     live: bool = Field(description="最近仍在运行（其进度会阻止清理它尚未应用的变更）")
 
 
+class IndexModelOut(Out):
+    """An embedding model in force (KB_EMBEDDING_MODELS) and how much of the library it covers."""
+
+    name: str
+    dim: int = Field(description="向量维度")
+    weight: float = Field(description="融合权重")
+    embedded: int = Field(description="已有该模型向量的在库活动数")
+    live: int = Field(description="在库活动数")
+    coverage_pct: float = Field(description="向量覆盖率（%）")
+    status: Literal["serving", "filling"] = Field(
+        description="serving：参与语义搜索；filling：后台补算中，补齐前不参与搜索"
+    )
+
+
 class IndexStatusOut(Out):
     """This host's index state against the change feed of the database."""
 
@@ -50,6 +65,7 @@ class IndexStatusOut(Out):
     pruned_upto: int = Field(description="此序号及以前的变更已被清理")
     last_error: IndexErrorOut | None = Field(description="本主机索引的最近一次错误")
     hosts: list[IndexHostOut]
+    models: list[IndexModelOut] = Field(description="本主机配置的嵌入模型")
 
 
 def lag_entries() -> int:
@@ -107,5 +123,17 @@ def index_status() -> IndexStatusOut:
                 host=h.host_id, keyword_seq=h.last_seq, seen_at=h.seen_at, live=h.seen_at > since
             )
             for h in hosts
+        ],
+        models=[
+            IndexModelOut(
+                name=m.name,
+                dim=m.dim,
+                weight=m.weight,
+                embedded=m.embedded,
+                live=m.live,
+                coverage_pct=m.coverage_pct,
+                status=m.status,
+            )
+            for m in backfill.model_states()
         ],
     )

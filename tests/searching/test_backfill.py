@@ -1,6 +1,6 @@
 """A model added to KB_EMBEDDING_MODELS fills in the background and serves only once complete.
 
-It shows as filling, then serving, on /admin/settings.
+It shows as filling, then serving, on /admin/settings and in GET /api/v1/index/status.
 
 The added model is a real sentence-transformers folder built here: a one-layer BERT with random
 weights and a small character vocabulary, saved with sentence-transformers' own ``save`` and
@@ -110,6 +110,14 @@ def new_campaign(app: Flask, title: str) -> None:
     assert answer.status_code == 201, answer.get_json()
 
 
+def status_models(app: Flask) -> dict[str, tuple[str, float, int]]:
+    answer = app.test_client().get("/api/v1/index/status")
+    assert answer.status_code == 200, answer.get_json()
+    return {
+        m["name"]: (m["status"], m["coverage_pct"], m["dim"]) for m in answer.get_json()["models"]
+    }
+
+
 def semantic_search(app: Flask, q: str) -> list[int]:
     answer = app.test_client().get("/api/v1/search", query_string={"q": q, "mode": "semantic"})
     assert answer.status_code == 200, answer.get_json()
@@ -142,6 +150,11 @@ def test_an_added_model_fills_in_the_background_and_serves_once_complete(
     with app.app_context():
         assert backfill.fill(max_slices=1) == backfill.SLICE  # part of the library only
     assert states(app)["tiny"] == ("filling", backfill.SLICE, 5)
+    assert status_models(app) == {
+        "e5": ("serving", 100.0, 384),
+        "use": ("serving", 100.0, 512),
+        "tiny": ("filling", 40.0, 32),
+    }
     assert semantic_search(app, "直播投流")
     assert query_cache(tiny).misses == 0
 
@@ -173,6 +186,7 @@ def test_an_added_model_fills_in_the_background_and_serves_once_complete(
     }
     assert semantic_search(app, "沉默会员召回")
     assert query_cache(tiny).misses >= 1  # the query was encoded with the new model too
+    assert status_models(app)["tiny"] == ("serving", 100.0, 32)
 
     # The settings page shows the models in force.
     page = app.test_client().get("/admin/settings").get_data(as_text=True)
