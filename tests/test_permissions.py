@@ -52,6 +52,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/portfolio"): READ,
     ("GET", "/lessons"): READ,
     ("GET", "/playbooks/<int:playbook_id>"): READ,
+    ("GET", "/playbooks"): READ,
     # Writing pages
     ("GET", "/campaigns/new"): EDIT,
     ("POST", "/campaigns/new"): EDIT,
@@ -66,6 +67,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/import/draft/<token>"): EDIT,
     ("POST", "/import/draft/<token>"): EDIT,
     ("GET", "/playbooks/new"): EDIT,
+    ("GET", "/playbooks/campaign-options"): EDIT,
     ("POST", "/playbooks/new"): EDIT,
     ("GET", "/playbooks/<int:playbook_id>/edit"): EDIT,
     ("POST", "/playbooks/<int:playbook_id>/edit"): EDIT,

@@ -6,9 +6,12 @@ keyword table (``THEMES``) read on folded text (Traditional → Simplified, full
 lower case), and links back to its campaign and that campaign's outcome.
 
 Search runs in memory over the items of live campaigns, with the keyword search's analyzer
-(segmentation, synonyms: 企微 = 企业微信, 双11 = 双十一): an item matches when it has every query
-term, ranked by how rare the matched terms are; when no item has them all, items with most of
-them are shown and the result says so. Every search loads the live campaigns and cuts their
+(segmentation, synonyms: 企微 = 企业微信, 双11 = 双十一) and the main search's concepts
+(search/concepts.py): a query word that names a concept (叠券) also matches an item that
+describes it in the concept's cues or terms (多券叠加, 优惠叠加矩阵), and a query that describes a
+situation adds the concept's terms, as the main search does. An item matches when it has every
+query term, ranked by how rare the matched terms are; when no item has them all, items with most
+of them (or with the concept's terms) are shown and the result says so. Every search loads the live campaigns and cuts their
 items again (the analysis of each text is cached): about 20 ms over the 55 demo campaigns (256
 items), growing with the number of campaigns. That is fine for a team's few hundred retros; past
 a few thousand, the items want an index of their own.
@@ -20,7 +23,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 from typing import Any, Literal
@@ -33,6 +36,7 @@ from kb.campaigns import metrics as metric_catalog
 from kb.campaigns.key_metric import KeyMetric, key_metric
 from kb.extensions import db
 from kb.models import Campaign
+from search import concepts
 from search.analysis import analyze, highlight
 from search.normalize import normalize
 
@@ -257,6 +261,8 @@ class LessonResults:
     theme_counts: dict[str, int]
     # True when no item had every query term and the best partial matches are shown.
     partial: bool = False
+    # Items of the whole result by main theme (the page groups by it; headers count the whole).
+    group_counts: dict[str, int] = field(default_factory=dict)
 
 
 def all_items() -> list[LessonItem]:
@@ -285,9 +291,14 @@ def search_lessons(
     partial = False
     scored: list[tuple[LessonItem, tuple[str, ...], float]]
     if terms:
+        plan = _QueryPlan.of(q, terms)
         weights = _idf(terms, pool)
-        found = [(item, tuple(t for t in terms if t in _terms(item.search_text))) for item in pool]
+        found = [(item, plan.matched(item.search_text)) for item in pool]
         complete = [(i, m) for i, m in found if len(m) == len(terms)]
+        if not complete and plan.added:
+            # As the main search: the concept a situation names, in the retros' own words.
+            complete = [(i, ()) for i in pool if plan.has_added(i.search_text)]
+            partial = bool(complete)
         if not complete and len(terms) > 1:
             partial = True
             best = max((len(m) for _, m in found), default=0)
@@ -301,13 +312,67 @@ def search_lessons(
     theme_counts = Counter(theme_key for i, _, _ in scored for theme_key in i.themes)
     if theme:
         scored = [s for s in scored if theme in s[0].themes]
+        group_counts = {theme: len(scored)}
+    else:
+        group_counts = dict(Counter(i.theme for i, _, _ in scored))
     page = scored[offset : offset + limit]
     return LessonResults(
         hits=[_hit_of(item, matched, score) for item, matched, score in page],
         total=len(scored),
         theme_counts={key: theme_counts.get(key, 0) for key in THEME_LABELS},
         partial=partial,
+        group_counts=group_counts,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _QueryPlan:
+    """What a lesson query looks for: its terms, each with the concepts it names, and the
+    concept terms the main search would add to it (``concepts.expand``)."""
+
+    terms: tuple[str, ...]
+    # Per query term, the concepts whose terms include it (叠券 → the stacking concept).
+    named: dict[str, tuple[concepts.Concept, ...]]
+    added: tuple[str, ...]
+
+    @classmethod
+    def of(cls, q: str, terms: tuple[str, ...]) -> _QueryPlan:
+        known = concepts.current()
+        named = {
+            term: tuple(c for c in known if any(_folded(t) == term for t in c.terms))
+            for term in terms
+        }
+        return cls(terms, named, concepts.expand(q))
+
+    def matched(self, text: str) -> tuple[str, ...]:
+        """Return the query terms the text has, itself or (for a concept's name) in other words."""
+        have = _terms(text)
+        return tuple(t for t in self.terms if t in have or self._describes(t, text, have))
+
+    def _describes(self, term: str, text: str, have: frozenset[str]) -> bool:
+        for concept in self.named.get(term, ()):
+            if concept.cues.search(_folded(text)):
+                return True
+            for other in concept.terms:
+                parts = _query_terms(other)
+                if other != term and parts and parts <= have:
+                    return True
+        return False
+
+    def has_added(self, text: str) -> bool:
+        """Return whether the text has one of the added concept terms (all its words)."""
+        have = _terms(text)
+        return any((parts := _query_terms(t)) and parts <= have for t in self.added)
+
+
+@lru_cache(maxsize=50_000)
+def _folded(text: str) -> str:
+    return normalize(text)[0].lower()
+
+
+@lru_cache(maxsize=4096)
+def _query_terms(text: str) -> frozenset[str]:
+    return frozenset(analyze(text, mode="query"))
 
 
 def _hit_of(item: LessonItem, matched: tuple[str, ...], score: float) -> LessonHit:

@@ -8,6 +8,7 @@ the draft, or by a supporting campaign with the draft's goal type.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -147,17 +148,15 @@ class CitedCampaign:
     hit: bool | None
 
 
-def cited_campaigns(playbook: Playbook) -> list[CitedCampaign]:
-    """Return the playbook's live cited campaigns in the editor's order (trashed ones hidden)."""
-    ids = [c.campaign_id for c in playbook.citations]
-    campaigns = {
-        c.id: c
-        for c in db.session.scalars(
-            sa.select(Campaign)
-            .where(Campaign.id.in_(ids), Campaign.deleted_at.is_(None))
-            .options(selectinload(Campaign.metrics))
-        )
-    }
+def cited_campaigns(
+    playbook: Playbook, campaigns: dict[int, Campaign] | None = None
+) -> list[CitedCampaign]:
+    """Return the playbook's live cited campaigns in the editor's order (trashed ones hidden).
+
+    ``campaigns``: the live campaigns already loaded by id (the index loads all at once).
+    """
+    if campaigns is None:
+        campaigns = _live_campaigns([c.campaign_id for c in playbook.citations])
     result = []
     for citation in playbook.citations:
         campaign = campaigns.get(citation.campaign_id)
@@ -176,6 +175,76 @@ def cited_campaigns(playbook: Playbook) -> list[CitedCampaign]:
             )
         )
     return result
+
+
+def _live_campaigns(ids: list[int]) -> dict[int, Campaign]:
+    if not ids:
+        return {}
+    return {
+        c.id: c
+        for c in db.session.scalars(
+            sa.select(Campaign)
+            .where(Campaign.id.in_(ids), Campaign.deleted_at.is_(None))
+            .options(selectinload(Campaign.metrics))
+        )
+    }
+
+
+def playbook_index(theme: str | None = None) -> list[tuple[Playbook, list[CitedCampaign]]]:
+    """Return every playbook (of one theme) with its cited campaigns, in three queries."""
+    playbooks = list_playbooks(theme)
+    campaigns = _live_campaigns(sorted({c.campaign_id for p in playbooks for c in p.citations}))
+    return [(p, cited_campaigns(p, campaigns)) for p in playbooks]
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignChoice:
+    """A campaign as the citation picker offers it."""
+
+    id: int
+    title: str
+    start_date: date
+
+    @property
+    def label(self) -> str:
+        """Return what the picker shows and takes back: "夜宵节（2024年7月） #12"."""
+        return f"{self.title}（{self.start_date.year}年{self.start_date.month}月） #{self.id}"
+
+
+CHOICES_LIMIT = 20
+
+
+def campaign_choices(q: str = "", *, limit: int = CHOICES_LIMIT) -> list[CampaignChoice]:
+    """Return live campaigns whose title contains ``q`` (all words), newest first, at most ``limit``."""
+    query = sa.select(Campaign.id, Campaign.title, Campaign.start_date).where(
+        Campaign.deleted_at.is_(None)
+    )
+    for word in q.split()[:5]:
+        if word.lstrip("#").isdigit():
+            query = query.where(
+                sa.or_(Campaign.id == int(word.lstrip("#")), Campaign.title.contains(word))
+            )
+        else:
+            query = query.where(Campaign.title.ilike(f"%{_like_escaped(word)}%", escape="\\"))
+    query = query.order_by(Campaign.start_date.desc(), Campaign.id.desc()).limit(limit)
+    return [CampaignChoice(i, t, d) for i, t, d in db.session.execute(query)]
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def chosen_campaigns(ids: list[int]) -> list[CampaignChoice]:
+    """Return the campaigns of these ids (live ones), in the given order, for the form."""
+    if not ids:
+        return []
+    rows = db.session.execute(
+        sa.select(Campaign.id, Campaign.title, Campaign.start_date).where(
+            Campaign.id.in_(ids), Campaign.deleted_at.is_(None)
+        )
+    )
+    found = {i: CampaignChoice(i, t, d) for i, t, d in rows}
+    return [found[i] for i in dict.fromkeys(ids) if i in found]
 
 
 def matching_playbooks(draft_text: str, goal_type: str | None, *, limit: int = 5) -> list[Playbook]:

@@ -11,8 +11,10 @@ from typing import Any
 
 from flask import (
     Blueprint,
+    Response,
     abort,
     flash,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -111,6 +113,29 @@ def lessons_page() -> str:
     )
 
 
+@bp.get("/playbooks")
+@requires(Access.READ)
+def playbook_index() -> str:
+    """打法：every playbook with the campaigns for and against it."""
+    theme = request.args.get("theme", "")
+    theme = theme if theme in lessons.THEME_LABELS else ""
+    return render_template(
+        "insights/playbooks.html",
+        entries=playbooks.playbook_index(theme or None),
+        theme=theme,
+    )
+
+
+@bp.get("/playbooks/campaign-options")
+@requires(Access.EDIT)
+def playbook_campaign_options() -> Response:
+    """Answer the campaigns whose title has the typed words, for the form's campaign picker."""
+    q = request.args.get("q", "")[:100]
+    return jsonify(
+        [{"id": c.id, "label": c.label, "title": c.title} for c in playbooks.campaign_choices(q)]
+    )
+
+
 @bp.route("/playbooks/new", methods=["GET", "POST"])
 @requires(Access.EDIT)
 def playbook_new() -> ResponseReturnValue:
@@ -184,16 +209,30 @@ def _ids_text(ids: list[Any]) -> str:
 
 
 _ID_TOKEN = re.compile(r"^#?\s*(\d+)$")
+# A campaign as the picker writes it: "夜宵节（2024年7月） #12".
+_LABELLED_ID = re.compile(r"#\s*(\d+)\s*$")
 
 
 def _parse_ids(text: str) -> list[Any]:
-    """Read "12、#34, 56" as [12, 34, 56]; anything else is passed on for the schema to refuse."""
-    tokens = [t for part in split_list(text) for t in part.split()]
-    return [int(m.group(1)) if (m := _ID_TOKEN.match(t)) else t for t in tokens]
+    """Read "12、#34, 56" or the picker's "夜宵节（2024年7月） #12" as ids; anything else is passed
+    on for the schema to refuse."""
+    found: list[Any] = []
+    for part in split_list(text):
+        labelled = _LABELLED_ID.search(part)
+        if labelled and not _ID_TOKEN.match(part.split()[0] if part.split() else ""):
+            found.append(int(labelled.group(1)))
+            continue
+        found += [int(m.group(1)) if (m := _ID_TOKEN.match(t)) else t for t in part.split()]
+    return found
 
 
 def _save_form(playbook: Playbook | None) -> ResponseReturnValue:
     state = {key: request.form.get(key, "") for key in _empty_state()}
+    for field in ("supporting_ids", "contradicting_ids"):
+        # Without script, a campaign picked in the picker arrives as its label: add its id.
+        picked = _LABELLED_ID.search(request.form.get(f"{field}_pick", ""))
+        if picked:
+            state[field] = "、".join(filter(None, (state[field].strip(), picked.group(1))))
     data = {
         "title": state["title"].strip(),
         "theme": state["theme"] or None,
@@ -229,11 +268,19 @@ def _render_form(
     status: int = 200,
     conflict: str | None = None,
 ) -> ResponseReturnValue:
+    chosen = {
+        field: playbooks.chosen_campaigns(
+            [i for i in _parse_ids(state[field]) if isinstance(i, int)]
+        )
+        for field in ("supporting_ids", "contradicting_ids")
+    }
     body = render_template(
         "insights/playbook_form.html",
         state=state,
         errors=errors,
         playbook=playbook,
         conflict=conflict,
+        chosen=chosen,
+        choices=playbooks.campaign_choices(),
     )
     return body if status == 200 else (body, status)

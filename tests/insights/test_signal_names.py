@@ -8,7 +8,6 @@ import re
 from flask import Flask
 
 from kb.campaigns import metrics as metric_catalog
-
 from kb.insights.signals.engine import evaluate, signals_by_campaign
 from kb.insights.signals.readings import display_name
 
