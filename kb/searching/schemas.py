@@ -6,19 +6,32 @@ import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 from werkzeug.datastructures import MultiDict
 
-from kb.campaigns.schemas import ListItem
+from kb.campaigns.schemas import InputDate, ListItem
 from kb.campaigns.serialize import Out
-from kb.insights.signals import SignalCode, signal_codes
+from kb.insights.signals import SignalCode, signal_codes, signal_labels
+from kb.searching import conditions
 from kb.validation import validate_as
 from kb.vocab import GoalType, SearchMode, Status
 
-# "roi.actual>=2", "key.attain<80": a catalog key (or "key", the campaign's key metric), a
-# field, a comparison and a number.
-METRIC_RANGE = re.compile(r"^([a-z0-9_]+)\.(actual|attain|lift)(>=|<=|>|<)(-?\d+(?:\.\d+)?)$")
+# The canonical form a condition is kept in (kb/searching/conditions.py writes it): a catalog key
+# (or "key", the campaign's key metric), a field, a comparison and a number.
+METRIC_RANGE = re.compile(
+    r"^([a-z0-9_]+)\.(actual|attain|lift)(>=|<=|>|<|=)(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)$"
+)
+
+
+def _canonical_condition(text: str) -> str:
+    # "ROI ≥ 2" and "roi.actual>=2" are one condition: kept in the canonical form.
+    try:
+        return conditions.parse(text).code
+    except conditions.ConditionError as exc:
+        raise PydanticCustomError(
+            "metric_condition", exc.message.replace("{", "(").replace("}", ")")
+        ) from None
 
 
 def _enumerate_signal_codes(schema: dict[str, Any]) -> None:
@@ -45,11 +58,15 @@ class SearchQuery(BaseModel):
     audience: Annotated[list[ListItem], Field(description="人群（可重复，须全部命中）")] = []
     channel: list[ListItem] = []
     reward_type: list[ListItem] = []
-    date_from: date | None = None
-    date_to: date | None = None
+    date_from: InputDate | None = None
+    date_to: InputDate | None = None
     metric_range: Annotated[
-        list[Annotated[str, Field(pattern=METRIC_RANGE.pattern)]],
-        Field(description="如 roi.actual>=2、key.attain<80（可重复）"),
+        list[Annotated[str, Field(max_length=200), AfterValidator(_canonical_condition)]],
+        Field(
+            description="指标条件（可重复）：roi.actual>=2、key.attain<80，"
+            "或按人写的 ROI ≥ 2、GMV 达成率 < 80%；字段 actual 实际值、attain 达成率 %、lift 较基线 %",
+            max_length=20,
+        ),
     ] = []
     missed: Annotated[bool | None, Field(description="只看有指标未达标的活动")] = None
     signal: Annotated[
@@ -94,9 +111,9 @@ class SearchQuery(BaseModel):
         # The codes come from the signal registry, so a newly registered rule is a filter at once.
         known = signal_codes()
         if any(code not in known for code in codes):
-            expected = " or ".join(f"'{code}'" for code in known)
+            names = "、".join(signal_labels().values())
             raise PydanticCustomError(
-                "literal_error", "Input should be {expected}", {"expected": expected}
+                "signal_unknown", "取值须为以下之一：{names}", {"names": names}
             )
         return codes
 

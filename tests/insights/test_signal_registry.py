@@ -137,4 +137,4 @@ def test_the_search_filter_refuses_codes_no_rule_has(insights_client: FlaskClien
     error = response.get_json()["error"]
     assert "signal" in str(error)
     assert "取值须为以下之一" in str(error)
-    assert "data_bubble" in str(error)
+    assert "数据泡沫" in str(error)  # the registered rules, by their Chinese names

@@ -158,7 +158,7 @@ def test_reindex_command(app: Flask, client: FlaskClient, runner: FlaskCliRunner
     [
         ({"mode": "fuzzy"}, "mode"),
         ({"limit": "0"}, "limit"),
-        ({"metric_range": "roi>2"}, "metric_range.0"),
+        ({"metric_range": "roi>很多"}, "metric_range.0"),
     ],
 )
 def test_bad_search_parameters_are_named(
@@ -179,7 +179,7 @@ def test_search_page(client: FlaskClient, two_campaigns: tuple[int, int]) -> Non
     empty = client.get("/search").get_data(as_text=True)
     assert "结果" not in empty
     ignored = client.get("/search", query_string={"q": "拼团", "mode": "x"}).get_data(as_text=True)
-    assert "mode：" in ignored
+    assert "搜索方式：取值须为以下之一" in ignored  # named in Chinese, not as "mode"
     assert "宝妈<mark>拼团</mark>裂变" in ignored
 
 
