@@ -137,6 +137,7 @@ class Server:
         workers: int = 2,
         threads: int = 1,
         index_interval_s: float = 5,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.store = store
         self.token = token
@@ -150,10 +151,10 @@ class Server:
             "--bind", f"127.0.0.1:{self.port}",
             "kb:create_app()",
         ]  # fmt: skip
-        env = store.env(KB_INDEX_INTERVAL_S=json.dumps(index_interval_s))
+        environ = store.env(KB_INDEX_INTERVAL_S=json.dumps(index_interval_s), **(env or {}))
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                command, env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT
+                command, env=environ, start_new_session=True, stdout=log, stderr=subprocess.STDOUT
             )
 
     def wait_ready(self, timeout_s: float = 60) -> None:
@@ -237,11 +238,19 @@ def serving(store: Store, token: str, log_path: Path, **options: Any) -> Iterato
 
 
 def outbox_size(store: Store) -> int:
+    """Entries of the change feed some host has still to apply or embed (0: all caught up).
+
+    The feed keeps applied entries until every live host has passed them (pruning runs about
+    once a minute), so it is not the table's size.
+    """
     engine = sa.create_engine(store.url)
     try:
         with engine.connect() as connection:
             count: int = connection.execute(
-                sa.text("SELECT count(*) FROM index_outbox")
+                sa.text(
+                    "SELECT count(*) FROM index_outbox WHERE embedded_at IS NULL"
+                    " OR id > (SELECT coalesce(min(last_seq), 0) FROM index_host)"
+                )
             ).scalar_one()
             return count
     finally:

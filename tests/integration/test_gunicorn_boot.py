@@ -22,7 +22,10 @@ pytestmark = pytest.mark.integration
 
 def _queued(store: Store) -> int:
     with sqlite3.connect(store.data_dir / "kb.sqlite3") as connection:
-        count: int = connection.execute("SELECT count(*) FROM index_outbox").fetchone()[0]
+        count: int = connection.execute(
+            "SELECT count(*) FROM index_outbox WHERE embedded_at IS NULL"
+            " OR id > (SELECT coalesce(min(last_seq), 0) FROM index_host)"
+        ).fetchone()[0]
         return count
 
 
