@@ -583,9 +583,16 @@ def cpu_seconds(pid: int) -> float:
 
 
 def outbox_size(db_path: Path) -> int:
-    """Return the number of change-log rows the indexer has not drained yet."""
+    """Return the change-feed entries some host has still to apply or embed.
+
+    The feed keeps applied entries until every host has passed them (pruned about once a minute).
+    """
     with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10) as conn:
-        return int(conn.execute("SELECT count(*) FROM index_outbox").fetchone()[0])
+        todo = (
+            "SELECT count(*) FROM index_outbox WHERE embedded_at IS NULL"
+            " OR id > (SELECT coalesce(min(last_seq), 0) FROM index_host)"
+        )
+        return int(conn.execute(todo).fetchone()[0])
 
 
 def wait_settled(pid: int, db_path: Path, timeout: float = 600) -> float:
