@@ -46,6 +46,12 @@ def test_chinese_amounts_and_dates_errors_and_catalog_mapping(
     expect(page.locator("input[name=end_date]")).to_have_value("12月20日")
     expect(page.locator("input[name=budget_cny]")).to_have_value("50万")
     expect(page.locator("input[name='metrics-0-target']")).to_have_value("1.2亿")
+    # Shown again: the one filled metric row and one blank row, no more, in every list.
+    rows = {"metrics": 2, "rewards": 1, "hypotheses": 1, "documents": 1}
+    for section, count in rows.items():
+        expect(page.locator(f"fieldset[data-section={section}] .row-list > .row")).to_have_count(
+            count
+        )
     note = page.locator(".unclassified")
     expect(note).to_contain_text("未归类")
     expect(note).to_contain_text("不会与其他活动的同类指标比较")
@@ -56,6 +62,10 @@ def test_chinese_amounts_and_dates_errors_and_catalog_mapping(
     expect(page.locator("input[name='metrics-0-name']")).to_have_value("GMV")
     expect(page.locator(".unclassified")).to_have_count(0)
     expect(page.locator("input[name=end_date]")).to_have_value("12月20日")  # still as typed
+    for section, count in rows.items():  # and again after a second round trip
+        expect(page.locator(f"fieldset[data-section={section}] .row-list > .row")).to_have_count(
+            count
+        )
 
     page.fill("input[name=end_date]", "2025年12月20日")
     page.get_by_role("button", name="保存").click()
