@@ -41,8 +41,10 @@ log = logging.getLogger(__name__)
 SLICE = 2
 # pg_try_advisory_lock key of the filler ("kbfill"): one process of all hosts fills at a time.
 FILL_LOCK_KEY = 0x6B6266696C6C
-# While a model is filling, re-count the coverage at most this often (one grouped count query).
+# While a model is filling, the search path re-counts the coverage at most this often.
 RECOUNT_S = 5.0
+# The filler logs each filling model's progress at most this often.
+PROGRESS_LOG_S = 30.0
 
 ModelStatus = Literal["serving", "filling"]
 
@@ -197,6 +199,7 @@ def fill(indexes: SearchIndexes | None = None, *, max_slices: int | None = None)
     if len(_current(indexes).serving) == len(indexes.embedders):
         return 0  # nothing to fill: no query at all on the loop's every round
     done = 0
+    logged_at = time.monotonic()
     with _fill_lock(indexes) as acquired:
         if not acquired:
             return 0
@@ -211,8 +214,24 @@ def fill(indexes: SearchIndexes | None = None, *, max_slices: int | None = None)
             models = _state(indexes)
             with models.lock:
                 _recount(indexes, models)
+            if time.monotonic() - logged_at >= PROGRESS_LOG_S:
+                _log_progress(indexes, models)
+                logged_at = time.monotonic()
             db.session.expunge_all()  # bounded memory over a whole library
     return done
+
+
+def _log_progress(indexes: SearchIndexes, models: _Models) -> None:
+    for embedder in indexes.embedders:
+        if embedder.name not in models.serving:
+            embedded = models.counts.get(embedder.name, 0)
+            log.info(
+                "模型 %s 后台补算向量：%d / %d 个活动（%.1f%%）",
+                embedder.name,
+                embedded,
+                models.live,
+                100.0 * embedded / max(models.live, 1),
+            )
 
 
 def _feed_has_work() -> bool:

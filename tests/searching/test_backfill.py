@@ -10,6 +10,7 @@ query / passage prompts in its config. The models already there are the product'
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import threading
 from pathlib import Path
@@ -125,7 +126,11 @@ def semantic_search(app: Flask, q: str) -> list[int]:
 
 
 def test_an_added_model_fills_in_the_background_and_serves_once_complete(
-    tmp_path: Path, database: str | None, tiny_model: Path
+    tmp_path: Path,
+    database: str | None,
+    tiny_model: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # A library indexed with the two models of today.
     before = library_app(tmp_path, database, "e5,use")
@@ -147,8 +152,10 @@ def test_an_added_model_fills_in_the_background_and_serves_once_complete(
     # Not served while incomplete: no query is encoded with it, the old models rank alone.
     assert semantic_search(app, "沉默会员召回")
     assert query_cache(tiny).misses == 0
-    with app.app_context():
+    monkeypatch.setattr(backfill, "PROGRESS_LOG_S", 0.0)
+    with app.app_context(), caplog.at_level(logging.INFO, logger=backfill.__name__):
         assert backfill.fill(max_slices=1) == backfill.SLICE  # part of the library only
+    assert "模型 tiny 后台补算向量：2 / 5 个活动（40.0%）" in caplog.messages
     assert states(app)["tiny"] == ("filling", backfill.SLICE, 5)
     assert status_models(app) == {
         "e5": ("serving", 100.0, 384),
