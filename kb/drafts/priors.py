@@ -4,7 +4,9 @@ A forecast from a handful of analogs needs two things from the rest of the corpu
 metric of this kind meets its target in campaigns of this goal type (the base rate a hit rate is
 shrunk toward), and how far a campaign's result typically lands from what its peers did (the
 width of an honest range). Both are computed from completed campaigns, scale-free (log of actual
-over the campaign's own target or baseline), and recomputed when the library changes.
+over the campaign's own target or baseline), and recomputed when the library changes. Centers
+and widths exist per metric and per kind of metric (for a metric few analogs measured); a hit
+model fitted with a cross-validated penalty says how the way a target was set moves its odds.
 """
 
 from __future__ import annotations
