@@ -192,6 +192,15 @@ def claim_embeddings(max_campaigns: int) -> EmbeddingClaim | None:
     now = utcnow()
     until = now + timedelta(seconds=float(current_app.config["INDEX_CLAIM_S"]))
     me = host_id()
+    claimable = sa.and_(
+        IndexOutbox.embedded_at.is_(None),
+        sa.or_(IndexOutbox.claimed_until.is_(None), IndexOutbox.claimed_until <= now),
+    )
+    # A read first: most rounds find nothing, and a write transaction would take SQLite's lock.
+    waiting = db.session.scalar(sa.select(IndexOutbox.id).where(claimable).limit(1))
+    db.session.commit()
+    if waiting is None:
+        return None
     with write_transaction() as session:
         postgres = session.get_bind().dialect.name == "postgresql"
         if postgres:
