@@ -20,7 +20,7 @@ import pytest
 from flask import Flask
 
 from kb.extensions import db
-from kb.searching import backfill, worker
+from kb.searching import backfill, floor, worker
 from kb.searching.indexer import get_indexes
 from search.embedder import Embedder, Prompts, SentenceTransformerEmbedder, query_cache
 from tests.conftest import TABLES, make_app
@@ -191,6 +191,9 @@ def test_an_added_model_fills_in_the_background_and_serves_once_complete(
         "use": ("serving", 6, 6),
         "tiny": ("serving", 6, 6),
     }
+    with app.app_context():
+        # The round recalibrated the relevance floor with it: the next search does not pay.
+        assert "tiny" in floor._state(get_indexes()).calibrated_at
     assert semantic_search(app, "沉默会员召回")
     assert query_cache(tiny).misses >= 1  # the query was encoded with the new model too
     assert status_models(app)["tiny"] == ("serving", 100.0, 32)
