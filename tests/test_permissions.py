@@ -53,6 +53,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/lessons"): READ,
     ("GET", "/playbooks/<int:playbook_id>"): READ,
     ("GET", "/playbooks"): READ,
+    ("GET", "/campaigns/<int:campaign_id>/similar"): READ,
     # Writing pages
     ("GET", "/campaigns/new"): EDIT,
     ("POST", "/campaigns/new"): EDIT,

@@ -138,16 +138,30 @@ def campaign_detail(campaign_id: int) -> ResponseReturnValue:
         trashing = trash_log.trashings([campaign.id]).get(campaign.id)
         return render_template("campaigns/trashed.html", campaign=campaign, trashing=trashing), 410
     metrics = [metric_to_dict(m) for m in campaign.metrics]
-    analysis = drafting.analyze_draft(
-        drafting.draft_from_campaign(campaign, limit=5), exclude_id=campaign.id
-    )
+    # The similar cases, collisions and forecast take seconds: the page answers without them and
+    # its script loads them from campaign_similar (a link does it without script).
     return render_template(
         "campaigns/detail.html",
         campaign=campaign,
         metrics=metrics,
         key=key_metric(campaign),
-        analysis=analysis,
         signals=signals.campaign_signals(campaign),
+    )
+
+
+@bp.get("/campaigns/<int:campaign_id>/similar")
+@requires(Access.READ)
+def campaign_similar(campaign_id: int) -> str:
+    """相似案例与冲突 of a campaign: the fragment its page loads, or (without script) a page."""
+    campaign = _get_or_404(campaign_id)
+    analysis = drafting.analyze_draft(
+        drafting.draft_from_campaign(campaign, limit=5), exclude_id=campaign.id
+    )
+    fragment = request.args.get("fragment") == "1"
+    return render_template(
+        "drafts/_analysis.html" if fragment else "campaigns/similar.html",
+        campaign=campaign,
+        analysis=analysis,
         # Collisions and a forecast matter before and during a campaign, not after it.
         show_outlook=campaign.status in labels.ACTIVE_STATUSES,
     )

@@ -188,7 +188,8 @@ def test_campaign_page_lists_similar_campaigns(
 ) -> None:
     third = create(client, external_id="test-003", title="双十二沉睡会员唤醒", start_date="2024-12-01",
                    end_date="2024-12-12")  # fmt: skip
-    page = client.get(f"/campaigns/{two_campaigns[0]}").get_data(as_text=True)
+    # The campaign page loads this panel after the page, from /campaigns/<id>/similar.
+    page = client.get(f"/campaigns/{two_campaigns[0]}/similar?fragment=1").get_data(as_text=True)
     panel = page[page.index("相似的历史活动") :]
     assert f"/campaigns/{third}" in panel
     assert "同一目标：召回" in panel
