@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 from kb import vocab as labels
 from kb.access import Access, allowed, requires
 from kb.campaigns import forms, services
+from kb.campaigns.queries import industries
 from kb.campaigns.schemas import DraftIn, validate_campaign, validate_draft
 from kb.database import form_id
 from kb.drafts import analysis as drafting
@@ -46,6 +47,9 @@ def draft_page() -> ResponseReturnValue:
     action = request.form.get("action", "analyze")
     if request.form.get("add_row"):
         forms.add_blank_row(state, request.form["add_row"])
+        return _render(state, {}, None)
+    if forms.map_metric(state, request.form.get("map_metric", "")):
+        # "归为 GMV" beside a metric name the catalog does not know: the draft again, renamed.
         return _render(state, {}, None)
     hide = request.form.get("not_useful", "")
     # Analysing a draft is reading; saving it and remembering feedback are an editor's writes.
@@ -122,7 +126,9 @@ def _render(
         state=state,
         errors=errors,
         analysis=analysis,
-        industries=labels.INDUSTRIES,
+        industries=sorted(set(labels.INDUSTRIES) | set(industries())),
+        metric_names=forms.metric_name_suggestions(),
+        unclassified=forms.unclassified_metrics(state),
         draft_mode=True,
     )
     return body if status == 200 else (body, status)

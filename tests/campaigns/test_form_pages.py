@@ -203,3 +203,14 @@ def test_list_filter_and_draft_take_dates_as_typed(client: FlaskClient) -> None:
     page = text(draft)
     assert 'value="2025年1月10日"' in page
     assert "请写上年份" not in page
+
+
+def test_the_draft_form_suggests_and_maps_metric_names_too(client: FlaskClient) -> None:
+    data = {"title": "年货节召回", "metrics-0-name": "成交金额", "metrics-0-target": "50万"}
+    page = text(client.post("/drafts/new", data=data))
+    names = page.split('<datalist id="metric-names">')[1].split("</datalist>")[0]
+    assert '<option value="成交额">' in names
+    assert "指标目录里没有“成交金额”" in page
+    mapped = text(client.post("/drafts/new", data={**data, "map_metric": "0:GMV"}))
+    assert 'name="metrics-0-name" value="GMV"' in mapped
+    assert 'value="50万"' in mapped
