@@ -22,7 +22,8 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table("index_outbox") as batch:
+    # SQLite: a recreated table must keep AUTOINCREMENT (ids never repeat, 7b3e91c4d2a8).
+    with op.batch_alter_table("index_outbox", table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.add_column(sa.Column("embedded_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("claimed_by", sa.String(length=100), nullable=True))
         batch.add_column(sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True))
@@ -48,7 +49,8 @@ def upgrade():
 def downgrade():
     op.drop_table("index_feed_state")
     op.drop_table("index_host")
-    with op.batch_alter_table("index_outbox") as batch:
+    # SQLite: a recreated table must keep AUTOINCREMENT (ids never repeat, 7b3e91c4d2a8).
+    with op.batch_alter_table("index_outbox", table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.drop_index("ix_index_outbox_embedded_at")
         batch.drop_column("claimed_until")
         batch.drop_column("claimed_by")
