@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +36,7 @@ Ids = npt.NDArray[np.int64]
 # with the CPU's conversion instructions (F16C, on every x86 CPU with AVX2): 0.05 ms per 4096 ×
 # 384 rows against 2.8 ms for NumPy's float16 cast (bench/results/latency_breakdown.txt).
 Stored = npt.NDArray[np.float16]
+_T = TypeVar("_T", bound=np.generic)
 STORED_DTYPE = np.float16
 # Rows widened to float32 per step of _dot: 4096 × 512 × 4 bytes = 8 MB of scratch at most.
 _DOT_CHUNK_ROWS = 4096
@@ -472,15 +473,24 @@ def _tail_grown(state: _State, rows: int) -> _State:
             (max(_MIN_ROWS, int((used + rows) * GROWTH)), matrix.shape[1]), STORED_DTYPE
         )
         matrix[:used] = state.matrix[:used]
-    arrays = {}
-    if state.blocks >= len(state.starts):
-        capacity = int(state.blocks * GROWTH) + 1
-        for name in ("starts", "lengths", "owners", "alive"):
-            old = getattr(state, name)
-            grown = np.zeros(capacity, dtype=old.dtype)
-            grown[: state.blocks] = old[: state.blocks]
-            arrays[name] = grown
-    return dataclasses.replace(state, matrix=matrix, **arrays)
+    state = dataclasses.replace(state, matrix=matrix)
+    if state.blocks < len(state.starts):
+        return state
+    capacity = int(state.blocks * GROWTH) + 1
+    return dataclasses.replace(
+        state,
+        starts=_grown(state.starts, state.blocks, capacity),
+        lengths=_grown(state.lengths, state.blocks, capacity),
+        owners=_grown(state.owners, state.blocks, capacity),
+        alive=_grown(state.alive, state.blocks, capacity),
+    )
+
+
+def _grown(array: npt.NDArray[_T], used: int, capacity: int) -> npt.NDArray[_T]:
+    """Return a zeroed array of ``capacity`` entries starting with ``array[:used]``."""
+    grown = np.zeros(capacity, dtype=array.dtype)
+    grown[:used] = array[:used]
+    return grown
 
 
 def _offsets(lengths: Ids) -> Ids:

@@ -139,7 +139,8 @@ def _write(indexes: SearchIndexes) -> None:
         os.close(dir_fd)
     keep = {m["prefix"] for m in models.values()}
     for path in folder.glob("*.npy"):  # processes that map them keep them until they exit
-        if path.name.split(".", 1)[0] not in keep:
+        stem = path.name.removesuffix(".npy").removesuffix(".rows").removesuffix(".blocks")
+        if stem not in keep:  # (a model's name may hold dots)
             path.unlink(missing_ok=True)
     logger.info("vector file written: %s", {n: m["rows"] for n, m in models.items()})
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from flask.testing import FlaskClient
 
 from kb.searching import indexer, vector_file
 from kb.searching.indexer import SearchIndexes, get_indexes
+from search.vector import VectorIndex
 from tests.conftest import make_app
 from tests.factories import campaign_payload
 
@@ -101,3 +103,19 @@ def test_a_file_beyond_the_database_is_ignored_and_rewritten(
     assert meaning(worker, "沉睡会员召回") == expected
     rewritten = json.loads((folder / vector_file.POINTER).read_text())
     assert rewritten["loaded_upto"] == pointer["loaded_upto"] - 1000
+
+
+def test_a_model_name_with_dots_keeps_its_fresh_files(tmp_path: Path) -> None:
+    index = VectorIndex("gemma.v2", 4)
+    index.replace(1, np.eye(4, dtype=np.float32)[:2])
+    indexes: Any = SimpleNamespace(
+        data_dir=tmp_path, vectors={"gemma.v2": index}, _loaded_upto=5, _history_upto=0
+    )
+    vector_file.directory(indexes).mkdir(parents=True)
+    vector_file._write(indexes)
+    vector_file._write(indexes)  # the second write removes the first one's files only
+    files = sorted(p.name for p in vector_file.directory(indexes).glob("*.npy"))
+    pointer = json.loads((vector_file.directory(indexes) / vector_file.POINTER).read_text())
+    prefix = pointer["models"]["gemma.v2"]["prefix"]
+    assert files == [f"{prefix}.blocks.npy", f"{prefix}.rows.npy"]
+    assert index.search(np.eye(4, dtype=np.float32)[0], limit=1) == [(1, pytest.approx(1.0))]
