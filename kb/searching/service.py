@@ -23,21 +23,16 @@ from kb.campaigns import metrics as metric_catalog
 from kb.extensions import db
 from kb.insights import signals
 from kb.models import Campaign
-from kb.searching import backfill, explain, floor
+from kb.searching import backfill, conditions, explain, floor
 from kb.searching.documents import metric_fact
 from kb.searching.indexer import SearchIndexes, get_indexes
-from kb.searching.schemas import (
-    METRIC_RANGE,
-    SearchQuery,
-    SearchResponseOut,
-    SearchResultOut,
-)
+from kb.searching.schemas import SearchQuery, SearchResponseOut, SearchResultOut
 from search import concepts, relevance
 from search.analysis import analyze
 from search.documents import MetricFact
 from search.embedder import Embedder, query_cache
-from search.hybrid import FusedHit, combine_semantic, fuse_rankings
-from search.keyword import MetricRange, SearchFilters, query_terms
+from search.hybrid import FusedHit, choose_weights, combine_semantic, fuse_rankings
+from search.keyword import SearchFilters, query_terms
 from search.outcomes import OutcomeIntent, match_outcome, parse_outcome
 from search.vector import Vectors
 
@@ -52,7 +47,7 @@ FUSION_METHOD: Literal["rrf", "zscore"] = "zscore"
 WEIGHTS = {"keyword": 0.35, "semantic": 1.0}
 FUSION_K = 60
 # How much a satisfied outcome condition ("ROI 低于预期") adds to a fused score in [0, 1].
-OUTCOME_WEIGHT = 1.0
+OUTCOME_WEIGHT = 2.0
 # Add the domain terms of a plain-language situation to the query (search/concepts.py).
 EXPAND_CONCEPTS = True
 # Fold semantic and hybrid matches below the calibrated relevance floor (search/relevance.py)
@@ -108,15 +103,8 @@ class SearchResponse:
 
 def filters_from(query: SearchQuery) -> SearchFilters:
     """Turn validated search parameters into index filters."""
-    ranges = []
-    for text in query.metric_range:
-        match = METRIC_RANGE.match(text)
-        if match is None:  # validated already; a guard for the type checker
-            continue
-        key, field_name, op, number = match.groups()
-        value = float(number)
-        low, high = (value, None) if op.startswith(">") else (None, value)
-        ranges.append(MetricRange(key=key, field=field_name, low=low, high=high))  # type: ignore[arg-type]
+    # Validated already, into the canonical form.
+    ranges = [conditions.parse(text).to_range() for text in query.metric_range]
     return SearchFilters(
         industry=query.industry,
         goal_type=query.goal_type,
@@ -204,18 +192,32 @@ def search(query: SearchQuery) -> SearchResponse:
             keyword_total = found.total
     if semantic is not None:
         rankings["semantic"], judged = semantic.result()
+    if judged is not None:  # near the floor, meaning alone is not enough (relevance.py)
+        matched = relevance.words_matched(own_terms, terms.values())
+        verdict = judged.judgement.corroborated(judged.calibration, word_matched=matched)
+        judged = _Judged(verdict, judged.calibration)
 
-    fused = _fuse(rankings)
+    # The keyword weight fitted for queries like this one (search/hybrid.py); outcomes keep theirs.
+    own_count = len(relevance.content_terms(own_terms))
+    learned = choose_weights(text, rankings, own_terms=own_count, expanded=bool(expansions))
+    fused = _fuse(rankings, None if intent else learned)
     if intent is not None:
         fused = _apply_outcome(intent, fused, filters, indexes)
     strong, weak = fused, []
     if judged is not None:
         # A strong keyword match keeps a campaign whatever its meaning scored.
-        keep = relevance.keyword_evidence(own_terms, terms.items())
+        keep = relevance.keyword_evidence(own_terms, [*terms.items()], indexes.keyword.count())
         keep.update(h.campaign_id for h in fused if judged.passes(h.campaign_id))
         strong = [h for h in fused if h.campaign_id in keep]
         weak = [h for h in fused if h.campaign_id not in keep]
-    total = keyword_total if query.mode == "keyword" and intent is None else len(strong)
+    elif query.mode == "keyword" and RELEVANCE_FLOOR and relevance.KEYWORD_FLOOR:
+        added = query_terms(" ".join(expansions))
+        count = indexes.keyword.count()
+        keep = relevance.keyword_evidence(own_terms, [*terms.items()], count, added_terms=added)
+        keep.update(h.campaign_id for h in fused if h.contributions.get("outcome", 0) > 0)
+        strong, weak = (fused, []) if keep else ([], fused)  # the query is in scope or not
+    floored = query.mode != "keyword" or (RELEVANCE_FLOOR and relevance.KEYWORD_FLOOR)
+    total = len(strong) if floored or intent is not None else keyword_total
     listed = strong + weak if query.include_weak else strong
     page = listed[query.offset : query.offset + query.limit]
     folded = weak[: query.limit] if not query.include_weak and query.offset == 0 else []
@@ -250,7 +252,7 @@ def search(query: SearchQuery) -> SearchResponse:
     facets = indexes.keyword.facet_counts([hit.campaign_id for hit in strong])
     empty_reason: EmptyReason | None = None
     if not total:
-        empty_reason = "out_of_scope" if judged is not None and fused else "no_match"
+        empty_reason = "out_of_scope" if fused else "no_match"  # the floor folded them all
     return SearchResponse(
         query=text,
         mode=query.mode,
@@ -388,11 +390,13 @@ def _executor() -> ThreadPoolExecutor:
         return _pool[1]
 
 
-def _fuse(rankings: dict[str, list[tuple[int, float]]]) -> list[FusedHit]:
+def _fuse(
+    rankings: dict[str, list[tuple[int, float]]], weights: dict[str, float] | None = None
+) -> list[FusedHit]:
     if len(rankings) == 1:
         ((name, ranking),) = rankings.items()
         return [FusedHit(cid, score, {name: score}) for cid, score in ranking]
-    return fuse_rankings(rankings, weights=WEIGHTS, method=FUSION_METHOD, k=FUSION_K)
+    return fuse_rankings(rankings, weights=weights or WEIGHTS, method=FUSION_METHOD, k=FUSION_K)
 
 
 def _apply_outcome(

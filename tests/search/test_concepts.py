@@ -31,6 +31,31 @@ def test_queries_in_the_retros_own_words_are_left_alone() -> None:
         assert concepts.expand(query) == (), query
 
 
+def test_a_cue_inside_another_word_adds_nothing() -> None:
+    # 积分 is a cue for member points; in 微积分 (calculus) it is a piece of another word.
+    assert concepts.expand("微积分 公式 推导") == ()
+    assert "权益兑换" in concepts.expand("会员积分 怎么用")  # inside a word of our dictionary
+
+
+def test_a_cue_inside_a_word_the_segmenter_only_guessed_still_counts() -> None:
+    # rjieba's HMM glues 请大博主 into one unknown "word": 博主 is still a word of the query.
+    assert "KOL" in concepts.expand("要不要请大博主带货")
+
+
+def test_english_marketing_words_add_their_chinese_terms() -> None:
+    added = concepts.expand("Repeat purchases after the flash sale")
+    assert {"复购", "秒杀"} <= set(added)
+    assert "优惠券" in concepts.expand("coupons for Black Friday")
+    assert "优惠券" not in concepts.expand("couponing")  # whole words only
+
+
+def test_a_malformed_glossary_line_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "glossary.txt"
+    path.write_text("复购 <- repurchase\n复购 <- 复购率\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=":2: expected"):
+        concepts.load_glossary(path)
+
+
 def test_the_shipped_file_loads() -> None:
     assert len(concepts.load()) >= 30
 

@@ -9,7 +9,9 @@ import pytest
 
 from search.relevance import (
     BACKGROUND_PATH,
+    CORROBORATION_MARGIN,
     Calibration,
+    Judgement,
     ModelScores,
     background_texts,
     calibrate,
@@ -21,6 +23,7 @@ from search.relevance import (
     marked_surfaces,
     standardized,
     strength_of,
+    words_matched,
 )
 
 
@@ -124,17 +127,11 @@ def test_content_terms_drop_fillers_single_characters_and_numbers() -> None:
     assert content_terms(["拼团", "给", "拼团", "宝妈"]) == ["拼团", "宝妈"]
 
 
-def test_keyword_evidence_needs_half_of_the_typed_content_terms() -> None:
-    own = ["宝妈", "拼团", "纸尿裤", "让"]  # 让 does not count: three content terms, two needed
-    hits = [(1, ("宝妈", "拼团")), (2, ("拼团", "让")), (3, ("社群", "团长")), (4, ())]
-    assert keyword_evidence(own, hits) == {1}
-
-
 def test_keyword_evidence_ignores_terms_the_query_did_not_type() -> None:
-    # 会员积分 came from a concept cue for 微积分, not from the user.
-    assert keyword_evidence(["微积分", "极限"], [(1, ("会员积分", "兑换"))]) == set()
-    assert keyword_evidence(["如何", "给"], [(1, ("如何", "给"))]) == set()  # nothing to match
-    assert keyword_evidence(["拼团"], [(1, ("拼团",))]) == {1}
+    # 会员积分 is a term of its own, not 积分 inside 微积分.
+    assert keyword_evidence(["微积分", "极限"], [(1, ("会员积分", "兑换"))], 10) == set()
+    assert keyword_evidence(["如何", "给"], [(1, ("如何", "给"))], 10) == set()  # nothing to match
+    assert keyword_evidence(["拼团"], [(1, ("拼团",))], 10) == {1}
 
 
 def test_marked_surfaces_are_unescaped_in_order() -> None:
@@ -155,3 +152,63 @@ def test_z_scores_are_finite_with_a_flat_background() -> None:
     z, affinity = standardized(scores([(1, 0.5)], [0.3, 0.3, 0.3], centroid=0.3))
     assert math.isfinite(z[1])
     assert math.isfinite(affinity)
+
+
+def _judgement(affinity: float, best: float) -> Judgement:
+    return Judgement(in_scope=True, affinity=affinity, strengths={1: best})
+
+
+CALIBRATION = Calibration(
+    affinity=0.0, top=4.0, doc=3.0, samples=20, affinity_spread=0.5, top_spread=1.0
+)
+
+
+def test_the_margin_is_in_background_standard_deviations() -> None:
+    assert _judgement(0.25, 0.0).margin(CALIBRATION) == pytest.approx(0.5)
+    assert _judgement(-1.0, 4.75).margin(CALIBRATION) == pytest.approx(0.75)
+
+
+def test_a_query_just_above_the_floor_needs_a_word_of_its_own_in_the_library() -> None:
+    near = _judgement(0.1, 0.0)  # 0.2 standard deviations above
+    assert not near.corroborated(CALIBRATION, word_matched=False).in_scope
+    assert near.corroborated(CALIBRATION, word_matched=True).in_scope
+    far = _judgement(CORROBORATION_MARGIN * 0.5 + 0.01, 0.0)
+    assert far.corroborated(CALIBRATION, word_matched=False).in_scope
+    out = Judgement(in_scope=False, affinity=5.0, strengths={})
+    assert not out.corroborated(CALIBRATION, word_matched=True).in_scope
+
+
+def test_calibration_records_the_background_spreads() -> None:
+    rng = np.random.default_rng(3)
+    samples = [
+        [scores([(1, float(rng.normal(0.3, 0.1)))], list(rng.normal(0, 0.1, 12)), 0.05 * i)]
+        for i in range(12)
+    ]
+    calibration = calibrate(samples)
+    assert calibration is not None
+    affinities = [combine(models, leave_out=i)[1] for i, models in enumerate(samples)]
+    assert calibration.affinity_spread == pytest.approx(float(np.std(affinities)))
+    assert calibration.top_spread > 0
+
+
+def test_words_matched_counts_only_the_query_s_own_content_terms() -> None:
+    assert words_matched(["房东", "押金"], [("押金", "退款")])
+    assert not words_matched(["房东", "押金"], [("骑手",)])
+    assert not words_matched(["怎么", "房东"], [("怎么",)])  # a filler is no evidence
+
+
+def test_keyword_evidence_one_common_word_is_not_a_match() -> None:
+    # 公司 is in every campaign; 劳动合同 and 续签 in none: matching only 公司 is not enough.
+    hits = [(cid, ("公司",)) for cid in range(1, 11)]
+    assert keyword_evidence(["劳动合同", "公司", "续签"], hits, 10) == set()
+    # Counted alike, one of two terms was enough: 水泥砂浆配合比 kept whatever matched 配合.
+    assert keyword_evidence(["水泥砂浆", "配合"], [(1, ("配合",)), (2, ("配合",))], 10) == set()
+
+
+def test_keyword_evidence_weighs_rare_terms_and_may_count_cue_terms() -> None:
+    hits = [(1, ("拼团", "宝妈")), (2, ("宝妈",)), (3, ("宝妈",)), (4, ("召回",)), (5, ("拼团",))]
+    kept = keyword_evidence(["拼团", "宝妈"], hits, 50, added_terms=["召回"])
+    # 拼团 (in 2 of 50) weighs more than 宝妈 (in 3): alone it carries half the mass, 宝妈 not;
+    # 召回 was added by a concept cue.
+    assert kept == {1, 4, 5}
+    assert keyword_evidence(["拼团", "宝妈"], hits, 50, share=0.9) == {1}

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kb.searching import service
+from kb.searching.documents import metric_fact
 from kb.searching.schemas import validate_search_query
+from search import relevance
+from search.outcomes import match_outcome
 
 pytestmark = pytest.mark.integration
 
@@ -58,3 +62,39 @@ def test_a_meaning_only_query_is_in_scope(demo_app: Any) -> None:
     response = run(demo_app, "怎样让很久没下单的老客回来", "hybrid")
     assert response.total > 0
     assert "demo-005" in [r.campaign.external_id for r in response.results[:5]]
+
+
+@pytest.mark.parametrize("mode", ["semantic", "hybrid"])
+def test_one_common_word_of_an_unrelated_question_keeps_nothing(demo_app: Any, mode: str) -> None:
+    # 配合 is in several retros; counted like 水泥砂浆 it used to keep them whatever the meaning.
+    response = run(demo_app, "水泥砂浆配合比怎么算", mode)
+    assert response.total == 0
+    assert response.empty_reason == "out_of_scope"
+
+
+def test_near_the_floor_a_query_needs_a_word_of_its_own_in_the_library(
+    demo_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not one word of this question is in a retro: its meaning alone puts it in scope, unless
+    # every margin counts as "near the floor".
+    text = "好几个月没再买过东西的顾客，怎么把他们拉回来"
+    assert run(demo_app, text, "semantic").total > 0
+    monkeypatch.setattr(relevance, "CORROBORATION_MARGIN", math.inf)
+    assert run(demo_app, text, "semantic").total == 0
+    assert run(demo_app, "沉睡用户 召回", "semantic").total > 0  # its words are there
+
+
+@pytest.mark.parametrize("mode", ["keyword", "semantic", "hybrid"])
+def test_campaigns_meeting_the_outcome_condition_rank_first(demo_app: Any, mode: str) -> None:
+    with demo_app.app_context():
+        query = validate_search_query({"q": "GMV 没达标的直播", "mode": mode})
+        response = service.search(query)
+        assert response.outcome is not None
+        # Only a finished campaign has an outcome (a running one is not "missing" its target).
+        meets = [
+            r.campaign.status == "completed"
+            and match_outcome(response.outcome, [metric_fact(m) for m in r.campaign.metrics]) > 0
+            for r in response.results
+        ]
+    assert any(meets)
+    assert meets == sorted(meets, reverse=True), meets  # no miss above a campaign that met it
