@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -16,12 +15,6 @@ from kb.insights.signals import SignalCode, signal_codes, signal_labels
 from kb.searching import conditions
 from kb.validation import validate_as
 from kb.vocab import GoalType, SearchMode, Status
-
-# The canonical form a condition is kept in (kb/searching/conditions.py writes it): a catalog key
-# (or "key", the campaign's key metric), a field, a comparison and a number.
-METRIC_RANGE = re.compile(
-    r"^([a-z0-9_]+)\.(actual|attain|lift)(>=|<=|>|<|=)(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)$"
-)
 
 
 def _canonical_condition(text: str) -> str:
