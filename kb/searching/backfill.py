@@ -75,7 +75,6 @@ class _Models:
     counts: dict[str, int] = field(default_factory=dict)  # model -> live campaigns embedded
     live: int = 0
     counted_at: float | None = None  # time.monotonic() of the last count
-    warmed: set[str] | None = None  # serving models the relevance floor was calibrated with
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -94,17 +93,17 @@ def _state(indexes: SearchIndexes) -> _Models:
 
 
 def _recount(indexes: SearchIndexes, models: _Models) -> None:
-    """Count, per model, the live campaigns that have its vectors; promote the complete ones.
+    """Count, per model, the live campaigns that have its vectors (the first count promotes).
 
-    One index-only probe per live campaign and model (the unique index on campaign, model and
-    position covers it): ≈ 0.5 ms per model at 2,000 campaigns on SQLite, where counting distinct
-    campaigns over the vectors' rows took 200 ms. The dimension is not checked here: a model
-    folder replaced by one of another size must get another name.
+    Later promotions are the background loop's (``_promote_complete``); a status page only
+    counts. One index-only probe per live campaign and model (the unique index on campaign,
+    model and position covers it): ≈ 0.5 ms per model at 2,000 campaigns on SQLite, where
+    counting distinct campaigns over the vectors' rows took 200 ms. The dimension is not checked
+    here: a model folder replaced by one of another size must get another name.
     """
     live_campaigns = (
         sa.select(sa.func.count()).select_from(Campaign).where(Campaign.deleted_at.is_(None))
     )
-    first_count = models.counted_at is None
     counts: dict[str, int] = {}
     for embedder in indexes.embedders:
         has_vectors = sa.exists().where(
@@ -114,17 +113,39 @@ def _recount(indexes: SearchIndexes, models: _Models) -> None:
         counts[embedder.name] = int(db.session.scalar(live_campaigns.where(has_vectors)) or 0)
     models.live = int(db.session.scalar(live_campaigns) or 0)
     db.session.commit()
+    if models.counted_at is None:
+        models.serving = {name for name, count in counts.items() if count >= models.live}
     models.counts = counts
     models.counted_at = time.monotonic()
-    for name, count in counts.items():
-        if name not in models.serving and count >= models.live:
-            if not first_count:
-                log.info("模型 %s 的向量已齐（%d 个活动），开始用于搜索", name, count)
-            models.serving.add(name)
+
+
+def _promote_complete(indexes: SearchIndexes, models: _Models) -> None:
+    """Let the models that now have every live campaign's vectors rank searches.
+
+    The relevance floor's background texts are embedded with them first and the floor is
+    recalibrated right after, here on the background loop: the first search after a promotion
+    pays neither (≈ 1-3 s with e5 on the demo).
+    """
+    from kb.searching import floor  # floor imports this module
+
+    complete = [
+        e
+        for e in indexes.embedders
+        if e.name not in models.serving and models.counts.get(e.name, 0) >= models.live
+    ]
+    if not complete:
+        return
+    for embedder in complete:
+        floor.prepare(indexes, embedder)
+    with models.lock:
+        for embedder in complete:
+            log.info("模型 %s 的向量已齐（%d 个活动），开始用于搜索", embedder.name, models.live)
+            models.serving.add(embedder.name)
+    floor.calibration(indexes)
 
 
 def _current(indexes: SearchIndexes, *, recount: bool = False) -> _Models:
-    """Return the models' state, counted on first use and again when ``recount`` is asked."""
+    """Return the models' state, counted on first use and again (without promoting) on ``recount``."""
     models = _state(indexes)
     with models.lock:
         if recount or models.counted_at is None:
@@ -204,23 +225,14 @@ def fill(indexes: SearchIndexes | None = None, *, max_slices: int | None = None)
     indexes = indexes or get_indexes()
     models = _refresh(indexes)
     # Nothing to fill once every model serves: no query at all on the loop's every round.
-    done = 0 if len(models.serving) == len(indexes.embedders) else _fill(indexes, max_slices)
-    if models.warmed is None:
-        models.warmed = set(models.serving)  # the worker's warm-up covered these
-    elif models.serving - models.warmed:
-        _warm_up_promoted(indexes)
-        models.warmed = set(models.serving)
+    if len(models.serving) == len(indexes.embedders):
+        return 0
+    done = _fill(indexes, max_slices)
+    if done:
+        with models.lock:
+            _recount(indexes, models)
+    _promote_complete(indexes, models)
     return done
-
-
-def _warm_up_promoted(indexes: SearchIndexes) -> None:
-    """Redo the relevance floor's calibration here, not in the first search after a promotion.
-
-    It embeds the floor's background texts with the new model: ≈ 2.7 s for e5 on the demo.
-    """
-    from kb.searching import floor  # floor imports this module
-
-    floor.calibration(indexes)
 
 
 def _fill(indexes: SearchIndexes, max_slices: int | None) -> int:
@@ -239,7 +251,7 @@ def _fill(indexes: SearchIndexes, max_slices: int | None) -> int:
             indexes.sync_vectors()
             models = _state(indexes)
             with models.lock:
-                _recount(indexes, models)
+                _recount(indexes, models)  # counts only: fill() promotes at the end
             if time.monotonic() - logged_at >= PROGRESS_LOG_S:
                 _log_progress(indexes, models)
                 logged_at = time.monotonic()

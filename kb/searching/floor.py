@@ -79,6 +79,26 @@ def _background(state: _FloorState, embedder: Embedder) -> _Background | None:
     return found
 
 
+def prepare(indexes: SearchIndexes, embedder: Embedder) -> None:
+    """Embed the background texts with a model about to serve, outside the search path.
+
+    Seconds for e5, so without the lock that searches take: a search meanwhile goes on with the
+    models serving now. Recalibrating afterwards is then one pass over the vectors.
+    """
+    state = _state(indexes)
+    if embedder.name in state.backgrounds:
+        return
+    texts = background_texts()
+    if len(texts) < MIN_BACKGROUND:
+        return
+    found = _Background(
+        passages=_unit(embedder.encode_passages(texts)),
+        queries=_unit(embedder.encode_queries(texts)),
+    )
+    with state.lock:
+        state.backgrounds.setdefault(embedder.name, found)
+
+
 def _stale(state: _FloorState, counts: dict[str, int]) -> bool:
     if state.calibration is None or state.calibrated_at.keys() != counts.keys():
         return True
