@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 SLICE = 2
 # pg_try_advisory_lock key of the filler ("kbfill"): one process of all hosts fills at a time.
 FILL_LOCK_KEY = 0x6B6266696C6C
-# While a model is filling, the search path re-counts the coverage at most this often.
+# While a model is filling, each process's background loop counts the coverage again at most
+# this often, to promote a model another process or host completed.
 RECOUNT_S = 5.0
 # The filler logs each filling model's progress at most this often.
 PROGRESS_LOG_S = 30.0
@@ -190,7 +191,7 @@ def weights(indexes: SearchIndexes | None = None) -> dict[str, float]:
 def model_states(indexes: SearchIndexes | None = None) -> list[ModelState]:
     """Describe every configured model: dimension, weight, coverage and whether it serves.
 
-    Counts the coverage now: one grouped count over the stored vectors.
+    Counts the coverage now: one index probe per live campaign and model.
     """
     indexes = indexes or get_indexes()
     models = _current(indexes, recount=True)
