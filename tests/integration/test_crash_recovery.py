@@ -11,9 +11,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from kb import ROOT
@@ -26,6 +28,7 @@ from tests.integration.live import (
     index_report,
     loaded_vector_ids,
     outbox_size,
+    reset_postgres,
     serving,
     sqlite_integrity,
     wait_consistent,
@@ -305,3 +308,170 @@ def _state(store: Store) -> dict[int, Any]:
         state = {cid: (version, deleted is None) for cid, version, deleted in rows}
         db.session.commit()
         return state
+
+
+# An import job killed mid-run: rows are committed in batches with their report, so after the
+# kill the report names exactly the rows written, and the restarted server resumes the job.
+IMPORT_ROWS = 1_500
+IMPORT_BAD_EVERY = 100  # rows with an unknown goal type: rejected, never written
+
+
+def _post_import(server: Server, data: bytes, filename: str) -> dict[str, Any]:
+    """POST /api/v1/imports with the file as multipart/form-data; return the queued job."""
+    import json
+    import urllib.request
+
+    boundary = "kb-crash-test-boundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+            "Content-Type: text/csv\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    request = urllib.request.Request(  # noqa: S310  # the local test server
+        server.url + "/api/v1/imports",
+        data=body,
+        method="POST",
+        headers={
+            "Authorization": f"Bearer {server.token}",
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+        assert response.status == 202
+        job: dict[str, Any] = json.loads(response.read())
+        return job
+
+
+def _import_state(store: Store, job_id: int) -> dict[str, Any]:
+    """The job, its report rows and the campaigns in the database, read as a new worker would."""
+    from kb.extensions import db
+    from kb.models import Campaign, CampaignVersion, ImportJob, ImportJobRow
+
+    with app_on(store):
+        job = db.session.get(ImportJob, job_id)
+        assert job is not None
+        report = db.session.execute(
+            sa.select(ImportJobRow.row, ImportJobRow.outcome, ImportJobRow.title)
+            .where(ImportJobRow.job_id == job_id)
+            .order_by(ImportJobRow.row)
+        ).all()
+        campaigns = db.session.execute(
+            sa.select(Campaign.id, Campaign.title, Campaign.lessons)
+        ).all()
+        versions = db.session.execute(
+            sa.select(CampaignVersion.campaign_id, CampaignVersion.action)
+        ).all()
+        state = {
+            "state": job.state,
+            "attempts": job.attempts,
+            "rows_read": job.rows_read,
+            "rows_written": job.rows_written,
+            "rows_rejected": job.rows_rejected,
+            "error": job.error,
+            "report": [(r.row, r.outcome, r.title) for r in report],
+            "campaigns": [(c.id, c.title, c.lessons) for c in campaigns],
+            "versions": [(v.campaign_id, v.action) for v in versions],
+        }
+        db.session.commit()
+    return state
+
+
+def _assert_report_matches_database(state: dict[str, Any]) -> None:
+    """Each reported row once and in order; written rows are the campaigns, whole, each once."""
+    report = state["report"]
+    assert [row for row, _, _ in report] == list(range(2, 2 + len(report)))  # header is row 1
+    assert len(report) == state["rows_read"]
+    written = [title for _, outcome, title in report if outcome == "created"]
+    rejected = [row for row, outcome, _ in report if outcome == "rejected"]
+    assert (len(written), len(rejected)) == (state["rows_written"], state["rows_rejected"])
+    assert rejected == [n + 1 for n in range(IMPORT_BAD_EVERY, len(report) + 1, IMPORT_BAD_EVERY)]
+    titles = [title for _, title, _ in state["campaigns"]]
+    assert sorted(titles) == sorted(written), "the report and the database disagree"
+    assert len(set(titles)) == len(titles), "a row was written twice"
+    for _, title, lessons in state["campaigns"]:
+        number = int(title.split()[1].split("：")[0])
+        assert lessons.endswith(f" {number}"), (title, lessons)  # whole: the row's own text
+    assert sorted(cid for cid, action in state["versions"]) == sorted(
+        cid for cid, _, _ in state["campaigns"]
+    )
+    assert {action for _, action in state["versions"]} <= {"create", "import"}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def import_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """A store on SQLite or on the emptied PostgreSQL test database (import jobs included)."""
+    from kb.extensions import db
+
+    if request.param == "sqlite":
+        return Store(tmp_path / "data")
+    store = Store(tmp_path / "data", request.getfixturevalue("postgres_schema"))
+    reset_postgres(store)
+    with app_on(store), db.engine.begin() as connection:
+        connection.exec_driver_sql("TRUNCATE import_job_row, import_job RESTART IDENTITY CASCADE")
+    return store
+
+
+def test_killed_during_an_import_job(import_store: Store, tmp_path: Path) -> None:
+    """SIGKILL while an import job writes its batches: the report names exactly the rows in the
+    database; the restarted server resumes the job after its last committed batch."""
+    from kb.extensions import db
+    from kb.models import ImportJob, utcnow
+    from kb.transfer import jobs
+    from tests.transfer.test_import_jobs import csv_rows
+
+    store = import_store
+    token = create_token(store)
+    log = tmp_path / "gunicorn.log"
+    server = Server(store, token, log, workers=1, threads=4)
+    try:
+        server.wait_ready()
+        data = csv_rows(IMPORT_ROWS, bad_every=IMPORT_BAD_EVERY, prefix="断电导入")
+        job_id = int(_post_import(server, data, "crash.csv")["id"])
+
+        def two_batches_committed() -> bool:
+            with app_on(store):
+                job = db.session.get(ImportJob, job_id)
+                read = job.rows_read if job is not None else 0
+                db.session.commit()
+            return read >= 2 * jobs.BATCH_ROWS
+
+        wait_until(two_batches_committed, timeout_s=180, what="two batches committed")
+        server.kill()
+    finally:
+        server.kill()
+
+    killed = _import_state(store, job_id)
+    assert killed["state"] == "running", killed  # left by the dead worker, not finished
+    assert killed["rows_read"] < IMPORT_ROWS, "killed too late: the job had ended"
+    assert killed["rows_read"] % jobs.BATCH_ROWS == 0  # whole batches only
+    _assert_report_matches_database(killed)
+    if store.is_sqlite:
+        assert sqlite_integrity(store) == "ok"
+
+    # Its heartbeat goes stale after jobs.STALE_S; the test moves it back instead of waiting.
+    with app_on(store):
+        db.session.execute(
+            sa.update(ImportJob)
+            .where(ImportJob.id == job_id)
+            .values(heartbeat_at=utcnow() - timedelta(seconds=jobs.STALE_S + 60))
+        )
+        db.session.commit()
+    with serving(store, token, log, workers=1) as restarted:
+
+        def ended() -> bool:
+            job = restarted.get(f"/api/v1/imports/{job_id}")
+            return job["state"] in ("done", "failed")
+
+        wait_until(ended, timeout_s=300, what="the import job resumed and ended")
+        answer = restarted.get(f"/api/v1/imports/{job_id}")
+    final = _import_state(store, job_id)
+    assert final["state"] == "done", final["error"]
+    assert final["attempts"] == 2  # the first run, then the resumed one
+    assert final["rows_read"] == IMPORT_ROWS
+    _assert_report_matches_database(final)
+    assert final["report"][: killed["rows_read"]] == killed["report"]  # kept, not redone
+    assert answer["report"]["counts"]["created"] == IMPORT_ROWS - IMPORT_ROWS // IMPORT_BAD_EVERY
+    assert "Traceback" not in log.read_text(errors="replace")
