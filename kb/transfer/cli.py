@@ -14,6 +14,7 @@ from kb.models import ImportJob
 from kb.searching.console import drain_with_progress
 from kb.transfer import jobs
 from kb.transfer.imports import OUTCOME_LABELS, OUTCOMES, ImportReport
+from kb.vocab import field_label
 
 SHOWN_REJECTED = 50
 
@@ -114,7 +115,10 @@ def _print_report(report: ImportReport) -> None:
     rejected = report.rejected
     for row in rejected[:SHOWN_REJECTED]:
         where = f"第 {row.row} 行" + (f"（{row.title}）" if row.title else "")
-        reasons = "；".join(f"{path or '整行'}：{message}" for path, message in row.fields.items())
+        reasons = "；".join(
+            f"{field_label(path) if path else '整行'}：{message}"
+            for path, message in row.fields.items()
+        )
         click.echo(f"拒绝 {where}：{reasons}", err=True)
     if len(rejected) > SHOWN_REJECTED:
         click.echo(f"……另有 {len(rejected) - SHOWN_REJECTED} 行被拒绝", err=True)

@@ -39,7 +39,10 @@ def test_rejected_rows_are_listed_and_exit_non_zero(
 ) -> None:
     result = runner.invoke(args=["import", str(sample("campaigns_gbk.csv"))])
     assert result.exit_code == 1
-    assert "拒绝 第 5 行（宝贝优选 会员积分商城上新）：goal_type：取值须为以下之一" in result.output
+    assert (
+        "拒绝 第 5 行（宝贝优选 会员积分商城上新）：目标类型：取值须为以下之一：拉新、促活"
+        in result.output
+    )
     assert "注意：已忽略不认识的列：负责人" in result.output
     assert count(app) == 3
 
