@@ -84,15 +84,18 @@ def record(campaign: Campaign, action: str, note: str = "") -> CampaignVersion:
     and the one new whole record, not another megabyte per save).
     """
     snapshot = campaign_to_input(campaign)
-    newest = db.session.scalar(
-        sa.select(CampaignVersion)
-        .where(
-            CampaignVersion.campaign_id == campaign.id,
-            CampaignVersion.version < campaign.version,
+    # A new campaign (version 1) has no version before it: no query (imports create thousands).
+    newest = None
+    if campaign.version > 1:
+        newest = db.session.scalar(
+            sa.select(CampaignVersion)
+            .where(
+                CampaignVersion.campaign_id == campaign.id,
+                CampaignVersion.version < campaign.version,
+            )
+            .order_by(CampaignVersion.version.desc())
+            .limit(1)
         )
-        .order_by(CampaignVersion.version.desc())
-        .limit(1)
-    )
     if newest is not None and newest.delta_of is None:
         newest.snapshot_zlib = pack(delta(snapshot, _unpack(newest)))
         newest.legacy_snapshot = None
