@@ -418,8 +418,11 @@ def reconcile() -> int:
             sa.select(IndexOutbox.campaign_id).where(IndexOutbox.embedded_at.is_(None))
         )
     )
+    from kb.searching import backfill  # backfill imports this module
+
     missing: set[int] = set()
-    for embedder in indexes.embedders:
+    # A model still filling gets its vectors from kb.searching.backfill, outside the feed.
+    for embedder in backfill.serving(indexes):
         embedded = set(
             db.session.scalars(
                 sa.select(PassageEmbedding.campaign_id)
