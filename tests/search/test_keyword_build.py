@@ -1,0 +1,72 @@
+"""Building the keyword index: no file check per posting, the same index as Whoosh builds."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+from whoosh.codec import whoosh3
+from whoosh.filedb.filestore import FileStorage
+
+from search.keyword import KeywordIndex
+from tests.search.test_keyword import DOCS, NO_FILTERS
+
+
+def whoosh_cached_reader(self: Any, fieldname: str, column: Any) -> Any:
+    """Return what whoosh-reloaded 2.7.5's own ``_cached_reader`` returns (absence not kept)."""
+    if fieldname in self._readers:
+        return self._readers[fieldname]
+    if not self.has_column(fieldname):
+        return None
+    reader = self.column_reader(fieldname, column)
+    self._readers[fieldname] = reader
+    return reader
+
+
+def many(copies: int) -> list[Any]:
+    """Return DOCS repeated under fresh ids."""
+    return [dataclasses.replace(doc, id=doc.id + 100 * n) for n in range(copies) for doc in DOCS]
+
+
+def file_checks(directory: Path, docs: list[Any], monkeypatch: pytest.MonkeyPatch) -> int:
+    """Rebuild ``docs`` under ``directory``; return how many file-existence checks it made."""
+    checks = 0
+    original = FileStorage.file_exists
+
+    def counting(self: FileStorage, name: str) -> bool:
+        nonlocal checks
+        checks += 1
+        return bool(original(self, name))
+
+    monkeypatch.setattr(FileStorage, "file_exists", counting)
+    with KeywordIndex(directory) as index:
+        index.rebuild(docs)
+    monkeypatch.setattr(FileStorage, "file_exists", original)
+    return checks
+
+
+def test_a_rebuild_checks_a_missing_column_once_not_per_posting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    few = file_checks(tmp_path / "few", many(1), monkeypatch)
+    more = file_checks(tmp_path / "more", many(8), monkeypatch)
+    assert more == few  # per field, not per posting
+    monkeypatch.setattr(whoosh3.W3PerDocReader, "_cached_reader", whoosh_cached_reader)
+    assert file_checks(tmp_path / "whoosh", many(8), monkeypatch) > 4 * more
+
+
+@pytest.mark.parametrize("text", ["直播 预售", "会员 复购", "优惠 叠加", "社群 秒杀"])
+def test_the_index_searches_as_whoosh_built_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    docs = many(3)
+    with KeywordIndex(tmp_path / "ours") as ours:
+        ours.rebuild(docs)
+        expected = ours.search(text, filters=NO_FILTERS, limit=50, facets=True)
+    monkeypatch.setattr(whoosh3.W3PerDocReader, "_cached_reader", whoosh_cached_reader)
+    with KeywordIndex(tmp_path / "whoosh") as theirs:
+        theirs.rebuild(docs)
+        assert theirs.search(text, filters=NO_FILTERS, limit=50, facets=True) == expected
+    assert expected.hits
