@@ -91,6 +91,10 @@ THEMES: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
 }  # fmt: skip
 OTHER_THEME = "other"
+# Below this many items that have every query word, a word naming a concept (search/concepts.py)
+# also finds the items describing it, at this share of the score of one that says the word.
+EXPAND_BELOW = 5
+DESCRIBED_WEIGHT = 0.5
 THEME_LABELS: dict[str, str] = {key: label for key, (label, _) in THEMES.items()}
 THEME_LABELS[OTHER_THEME] = "其他"
 
@@ -293,8 +297,17 @@ def search_lessons(
     if terms:
         plan = _QueryPlan.of(q, terms)
         weights = _idf(terms, pool)
-        found = [(item, plan.matched(item.search_text)) for item in pool]
+        found = [(item, plan.literal(item.search_text)) for item in pool]
         complete = [(i, m) for i, m in found if len(m) == len(terms)]
+        if len(complete) < EXPAND_BELOW:
+            # Few items say it in so many words: a word naming a concept (叠券) also finds the
+            # items that describe it (多券叠加), ranked after those that say it.
+            described = [(i, plan.matched(i.search_text)) for i in pool]
+            literal = {id(i) for i, _ in complete}
+            complete += [
+                (i, m) for i, m in described if len(m) == len(terms) and id(i) not in literal
+            ]
+            found = described
         if not complete and plan.added:
             # As the main search: the concept a situation names, in the retros' own words.
             complete = [(i, ()) for i in pool if plan.has_added(i.search_text)]
@@ -303,7 +316,11 @@ def search_lessons(
             partial = True
             best = max((len(m) for _, m in found), default=0)
             complete = [(i, m) for i, m in found if best and len(m) == best]
-        scored = [(i, m, sum(weights[t] for t in m)) for i, m in complete]
+        said = {id(i) for i, m in found if m and set(m) <= _terms(i.search_text)}
+        scored = [
+            (i, m, sum(weights[t] for t in m) * (1.0 if id(i) in said else DESCRIBED_WEIGHT))
+            for i, m in complete
+        ]
         scored.sort(key=lambda s: (-s[2], -s[0].start_date.toordinal(), s[0].campaign_id))
     elif q.strip():
         scored = []  # only stop words or punctuation: nothing to look for
@@ -343,6 +360,11 @@ class _QueryPlan:
             for term in terms
         }
         return cls(terms, named, concepts.expand(q))
+
+    def literal(self, text: str) -> tuple[str, ...]:
+        """Return the query terms the text has itself (synonyms included)."""
+        have = _terms(text)
+        return tuple(t for t in self.terms if t in have)
 
     def matched(self, text: str) -> tuple[str, ...]:
         """Return the query terms the text has, itself or (for a concept's name) in other words."""

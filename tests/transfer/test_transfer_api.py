@@ -85,11 +85,15 @@ def test_real_import_of_a_file_with_a_metrics_file(
             content_type="multipart/form-data",
         )
     body = report_of(client, response)
-    assert body["counts"]["created"] == 1
-    assert count(app) == 1
+    # The unreadable "abc" is left empty and named; its campaign is kept with its other values.
+    assert body["counts"]["created"] == 2
+    assert count(app) == 2
     assert body["created"][0]["id"] is not None
-    assert body["rejected"][0]["fields"] == {"metrics.1.actual": "请输入数字（指标文件第 5 行）"}
-    assert body["warnings"] == ["指标文件第 6 行对应不到任何活动，已忽略"]
+    assert body["rejected"] == []
+    assert body["warnings"] == [
+        "指标文件第 5 行 获客成本 实际值 “abc” 无法识别为数字，已留空",
+        "指标文件第 6 行对应不到任何活动，已忽略",
+    ]
 
 
 def test_json_body(app: Flask, client: FlaskClient) -> None:
