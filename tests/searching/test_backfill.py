@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 
 from kb.extensions import db
+from kb.models import IndexOutbox
 from kb.searching import backfill, floor, worker
-from kb.searching.indexer import get_indexes
+from kb.searching.indexer import get_indexes, reconcile
 from search.embedder import Embedder, Prompts, SentenceTransformerEmbedder, query_cache
 from tests.conftest import TABLES, make_app
 from tests.factories import campaign_payload
@@ -148,6 +150,10 @@ def test_an_added_model_fills_in_the_background_and_serves_once_complete(
     assert states(app)["tiny"] == ("filling", 0, 5)
     with app.app_context():
         assert [e.name for e in backfill.serving()] == ["e5", "use"]
+        # Start-up's reconcile leaves it to the backfill: no change-feed entry waits for it.
+        reconcile()
+        waiting = sa.select(sa.func.count()).where(IndexOutbox.embedded_at.is_(None))
+        assert db.session.scalar(waiting) == 0
 
     # Not served while incomplete: no query is encoded with it, the old models rank alone.
     assert semantic_search(app, "沉默会员召回")
