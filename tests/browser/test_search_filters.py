@@ -78,7 +78,9 @@ def test_metric_condition_form_chips_and_errors(
     expect(chip).to_be_visible()
 
     # "ROI ≥ 2" typed as people write it works too; a second condition.
-    expect(page.locator("details.more-filters")).to_have_attribute("open", "")  # filters set
+    # The panel is closed once the condition applies: the chips say what is set, results come first.
+    expect(page.locator("details.more-filters")).not_to_have_attribute("open", "")
+    page.locator("details.more-filters > summary").click()
     page.fill("input[name=metric_range]:not([type=hidden])", "GMV 达成率 < 90%")
     page.locator("input[name=metric_range]:not([type=hidden])").press("Enter")
     expect(page.locator(".filter-chip", has_text="GMV 达成率 ＜ 90%")).to_be_visible()
