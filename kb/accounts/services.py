@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from kb import audit
+from kb import audit, vocab
 from kb.database import write_transaction
 from kb.extensions import db
 from kb.models import ApiToken, User, UserSession, utcnow
@@ -26,7 +26,7 @@ from kb.validation import InvalidInputError
 
 Role = Literal["viewer", "editor", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "editor", "admin")
-ROLE_LABELS: dict[str, str] = {"viewer": "查看者", "editor": "编辑者", "admin": "管理员"}
+ROLE_LABELS: dict[str, str] = vocab.ROLES  # the one Chinese name of each role (kb/vocab.py)
 TOKEN_PREFIX = "kbt_"  # noqa: S105  # a marker, not a secret
 # A token's last-used time (and its "token used" audit entry) is written at most this often, so
 # a script polling the API does not turn every read into a database write.

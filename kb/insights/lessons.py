@@ -36,12 +36,13 @@ from kb.campaigns import metrics as metric_catalog
 from kb.campaigns.key_metric import KeyMetric, key_metric
 from kb.extensions import db
 from kb.models import Campaign
+from kb.vocab import LESSON_KINDS
 from search import concepts
 from search.analysis import analyze, highlight
 from search.normalize import normalize
 
 ItemKind = Literal["lesson", "recommendation", "hypothesis"]
-KIND_LABELS: dict[str, str] = {"lesson": "经验", "recommendation": "建议", "hypothesis": "假设"}
+KIND_LABELS: dict[str, str] = LESSON_KINDS  # the one Chinese name of each kind (kb/vocab.py)
 
 # Theme -> (Chinese name, keywords). Keywords are matched as substrings of the folded text, so
 # they are written Simplified and lower case. An item may have several themes; its first (the
