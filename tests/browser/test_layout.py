@@ -71,7 +71,9 @@ def _visit(page: Page, url: str) -> None:
     response = page.goto(url)
     assert response is not None, url
     assert response.status == 200, url
-    page.wait_for_load_state("load")
+    # "networkidle": what a page loads after itself (a campaign's similar cases) is in place too,
+    # and checked with the rest, and no request is cut off by going on to the next page.
+    page.wait_for_load_state("networkidle")
 
 
 def _overflow(page: Page) -> dict[str, Any]:
