@@ -7,8 +7,8 @@ read as ``{"error": {...}}``. This worker keeps gunicorn's decisions (status, lo
 log) and only changes the body written for /api/ paths.
 
 The request line is often what failed to parse, so the path is read beforehand: the first bytes
-of each request are peeked (``MSG_PEEK`` leaves them for gunicorn's parser). When they cannot be
-peeked (TLS in gunicorn, nothing arrived yet), gunicorn's page is kept.
+of each request are peeked (``MSG_PEEK`` leaves them for gunicorn's parser) once they have arrived.
+When they cannot be peeked (TLS terminated in gunicorn), gunicorn's page is kept.
 """
 
 from __future__ import annotations
@@ -45,8 +45,22 @@ class JsonErrorWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ships no 
         self._current = threading.local()
 
     def handle(self, conn: Any) -> Any:
+        # A connection with data waiting (keep-alive, or seen ready by the poller) is peeked now;
+        # a fresh one is peeked again once gthread's own wait for its first bytes succeeds.
         self._current.api = _peeks_api_request(conn.sock)
-        return super().handle(conn)
+        wait_for_data = conn.wait_for_data
+
+        def wait_then_peek(timeout: float) -> bool:
+            ready = bool(wait_for_data(timeout))
+            if ready:
+                self._current.api = _peeks_api_request(conn.sock)
+            return ready
+
+        conn.wait_for_data = wait_then_peek
+        try:
+            return super().handle(conn)
+        finally:
+            conn.wait_for_data = wait_for_data
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         path = getattr(req, "path", None)

@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,9 +61,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path
     assert "Traceback" not in log_path.read_text(errors="replace")
 
 
-def _exchange(port: int, raw: bytes) -> tuple[int, str, bytes]:
-    """Send raw bytes; return the status, the Content-Type and the body of the answer."""
+def _exchange(port: int, raw: bytes, *, pause_s: float = 0) -> tuple[int, str, bytes]:
+    """Send raw bytes (``pause_s`` after connecting); return status, Content-Type and body."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        time.sleep(pause_s)
         connection.sendall(raw)
         answer = b""
         while chunk := connection.recv(65536):
@@ -87,6 +89,16 @@ def test_a_10_kb_request_line_under_api_is_a_json_414(server: tuple[int, Path]) 
         "code": "uri_too_long",
         "message": "请求地址过长：请求行（方法、路径与查询参数）超过上限",
     }
+
+
+def test_a_client_slow_to_send_its_request_line_gets_json_too(server: tuple[int, Path]) -> None:
+    port, _ = server
+    # The worker's thread takes the connection before any byte arrives: the path is read once
+    # they do, not at the moment the connection was accepted.
+    line = b"GET /api/v1/campaigns?q=" + b"a" * 10_000 + b" HTTP/1.1\r\n"
+    status, content_type, body = _exchange(port, line + b"Host: kb\r\n\r\n", pause_s=0.5)
+    assert (status, content_type) == (414, "application/json")
+    assert _error(body)["code"] == "uri_too_long"
 
 
 def test_the_same_line_for_a_page_keeps_gunicorns_page(server: tuple[int, Path]) -> None:
