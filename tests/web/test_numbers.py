@@ -204,7 +204,10 @@ def test_demo_pages_write_amounts_in_wan_and_dates_in_nian_yue_ri(demo: Demo) ->
     paths = ["/", "/campaigns", "/campaigns?page=2", "/campaigns?page=3", "/lessons"]
     paths += ["/portfolio", "/portfolio?date_from=2023-01-01&date_to=2027-12-31"]
     paths += [f"/campaigns/{campaign_id}" for campaign_id in ids]
+    # Each campaign's similar cases, collisions and forecast, loaded after its page.
+    paths += [f"/campaigns/{campaign_id}/similar?fragment=1" for campaign_id in ids]
     paths += [f"/campaigns/{campaign_id}/history" for campaign_id in ids[:5]]
+    paths += ["/playbooks", "/trash"]
     found: dict[str, list[str]] = {}
     for path in paths:
         response = client.get(path)
