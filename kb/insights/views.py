@@ -183,7 +183,7 @@ def playbook_delete(playbook_id: int) -> ResponseReturnValue:
     title = playbook.title
     playbooks.delete_playbook(playbook_id)
     flash(f"打法“{title}”已删除。", "success")
-    return redirect(url_for("insights.lessons_page"))
+    return redirect(url_for("insights.playbook_index"))
 
 
 def _playbook_or_404(playbook_id: int) -> Playbook:

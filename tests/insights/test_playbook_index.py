@@ -52,6 +52,12 @@ def test_the_index_lists_every_playbook_with_its_campaigns(
     viewer = insights_app.test_client(role="viewer")
     assert viewer.get("/playbooks").status_code == 200
     assert "全部打法" in insights_client.get("/lessons").get_data(as_text=True)
+    first = int(re.findall(r'data-playbook="(\d+)"', html)[0])
+    assert 'href="/playbooks">← 全部打法' in insights_client.get(f"/playbooks/{first}").get_data(
+        as_text=True
+    )
+    deleted = insights_client.post(f"/playbooks/{first}/delete")
+    assert deleted.headers["Location"] == "/playbooks"  # back to the index it was listed on
 
 
 def test_the_picker_finds_campaigns_by_title(
