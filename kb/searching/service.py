@@ -23,7 +23,7 @@ from kb.campaigns import metrics as metric_catalog
 from kb.extensions import db
 from kb.insights import signals
 from kb.models import Campaign
-from kb.searching import backfill, conditions, explain, floor
+from kb.searching import backfill, conditions, explain, feedback, floor
 from kb.searching.documents import metric_fact
 from kb.searching.indexer import SearchIndexes, get_indexes
 from kb.searching.schemas import SearchQuery, SearchResponseOut, SearchResultOut
@@ -192,6 +192,10 @@ def search(query: SearchQuery) -> SearchResponse:
             keyword_total = found.total
     if semantic is not None:
         rankings["semantic"], judged = semantic.result()
+    if "keyword" in rankings and "semantic" in rankings:  # the meaning top's words (feedback.py)
+        rankings["keyword"], _ = feedback.expand_keyword(
+            indexes, own_terms, rankings["keyword"], rankings["semantic"], filters, limit=CANDIDATES
+        )
     if judged is not None:  # near the floor, meaning alone is not enough (relevance.py)
         matched = relevance.words_matched(own_terms, terms.values())
         verdict = judged.judgement.corroborated(judged.calibration, word_matched=matched)
