@@ -63,12 +63,10 @@ DOC_QUANTILE = 0.4
 # one common word of a longer question ("配合" in 水泥砂浆配合比) is not a match. Was: half of
 # the terms counted alike.
 KEYWORD_IDF_SHARE = 0.5
-# Keyword mode with the same floor (and a concept cue's terms counting): off. On the dev sets
-# (bench/results/dev_figures_session5.txt) it emptied 86 / 95 % of the
-# out-of-scope queries in keyword mode (was 33 / 42 %) but cost keyword-mode nDCG@10 0.04 on the
+# Keyword mode has no floor: on the dev sets (bench/results/dev_figures_session5.txt) one emptied
+# 86 / 95 % of the out-of-scope queries (was 33 / 42 %) but cost keyword-mode nDCG@10 0.04 on the
 # dev set and 0.11-0.14 on the colloquial held-out sets, whose questions share only common words
-# with the retros; at a share of 0.25 the held-out losses stayed. Keyword mode keeps every match.
-KEYWORD_FLOOR = False
+# with the retros. Keyword mode keeps every match.
 # A query whose affinity and best strength clear the floors by less than this many standard
 # deviations of the background's own figures is in scope only with a word of its own matched in
 # the library. Chosen on the dev sets (bench/eval_devsets.py): 0.5 emptied 3 more of the 74

@@ -23,7 +23,7 @@ from kb.campaigns import metrics as metric_catalog
 from kb.extensions import db
 from kb.insights import signals
 from kb.models import Campaign
-from kb.searching import backfill, conditions, explain, feedback, floor
+from kb.searching import backfill, conditions, explain, floor
 from kb.searching.documents import metric_fact
 from kb.searching.indexer import SearchIndexes, get_indexes
 from kb.searching.schemas import SearchQuery, SearchResponseOut, SearchResultOut
@@ -31,7 +31,7 @@ from search import concepts, relevance
 from search.analysis import analyze
 from search.documents import MetricFact
 from search.embedder import Embedder, query_cache
-from search.hybrid import FusedHit, choose_weights, combine_semantic, fuse_rankings
+from search.hybrid import FusedHit, combine_semantic, fuse_rankings
 from search.keyword import SearchFilters, query_terms
 from search.outcomes import OutcomeIntent, match_outcome, parse_outcome
 from search.vector import Vectors
@@ -192,19 +192,12 @@ def search(query: SearchQuery) -> SearchResponse:
             keyword_total = found.total
     if semantic is not None:
         rankings["semantic"], judged = semantic.result()
-    if "keyword" in rankings and "semantic" in rankings:  # the meaning top's words (feedback.py)
-        rankings["keyword"], _ = feedback.expand_keyword(
-            indexes, own_terms, rankings["keyword"], rankings["semantic"], filters, limit=CANDIDATES
-        )
     if judged is not None:  # near the floor, meaning alone is not enough (relevance.py)
         matched = relevance.words_matched(own_terms, terms.values())
         verdict = judged.judgement.corroborated(judged.calibration, word_matched=matched)
         judged = _Judged(verdict, judged.calibration)
 
-    # The keyword weight fitted for queries like this one (search/hybrid.py); outcomes keep theirs.
-    own_count = len(relevance.content_terms(own_terms))
-    learned = choose_weights(text, rankings, own_terms=own_count, expanded=bool(expansions))
-    fused = _fuse(rankings, None if intent else learned)
+    fused = _fuse(rankings)
     if intent is not None:
         fused = _apply_outcome(intent, fused, filters, indexes)
     strong, weak = fused, []
@@ -214,13 +207,7 @@ def search(query: SearchQuery) -> SearchResponse:
         keep.update(h.campaign_id for h in fused if judged.passes(h.campaign_id))
         strong = [h for h in fused if h.campaign_id in keep]
         weak = [h for h in fused if h.campaign_id not in keep]
-    elif query.mode == "keyword" and RELEVANCE_FLOOR and relevance.KEYWORD_FLOOR:
-        added = query_terms(" ".join(expansions))
-        count = indexes.keyword.count()
-        keep = relevance.keyword_evidence(own_terms, [*terms.items()], count, added_terms=added)
-        keep.update(h.campaign_id for h in fused if h.contributions.get("outcome", 0) > 0)
-        strong, weak = (fused, []) if keep else ([], fused)  # the query is in scope or not
-    floored = query.mode != "keyword" or (RELEVANCE_FLOOR and relevance.KEYWORD_FLOOR)
+    floored = query.mode != "keyword"
     total = len(strong) if floored or intent is not None else keyword_total
     listed = strong + weak if query.include_weak else strong
     page = listed[query.offset : query.offset + query.limit]
@@ -394,13 +381,11 @@ def _executor() -> ThreadPoolExecutor:
         return _pool[1]
 
 
-def _fuse(
-    rankings: dict[str, list[tuple[int, float]]], weights: dict[str, float] | None = None
-) -> list[FusedHit]:
+def _fuse(rankings: dict[str, list[tuple[int, float]]]) -> list[FusedHit]:
     if len(rankings) == 1:
         ((name, ranking),) = rankings.items()
         return [FusedHit(cid, score, {name: score}) for cid, score in ranking]
-    return fuse_rankings(rankings, weights=weights or WEIGHTS, method=FUSION_METHOD, k=FUSION_K)
+    return fuse_rankings(rankings, weights=WEIGHTS, method=FUSION_METHOD, k=FUSION_K)
 
 
 def _apply_outcome(

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 import pytest
 
-from search import hybrid
 from search.hybrid import (
-    FEATURES,
     MISSING_Z_MARGIN,
     FusedHit,
-    FusionModel,
-    choose_weights,
     combine_semantic,
     fuse_rankings,
-    fusion_features,
-    load_fusion_model,
 )
 
 
@@ -133,60 +126,3 @@ def test_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
 def test_non_finite_scores_are_rejected() -> None:
     with pytest.raises(ValueError, match="not finite"):
         fuse_rankings({"a": [(1, math.nan)]}, method="zscore")
-
-
-def _model(margin: float = 0.0) -> FusionModel:
-    # Two weights; the keyword-heavy one is predicted better the more English the query is.
-    zeros = (0.0,) * (len(FEATURES) - 1)
-    return FusionModel(
-        weights=(0.35, 1.0),
-        mean=(0.0,) * len(FEATURES),
-        scale=(1.0,) * len(FEATURES),
-        coefficients=((0.0, *zeros), (0.2, *zeros)),
-        intercepts=(0.8, 0.7),
-        margin=margin,
-    )
-
-
-def test_the_fusion_model_picks_the_weight_predicted_best() -> None:
-    english = [1.0] + [0.0] * (len(FEATURES) - 1)  # predicted 0.8 vs 0.9
-    chinese = [0.0] * len(FEATURES)  # predicted 0.8 vs 0.7
-    assert _model().choose(english) == 1.0
-    assert _model().choose(chinese) == 0.35
-    assert _model(margin=0.2).choose(english) == 0.35  # not better by enough: the default
-
-
-def test_fusion_features_describe_the_query_and_its_rankings() -> None:
-    keyword = [(1, 9.0), (2, 3.0), (3, 1.0)]
-    semantic = [(1, 0.9), (4, 0.5), (2, 0.4)]
-    values = fusion_features("ROI 复盘", keyword, semantic, own_terms=2, expanded=True)
-    features = dict(zip(FEATURES, values, strict=True))
-    assert features["english"] == pytest.approx(3 / 5)
-    assert features["expanded"] == 1.0
-    assert features["agreement"] == pytest.approx(2 / 3)
-    spread = math.sqrt(((9 - 13 / 3) ** 2 + (3 - 13 / 3) ** 2 + (1 - 13 / 3) ** 2) / 3)
-    assert features["keyword_gap"] == pytest.approx(6 / spread)
-    assert features["keyword_top"] == pytest.approx((9 - 13 / 3) / spread)
-
-
-def test_a_model_file_for_other_features_is_not_used(tmp_path: Any) -> None:
-    path = tmp_path / "fusion.json"
-    assert load_fusion_model(path) is None
-    path.write_text(json.dumps({**_model().to_json(), "features": ["english"]}), encoding="utf-8")
-    assert load_fusion_model(path) is None
-    path.write_text(json.dumps(_model().to_json()), encoding="utf-8")
-    assert load_fusion_model(path) == _model()
-
-
-def test_learned_weights_need_both_rankings_and_the_switch(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hybrid, "fusion_model", lambda: _model())
-    rankings = {"keyword": [(1, 1.0), (2, 0.5)], "semantic": [(1, 0.9), (2, 0.1)]}
-    monkeypatch.setattr(hybrid, "LEARNED_FUSION", True)
-    assert choose_weights("win back", rankings, own_terms=2, expanded=False) == {
-        "keyword": 1.0,
-        "semantic": 1.0,
-    }
-    alone = {"keyword": rankings["keyword"]}
-    assert choose_weights("win back", alone, own_terms=2, expanded=False) is None
-    monkeypatch.setattr(hybrid, "LEARNED_FUSION", False)
-    assert choose_weights("win back", rankings, own_terms=2, expanded=False) is None
