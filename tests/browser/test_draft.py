@@ -122,7 +122,10 @@ def test_analysis_lands_on_the_summary_band(
         page.wait_for_function("window.scrollY > 0")
         band_box = band.bounding_box()
         assert band_box is not None
-        assert 0 <= band_box["y"] <= 4, band_box
+        # The browser scrolls to whole pixels (rounded) while the band's top sits at a fraction
+        # (line heights of 1.6 em): landing exactly on it leaves it up to half a pixel above or
+        # below the edge (-0.36 px at 1440, -0.31 px at 390 on the page as it is), never more.
+        assert -0.5 < band_box["y"] <= 4, band_box
         for line in (collision, discount, lesson, forecast):
             in_view(line, height)
         details = page.locator("#collisions").bounding_box()
