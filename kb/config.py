@@ -53,12 +53,18 @@ SETTINGS: dict[str, tuple[Any, str]] = {
         "Index inside the request after each write instead of in the background.",
     ),
     "INDEX_INTERVAL_S": (5, "Seconds between background passes over the index change log."),
-    "HOST_ID": (None, "This host's id in the change feed; default made once and kept in KB_DATA_DIR."),
+    "HOST_ID": (
+        None,
+        "This host's id in the change feed; default made once and kept in KB_DATA_DIR.",
+    ),
     "INDEX_HOST_TIMEOUT_S": (
         86400,
         "A host not seen this long stops holding back feed pruning (it catches up when back).",
     ),
-    "INDEX_CLAIM_S": (120, "How long a host's claim on embedding work lasts before others take it."),
+    "INDEX_CLAIM_S": (
+        120,
+        "How long a host's claim on embedding work lasts before others take it.",
+    ),
     **SECURITY_SETTINGS,
     **ACCESS_SETTINGS,
     **OPS_SETTINGS,

@@ -208,7 +208,9 @@ def test_delete_and_restore(client: FlaskClient) -> None:
     campaign_id = create(client)
     assert client.post(f"/campaigns/{campaign_id}/delete").status_code == 302
     trashed = client.get(f"/campaigns/{campaign_id}")
-    assert trashed.status_code == 410  # its link says 已移入回收站 (tests/campaigns/test_trashed_pages.py)
+    assert (
+        trashed.status_code == 410
+    )  # its link says 已移入回收站 (tests/campaigns/test_trashed_pages.py)
     assert "已移入回收站" in text(trashed)
     assert "双十一沉睡会员召回" in text(client.get("/trash"))
     assert client.post(f"/trash/{campaign_id}/restore").status_code == 302

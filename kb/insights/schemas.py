@@ -36,9 +36,9 @@ class _Query(BaseModel):
 class PortfolioQuery(_Query):
     """The period and filters of the portfolio; no dates means last year and this year."""
 
-    date_from: Annotated[
-        InputDate | None, Field(description="期间开始；缺省为去年 1 月 1 日")
-    ] = None
+    date_from: Annotated[InputDate | None, Field(description="期间开始；缺省为去年 1 月 1 日")] = (
+        None
+    )
     date_to: Annotated[
         InputDate | None, Field(description="期间结束；缺省为今年 12 月 31 日（最长 60 个月）")
     ] = None
