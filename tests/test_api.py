@@ -14,6 +14,7 @@ from kb.access import REQUIRED_ROLE, Access, access_of
 from kb.accounts.services import ROLE_LABELS
 from kb.api.openapi import Error
 from kb.campaigns import history
+from kb.campaigns.api import CampaignWriteOut
 from kb.campaigns.history import VersionAction, VersionDetailOut, VersionList
 from kb.campaigns.serialize import CampaignList, CampaignOut
 from tests.factories import campaign_payload
@@ -305,12 +306,13 @@ def test_history_and_trash_answers_match_their_schemas(client: FlaskClient) -> N
     restored = client.post(
         f"/api/v1/campaigns/{campaign['id']}/versions/1/restore", json={"version": 2}
     )
-    assert CampaignOut.model_validate(restored.get_json()).version == 3
+    # A restore is a write: it also says which change-feed entry to wait for.
+    assert CampaignWriteOut.model_validate(restored.get_json()).version == 3
     assert client.delete(f"/api/v1/campaigns/{campaign['id']}").status_code == 204
     trash = CampaignList.model_validate(client.get("/api/v1/trash").get_json())
     assert [c.id for c in trash.items] == [campaign["id"]]
     back = client.post(f"/api/v1/trash/{campaign['id']}/restore")
-    assert CampaignOut.model_validate(back.get_json()).deleted_at is None
+    assert CampaignWriteOut.model_validate(back.get_json()).deleted_at is None
 
 
 def test_version_actions_in_the_document_are_the_recorded_ones() -> None:
