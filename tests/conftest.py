@@ -22,7 +22,7 @@ POSTGRES_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 TABLES = (
-    "audit_event", "api_token", "user_session", "user_account", "campaign_version", "playbook_citation", "playbook", "similar_feedback", "passage_embedding", "index_outbox", "index_host", "index_feed_state", "document", "hypothesis", "metric", "reward", "campaign",
+    "audit_event", "api_token", "user_session", "user_account", "campaign_version", "playbook_citation", "playbook", "similar_feedback", "passage_embedding", "index_outbox", "index_host", "index_feed_state", "document", "hypothesis", "metric", "reward", "campaign", "import_job_row", "import_job",
 )  # fmt: skip
 
 
