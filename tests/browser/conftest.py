@@ -67,6 +67,9 @@ def sign_in(page: Page, base_url: str, role: str = "admin", next_path: str = "")
     page.get_by_role("button", name="登录").click()
     expect(page).to_have_url(f"{base_url}{next_path or '/'}")
     expect(page.locator("input[name=password]")).to_have_count(0)
+    # The landing page has finished loading (its favicon is fetched after the load event): a test
+    # that goes on at once would cut its last requests off (net::ERR_ABORTED on favicon.svg).
+    page.wait_for_load_state("networkidle")
 
 
 def record_dialogs(page: Page) -> list[str]:
