@@ -190,7 +190,7 @@ def _run(held: Claim, progress: Progress | None, after_batch: BatchHook | None) 
         job = _load(held.job_id)
     skip, warnings = job.rows_read, list(job.warnings or [])
     try:
-        reader = _reader(job)
+        reader = job_reader(job)
         rows = iter(reader.rows())
         for _ in range(skip):
             next(rows, None)
@@ -333,7 +333,8 @@ def _load(job_id: int) -> ImportJob:
     return job
 
 
-def _reader(job: ImportJob) -> Reader:
+def job_reader(job: ImportJob) -> Reader:
+    """Return a reader over the file (or list) stored with the job, as it was uploaded."""
     if job.options.get("list"):
         return ListReader(json.loads(job.source))
     binary = io.BytesIO(job.source)

@@ -7,16 +7,13 @@ again here from the stored file, for the rows the page lists only, so a person c
 
 from __future__ import annotations
 
-import io
-import json
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from ingest.errors import FileReadError
-from ingest.jsonfile import ListReader
-from ingest.readers import Reader, detect_format, format_named, open_reader
 from kb.models import ImportJob
+from kb.transfer.jobs import job_reader
 from kb.vocab import GOAL_TYPES, STATUSES
 
 _PARTS = (("baseline", "基线"), ("target", "目标"), ("actual", "实际"))
@@ -55,7 +52,7 @@ def read_values(job: ImportJob, rows: set[int]) -> dict[int, RowValues]:
     last = max(rows)
     found: dict[int, RowValues] = {}
     try:
-        for source in _reader(job).rows():
+        for source in job_reader(job).rows():
             if source.row in rows:
                 found[source.row] = _row_values(source.data or {}, source.warnings)
             if source.row >= last:
@@ -63,15 +60,6 @@ def read_values(job: ImportJob, rows: set[int]) -> dict[int, RowValues]:
     except (FileReadError, ValueError):
         return found
     return found
-
-
-def _reader(job: ImportJob) -> Reader:
-    if job.options.get("list"):
-        return ListReader(json.loads(job.source))
-    binary = io.BytesIO(job.source)
-    fmt = format_named(job.format) or detect_format(job.filename, binary)
-    metrics = io.BytesIO(job.metrics) if job.metrics is not None else None
-    return open_reader(fmt, binary, metrics=metrics, filename=job.filename)
 
 
 def _row_values(data: dict[str, Any], warnings: list[str]) -> RowValues:
