@@ -13,25 +13,23 @@ first time), every model serves what it has.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.orm import selectinload
 
 from kb.extensions import db
 from kb.models import Campaign, IndexOutbox, PassageEmbedding
 from kb.searching import feed
 from kb.searching.documents import campaign_text
-from kb.searching.indexer import SearchIndexes, get_indexes, store_embeddings
+from kb.searching.indexer import SearchIndexes, file_lock, get_indexes, load_live, store_embeddings
 from search.embedder import Embedder, ModelSpec, Prompts, parse_model_specs
 
 log = logging.getLogger(__name__)
@@ -305,7 +303,7 @@ def _fill_slice(indexes: SearchIndexes) -> int:
         )
         db.session.commit()
         if lacking:
-            store_embeddings([embedder], [campaign_text(c) for c in _load_live(lacking)])
+            store_embeddings([embedder], [campaign_text(c) for c in load_live(lacking)])
             return len(lacking)
     return 0
 
@@ -329,28 +327,5 @@ def _fill_lock(indexes: SearchIndexes) -> Iterator[bool]:
                     connection.scalar(sa.select(sa.func.pg_advisory_unlock(FILL_LOCK_KEY)))
                     connection.commit()
         return
-    with (indexes.data_dir / "backfill.lock").open("w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _load_live(campaign_ids: Sequence[int]) -> list[Campaign]:
-    return list(
-        db.session.scalars(
-            sa.select(Campaign)
-            .where(Campaign.id.in_(campaign_ids), Campaign.deleted_at.is_(None))
-            .options(
-                selectinload(Campaign.rewards),
-                selectinload(Campaign.metrics),
-                selectinload(Campaign.hypotheses),
-                selectinload(Campaign.documents),
-            )
-        )
-    )
+    with file_lock(indexes.data_dir / "backfill.lock", blocking=False) as acquired:
+        yield acquired

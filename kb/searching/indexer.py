@@ -207,7 +207,7 @@ def _follow(indexes: SearchIndexes, progress: Progress | None) -> int:
     while (claim := feed.claim_embeddings(EMBED_SLICE)) is not None:
         held = {id(obj) for obj in db.session.identity_map.values()}
         try:
-            texts = [campaign_text(c) for c in _load_live(claim.campaign_ids)]
+            texts = [campaign_text(c) for c in load_live(claim.campaign_ids)]
             # Small campaigns first: their vectors are ready in a moment, a large one's later.
             texts.sort(key=lambda text: len(passages(text)))
             store_embeddings(indexes.embedders, texts)
@@ -269,7 +269,7 @@ def _apply_entries(indexes: SearchIndexes, mark: int, progress: Progress | None)
     while rows := feed.entries_after(mark, BATCH):
         campaign_ids = sorted({campaign_id for _, campaign_id in rows})
         held = {id(obj) for obj in db.session.identity_map.values()}
-        live = [campaign_text(c) for c in _load_live(campaign_ids)]
+        live = [campaign_text(c) for c in load_live(campaign_ids)]
         indexes.keyword.upsert(live)
         gone = set(campaign_ids) - {text.id for text in live}
         if gone:
@@ -297,7 +297,7 @@ def _reconcile_keyword(indexes: SearchIndexes) -> int:
     gone = set(indexed) - set(live)
     for start in range(0, len(stale), BATCH):
         held = {id(obj) for obj in db.session.identity_map.values()}
-        texts = [campaign_text(c) for c in _load_live(stale[start : start + BATCH])]
+        texts = [campaign_text(c) for c in load_live(stale[start : start + BATCH])]
         indexes.keyword.upsert(texts)
         gone |= set(stale[start : start + BATCH]) - {text.id for text in texts}
         _release_loaded(held)
@@ -326,7 +326,7 @@ def _drop_vectors(indexes: SearchIndexes, campaign_ids: set[int]) -> None:
 
 def index_campaigns(indexes: SearchIndexes, campaign_ids: Sequence[int]) -> None:
     """Bring the entries of these campaigns in line with the database."""
-    live = [campaign_text(c) for c in _load_live(campaign_ids)]
+    live = [campaign_text(c) for c in load_live(campaign_ids)]
     indexes.keyword.upsert(live)
     store_embeddings(indexes.embedders, live)
     gone = set(campaign_ids) - {text.id for text in live}
@@ -459,7 +459,7 @@ def rebuild(*, progress: Progress | None = None) -> int:
         )
         db.session.commit()
         for start in range(0, len(ids), BATCH):
-            texts = [campaign_text(c) for c in _load_live(ids[start : start + BATCH])]
+            texts = [campaign_text(c) for c in load_live(ids[start : start + BATCH])]
             store_embeddings(indexes.embedders, texts)
             if progress:
                 progress(len(texts))
@@ -486,11 +486,12 @@ def _rebuild_keyword(indexes: SearchIndexes, ids: Sequence[int] | None = None) -
 
 def _iter_texts(ids: Sequence[int]) -> Iterator[CampaignText]:
     for start in range(0, len(ids), BATCH):
-        yield from (campaign_text(c) for c in _load_live(ids[start : start + BATCH]))
+        yield from (campaign_text(c) for c in load_live(ids[start : start + BATCH]))
         db.session.expunge_all()  # bounded memory over a large rebuild
 
 
-def _load_live(campaign_ids: Sequence[int]) -> list[Campaign]:
+def load_live(campaign_ids: Sequence[int]) -> list[Campaign]:
+    """Return the campaigns of these ids that are not in the trash, with all they index."""
     campaigns = db.session.scalars(
         sa.select(Campaign)
         .where(Campaign.id.in_(campaign_ids), Campaign.deleted_at.is_(None))
@@ -507,7 +508,13 @@ def _load_live(campaign_ids: Sequence[int]) -> list[Campaign]:
 @contextmanager
 def _indexer_lock(data_dir: Path, *, blocking: bool) -> Iterator[bool]:
     """Hold the one-indexer-at-a-time lock shared by every process on this data directory."""
-    path = data_dir / "indexer.lock"
+    with file_lock(data_dir / "indexer.lock", blocking=blocking) as acquired:
+        yield acquired
+
+
+@contextmanager
+def file_lock(path: Path, *, blocking: bool) -> Iterator[bool]:
+    """Hold an exclusive lock on ``path`` among the processes of this host; yield whether held."""
     with path.open("w") as handle:
         flags = fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB
         try:

@@ -286,7 +286,7 @@ def index_report(store: Store) -> IndexReport:
     from kb.extensions import db
     from kb.models import Campaign, PassageEmbedding
     from kb.searching.documents import campaign_text
-    from kb.searching.indexer import _load_live, get_indexes
+    from kb.searching.indexer import get_indexes, load_live
     from search.documents import passages
 
     with app_on(store):
@@ -311,7 +311,7 @@ def index_report(store: Store) -> IndexReport:
             .order_by(PassageEmbedding.campaign_id, PassageEmbedding.position)
         ):
             stored.setdefault(campaign_id, []).append(sha1)
-        for campaign in _load_live(sorted(report.live)):
+        for campaign in load_live(sorted(report.live)):
             expected = [
                 hashlib.sha1(p.cache_key.encode("utf-8"), usedforsecurity=False).hexdigest()
                 for p in passages(campaign_text(campaign))
