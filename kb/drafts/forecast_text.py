@@ -38,8 +38,9 @@ def with_summary(
         span = f"{format_value(result.p25, unit)}–{format_value(result.p75 or 0.0, unit)}"
         rests_on = f"按 {n} 个相似活动相对各自{reference}的表现推算"
         if result.family is not None:
+            own = f"测量过该指标的相似活动只有 {n} 个" if n else "没有相似活动测量过该指标"
             rests_on = (
-                f"测量过该指标的相似活动只有 {n} 个，按 {result.family_n} 个相似活动的"
+                f"{own}，按 {result.family_n} 个相似活动的"
                 f"{result.family}指标相对各自{reference}的表现推算"
             )
         first = (
@@ -53,7 +54,8 @@ def with_summary(
         if result.family is not None:
             headline += f"（按{result.family}指标）"
     elif n == 0:
-        first = headline = "没有相似活动测量过该指标，不做预测"
+        # A range needs analogs; the hit probability below still comes from the metric's history.
+        first = headline = "没有相似活动测量过该指标，不给区间"
     else:
         cases = "；".join(f"{c.title}：{c.achieved}" for c in result.cases[:listed])
         first = (
@@ -79,12 +81,17 @@ def with_summary(
             adjusted = (
                 f"；草案没有基线，按历史上没有基线的目标的达成情况，起点调为 {start.rate:.0%}"
             )
-        parts.append(
-            f"达成目标的概率约 {result.hit_probability:.0%}（n={result.with_target_n}；"
-            f"相似案例的达成率已向{result.label}{scope}的历史达成率 {base.rate:.0%}"
-            f"（{base.n} 个指标）收缩，相似案例越少越接近历史水平{adjusted}）"
-        )
-        headline += f"，达成概率约 {result.hit_probability:.0%}（n={result.with_target_n}）"
+        # Said in words, not "n=0": with no analog that set a target for the metric, the figure
+        # is the metric's history alone, which a planner should know before trusting it.
+        history = f"{result.label}{scope}的历史达成率 {base.rate:.0%}（{base.n} 个指标）"
+        if result.with_target_n:
+            basis = f"依据 {result.with_target_n} 个设了目标的相似活动"
+            reason = f"{basis}；相似案例的达成率已向{history}收缩，相似案例越少越接近历史水平"
+        else:
+            basis = "没有设了该指标目标的相似活动，按历史达成率估计"
+            reason = f"没有设了该指标目标的相似活动，按{history}估计"
+        parts.append(f"达成目标的概率约 {result.hit_probability:.0%}（{reason}{adjusted}）")
+        headline += f"，达成概率约 {result.hit_probability:.0%}（{basis}）"
     if result.key is not None and result.key.startswith("~"):
         # Outside the catalog: compared with the same name elsewhere and pooled by kind only.
         parts.append(

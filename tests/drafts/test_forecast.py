@@ -148,6 +148,20 @@ def test_too_few_analogs_of_the_metric_pool_metrics_of_the_same_kind() -> None:
         "测量过该指标的相似活动只有 2 个，按 6 个相似活动的比率类指标相对各自目标的表现推算"
     )
     assert "（按比率类指标）" in result.headline
+    # No analog measured the metric at all: said so in words, not "只有 0 个" or "(n=0)".
+    more = [
+        analog(7, PastMetric("转化率", "%", 2, 4, 3.6)),
+        analog(8, PastMetric("转化率", "%", 2, 4, 4.4)),
+    ]
+    (none_own,) = forecast(draft, conversion + more, prior=prior).metrics
+    assert none_own.enough
+    assert (none_own.family, none_own.n, none_own.with_target_n) == ("比率类", 0, 0)
+    assert none_own.summary.startswith(
+        "没有相似活动测量过该指标，按 6 个相似活动的比率类指标相对各自目标的表现推算"
+    )
+    assert none_own.headline.endswith("（没有设了该指标目标的相似活动，按历史达成率估计）")
+    assert "n=" not in none_own.summary + none_own.headline
+    assert "只有 0 个" not in none_own.summary
     assert "2 个相似活动中有 1 个达成了目标" in result.summary  # hit counts: the metric's own
     # Fewer than five of the kind too: still 样本不足, the metric's own cases listed.
     (few,) = forecast(draft, k_value + conversion[:2], prior=prior).metrics
@@ -167,7 +181,8 @@ def test_hit_probability_is_shrunk_toward_the_metric_and_goal_base_rate() -> Non
     assert result.base_rate == 0.4
     assert result.hit_probability == pytest.approx((5 + 10 * 0.4) / 15)
     assert "已向GMV在GMV类活动中的历史达成率 40%（10 个指标）收缩" in result.summary
-    assert f"达成概率约 {(5 + 4) / 15:.0%}（n=5）" in result.headline
+    assert f"达成概率约 {(5 + 4) / 15:.0%}（依据 5 个设了目标的相似活动）" in result.headline
+    assert "n=" not in result.summary
     other_goal = forecast(draft, analogs, context=DraftContext(goal_type="brand"), prior=PRIOR)
     assert other_goal.metrics[0].base_rate == 0.5  # the metric's rate over every goal
     assert "已向GMV的历史达成率 50%（20 个指标）收缩" in other_goal.metrics[0].summary
@@ -272,7 +287,12 @@ def test_no_analogs_no_range_but_the_base_rate() -> None:
     (result,) = forecast([DraftMetric("GMV", "万元", None, 100)], [], prior=PRIOR).metrics
     assert result.n == 0
     assert result.hit_probability == 0.5
-    assert result.summary.startswith("没有相似活动测量过该指标，不做预测")
+    assert result.summary.startswith("没有相似活动测量过该指标，不给区间")
+    # Not "不做预测" followed by a probability: the line says where the 50 % comes from.
+    assert result.headline == (
+        "没有相似活动测量过该指标，不给区间，达成概率约 50%"
+        "（没有设了该指标目标的相似活动，按历史达成率估计）"
+    )
 
 
 @pytest.mark.parametrize(
