@@ -202,6 +202,19 @@ def test_phone_menu_opens_and_reaches_sign_out(browser: Browser, demo_url: str) 
     page.context.close()
 
 
+def test_phone_keeps_short_labels_on_one_line(browser: Browser, demo_url: str) -> None:
+    # A reward chip on the campaign page is narrow on a phone: its 可叠加 wrapped as 可叠 / 加.
+    page, problems = _open(browser, PHONE, demo_url)
+    _visit(page, f"{demo_url}/campaigns/1")
+    labels = page.locator(".chip .stack")
+    expect(labels.first).to_have_text("可叠加")
+    lines = labels.evaluate_all("els => els.map((e) => e.getClientRects().length)")
+    assert lines, "no reward marked 可叠加 on the demo's first campaign"
+    assert set(lines) == {1}, lines
+    assert problems == []
+    page.context.close()
+
+
 def test_phone_search_shows_results_before_facets(browser: Browser, demo_url: str) -> None:
     page, problems = _open(browser, PHONE, demo_url)
     _visit(page, f"{demo_url}/search?q=召回")
