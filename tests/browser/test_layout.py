@@ -202,7 +202,7 @@ def test_phone_menu_opens_and_reaches_sign_out(browser: Browser, demo_url: str) 
     page.context.close()
 
 
-def test_phone_keeps_short_labels_on_one_line(browser: Browser, demo_url: str) -> None:
+def test_phone_campaign_facts_are_readable(browser: Browser, demo_url: str) -> None:
     # A reward chip on the campaign page is narrow on a phone: its 可叠加 wrapped as 可叠 / 加.
     page, problems = _open(browser, PHONE, demo_url)
     _visit(page, f"{demo_url}/campaigns/1")
@@ -211,6 +211,14 @@ def test_phone_keeps_short_labels_on_one_line(browser: Browser, demo_url: str) -
     lines = labels.evaluate_all("els => els.map((e) => e.getClientRects().length)")
     assert lines, "no reward marked 可叠加 on the demo's first campaign"
     assert set(lines) == {1}, lines
+    # The goal and the rewards, sentences, take the card's width (they had half of it).
+    card = page.locator("section.five").bounding_box()
+    assert card is not None
+    for label in ("目标", "奖励"):
+        entry = page.locator("section.five .grid > div", has=page.locator(f"dt:text-is('{label}')"))
+        box = entry.bounding_box()
+        assert box is not None
+        assert box["width"] > 0.8 * card["width"], (label, box, card)
     assert problems == []
     page.context.close()
 
