@@ -7,6 +7,7 @@ outcome query asked about.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from markupsafe import Markup, escape
@@ -22,6 +23,19 @@ SNIPPET_FIELDS = ("lessons", "summary", "went_well", "problems", "recommendation
 STRENGTH_REASONS = {"high": "语义高度相关", "medium": "语义相关", "low": "语义弱相关"}
 # Reasons name at most this many matched words.
 MAX_REASON_TERMS = 6
+
+# Retros are Markdown; a snippet is one line of their text, without the marks: "- " before each
+# point, "**" around a phrase, "## " before a heading showed as such in results. Regular
+# expressions, not the Markdown renderer the pages use: a search reads up to six fields for each
+# of its results and the renderer costs about a millisecond a field.
+_MARKDOWN_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_MARKDOWN_LINE_START = re.compile(
+    r"^[ \t]*(?:#{1,6}[ \t]+|>[ \t]?|[-*+][ \t]+|\d{1,3}[.)][ \t]+)+", re.M
+)
+_MARKDOWN_TABLE_RULE = re.compile(
+    r"^[ \t]*\|?[ \t]*:?-{3,}:?[ \t]*(?:\|[ \t]*:?-{3,}:?[ \t]*)*\|?[ \t]*$", re.M
+)
+_MARKDOWN_EMPHASIS = re.compile(r"\*\*|__|`+|~~")
 
 
 def highlighted_title(campaign: Campaign, terms: set[str]) -> Markup:
@@ -41,6 +55,15 @@ def snippet(campaign: Campaign, terms: set[str]) -> Markup:
             if "<mark>" in html:
                 return Markup(html)  # noqa: S704  # built from escaped text by search.analysis
     return plain_snippet(campaign)
+
+
+def plain_text(markdown: str) -> str:
+    """Return Markdown as one line of its text: no list, heading, quote, emphasis or link marks."""
+    text = _MARKDOWN_LINK.sub(r"\1", markdown)
+    text = _MARKDOWN_TABLE_RULE.sub("", text)
+    text = _MARKDOWN_LINE_START.sub("", text)
+    text = _MARKDOWN_EMPHASIS.sub("", text).replace("|", " ")
+    return " ".join(text.split())
 
 
 def surfaces(campaign: Campaign, terms: tuple[str, ...]) -> list[str]:
@@ -63,14 +86,17 @@ def surfaces(campaign: Campaign, terms: tuple[str, ...]) -> list[str]:
 
 
 def snippet_texts(campaign: Campaign) -> Iterator[str]:
-    """Yield the texts a snippet may come from, in order of preference."""
-    yield from (getattr(campaign, name) for name in SNIPPET_FIELDS)
-    yield from (document.body for document in campaign.documents)  # loaded only if reached
+    """Yield the texts a snippet may come from, in order of preference, as plain text."""
+    for name in SNIPPET_FIELDS:
+        text = getattr(campaign, name)
+        yield plain_text(text) if text else ""
+    # Loaded only if reached.
+    yield from (plain_text(document.body or "") for document in campaign.documents)
 
 
 def plain_snippet(campaign: Campaign, max_len: int = 160) -> Markup:
     """Return the start of the summary (or goal, or lessons) when no word is marked."""
-    text = " ".join((campaign.summary or campaign.goal or campaign.lessons).split())
+    text = plain_text(campaign.summary or campaign.goal or campaign.lessons or "")
     return escape(text[:max_len] + ("…" if len(text) > max_len else ""))
 
 
