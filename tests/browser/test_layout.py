@@ -223,6 +223,27 @@ def test_phone_campaign_facts_are_readable(browser: Browser, demo_url: str) -> N
     page.context.close()
 
 
+def test_phone_list_keeps_each_chip_whole(browser: Browser, demo_url: str) -> None:
+    # The list's 人群 column broke 价格敏感用户 into 价格 / 敏感 / 用户 at 390 px.
+    page, problems = _open(browser, PHONE, demo_url)
+    _visit(page, f"{demo_url}/campaigns")
+    chips = page.locator("main table .chip")
+    expect(chips.first).to_be_visible()
+    # Lines of each chip's text (a range's boxes: the chip itself is one inline-block box).
+    lines = chips.evaluate_all(
+        """els => els.map((e) => {
+            const range = document.createRange();
+            range.selectNodeContents(e);
+            return [e.textContent, range.getClientRects().length];
+        })"""
+    )
+    assert [chip for chip, count in lines if count != 1] == []
+    overflow = _overflow(page)
+    assert overflow["scroll"] <= overflow["width"], overflow  # the table scrolls in its box
+    assert problems == []
+    page.context.close()
+
+
 def test_phone_search_shows_results_before_facets(browser: Browser, demo_url: str) -> None:
     page, problems = _open(browser, PHONE, demo_url)
     _visit(page, f"{demo_url}/search?q=召回")
