@@ -4,6 +4,12 @@ Every value here can be overridden on the command line (``--workers 4``). The ap
 each worker after the fork (no ``preload_app``): each worker opens its own database pool and
 index readers, and starts its indexer thread at boot, so the change log is drained and
 reconciled before the first request rather than on it.
+
+Nothing is loaded in the master to be shared through the fork: importing torch and transformers
+alone starts threads, which a fork must not cross. The workers share the big read-only data
+through files in KB_DATA_DIR that each maps (one copy in the page cache for the host): the
+passage vectors (kb/searching/vector_file.py) and the model weights (e5's bf16 safetensors,
+USE's .npy arrays: search/embedder.py).
 """
 
 from __future__ import annotations
@@ -12,12 +18,14 @@ import os
 from typing import Any
 
 bind = os.environ.get("KB_BIND", "127.0.0.1:8000")
-# The embedding models take ~1 GB per worker: two workers on two cores serve well; threads
+# Each worker holds ≈ 0.6 GB of its own (torch, tokenizers, buffers) beside the shared weights
+# and vectors (bench/results/model_sharing.txt): two workers on two cores serve well; threads
 # overlap database and index waits (torch runs one thread per worker, KB_TORCH_THREADS).
 workers = int(os.environ.get("KB_WORKERS", min(2, os.cpu_count() or 1)))
 threads = int(os.environ.get("KB_THREADS", "4"))
 # gthread, answering gunicorn's own errors (414, 431, 400, 500) as the API's JSON under /api/.
 worker_class = "kb.ops.gunicorn_worker.JsonErrorWorker"
+preload_app = False  # see the docstring: the weights are shared by mapping files, not by fork
 # What a request may be. gunicorn refuses the first three before the app sees the request
 # (JSON under /api/); the app refuses the rest with its own 413/422 (README, "Limits").
 #   request line (method, path, query) <= 8190 bytes: 414

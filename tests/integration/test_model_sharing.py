@@ -1,0 +1,75 @@
+"""gunicorn workers of one host share the model weights: both map the same weight files from
+the models directory, and the pages they both read are counted once (Shared, not Private)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from search.embedder import USE_WEIGHTS_DIR_NAME
+from tests.integration.conftest import MODELS_DIR
+from tests.integration.live import GUNICORN, Store, app_on, free_port, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.integration
+
+# The USE layers every query runs through (cnn_W, w1/w2, d0..d3, p1/p3): ≈ 10 MB.
+LAYERS_KB = 8 * 1024
+
+
+def _workers(master: int) -> list[int]:
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+def _weights_kb(pid: int, folder: Path) -> dict[str, int]:
+    """Sum the smaps fields of the process's mappings of files in folder (kB)."""
+    totals = {"Rss": 0, "Shared_Clean": 0, "Private_Clean": 0, "Private_Dirty": 0}
+    inside = False
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split(maxsplit=5)
+        if len(head) >= 5 and "-" in head[0] and not head[0].endswith(":"):
+            inside = len(head) == 6 and head[5].startswith(f"{folder}/")
+        elif inside and head and head[0].rstrip(":") in totals:
+            totals[head[0].rstrip(":")] += int(head[1])
+    return totals
+
+
+def test_two_workers_read_the_same_use_weight_pages(tmp_path: Path) -> None:
+    store = Store(tmp_path / "data")
+    with app_on(store, migrate=True):
+        pass
+    folder = (MODELS_DIR / USE_WEIGHTS_DIR_NAME).resolve()
+    port = free_port()
+    command = [
+        str(GUNICORN), "-c", str(ROOT / "gunicorn.conf.py"),
+        "--workers", "2", "--bind", f"127.0.0.1:{port}", "kb:create_app()",
+    ]  # fmt: skip
+    log_path = tmp_path / "gunicorn.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            command, cwd=ROOT, env=store.env(), stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+
+        def both_warmed_on_shared_pages() -> bool:
+            pids = _workers(server.pid)
+            if len(pids) != 2:
+                return False
+            return all(_weights_kb(pid, folder)["Shared_Clean"] >= LAYERS_KB for pid in pids)
+
+        # Each worker warms up at boot (embeds the floor's texts): no request is needed.
+        wait_until(
+            both_warmed_on_shared_pages, timeout_s=240, what="both workers on shared weights"
+        )
+        for pid in _workers(server.pid):
+            weights = _weights_kb(pid, folder)
+            # Read-only mappings of files: nothing of them is a private copy of the worker's.
+            assert weights["Private_Dirty"] == 0, weights
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert "Traceback" not in log_path.read_text(errors="replace")
