@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from werkzeug.datastructures import MultiDict
@@ -17,6 +18,7 @@ from kb.campaigns import metrics as catalog
 from kb.models import Campaign
 from kb.parsing import format_input
 from kb.validation import split_list
+from kb.web import rendering
 
 SCALARS = (
     "title", "industry", "department", "business_line", "goal_type", "goal", "start_date",
@@ -70,6 +72,9 @@ def state_from_campaign(campaign: Campaign) -> dict[str, Any]:
             # Exactly the stored value (50万, 1234567): a rounded display value saved back
             # would change the record.
             state[name] = format_input(value, amount=True)
+        elif isinstance(value, date):
+            # As every page writes dates (2023年10月24日); the form reads it back as typed.
+            state[name] = rendering.format_date(value)
         else:
             state[name] = "" if value is None else str(value)
     for name in LISTS:
