@@ -72,6 +72,42 @@ def sign_in(page: Page, base_url: str, role: str = "admin", next_path: str = "")
     page.wait_for_load_state("networkidle")
 
 
+def watched_page(
+    browser: Browser,
+    viewport: dict[str, int],
+    base_url: str,
+    *,
+    role: str = "admin",
+    timeout_ms: int = 10_000,
+    allowed_status: int | None = None,
+) -> tuple[Page, list[str]]:
+    """Return a page signed in as ``role`` at this size, and the list its problems go to.
+
+    Problems: console errors (with the script's address), uncaught page errors, failed requests
+    and answers of 400 and above (except ``allowed_status``, a test's own expected error page).
+    """
+    context = browser.new_context(locale="zh-CN", viewport=viewport)  # type: ignore[arg-type]
+    context.set_default_timeout(timeout_ms)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on(
+        "console",
+        lambda m: problems.append(f"{m.text} ({m.location['url']})") if m.type == "error" else None,
+    )
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url} {r.failure}"))
+    page.on(
+        "response",
+        lambda r: (
+            problems.append(f"{r.status} {r.url}")
+            if r.status >= 400 and r.status != allowed_status
+            else None
+        ),
+    )
+    sign_in(page, base_url, role=role)
+    return page, problems
+
+
 def record_dialogs(page: Page) -> list[str]:
     """Dismiss every dialog the page opens; return the list they are recorded in, as it grows."""
     dialogs: list[str] = []

@@ -11,7 +11,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from kb.campaigns import services
 from kb.demo import load_demo
-from tests.browser.conftest import serving, sign_in
+from tests.browser.conftest import serving, sign_in, watched_page
 from tests.conftest import make_app
 
 pytestmark = pytest.mark.browser
@@ -59,25 +59,6 @@ def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         services.trash_campaign(TRASHED_ID)
     with serving(app) as url:
         yield url
-
-
-def _open(browser: Browser, viewport: dict[str, int], base_url: str) -> tuple[Page, list[str]]:
-    """Return a signed-in editor's page at this size and the list its problems are recorded in."""
-    context = browser.new_context(locale="zh-CN", viewport=viewport)  # type: ignore[arg-type]
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    problems: list[str] = []
-    page.on(
-        "console",
-        lambda m: problems.append(f"{m.text} ({m.location['url']})") if m.type == "error" else None,
-    )
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url} {r.failure}"))
-    page.on(
-        "response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None
-    )
-    sign_in(page, base_url, role="admin")
-    return page, problems
 
 
 def _visit(page: Page, url: str, status: int = 200) -> None:
@@ -153,7 +134,7 @@ def _button_wraps(page: Page) -> list[str]:
 def test_pages_fit_the_screen_and_pass_contrast(
     browser: Browser, demo_url: str, viewport: dict[str, int]
 ) -> None:
-    page, problems = _open(browser, viewport, demo_url)
+    page, problems = watched_page(browser, viewport, demo_url)
     for path, status in [(path, 200) for path in PAGES] + [(TRASHED, 410)]:
         url = f"{demo_url}{path}"
         _visit(page, url, status)
@@ -177,7 +158,7 @@ def test_pages_fit_the_screen_and_pass_contrast(
 
 
 def test_phone_menu_opens_and_reaches_sign_out(browser: Browser, demo_url: str) -> None:
-    page, problems = _open(browser, PHONE, demo_url)
+    page, problems = watched_page(browser, PHONE, demo_url)
     for path in ("/campaigns", "/campaigns/1", "/portfolio"):
         _visit(page, f"{demo_url}{path}")
         header = page.locator("header.topbar")
@@ -204,7 +185,7 @@ def test_phone_menu_opens_and_reaches_sign_out(browser: Browser, demo_url: str) 
 
 def test_phone_campaign_facts_are_readable(browser: Browser, demo_url: str) -> None:
     # A reward chip on the campaign page is narrow on a phone: its 可叠加 wrapped as 可叠 / 加.
-    page, problems = _open(browser, PHONE, demo_url)
+    page, problems = watched_page(browser, PHONE, demo_url)
     _visit(page, f"{demo_url}/campaigns/1")
     labels = page.locator(".chip .stack")
     expect(labels.first).to_have_text("可叠加")
@@ -225,7 +206,7 @@ def test_phone_campaign_facts_are_readable(browser: Browser, demo_url: str) -> N
 
 def test_phone_list_keeps_each_chip_whole(browser: Browser, demo_url: str) -> None:
     # The list's 人群 column broke 价格敏感用户 into 价格 / 敏感 / 用户 at 390 px.
-    page, problems = _open(browser, PHONE, demo_url)
+    page, problems = watched_page(browser, PHONE, demo_url)
     _visit(page, f"{demo_url}/campaigns")
     chips = page.locator("main table .chip")
     expect(chips.first).to_be_visible()
@@ -245,7 +226,7 @@ def test_phone_list_keeps_each_chip_whole(browser: Browser, demo_url: str) -> No
 
 
 def test_phone_search_shows_results_before_facets(browser: Browser, demo_url: str) -> None:
-    page, problems = _open(browser, PHONE, demo_url)
+    page, problems = watched_page(browser, PHONE, demo_url)
     _visit(page, f"{demo_url}/search?q=召回")
     first_result = page.locator(".results article, .results .result").first
     expect(first_result).to_be_visible()
@@ -272,7 +253,7 @@ def test_phone_menu_opens_without_javascript(browser: Browser, demo_url: str) ->
 def test_desktop_shows_sign_out_and_highlights_the_current_page(
     browser: Browser, demo_url: str
 ) -> None:
-    page, problems = _open(browser, DESKTOP, demo_url)
+    page, problems = watched_page(browser, DESKTOP, demo_url)
     expect(page.get_by_role("button", name="菜单")).to_be_hidden()
     expect(page.get_by_role("button", name="退出")).to_be_in_viewport()
     for path, label in (
@@ -292,7 +273,7 @@ def test_desktop_shows_sign_out_and_highlights_the_current_page(
 
 def test_contrast_check_sees_unreadable_text(browser: Browser, demo_url: str) -> None:
     # Without this, a contrast check that never ran would pass every page above.
-    page, _ = _open(browser, DESKTOP, demo_url)
+    page, _ = watched_page(browser, DESKTOP, demo_url)
     _visit(page, f"{demo_url}/campaigns")
     page.evaluate(
         """() => {
@@ -305,7 +286,7 @@ def test_contrast_check_sees_unreadable_text(browser: Browser, demo_url: str) ->
 
 
 def test_a_submitted_form_shows_progress(browser: Browser, demo_url: str) -> None:
-    page, problems = _open(browser, DESKTOP, demo_url)
+    page, problems = watched_page(browser, DESKTOP, demo_url)
     _visit(page, f"{demo_url}/campaigns/new")
     # Submissions stop at the window (after app.js saw them on the document), so the page stays
     # and its busy state can be read.

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from kb.demo import load_demo
-from tests.browser.conftest import serving, sign_in
+from tests.browser.conftest import serving, watched_page
 from tests.browser.test_layout import DESKTOP, PHONE, _contrast_violations, _overflow
 from tests.conftest import make_app
 
@@ -28,20 +28,6 @@ def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def _open(browser: Browser, viewport: dict[str, int], base_url: str) -> tuple[Page, list[str]]:
-    context = browser.new_context(locale="zh-CN", viewport=viewport)  # type: ignore[arg-type]
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on(
-        "response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None
-    )
-    sign_in(page, base_url, role="viewer")
-    return page, problems
-
-
 def _fits(page: Page) -> None:
     overflow = _overflow(page)
     assert overflow["scroll"] <= overflow["width"], overflow
@@ -51,7 +37,7 @@ def _fits(page: Page) -> None:
 def test_metric_condition_form_chips_and_errors(
     browser: Browser, demo_url: str, viewport: dict[str, int]
 ) -> None:
-    page, problems = _open(browser, viewport, demo_url)
+    page, problems = watched_page(browser, viewport, demo_url, role="viewer")
     page.goto(f"{demo_url}/search?q=直播")
     expect(page.locator("h1")).to_have_text("搜索：“直播”")
     page.locator("details.more-filters > summary").click()
@@ -100,7 +86,7 @@ def test_metric_condition_form_chips_and_errors(
 def test_facets_show_their_state_and_pages_are_numbered(
     browser: Browser, demo_url: str, viewport: dict[str, int]
 ) -> None:
-    page, problems = _open(browser, viewport, demo_url)
+    page, problems = watched_page(browser, viewport, demo_url, role="viewer")
     page.goto(f"{demo_url}/search?status=completed&limit=5")
     expect(page.locator("h1")).to_have_text("搜索活动复盘")
     pager = page.get_by_role("navigation", name="翻页")
@@ -123,7 +109,7 @@ def test_facets_show_their_state_and_pages_are_numbered(
 
 
 def test_a_reversed_date_range_is_named_not_the_query(browser: Browser, demo_url: str) -> None:
-    page, problems = _open(browser, PHONE, demo_url)
+    page, problems = watched_page(browser, PHONE, demo_url, role="viewer")
     page.goto(f"{demo_url}/search?q=召回&date_from=2025年12月1日&date_to=2025/1/1")
     empty = page.locator(".results .empty")
     expect(empty).to_contain_text("起始日期（2025年12月1日）晚于截止日期（2025年1月1日）")

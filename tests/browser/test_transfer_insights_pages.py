@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from kb.demo import load_demo
-from tests.browser.conftest import serving, sign_in
+from tests.browser.conftest import serving, watched_page
 from tests.conftest import make_app
 
 pytestmark = pytest.mark.browser
@@ -35,24 +35,6 @@ def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def _open(browser: Browser, viewport: dict[str, int], base_url: str) -> tuple[Page, list[str]]:
-    context = browser.new_context(locale="zh-CN", viewport=viewport)  # type: ignore[arg-type]
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url} {r.failure}"))
-    page.on(
-        "response",
-        lambda r: (
-            problems.append(f"{r.status} {r.url}") if r.status >= 400 and r.status != 410 else None
-        ),
-    )
-    sign_in(page, base_url, role="admin")
-    return page, problems
-
-
 def _fits(page: Page, where: str) -> None:
     found: dict[str, Any] = page.evaluate(
         """() => ({
@@ -70,7 +52,9 @@ def _fits(page: Page, where: str) -> None:
 def test_my_pages_in_a_browser(
     browser: Browser, demo_url: str, viewport: dict[str, int], tmp_path: Path
 ) -> None:
-    page, problems = _open(browser, viewport, demo_url)
+    page, problems = watched_page(
+        browser, viewport, demo_url, timeout_ms=15_000, allowed_status=410
+    )
 
     # The campaign page: a placeholder with progress, then the analysis in its place.
     page.goto(f"{demo_url}/campaigns/1")
@@ -126,7 +110,7 @@ def test_my_pages_in_a_browser(
 
 
 def test_a_trashed_campaigns_link_offers_restore(browser: Browser, demo_url: str) -> None:
-    page, problems = _open(browser, PHONE, demo_url)
+    page, problems = watched_page(browser, PHONE, demo_url, timeout_ms=15_000, allowed_status=410)
     page.goto(f"{demo_url}/campaigns/2")
     page.once("dialog", lambda dialog: dialog.accept())
     page.locator("form[action$='/delete'] button").click()
