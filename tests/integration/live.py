@@ -29,6 +29,7 @@ from flask import Flask
 from tests.integration.conftest import MODELS_DIR
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = BIN / "gunicorn"
 FLASK = BIN / "flask"
 # USE multilingual only: a real model, but the fast one (e5 as well would triple the indexing time).
@@ -221,6 +222,29 @@ class Server:
 
 def _json(raw: bytes) -> Any:
     return json.loads(raw) if raw else None
+
+
+@contextmanager
+def gunicorn(
+    env: dict[str, str], log_path: Path, *, workers: int = 1
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """Run gunicorn with the project's gunicorn.conf.py on a free port until the block ends.
+
+    Yields the master process and its port; its output goes to ``log_path``. Stopped with
+    SIGTERM at the end, as an operator would.
+    """
+    port = free_port()
+    command = [
+        str(GUNICORN), "-c", str(ROOT / "gunicorn.conf.py"),
+        "--workers", str(workers), "--bind", f"127.0.0.1:{port}", "kb:create_app()",
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield process, port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 @contextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.client
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,9 +12,7 @@ import pytest
 from kb.campaigns import services
 from kb.campaigns.schemas import validate_campaign
 from tests.factories import campaign_payload
-from tests.integration.live import GUNICORN, Store, app_on, free_port, wait_until
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.integration.live import Store, app_on, gunicorn, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -35,17 +32,8 @@ def test_a_worker_drains_the_change_log_before_any_request(tmp_path: Path) -> No
         for n in range(3):
             services.create_campaign(validate_campaign(campaign_payload(external_id=f"boot-{n}")))
     assert _queued(store) == 3  # written, not yet indexed: nothing drained them
-    port = free_port()
-    command = [
-        str(GUNICORN), "-c", str(ROOT / "gunicorn.conf.py"),
-        "--workers", "1", "--bind", f"127.0.0.1:{port}", "kb:create_app()",
-    ]  # fmt: skip
     log_path = tmp_path / "gunicorn.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            command, cwd=ROOT, env=store.env(), stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
+    with gunicorn(store.env(), log_path) as (_server, port):
         # No request is sent until the change log is empty: the worker drained it at boot.
         wait_until(lambda: _queued(store) == 0, timeout_s=120, what="drain at worker boot")
 
@@ -59,7 +47,4 @@ def test_a_worker_drains_the_change_log_before_any_request(tmp_path: Path) -> No
         assert response.status == 200
         # KB_TRUSTED_PROXIES=0: the header is not believed, so this is no HTTPS request.
         assert response.getheader("Strict-Transport-Security") is None
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     assert "Traceback" not in log_path.read_text(errors="replace")

@@ -3,16 +3,13 @@ the models directory, and the pages they both read are counted once (Shared, not
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from search.embedder import USE_WEIGHTS_DIR_NAME
 from tests.integration.conftest import MODELS_DIR
-from tests.integration.live import GUNICORN, Store, app_on, free_port, wait_until
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.integration.live import Store, app_on, gunicorn, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -43,17 +40,8 @@ def test_two_workers_read_the_same_use_weight_pages(tmp_path: Path) -> None:
     with app_on(store, migrate=True):
         pass
     folder = (MODELS_DIR / USE_WEIGHTS_DIR_NAME).resolve()
-    port = free_port()
-    command = [
-        str(GUNICORN), "-c", str(ROOT / "gunicorn.conf.py"),
-        "--workers", "2", "--bind", f"127.0.0.1:{port}", "kb:create_app()",
-    ]  # fmt: skip
     log_path = tmp_path / "gunicorn.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            command, cwd=ROOT, env=store.env(), stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
+    with gunicorn(store.env(), log_path, workers=2) as (server, _port):
 
         def both_warmed_on_shared_pages() -> bool:
             pids = _workers(server.pid)
@@ -69,7 +57,4 @@ def test_two_workers_read_the_same_use_weight_pages(tmp_path: Path) -> None:
             weights = _weights_kb(pid, folder)
             # Read-only mappings of files: nothing of them is a private copy of the worker's.
             assert weights["Private_Dirty"] == 0, weights
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     assert "Traceback" not in log_path.read_text(errors="replace")

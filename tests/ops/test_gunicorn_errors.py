@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -16,16 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.live import free_port, wait_until
-
-ROOT = Path(__file__).resolve().parents[2]
-GUNICORN = Path(sys.executable).parent / "gunicorn"
+from tests.integration.live import gunicorn, wait_until
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
     data_dir = tmp_path_factory.mktemp("gunicorn")
-    port = free_port()
     env = {
         **os.environ,
         "KB_DATA_DIR": str(data_dir),
@@ -34,30 +28,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path
         "HF_HUB_OFFLINE": "1",
     }
     env.pop("KB_DATABASE_URL", None)
-    command = [
-        str(GUNICORN), "-c", str(ROOT / "gunicorn.conf.py"),
-        "--workers", "1", "--bind", f"127.0.0.1:{port}", "kb:create_app()",
-    ]  # fmt: skip
     log_path = data_dir / "gunicorn.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with gunicorn(env, log_path) as (process, port):
 
-    def healthy() -> bool:
-        assert process.poll() is None, log_path.read_text(errors="replace")
-        try:
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{port}/healthz", timeout=5
-            ) as answer:  # the local test server
-                return bool(answer.status == 200)
-        except OSError:
-            return False
+        def healthy() -> bool:
+            assert process.poll() is None, log_path.read_text(errors="replace")
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/healthz", timeout=5
+                ) as answer:  # the local test server
+                    return bool(answer.status == 200)
+            except OSError:
+                return False
 
-    try:
         wait_until(healthy, timeout_s=120, what="gunicorn ready")
         yield port, log_path
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
     assert "Traceback" not in log_path.read_text(errors="replace")
 
 
