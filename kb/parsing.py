@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from pydantic_core import PydanticCustomError
 
@@ -39,8 +40,6 @@ SCALES = {
     "千": 1e3,
     "k": 1e3,
 }
-# A unit that already holds a scale: a value typed "50万" in 万元 is 50.
-_UNIT_SCALE = re.compile(r"^(亿|万|千)")
 
 
 def _clean(text: str) -> str:
@@ -74,10 +73,98 @@ def parse_number(value: Any, *, scaled: bool = True) -> Any:
     return number if math.isfinite(number) else str(value).strip()
 
 
+# ---- units -------------------------------------------------------------------------------
+# A unit folds to a dimension and a scale to the base unit of that dimension: 元 for money, one
+# item for counts (人, 人次, 单…), % for percentages, 倍 for ratios (ROI 3.5 = 3.5 倍 = 1:3.5).
+Dimension = Literal["money", "percent", "ratio", "count", "other", "unknown"]
+UNIT_SCALES = {"万": 1e4, "亿": 1e8, "千": 1e3, "百万": 1e6, "k": 1e3, "w": 1e4}
+_YUAN = frozenset({"元", "rmb", "cny", "人民币", "¥", "￥", "块", "人民币元"})
+# Money without an exchange rate: a dimension for the metric catalog, no amount in 元.
+_FOREIGN_MONEY = frozenset({"美元", "usd", "$"})
+_RATIO_UNITS = frozenset({"倍", ":1", "1:", "x", "×", "比"})
+_PERCENT_UNITS = {"%": 1.0, "pct": 1.0, "百分比": 1.0, "个百分点": 1.0, "pp": 1.0, "‰": 0.1}
+_COUNT_UNITS = frozenset(
+    {"人", "人次", "次", "单", "笔", "个", "件", "套", "张", "支", "篇", "位", "户", "名", "台"}
+)
+# Traditional forms of the characters units are written with (the metric catalog folds whole
+# texts first and never needs them; an index or an importer may pass a unit as typed).
+_UNIT_T2S = str.maketrans("萬億單個張筆戶臺塊圓", "万亿单个张笔户台块元")
+_DIGIT = re.compile(r"\d")
+_PER = re.compile(r"/|每")
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """What a unit measures and the factor from a value in it to the dimension's base unit."""
+
+    dimension: Dimension
+    scale: float
+    foreign: bool = False  # money in a currency other than 元
+
+
+def read_unit(unit: str) -> Unit:
+    """Read a unit: 万元 is money x10 000, 万人 a count x10 000, % a percentage, 倍 a ratio.
+
+    A bare 万 or 亿 is a scale of something unnamed ("unknown"), a blank unit is unknown at
+    scale 1, a word this reader does not name (分, 天, 箱) is "other" with its prefix read
+    (万箱: x10 000).
+    """
+    folded = _fold_unit(unit)
+    if not folded:
+        return Unit("unknown", 1.0)
+    if folded in _PERCENT_UNITS:
+        return Unit("percent", _PERCENT_UNITS[folded])
+    if folded in _RATIO_UNITS:
+        return Unit("ratio", 1.0)
+    if folded in UNIT_SCALES:
+        return Unit("unknown", UNIT_SCALES[folded])
+    for prefix in sorted(UNIT_SCALES, key=len, reverse=True):
+        rest = folded[len(prefix) :]
+        # A Latin prefix only before a unit it scales: "kg" and "week" hold no 千 or 万.
+        named = rest in _YUAN or rest in _FOREIGN_MONEY or rest in _COUNT_UNITS
+        if rest and folded.startswith(prefix) and (not prefix.isascii() or named):
+            return _named(rest, UNIT_SCALES[prefix])
+    return _named(folded, 1.0)
+
+
+def _fold_unit(unit: str) -> str:
+    return re.sub(r"\s+", "", _clean(unit or "").lower().translate(_UNIT_T2S))
+
+
+def _named(word: str, scale: float) -> Unit:
+    if word in _YUAN or word in _FOREIGN_MONEY:
+        return Unit("money", scale, foreign=word in _FOREIGN_MONEY)
+    if word in _COUNT_UNITS:
+        return Unit("count", scale)
+    return Unit("other", scale)
+
+
 def unit_scale(unit: str) -> float:
     """Return the scale a unit already holds: 1e4 for 万元 and 万人, 1 for 元, %, 人."""
-    match = _UNIT_SCALE.match(_clean(unit or ""))
-    return SCALES[match[1]] if match else 1.0
+    return read_unit(unit).scale
+
+
+def base_scale(unit: str) -> float | None:
+    """Return the factor that brings a value in ``unit`` to its base unit; None if none does.
+
+    万元 → 10 000 (to 元), 1.2 in 亿元 → 1.2e8 元, 万单 → 10 000 (单), % → 1, ‰ → 0.1 (to %),
+    倍 / "" / :1 → 1, 元/人 → 1 (a price per person stays a price). A word this reader does not
+    name (分, 天) is its own base unit, its prefix read. None for a unit no base fits: a foreign
+    currency (no exchange rate), a figure inside the unit (每100人), a scaled denominator
+    (次/万人, 元/千次).
+    """
+    folded = _fold_unit(unit)
+    if not folded:
+        return 1.0
+    if _DIGIT.search(folded) and folded not in _RATIO_UNITS:
+        return None
+    numerator, *denominator = _PER.split(folded, maxsplit=1)
+    if denominator:
+        below = read_unit(denominator[0])
+        if not denominator[0] or below.scale != 1.0 or below.dimension == "percent":
+            return None
+    reading = read_unit(numerator)
+    return None if reading.foreign else reading.scale
 
 
 def parse_in_unit(value: Any, unit: str) -> Any:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Literal
 
+from kb import parsing
 from search.normalize import fold
 
 Direction = Literal["higher", "lower"]
@@ -727,53 +728,15 @@ def match(name: str, unit: str = "") -> MetricMatch | None:
     return MetricMatch(metric, round(0.5 + 0.4 * share, 2), f"名称含「{alias}」")
 
 
-# Unit folding: scale prefixes, currencies, and the ways a ratio is written (ROI 3.5 = 3.5 倍 =
-# 1:3.5 = 350 %). A dimension says what kind of quantity a unit measures.
-_SCALES = {"万": 1e4, "亿": 1e8, "千": 1e3, "百万": 1e6, "k": 1e3, "w": 1e4}
-_MONEY = {"元", "rmb", "cny", "人民币", "¥", "￥", "块", "人民币元", "美元", "usd", "$"}
-_RATIO = {"倍", ":1", "1:", "x", "×", "比"}
-_PERCENT = {"%", "％", "pct", "百分比", "个百分点", "pp"}
-_COUNT = {
-    "人",
-    "人次",
-    "次",
-    "单",
-    "笔",
-    "个",
-    "件",
-    "套",
-    "张",
-    "支",
-    "篇",
-    "位",
-    "户",
-    "名",
-    "台",
-}
-Dimension = Literal["money", "percent", "ratio", "count", "other", "unknown"]
+# Units are read by kb/parsing.py (read_unit), the one reader of typed numbers and units; this
+# reads the folded text (Traditional, width and case) so that "萬 RMB" is 万元.
+Dimension = parsing.Dimension
 
 
 def unit_dimension(unit: str) -> tuple[Dimension, float]:
     """Return what a unit measures and its scale to the base unit (万元 → money, 10 000)."""
-    folded = re.sub(r"\s+", "", fold(unit))
-    if not folded:
-        return "unknown", 1.0
-    if folded in _PERCENT:
-        return "percent", 1.0
-    if folded in _RATIO:
-        return "ratio", 1.0
-    if folded in _SCALES:  # a bare 万 or 亿: a scale of something unnamed
-        return "unknown", _SCALES[folded]
-    scale = 1.0
-    for prefix in sorted(_SCALES, key=len, reverse=True):
-        if len(folded) > len(prefix) and folded.startswith(prefix):
-            scale, folded = _SCALES[prefix], folded[len(prefix) :]
-            break
-    if folded in _MONEY:
-        return "money", scale
-    if folded in _COUNT:
-        return "count", scale
-    return "other", scale
+    reading = parsing.read_unit(fold(unit))
+    return reading.dimension, reading.scale
 
 
 # Metrics that are ratios without being rates: an empty unit means "倍" for them.
