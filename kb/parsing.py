@@ -178,6 +178,26 @@ def parse_in_unit(value: Any, unit: str) -> Any:
     return number / scale
 
 
+_NUMBER_AND_UNIT = re.compile(r"^([-+]?\d+(?:\.\d+)?)\s*(\D.*)$")
+
+
+def parse_to_base(value: Any) -> Any:
+    """Read a number with an optional unit into the unit's base: 50万元 → 500000, 3万人 → 30000.
+
+    The reading a metric's stored actual and target are indexed in (``base_scale``): money in
+    元, counts in single items, % and 倍 as they are (3.5%, 4.2倍, 1:4.2). A unit no base fits
+    (50美元, 3次/万人) returns the text unchanged, for the caller to refuse.
+    """
+    number = parse_number(value)
+    if not isinstance(number, str):
+        return number
+    match = _NUMBER_AND_UNIT.match(_clean(number))
+    if match is None or (scale := base_scale(match[2])) is None:
+        return number
+    head = parse_number(match[1])
+    return head * scale if isinstance(head, float) else number
+
+
 _DATE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:[ T].*)?$")
 _COMPACT_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 _MONTH_DAY = re.compile(r"^(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?$")

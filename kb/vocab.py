@@ -72,7 +72,12 @@ THEMES: dict[str, str] = {
 LESSON_KINDS: dict[str, str] = {"lesson": "经验", "recommendation": "建议", "hypothesis": "假设"}
 ROLES: dict[str, str] = {"viewer": "查看者", "editor": "编辑者", "admin": "管理员"}
 # The parts of a metric condition (search filter): the value compared and how.
-METRIC_FIELDS: dict[str, str] = {"actual": "实际值", "attain": "达成率", "lift": "较基线"}
+METRIC_FIELDS: dict[str, str] = {
+    "actual": "实际值",
+    "target": "目标值",
+    "attain": "达成率",
+    "lift": "较基线",
+}
 COMPARISONS: dict[str, str] = {">=": "≥", "<=": "≤", ">": "＞", "<": "＜", "=": "="}
 
 # ---- field names ---------------------------------------------------------------------------

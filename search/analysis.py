@@ -29,6 +29,10 @@ from search.normalize import normalize
 
 # Bump when the code changes which terms a text produces: stored indexes are then rebuilt.
 ANALYZER_VERSION = 1
+# Bump when the keyword index's fields hold other values (search/keyword/fields.py): it is part
+# of the fingerprint an index directory is named by, so every host rebuilds its index on start.
+# 2: metric actuals and targets in base units (元, one item), targets indexed.
+INDEX_FIELDS_VERSION = 2
 
 # Sentence ends a snippet may start after.
 _SENTENCE_END = re.compile(r"[。！？!?;；\n]")
@@ -177,8 +181,12 @@ def analyze(text: str, *, mode: Literal["index", "query"] = "index") -> list[str
 
 
 def analyzer_fingerprint() -> str:
-    """Return a hash of the analyzer version, dictionary, synonyms and stop words."""
-    state = {"analyzer": ANALYZER_VERSION, **lexicon.current().state()}
+    """Return a hash of the analyzer and fields versions, dictionary, synonyms and stop words."""
+    state = {
+        "analyzer": ANALYZER_VERSION,
+        "fields": INDEX_FIELDS_VERSION,
+        **lexicon.current().state(),
+    }
     return hashlib.sha256(
         json.dumps(state, ensure_ascii=False, sort_keys=True).encode()
     ).hexdigest()

@@ -38,6 +38,10 @@ class MetricFact:
     hit: bool | None
     # The campaign's key metric (主要指标), as the app chose it; "key" in metric ranges reads it.
     is_key: bool = False
+    # The factor from the metric's unit to its base unit (1e4 for 万元: target and actual in 元),
+    # read by the app; None when no base fits the unit (美元, 次/万人): the keyword index then
+    # keeps no actual or target number for it (see search/keyword/fields.py).
+    base_scale: float | None = 1.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,12 @@
 """Metric conditions of a search: "ROI ≥ 2", "GMV 达成率 < 80%", or the URL form roi.actual>=2.
 
 A condition names a catalog metric (by any of its names, kb/campaigns/metrics.py) or 主要指标
-(each campaign's key metric), the value compared (实际值, 达成率 %, 较基线 %), a comparison and a
-number typed as people type them (50万, 3.5%: kb/parsing.py). The search form builds one from
-four boxes; links and the API may write either text form; each is kept in the URL in the
-canonical form ``roi.actual>=2``.
+(each campaign's key metric), the value compared (实际值, 目标值, 达成率 %, 较基线 %), a comparison
+and a number typed as people type them (50万, 1.2亿元, 3万人, 3.5%: kb/parsing.py). Actual and
+target values are compared in the metric's base unit, as the index holds them: money in 元,
+counts in single items, % and 倍 as they are, so "GMV 实际值 ≥ 50万" finds a GMV stored as
+120 万元 and one stored as 1.2 亿元. The search form builds one from four boxes; links and the
+API may write either text form; each is kept in the URL in the canonical form ``roi.actual>=2``.
 """
 
 from __future__ import annotations
@@ -15,17 +17,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 from kb.campaigns import metrics as catalog
-from kb.parsing import format_input, parse_number
+from kb.parsing import format_input, parse_to_base
 from kb.vocab import COMPARISONS, METRIC_FIELDS
 from search.keyword import MetricRange
 
-Field = Literal["actual", "attain", "lift"]
+Field = Literal["actual", "target", "attain", "lift"]
 Comparison = Literal[">=", "<=", ">", "<", "="]
 KEY_METRIC = "key"
 KEY_METRIC_LABEL = "主要指标"
 
 # The canonical form: a catalog key (or "key"), a field, a comparison, a number.
-_CODE = re.compile(r"^([a-z0-9_]+)\.(actual|attain|lift)\s*(>=|<=|>|<|=)\s*(.+)$")
+_CODE = re.compile(r"^([a-z0-9_]+)\.(actual|target|attain|lift)\s*(>=|<=|>|<|=)\s*(.+)$")
 # Comparisons as people write them, longest first so that ≥ is not read as >.
 _WORDS: tuple[tuple[str, Comparison], ...] = (
     (">=", ">="), ("≥", ">="), ("⩾", ">="), ("大于等于", ">="), ("不低于", ">="), ("不少于", ">="),
@@ -43,6 +45,7 @@ _FIELD_WORDS: tuple[tuple[str, Field], ...] = (
     ("达成率", "attain"), ("完成率", "attain"), ("达成", "attain"), ("attain", "attain"),
     ("较基线", "lift"), ("比基线", "lift"), ("提升", "lift"), ("增幅", "lift"), ("lift", "lift"),
     ("实际值", "actual"), ("实际", "actual"), ("actual", "actual"),
+    ("目标值", "target"), ("目标", "target"), ("target", "target"),
 )  # fmt: skip
 _KEY_NAMES = {"主要指标", "关键指标", "key", "核心指标"}
 EXAMPLE = "如 ROI ≥ 2、GMV 达成率 < 80%、主要指标 达成率 ≥ 100%"
@@ -139,16 +142,18 @@ def build(key: str, field: str, op: str, number: str) -> MetricCondition:
     if key != KEY_METRIC and catalog.by_key(key) is None:
         raise ConditionError("请从列表中选择指标", "mf_metric")
     if field not in METRIC_FIELDS:
-        raise ConditionError("请选择比较实际值、达成率还是较基线", "mf_field")
+        raise ConditionError("请选择比较实际值、目标值、达成率还是较基线", "mf_field")
     if op not in COMPARISONS:
         raise ConditionError("请选择比较方式（≥、≤、＞、＜ 或 =）", "mf_op")
     if key == KEY_METRIC and field != "attain":
         raise ConditionError("主要指标只能按达成率筛选（各活动的主要指标单位不同）", "mf_field")
     if not number.strip():
         raise ConditionError("请填写数值，如 2、50万 或 80%")
-    value = parse_number(number)
+    value = parse_to_base(number)
     if not isinstance(value, float) or not math.isfinite(value):
-        raise ConditionError(f"“{_short(number)}”不是数字：请填写如 2、50万 或 80%")
+        raise ConditionError(
+            f"“{_short(number)}”不是数字：请填写如 2、50万、1.2亿元 或 80%（金额按元、人数按人比较）"
+        )
     return MetricCondition(key=key, field=field, op=op, value=value)  # type: ignore[arg-type]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from kb import parsing
+from kb.campaigns import metrics as metric_catalog
 from kb.campaigns.serialize import metric_to_dict
 from kb.models import Campaign, Metric
 from kb.vocab import HYPOTHESIS_RESULTS
@@ -22,7 +24,26 @@ def metric_fact(metric: Metric) -> MetricFact:
         lift_pct=m["lift_pct"],
         hit=m["hit"],
         is_key=m["is_key"],
+        base_scale=base_scale(m["unit"] or "", m["catalog_key"]),
     )
+
+
+def base_scale(unit: str, catalog_key: str | None) -> float | None:
+    """Return the factor to a metric's base unit (kb.parsing.base_scale), ROI's base being 倍.
+
+    A ratio metric written in % (ROI 350 %) is 3.5 倍, as ROI 1:3.5 and 3.5 倍 are; rates stay in %.
+    """
+    scale = parsing.base_scale(unit)
+    entry = metric_catalog.by_key(catalog_key) if catalog_key else None
+    if (
+        scale is not None
+        and entry is not None
+        and entry.kind != "rate"
+        and metric_catalog.blank_unit(entry) == "ratio"
+        and parsing.read_unit(unit).dimension == "percent"
+    ):
+        return scale / 100
+    return scale
 
 
 def campaign_text(campaign: Campaign) -> CampaignText:

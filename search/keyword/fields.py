@@ -28,7 +28,15 @@ SINGLE_FACETS = ("industry", "goal_type", "status")
 LIST_FACETS = ("audience", "channel", "reward_type")
 FACET_FIELDS = SINGLE_FACETS + LIST_FACETS
 
-MetricField = Literal["actual", "attain", "lift"]
+# A metric's actual and target in its base unit (元, one item, %, 倍), attainment %, lift %.
+MetricField = Literal["actual", "target", "attain", "lift"]
+METRIC_FIELD_NAMES: tuple[MetricField, ...] = ("actual", "target", "attain", "lift")
+
+# Numbers are indexed at full precision only. Whoosh's default (shift_step=4) adds a term per 4
+# bits for its NumericRange queries (16 per 64-bit value, most unique to one document: 60 % of
+# a build's terms); the index filters on arrays read from the full-precision terms instead
+# (search.postings.numeric_values), and a NumericRange still works without the tiers.
+_NUMBER: dict[str, Any] = {"shift_step": 0}
 
 
 def make_schema() -> fields.Schema:
@@ -37,11 +45,12 @@ def make_schema() -> fields.Schema:
     schema = fields.Schema(
         id=fields.ID(stored=True, unique=True),
         # The id again, as a column: document number -> id without reading stored fields.
-        id_num=fields.NUMERIC(int, bits=64, sortable=True),
-        version=fields.NUMERIC(int, bits=64, stored=True, sortable=True),
-        start_date=fields.NUMERIC(int, stored=True, sortable=True),  # yyyymmdd; column: order
-        end_date=fields.NUMERIC(int, stored=True),
-        key_attain=fields.NUMERIC(float, bits=64),
+        id_num=fields.NUMERIC(int, bits=64, sortable=True, **_NUMBER),
+        version=fields.NUMERIC(int, bits=64, stored=True, sortable=True, **_NUMBER),
+        # yyyymmdd; the column orders the listing of an empty query.
+        start_date=fields.NUMERIC(int, stored=True, sortable=True, **_NUMBER),
+        end_date=fields.NUMERIC(int, stored=True, **_NUMBER),
+        key_attain=fields.NUMERIC(float, bits=64, **_NUMBER),
         missed=fields.BOOLEAN(),
     )
     for name, boost in TEXT_FIELDS.items():
@@ -51,7 +60,7 @@ def make_schema() -> fields.Schema:
         schema.add(name, fields.ID(stored=True))
     for name in (*LIST_FACETS, "tag"):
         schema.add(name, fields.KEYWORD(stored=True, commas=True, lowercase=True))
-    schema.add("m_*", fields.NUMERIC(float, bits=64), glob=True)
+    schema.add("m_*", fields.NUMERIC(float, bits=64, **_NUMBER), glob=True)
     return schema
 
 
@@ -67,7 +76,7 @@ def date_number(day: date) -> int:
 
 
 def metric_field(key: str, which: MetricField) -> str:
-    """Return the index field of a metric's actual value, attainment % or lift %."""
+    """Return the index field of a metric's actual or target (base unit), attainment % or lift %."""
     return "key_attain" if key == "key" else f"m_{key}_{which}"
 
 
@@ -106,8 +115,14 @@ def to_fields(doc: CampaignText) -> dict[str, Any]:
         if metric.key is None or metric.key in seen or not METRIC_KEY.fullmatch(metric.key):
             continue  # the first of a campaign's metrics under one key is the one filtered on
         seen.add(metric.key)
+        # Actual and target in the base unit, so 120 万元 and 1.2 亿元 compare with "≥ 50万".
+        # A unit no base fits (美元, 次/万人) leaves them out of the numbers: a range on them
+        # does not find the campaign, which still has its attainment and lift (unit-free)
+        # and is found by the metric's name in the text.
+        scale = metric.base_scale
         for which, number in (
-            ("actual", metric.actual),
+            ("actual", _scaled(metric.actual, scale)),
+            ("target", _scaled(metric.target, scale)),
             ("attain", metric.attainment_pct),
             ("lift", metric.lift_pct),
         ):
@@ -120,3 +135,7 @@ def to_fields(doc: CampaignText) -> dict[str, Any]:
     if key_metric is not None and key_metric.attainment_pct is not None:
         values["key_attain"] = float(key_metric.attainment_pct)
     return values
+
+
+def _scaled(value: float | None, scale: float | None) -> float | None:
+    return None if value is None or scale is None else value * scale

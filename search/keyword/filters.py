@@ -8,7 +8,14 @@ from datetime import date
 
 from whoosh import query as wq
 
-from search.keyword.fields import METRIC_KEY, MetricField, date_number, filter_value, metric_field
+from search.keyword.fields import (
+    METRIC_FIELD_NAMES,
+    METRIC_KEY,
+    MetricField,
+    date_number,
+    filter_value,
+    metric_field,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,9 +23,10 @@ class MetricRange:
     """A range of one metric value: ``low <= value < high``; a missing bound is open.
 
     ``key`` is a catalog key ("roi"), or "key" for the campaign's key metric (``is_key``, else
-    the first with a target), which is indexed for attainment only. ``field``: "actual" (the metric's own unit),
-    "attain" (attainment %, 100 = target met) or "lift" (% over baseline). With both bounds
-    None, it matches campaigns that have the value at all.
+    the first with a target), which is indexed for attainment only. ``field``: "actual" or
+    "target" (in the metric's base unit: 元 for money, one item for counts, % and 倍 as they
+    are), "attain" (attainment %, 100 = target met) or "lift" (% over baseline). With both
+    bounds None, it matches campaigns that have the value at all.
     """
 
     key: str
@@ -30,7 +38,7 @@ class MetricRange:
         """Reject keys and bounds the index cannot hold."""
         if not METRIC_KEY.fullmatch(self.key):
             raise ValueError(f"invalid metric key {self.key!r}")
-        if self.field not in ("actual", "attain", "lift"):
+        if self.field not in METRIC_FIELD_NAMES:
             raise ValueError(f"invalid metric field {self.field!r}")
         if self.key == "key" and self.field != "attain":
             raise ValueError('the key metric is indexed for "attain" only')

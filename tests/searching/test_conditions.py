@@ -90,7 +90,7 @@ def test_the_api_takes_either_form_and_compares_exactly(client: FlaskClient) -> 
     response = client.get("/api/v1/search", query_string={"metric_range": "ROI ≥ 很多"})
     assert response.status_code == 422
     assert response.get_json()["error"]["fields"] == {
-        "metric_range.0": "“很多”不是数字：请填写如 2、50万 或 80%"
+        "metric_range.0": "“很多”不是数字：请填写如 2、50万、1.2亿元 或 80%（金额按元、人数按人比较）"
     }
 
 
