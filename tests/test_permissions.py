@@ -120,6 +120,12 @@ MATRIX: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/trash/<int:campaign_id>"): ADMIN,
 }
 
+# Members of an answer that only some of the route's callers get: (method, rule) → member →
+# what it needs. Every host's id and mark and the indexer's last error are host details.
+MEMBERS: dict[tuple[str, str], dict[str, str]] = {
+    ("GET", "/api/v1/index/status"): {"hosts": ADMIN, "last_error": ADMIN, "lag_entries": READ},
+}
+
 RANK = {"viewer": 0, "editor": 1, "admin": 2}
 NEEDS = {READ: "viewer", SIGNED_IN: "viewer", EDIT: "editor", ADMIN: "admin"}
 
@@ -283,6 +289,28 @@ def test_every_route_answers_each_caller_as_the_matrix_says(app: Flask, public_r
                     wrong.append(f"{method} {rule} as {caller.name}: {got}, expected {want}")
                 elif refusals and _state(app) != before:
                     wrong.append(f"{method} {rule} as {caller.name}: refused but changed data")
+    assert wrong == [], "\n".join(wrong)
+
+
+def test_each_caller_gets_the_members_the_matrix_says(app: Flask) -> None:
+    world = _world(app)
+    for role in RANK:
+        ensure_account(app, role)
+    wrong = []
+    for (method, rule), members in MEMBERS.items():
+        api = rule.startswith("/api/")
+        for caller in CALLERS:
+            response = _request(_client(app, caller), method, world.url(rule))
+            if outcome(response, api=api) != "ok":
+                continue  # refused whole: the route matrix above checks that
+            body = response.get_json()
+            for member, need in members.items():
+                # The route let the caller read: a member goes by the caller's role alone (an
+                # admin's session reads the API as an admin; it only cannot write through it).
+                want = caller.role is not None and RANK[caller.role] >= RANK[NEEDS[need]]
+                if (member in body) != want:
+                    shown = "shown" if member in body else "left out"
+                    wrong.append(f"{method} {rule} as {caller.name}: {member} {shown}")
     assert wrong == [], "\n".join(wrong)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Response, request
 
-from kb.access import Access, requires
+from kb.access import Access, allowed, requires
 from kb.api import bp
 from kb.api.operation import operation, respond
 from kb.searching import service
@@ -33,6 +33,7 @@ def get_index_status() -> Response:
     """索引进度 (How far this host's search indexes are behind the database).
 
     写入的应答带 index_seq（响应头 Index-Seq）：keyword_seq ≥ index_seq 时关键词搜索已能找到它，
-    vector_seq ≥ index_seq 时按语义也能找到。
+    vector_seq ≥ index_seq 时按语义也能找到。各主机的进度（hosts）与最近一次错误（last_error）
+    只返回给管理员（登录或管理员令牌）；其他人得到序号、积压与计数。
     """
-    return respond(index_status())
+    return respond(index_status(admin=allowed(Access.ADMIN)), exclude_unset=True)

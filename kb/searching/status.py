@@ -2,7 +2,9 @@
 
 A client that wrote something gets the write's feed entry (``index_seq``) and polls the status
 until ``keyword_seq >= index_seq`` (keyword search finds it here) and ``vector_seq >= index_seq``
-(search by meaning does too).
+(search by meaning does too). Every host's id and mark and the indexer's last error (which can
+name paths and servers) are details for admins; everyone else gets the sequence numbers, the
+lag and the counts.
 """
 
 from __future__ import annotations
@@ -63,8 +65,12 @@ class IndexStatusOut(Out):
     lag_s: float = Field(description="其中最早一条已等待的秒数（无则为 0）")
     embedding_queue: int = Field(description="等待计算向量的活动数（所有主机共享）")
     pruned_upto: int = Field(description="此序号及以前的变更已被清理")
-    last_error: IndexErrorOut | None = Field(description="本主机索引的最近一次错误")
-    hosts: list[IndexHostOut]
+    last_error: IndexErrorOut | None = Field(
+        None, description="本主机索引的最近一次错误（仅管理员可见；无错误时为 null）"
+    )
+    hosts: list[IndexHostOut] | None = Field(
+        None, description="跟随变更序列的每台主机及其进度（仅管理员可见）"
+    )
     models: list[IndexModelOut] = Field(description="本主机配置的嵌入模型")
 
 
@@ -85,8 +91,12 @@ def pending_for_pages() -> int:
         return 0  # the page shows its own database error; no notice about the index
 
 
-def index_status() -> IndexStatusOut:
-    """Return this host's index state (and this process's vectors)."""
+def index_status(*, admin: bool) -> IndexStatusOut:
+    """Return this host's index state (and this process's vectors).
+
+    ``admin`` adds every host's mark and the last error; without it they are left unset (and
+    out of the answer, ``respond(..., exclude_unset=True)``).
+    """
     keyword_seq = feed.keyword_seq()
     embedded = feed.embedded_upto()
     get_indexes().sync_vectors()  # what is stored up to ``embedded`` is now loaded here
@@ -101,14 +111,8 @@ def index_status() -> IndexStatusOut:
         )
     )
     me = feed.host_id()
-    since = feed.live_hosts_since()
-    hosts = list(db.session.scalars(sa.select(IndexHost).order_by(IndexHost.host_id)))
-    mine = next((h for h in hosts if h.host_id == me), None)
-    error = None
-    if mine is not None and mine.last_error and mine.error_at is not None:
-        error = IndexErrorOut(message=mine.last_error, at=mine.error_at)
     now = utcnow()
-    return IndexStatusOut(
+    status = IndexStatusOut(
         host=me,
         head_seq=feed.head(),
         keyword_seq=keyword_seq,
@@ -117,13 +121,6 @@ def index_status() -> IndexStatusOut:
         lag_s=round(max(0.0, (now - oldest).total_seconds()), 1) if oldest is not None else 0.0,
         embedding_queue=int(waiting or 0),
         pruned_upto=outbox.pruned_upto(),
-        last_error=error,
-        hosts=[
-            IndexHostOut(
-                host=h.host_id, keyword_seq=h.last_seq, seen_at=h.seen_at, live=h.seen_at > since
-            )
-            for h in hosts
-        ],
         models=[
             IndexModelOut(
                 name=m.name,
@@ -137,3 +134,17 @@ def index_status() -> IndexStatusOut:
             for m in backfill.model_states()
         ],
     )
+    if admin:
+        since = feed.live_hosts_since()
+        hosts = list(db.session.scalars(sa.select(IndexHost).order_by(IndexHost.host_id)))
+        mine = next((h for h in hosts if h.host_id == me), None)
+        status.last_error = None
+        if mine is not None and mine.last_error and mine.error_at is not None:
+            status.last_error = IndexErrorOut(message=mine.last_error, at=mine.error_at)
+        status.hosts = [
+            IndexHostOut(
+                host=h.host_id, keyword_seq=h.last_seq, seen_at=h.seen_at, live=h.seen_at > since
+            )
+            for h in hosts
+        ]
+    return status
