@@ -65,6 +65,11 @@ SETTINGS: dict[str, tuple[Any, str]] = {
         120,
         "How long a host's claim on embedding work lasts before others take it.",
     ),
+    "ANN_MIN_ROWS": (
+        20_000,
+        "Passages per model from which a host builds an approximate vector index; fewer are "
+        "searched exactly.",
+    ),
     **SECURITY_SETTINGS,
     **ACCESS_SETTINGS,
     **OPS_SETTINGS,
@@ -109,7 +114,14 @@ class SettingsError(ValueError):
 
 # Counts, where a fraction means nothing; other numeric settings (seconds, %) take any number.
 _WHOLE_NUMBERS = frozenset(
-    {"PER_PAGE", "MAX_PER_PAGE", "MAX_CONTENT_LENGTH", "TORCH_THREADS", "TRUSTED_PROXIES"}
+    {
+        "PER_PAGE",
+        "MAX_PER_PAGE",
+        "MAX_CONTENT_LENGTH",
+        "TORCH_THREADS",
+        "TRUSTED_PROXIES",
+        "ANN_MIN_ROWS",
+    }
 )
 _AT_LEAST_ONE = frozenset({"PER_PAGE", "MAX_PER_PAGE", "MAX_CONTENT_LENGTH", "TORCH_THREADS"})
 _TRUE = frozenset({"true", "1", "yes", "on"})
