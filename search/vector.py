@@ -10,13 +10,21 @@ quarter of its rows are dead, so writes cost amortized O(passages written).
 Readers never lock for long: a search takes the current ``_State`` (array references and counts)
 under the lock and works on that. Writers only append past the rows a published state covers,
 and replace the ``alive`` flags copy-on-write, so a state never changes once published.
+
+A mapped file may come with an approximate graph over its rows (search.ann, built once per
+host): a search then asks the graph for the nearest rows, and scores exactly every passage of
+their campaigns and of the campaigns written since the file (the in-memory tail), skipping
+tombstoned ones. Filters over few rows, small files and graphs that did not reach the recall
+bar when they were built are answered by the exact scan.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +32,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+
+from search import ann
+
+log = logging.getLogger(__name__)
 
 Vectors = npt.NDArray[np.float32]
 Ids = npt.NDArray[np.int64]
@@ -60,6 +72,11 @@ _LOAD_CHUNK_ROWS = 16_384
 # against 37 ms with one (load average 10; bench/results/latency_breakdown.txt). Web workers
 # parallelize across requests and the search's own pool instead.
 BLAS_THREADS = 1
+# With a graph, the campaigns it found are ranked by its own (bf16) cosines and this many per
+# result wanted are scored exactly: the second-passage bonus can lift one above a better best.
+RESCORED_PER_RESULT = 2
+# How often a process whose mapped file has no graph yet looks for one (another process builds it).
+ANN_CHECK_S = 5.0
 _blas_limited = False
 _blas_lock = threading.Lock()
 
@@ -94,6 +111,8 @@ class _State:
     # Rows [0, len(base)): a read-only file mapped by every process of the host (open_file); the
     # rows written since live in ``matrix``. Empty for an index built in memory.
     base: Stored
+    # An approximate graph over the base rows (search.ann); None: every search scans.
+    graph: ann.Graph | None = None
 
     def rows_between(self, start: int, end: int) -> Stored:
         """Return rows [start, end) (a view when they lie on one side of the base)."""
@@ -142,6 +161,9 @@ class VectorIndex:
         self._block_of: dict[int, int] = {}  # campaign id -> alive block; writers only
         self._lock = threading.Lock()  # guards publishing and reading `_state`
         self._write_lock = threading.Lock()  # one writer at a time; held through slow copies
+        self._prefix: Path | None = None  # the file mapped as the base, whose graph is looked for
+        self._graph_checked_at = float("-inf")
+        self._graph_tried: float | None = None  # mtime of the calibration file last opened
 
     def __len__(self) -> int:
         """Return the number of live passages."""
@@ -219,19 +241,28 @@ class VectorIndex:
     ) -> list[list[tuple[int, float]]]:
         """Return ``search`` results for each row of a (m, dim) query matrix (one GEMM)."""
         q = self._prepare(queries)
-        state = self._snapshot()
+        state = self._with_graph_if_built(self._snapshot())
         if limit <= 0 or state.blocks == 0 or (allowed is not None and not allowed):
             return [[] for _ in q]
         sel = self._selected_blocks(state, allowed)
         starts, lengths, owners = state.starts[sel], state.lengths[sel], state.owners[sel]
         if len(owners) == 0:
             return [[] for _ in q]
-        if allowed is not None and lengths.sum() < GATHER_FRACTION * state.rows:
+        wanted_rows = int(lengths.sum())
+        if allowed is not None and wanted_rows < GATHER_FRACTION * state.rows:
             # Few rows: copy them out.
             sub = state.take(_ranges(starts, lengths))
             starts = _offsets(lengths)
             scores = _dot(q, sub)
             best = np.maximum.reduceat(scores, starts, axis=1)
+        elif state.graph is not None:
+            wanted = np.zeros(state.blocks, dtype=np.bool_)
+            wanted[sel] = True
+            # The graph's neighbours include rows of tombstoned and filtered-out campaigns:
+            # explore proportionally more to keep as many wanted ones.
+            share = wanted_rows / max(1, state.rows)
+            graph = state.graph
+            return [_approximate_top(state, graph, row, wanted, limit, share) for row in q]
         else:
             scores = _scan(q, state)
             best = np.maximum.reduceat(scores, state.starts[: state.blocks], axis=1)[:, sel]
@@ -300,7 +331,41 @@ class VectorIndex:
         state.owners[:blocks] = owners
         state.alive[:blocks] = True
         self._block_of = dict(zip(owners.tolist(), range(blocks), strict=True))
-        self._publish(dataclasses.replace(state, rows=len(base), blocks=blocks, base=base))
+        self._prefix = prefix
+        self._graph_checked_at = time.monotonic()
+        self._graph_tried = _calibration_mtime(prefix)
+        graph = _opened_graph(prefix, len(base), self.dim)
+        self._publish(
+            dataclasses.replace(state, rows=len(base), blocks=blocks, base=base, graph=graph)
+        )
+
+    def _with_graph_if_built(self, state: _State) -> _State:
+        """Return ``state`` with its file's graph once another process has built it."""
+        prefix = self._prefix
+        if state.graph is not None or prefix is None or len(state.base) == 0:
+            return state
+        now = time.monotonic()
+        if now - self._graph_checked_at < ANN_CHECK_S:
+            return state
+        self._graph_checked_at = now
+        mtime = _calibration_mtime(prefix)
+        if mtime is None or mtime == self._graph_tried:  # none yet, or tried and failed
+            return state
+        with self._write_lock:
+            current = self._snapshot()
+            if current.graph is not None or self._prefix != prefix or len(current.base) == 0:
+                return current
+            self._graph_tried = mtime
+            graph = _opened_graph(prefix, len(current.base), self.dim)
+            if graph is not None:
+                current = dataclasses.replace(current, graph=graph)
+                self._publish(current)
+            return current
+
+    def graph_calibration(self) -> ann.Calibration | None:
+        """Return how the graph in use was calibrated; None when every search scans."""
+        graph = self._with_graph_if_built(self._snapshot()).graph
+        return None if graph is None else graph.calibration
 
     def unsaved_rows(self) -> int:
         """Return how many rows live in this process's memory rather than in a mapped file."""
@@ -445,6 +510,113 @@ def _dot(queries: Vectors, rows: Stored) -> Vectors:
         _convert(rows[start : start + n], scratch[:n])
         out[:, start : start + n] = queries @ scratch[:n].T
     return out
+
+
+def build_graph_file(prefix: Path, dim: int) -> ann.Calibration:
+    """Build, calibrate and save the approximate graph of the rows ``save`` wrote at ``prefix``.
+
+    Slow (minutes at 100k campaigns): run it once per host, beside serving. The graph is
+    measured against the exact scan of the same file (search.ann.calibrate) and saved with
+    what was found, used or not; processes that mapped the file pick it up by themselves.
+    """
+    index = VectorIndex(prefix.name, dim)
+    index.open_file(prefix)
+    state = index._snapshot()
+    started = time.perf_counter()
+    usearch_index = ann.build_graph(state.base)
+    build_s = time.perf_counter() - started
+    pending = ann.Calibration(
+        rows=len(state.base), dim=dim, build_s=build_s, expansion=0, recall=0.0,
+        exact_ms=0.0, ann_ms=0.0, queries=ann.CALIBRATION_QUERIES,
+    )  # fmt: skip
+    graph = ann.Graph(usearch_index, pending)
+    with_graph = dataclasses.replace(state, graph=graph)
+    wanted = np.ones(state.blocks, dtype=np.bool_)
+    limit = ann.CALIBRATION_LIMIT
+
+    def exact(queries: Vectors) -> list[list[int]]:
+        return [[c for c, _ in hits] for hits in index.search_many(queries, limit=limit)]
+
+    def approximate(queries: Vectors, expansion: int) -> list[list[int]]:
+        return [
+            [c for c, _ in _approximate_top(with_graph, graph, q, wanted, limit, 1.0, expansion)]
+            for q in queries
+        ]
+
+    expansion, recall, exact_ms, ann_ms = ann.calibrate(graph, state.base, exact, approximate)
+    calibration = dataclasses.replace(
+        pending, expansion=expansion, recall=recall, exact_ms=exact_ms, ann_ms=ann_ms
+    )
+    ann.save(usearch_index, calibration, prefix)
+    return calibration
+
+
+def _calibration_mtime(prefix: Path) -> float | None:
+    try:
+        return ann.paths(prefix)[1].stat().st_mtime
+    except OSError:
+        return None
+
+
+def _opened_graph(prefix: Path, rows: int, dim: int) -> ann.Graph | None:
+    """Return the graph saved for this file if it is to be used; log and scan when unusable."""
+    try:
+        return ann.open_graph(prefix, rows=rows, dim=dim)
+    except ann.AnnFileError as error:
+        log.warning("approximate vector index unusable, searching exactly: %s", error)
+        return None
+
+
+def _approximate_top(
+    state: _State,
+    graph: ann.Graph,
+    query: Vectors,
+    wanted: npt.NDArray[np.bool_],
+    limit: int,
+    share: float,
+    expansion: int | None = None,
+) -> list[tuple[int, float]]:
+    """Rank the campaigns of the rows the graph finds, and every wanted tail campaign, exactly.
+
+    ``wanted`` flags the blocks that may be returned (alive, allowed); ``share`` is their share
+    of the rows, by which the graph explores more. ``expansion`` overrides the calibrated one.
+    """
+    nb = len(state.base)
+    base_blocks = int(np.searchsorted(state.starts[: state.blocks], nb))  # blocks in the file
+    if expansion is None:
+        expansion = graph.calibration.expansion
+    count = int(expansion * max(1.0, limit / ann.CALIBRATION_LIMIT) / max(share, 0.05))
+    rows, cosines = graph.nearest(query, count)
+    row_blocks = np.searchsorted(state.starts[:base_blocks], rows, side="right") - 1
+    keep_rows = wanted[row_blocks]
+    row_blocks, cosines = row_blocks[keep_rows], cosines[keep_rows]
+    # Each found campaign's best cosine by the graph; only the RESCORED_PER_RESULT × limit best
+    # are scored exactly (every passage, so the second best counts too).
+    order = np.lexsort((-cosines, row_blocks))
+    first = np.flatnonzero(np.diff(row_blocks[order], prepend=-1))
+    blocks, approx_best = row_blocks[order][first], cosines[order][first]
+    if len(blocks) > RESCORED_PER_RESULT * limit:
+        blocks = blocks[np.argsort(-approx_best, kind="stable")[: RESCORED_PER_RESULT * limit]]
+    found = np.sort(blocks)
+    g_starts, g_lengths = state.starts[found], state.lengths[found]
+    q = query.reshape(1, -1)
+    gathered = _dot(q, state.base.take(_ranges(g_starts, g_lengths), axis=0, mode="clip"))[0]
+    # The tail is contiguous in memory: scan it in place rather than copy it out.
+    tail_blocks = np.arange(base_blocks, state.blocks)
+    tail = _dot(q, state.matrix[: state.rows - nb])[0]
+    scores = np.concatenate([gathered, tail])
+    starts = np.concatenate([_offsets(g_lengths), state.starts[tail_blocks] - nb + len(gathered)])
+    lengths = np.concatenate([g_lengths, state.lengths[tail_blocks]])
+    owners = np.concatenate([state.owners[found], state.owners[tail_blocks]])
+    if len(starts) == 0:
+        return []
+    # reduceat over every block, the tombstoned tail ones too: each segment ends at the next start.
+    best = np.maximum.reduceat(scores, starts)
+    keep = np.concatenate([np.ones(len(found), dtype=np.bool_), wanted[tail_blocks]])
+    if not keep.any():
+        return []
+    starts, lengths, owners, best = starts[keep], lengths[keep], owners[keep], best[keep]
+    return _top(scores, best, starts, lengths, owners, limit)
 
 
 def _file_paths(prefix: Path) -> tuple[Path, Path]:

@@ -13,6 +13,12 @@ RESAVE_FRACTION of the rows, the worker writes a fresh file (workers that start 
 The database stays the truth: a file whose ids lie beyond the database's (another or a restored
 database), of other models or dimensions, or unreadable, is ignored and rewritten; campaigns
 deleted from the database since the file was written are dropped when it is opened.
+
+Each model's file of at least KB_ANN_MIN_ROWS rows also gets an approximate graph (search.ann),
+built once per host in a background thread of the process that wrote the file (or, when it died
+before finishing, of the next one to start) under its own lock, so writing the vectors and
+serving never wait for it. Until it is built, and when it did not reach the recall bar or its
+file is damaged, searches scan exactly.
 """
 
 from __future__ import annotations
@@ -22,15 +28,18 @@ import fcntl
 import json
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from flask import current_app, has_app_context
 
 from kb.extensions import db
 from kb.models import Campaign, PassageEmbedding
-from search.vector import VectorIndex
+from search import ann
+from search.vector import VectorIndex, build_graph_file
 
 if TYPE_CHECKING:
     from kb.searching.indexer import SearchIndexes
@@ -49,6 +58,9 @@ FORMAT = 1
 
 # The lock a worker holds from finding no file until it has written one (see restore).
 _held: dict[int, IO[str]] = {}
+GRAPH_LOCK = ".graph.lock"
+# This process's graph builders (wait_for_graphs joins them).
+_builders: list[threading.Thread] = []
 
 
 def directory(indexes: SearchIndexes) -> Path:
@@ -68,6 +80,7 @@ def restore(indexes: SearchIndexes) -> bool:
     if id(indexes) in _held:  # this worker's load failed half-way: it is still the writer
         return False
     if _open_pointer(indexes):
+        _build_graphs_in_background(folder)  # a builder that died left one unbuilt
         return True
     if not db.session.scalar(sa.select(sa.func.max(PassageEmbedding.id))):
         return False  # nothing stored yet: nothing to wait for
@@ -84,6 +97,7 @@ def restore(indexes: SearchIndexes) -> bool:
             time.sleep(0.2)
     if _open_pointer(indexes):  # written while this worker waited
         _release(handle)
+        _build_graphs_in_background(folder)
         return True
     _held[id(indexes)] = handle
     return False
@@ -142,7 +156,106 @@ def _write(indexes: SearchIndexes) -> None:
         stem = path.name.removesuffix(".npy").removesuffix(".rows").removesuffix(".blocks")
         if stem not in keep:  # (a model's name may hold dots)
             path.unlink(missing_ok=True)
+    for path in folder.glob("*.ann.*"):  # graphs of older files, and their builders' temp files
+        if not any(f"{prefix}.ann." in path.name for prefix in keep):
+            path.unlink(missing_ok=True)
     logger.info("vector file written: %s", {n: m["rows"] for n, m in models.items()})
+    _build_graphs_in_background(folder)
+
+
+def _build_graphs_in_background(folder: Path) -> None:
+    """Start building the graphs the pointer's files lack, unless another process is at it."""
+    if not has_app_context():  # a file written by a tool, not by the app: no setting to go by
+        return
+    min_rows = int(current_app.config["ANN_MIN_ROWS"])
+    if not _graphs_missing(folder, min_rows):
+        return
+    builder = threading.Thread(
+        target=build_graphs, args=(folder, min_rows), name="vector-graph-build", daemon=True
+    )
+    _builders.append(builder)
+    builder.start()
+
+
+def build_graphs(folder: Path, min_rows: int) -> dict[str, ann.Calibration]:
+    """Build the graph of each file the pointer names that lacks one; return what was built.
+
+    One process of the host at a time (a file lock); one that finds it taken returns at once:
+    the holder checks the pointer again after each build, so files written meanwhile get theirs.
+    """
+    handle = open(folder / GRAPH_LOCK, "a")  # noqa: SIM115  # held through the builds
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return {}
+    built: dict[str, ann.Calibration] = {}
+    try:
+        while missing := _graphs_missing(folder, min_rows):
+            name, prefix, dim = missing[0]
+            try:
+                calibration = build_graph_file(prefix, dim)
+            except (OSError, ValueError, RuntimeError) as error:  # the file went away, a full disk
+                logger.warning("approximate vector index of %s not built: %r", name, error)
+                break
+            built[name] = calibration
+            logger.info(
+                "approximate vector index of %s built in %.0f s: %s (recall@%d %.3f; %.2f ms "
+                "against %.2f ms exact)",
+                name,
+                calibration.build_s,
+                "in use" if calibration.used else "not used, searches stay exact",
+                ann.CALIBRATION_LIMIT,
+                calibration.recall,
+                calibration.ann_ms,
+                calibration.exact_ms,
+            )
+    finally:
+        _release(handle)
+    return built
+
+
+def _graphs_missing(folder: Path, min_rows: int) -> list[tuple[str, Path, int]]:
+    """Return (model, prefix, dim) of the pointer's files of ``min_rows`` rows with no graph."""
+    try:
+        meta = json.loads((folder / POINTER).read_text(encoding="utf-8"))
+        models = {
+            name: (m["prefix"], int(m["dim"]), int(m["rows"])) for name, m in meta["models"].items()
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        return []  # no file yet, or one restore will rewrite
+    missing = []
+    for name, (prefix_name, dim, rows) in models.items():
+        prefix = folder / prefix_name
+        if rows < max(1, min_rows) or not (folder / f"{prefix_name}.rows.npy").exists():
+            continue
+        try:
+            ann.open_graph(prefix, rows=rows, dim=dim)  # None: not built, or built and unused
+            built = ann.read_calibration(prefix) is not None
+        except ann.AnnFileError:
+            built = False  # damaged: build it again
+        if not built:
+            missing.append((name, prefix, dim))
+    return missing
+
+
+def wait_for_graphs(indexes: SearchIndexes, timeout_s: float) -> dict[str, ann.Calibration | None]:
+    """Wait for this process's graph builds; return each model's calibration (None: no graph)."""
+    deadline = time.monotonic() + timeout_s
+    for builder in list(_builders):
+        builder.join(max(0.0, deadline - time.monotonic()))
+    folder = directory(indexes)
+    try:
+        models = json.loads((folder / POINTER).read_text(encoding="utf-8"))["models"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    found: dict[str, ann.Calibration | None] = {}
+    for name, meta in models.items():
+        try:
+            found[name] = ann.read_calibration(folder / meta["prefix"])
+        except ann.AnnFileError:
+            found[name] = None
+    return found
 
 
 def _open_pointer(indexes: SearchIndexes) -> bool:

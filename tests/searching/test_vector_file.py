@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -14,6 +15,7 @@ from flask.testing import FlaskClient
 
 from kb.searching import indexer, vector_file
 from kb.searching.indexer import SearchIndexes, get_indexes
+from search import ann, vector
 from search.vector import VectorIndex
 from tests.conftest import make_app
 from tests.factories import campaign_payload
@@ -118,4 +120,87 @@ def test_a_model_name_with_dots_keeps_its_fresh_files(tmp_path: Path) -> None:
     pointer = json.loads((vector_file.directory(indexes) / vector_file.POINTER).read_text())
     prefix = pointer["models"]["gemma.v2"]["prefix"]
     assert files == [f"{prefix}.blocks.npy", f"{prefix}.rows.npy"]
-    assert index.search(np.eye(4, dtype=np.float32)[0], limit=1) == [(1, pytest.approx(1.0))]
+    ((found, score),) = index.search(np.eye(4, dtype=np.float32)[0], limit=1)
+    assert found == 1
+    assert score == pytest.approx(1.0)
+
+
+def graph_files(folder: Path) -> set[str]:
+    return {p.name for p in folder.glob("*.ann.*")}
+
+
+@pytest.fixture
+def graphs_everywhere(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Build a graph for the tests' few rows and use it (at this size the scan is faster)."""
+    app.config["ANN_MIN_ROWS"] = 1
+    monkeypatch.setattr(ann, "MAX_COST_SHARE", float("inf"))
+    monkeypatch.setattr(vector, "ANN_CHECK_S", 0.0)
+
+
+@pytest.mark.usefixtures("graphs_everywhere")
+def test_the_host_builds_one_graph_per_file_that_every_worker_maps_and_rebuilds_it_with_the_file(
+    app: Flask, client: FlaskClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(vector_file, "MIN_RESAVE_ROWS", 0)
+    create(client)
+    create(client, external_id="vf-2", title="宝妈拼团裂变", goal_type="referral")
+    expected = meaning(app, "宝妈拼团")
+    indexes = get_indexes_of(app)
+    folder = vector_file.directory(indexes)
+    with app.app_context():
+        built = vector_file.wait_for_graphs(indexes, timeout_s=120)
+    calibration = built["fake"]
+    assert calibration is not None
+    assert calibration.used
+    prefix = json.loads((folder / vector_file.POINTER).read_text())["models"]["fake"]["prefix"]
+    assert graph_files(folder) == {f"{prefix}.ann.usearch", f"{prefix}.ann.json"}
+
+    worker = another_worker(app, tmp_path)
+    worker.config["ANN_MIN_ROWS"] = 1
+    assert meaning(worker, "宝妈拼团") == expected  # the graph ranks as the first worker did
+    with worker.app_context():
+        graph = get_indexes().vectors["fake"]._snapshot().graph
+    assert graph is not None  # mapped from the host's one file, not built again
+    assert str(folder / f"{prefix}.ann.usearch") in Path("/proc/self/maps").read_text()
+    assert meaning(app, "宝妈拼团") == expected
+    with app.app_context():
+        assert get_indexes().vectors["fake"]._snapshot().graph is not None  # the writer too
+
+    # A new campaign puts over a tenth of the rows in the writer's memory: it rewrites the file,
+    # which gets its own graph, and the old file's graph goes with it.
+    create(client, external_id="vf-3", title="健身年卡续费提醒", goal_type="retention")
+    now = meaning(app, "健身年卡续费提醒")
+    with app.app_context():
+        vector_file.wait_for_graphs(indexes, timeout_s=120)
+    rewritten = json.loads((folder / vector_file.POINTER).read_text())["models"]["fake"]["prefix"]
+    assert rewritten != prefix
+    assert graph_files(folder) == {f"{rewritten}.ann.usearch", f"{rewritten}.ann.json"}
+    assert meaning(another_worker(app, tmp_path), "健身年卡续费提醒") == now
+
+
+@pytest.mark.usefixtures("graphs_everywhere")
+def test_a_damaged_graph_is_logged_searched_exactly_and_built_again(
+    app: Flask, client: FlaskClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    create(client)
+    create(client, external_id="vf-2", title="宝妈拼团裂变", goal_type="referral")
+    expected = meaning(app, "宝妈拼团")
+    indexes = get_indexes_of(app)
+    folder = vector_file.directory(indexes)
+    with app.app_context():
+        vector_file.wait_for_graphs(indexes, timeout_s=120)
+    (graph,) = folder.glob("*.ann.usearch")
+    graph.write_bytes(b"usearch, but not really")
+
+    worker = another_worker(app, tmp_path)
+    worker.config["ANN_MIN_ROWS"] = 1
+    with caplog.at_level(logging.WARNING):
+        assert meaning(worker, "宝妈拼团") == expected  # the exact scan answers
+    assert "approximate vector index unusable, searching exactly" in caplog.text
+    with worker.app_context():
+        vector_file.wait_for_graphs(get_indexes(), timeout_s=120)  # this worker rebuilt it
+    prefix = graph.with_name(graph.name.removesuffix(".ann.usearch"))
+    calibration = ann.read_calibration(prefix)
+    assert calibration is not None
+    assert ann.open_graph(prefix, rows=calibration.rows, dim=calibration.dim) is not None
+    assert meaning(another_worker(app, tmp_path), "宝妈拼团") == expected
