@@ -16,7 +16,7 @@ from typing import Any
 
 from kb import parsing
 from kb.validation import split_list
-from kb.vocab import DOCUMENT_KINDS, GOAL_TYPES, HYPOTHESIS_RESULTS, STATUSES
+from kb.vocab import DOCUMENT_KINDS, GOAL_TYPES, HYPOTHESIS_RESULTS, ROW_FIELD_LABELS, STATUSES
 
 # A cell starting with one of these is run as a formula by spreadsheet programs (ASVS 5.0 1.2.10).
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r", "\x00")
@@ -437,6 +437,8 @@ def normalize_nested(field: str, items: list[Any], warnings: list[str] | None = 
     return [str(item) if isinstance(item, int | float) else item for item in items]
 
 
+# Chinese keys of nested items; each part's one Chinese name (kb/vocab.py ROW_FIELD_LABELS, what
+# the Markdown export writes) is added below, so an export reads back.
 _REWARD_KEYS = {
     "类型": "type",
     "奖励": "type",
@@ -450,6 +452,13 @@ _METRIC_KEYS = {
 }  # fmt: skip
 _HYPOTHESIS_KEYS = {"假设": "statement", "结果": "result", "依据": "evidence", "证据": "evidence"}
 _DOCUMENT_KEYS = {"标题": "title", "类型": "kind", "正文": "body", "内容": "body"}
+for _field, _keys in (
+    ("rewards", _REWARD_KEYS),
+    ("metrics", _METRIC_KEYS),
+    ("hypotheses", _HYPOTHESIS_KEYS),
+    ("documents", _DOCUMENT_KEYS),
+):
+    _keys.update({label: code for code, label in ROW_FIELD_LABELS[_field].items()})
 
 
 _TEXT_KEYS = {"type", "detail", "name", "unit", "statement", "evidence", "title", "body"}

@@ -17,11 +17,11 @@ from functools import cache
 from typing import Any, Literal
 
 from kb.campaigns import metrics as metric_catalog
-from kb.vocab import FIELD_LABELS
+from kb.vocab import FIELD_LABELS, ROW_FIELD_LABELS, field_label
 from search.normalize import fold as fold_text
 
-# field -> accepted names; the first is the header the exporters write. Each field's one Chinese
-# name (kb/vocab.py: the form's and the history's) is accepted too, added below.
+# field -> accepted names. The header the exporters write is the field's one Chinese name
+# (kb/vocab.py field_label: the form's, the history's and the errors'), put first below.
 FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
     "external_id": ("活动编号", "external_id", "外部编号", "编号", "活动id", "id", "campaign_id"),
     "title": ("活动名称", "title", "名称", "活动", "活动标题", "标题", "campaign", "name"),
@@ -57,9 +57,13 @@ FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
     "tags": ("标签", "tags", "关键词", "tag"),
 }
 
+
+def _label_first(label: str, aliases: tuple[str, ...]) -> tuple[str, ...]:
+    return (label, *(alias for alias in aliases if alias != label))
+
+
 FIELD_COLUMNS = {
-    field: aliases if FIELD_LABELS[field] in aliases else (*aliases, FIELD_LABELS[field])
-    for field, aliases in FIELD_COLUMNS.items()
+    field: _label_first(field_label(field), aliases) for field, aliases in FIELD_COLUMNS.items()
 }
 
 # Columns of a separate metrics sheet or file: one row per metric of a campaign.
@@ -73,6 +77,12 @@ METRIC_SHEET_COLUMNS: dict[str, tuple[str, ...]] = {
     "target": ("目标", "target", "目标值", "计划"),
     "actual": ("实际", "actual", "实际值", "实绩", "完成值"),
     "key": ("主要指标", "key", "是否主要指标"),
+}
+# Its exported headers: the campaign's fields and a metric's parts by their Chinese names.
+_SHEET_LABELS = {**FIELD_LABELS, **ROW_FIELD_LABELS["metrics"]}
+METRIC_SHEET_COLUMNS = {
+    column: _label_first(_SHEET_LABELS.get(column, aliases[0]), aliases)
+    for column, aliases in METRIC_SHEET_COLUMNS.items()
 }
 METRIC_SHEET_NAMES = ("指标", "metrics", "指标数据", "数据成效", "metric")
 
@@ -266,7 +276,7 @@ def find_header(rows: list[list[Any]]) -> int | None:
 
 
 def export_header(field: str) -> str:
-    """Return the header the exporters write for a field."""
+    """Return the header the exporters write for a field: its Chinese name (field_label)."""
     return FIELD_COLUMNS[field][0]
 
 

@@ -29,7 +29,7 @@ from openpyxl.utils import get_column_letter
 
 from ingest import cells
 from ingest.columns import DERIVED_COLUMNS, METRIC_SHEET_COLUMNS, export_header
-from kb.vocab import GOAL_TYPES, STATUSES
+from kb.vocab import GOAL_TYPES, HYPOTHESIS_RESULTS, ROW_FIELD_LABELS, STATUSES
 
 # A campaign as the schema takes it (``campaign_to_input``): what CSV, Excel and Markdown write.
 # It may carry ``key_metric``: {"name", "attainment_pct", "verdict"} of its key metric (derived,
@@ -258,6 +258,10 @@ def _percent(value: float) -> str:
     return f"{text}%"
 
 
+def _labelled(item: Mapping[str, Any], labels: Mapping[str, str]) -> dict[str, Any]:
+    return {labels.get(key, key): value for key, value in item.items()}
+
+
 def campaign_markdown(data: Record) -> str:
     """Return a campaign as Markdown: fields in front matter, retro and documents as sections.
 
@@ -278,7 +282,14 @@ def campaign_markdown(data: Record) -> str:
         elif name == "metrics":
             # Only the chosen key metric says so: "key: false" on every other one is noise.
             value = [{k: v for k, v in m.items() if k != "key" or v is not False} for m in value]
-        front[name] = value
+        elif name == "hypotheses":
+            value = [
+                {**h, "result": HYPOTHESIS_RESULTS.get(h["result"], h["result"])} for h in value
+            ]
+        if name in ROW_FIELD_LABELS:
+            value = [_labelled(item, ROW_FIELD_LABELS[name]) for item in value]
+        # Keys by the fields' Chinese names, as the spreadsheets' headers (the reader knows both).
+        front[export_header(name)] = value
     meta = yaml.dump(
         front, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=100_000
     ).rstrip("\n")

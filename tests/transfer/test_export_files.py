@@ -102,8 +102,8 @@ def test_csv_carries_the_key_metric_and_keeps_the_formula_guard(
     (row,) = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     assert row["活动名称"] == "'=HYPERLINK 式羊毛党复盘"  # Excel parses CSV formulas: guarded
     assert row["做得好的"].startswith("'- 企微")
-    assert "【主要指标】转化率（%）：基线 8，目标 12，实际 9.6" in row["指标"]
-    assert not row["指标"].startswith("[")  # the friendly form, not JSON
+    assert "【主要指标】转化率（%）：基线 8，目标 12，实际 9.6" in row["数据指标"]
+    assert not row["数据指标"].startswith("[")  # the friendly form, not JSON
     assert (row["主要指标"], row["主要指标达成率"], row["主要指标结果"]) == (
         "转化率",
         "80%",
@@ -116,13 +116,13 @@ def test_markdown_carries_the_key_metric(client: FlaskClient, campaign_id: int) 
     text = client.get(f"/campaigns/{campaign_id}/export.md").get_data(as_text=True)
     front = text.split("\n---\n", 1)[0]
     assert (
-        "- name: 转化率\n  unit: '%'\n  baseline: 8.0\n  target: 12.0\n  actual: 9.6\n  key: true"
+        "- 指标名: 转化率\n  单位: '%'\n  基线: 8.0\n  目标: 12.0\n  实际: 9.6\n  主要指标: true"
         in front
     )
-    assert front.count("key:") == 1  # no "key: false" on every other metric
+    assert front.count("主要指标:") == 1  # no "主要指标: false" on every other metric
     assert "# 主要指标：转化率 · 达成率 80% · 未达成" in front
-    assert "goal_type: 召回" in front
-    assert "status: 已完成" in front
+    assert "目标类型: 召回" in front
+    assert "状态: 已完成" in front
 
 
 @pytest.mark.parametrize("fmt", ["csv", "xlsx", "md"])

@@ -237,7 +237,7 @@ def test_list_export_honours_filters(client: FlaskClient, seeded: dict[str, int]
     text = response.get_data(as_text=True)
     assert response.mimetype == "text/csv"
     assert "attachment" in response.headers["Content-Disposition"]
-    assert text.startswith("\ufeff活动编号,活动名称")
+    assert text.startswith("\ufeff外部编号,活动名称")
     assert "'=SUM(A1) 电商大促" in text  # neutralized for spreadsheets
     assert "母婴拼团" not in text
     assert "电商回收站" not in text
@@ -253,7 +253,7 @@ def test_xlsx_export_keeps_numbers_and_neutralizes_text(
     main, metrics = workbook["活动"], workbook["指标"]
     titles = [row[1] for row in main.iter_rows(min_row=2, values_only=True)]
     assert "=SUM(A1) 电商大促" in titles  # a string cell: never run, shown without a quote
-    assert main.cell(1, 1).value == "活动编号"
+    assert main.cell(1, 1).value == "外部编号"
     values = next(metrics.iter_rows(min_row=2, values_only=True))
     assert values[3:8] == ("成交额", "万元", 820, 1000, 1130.5)
 
@@ -265,7 +265,7 @@ def test_one_campaign_as_markdown_and_as_a_printable_page(
     text = response.get_data(as_text=True)
     assert response.mimetype == "text/markdown"
     assert "filename*=UTF-8''" in response.headers["Content-Disposition"]
-    assert text.startswith("---\ntitle: 母婴拼团\n")
+    assert text.startswith("---\n活动名称: 母婴拼团\n")
     assert "## 做得好的 {#went_well}" in text
     page = client.get(f"/campaigns/{seeded['e-2']}/print").get_data(as_text=True)
     assert "<h1>母婴拼团</h1>" in page
