@@ -173,6 +173,7 @@ def _build_graphs_in_background(folder: Path) -> None:
     builder = threading.Thread(
         target=build_graphs, args=(folder, min_rows), name="vector-graph-build", daemon=True
     )
+    _builders[:] = [b for b in _builders if b.is_alive()]
     _builders.append(builder)
     builder.start()
 
@@ -190,9 +191,11 @@ def build_graphs(folder: Path, min_rows: int) -> dict[str, ann.Calibration]:
         handle.close()
         return {}
     built: dict[str, ann.Calibration] = {}
+    tried: set[Path] = set()
     try:
-        while missing := _graphs_missing(folder, min_rows):
+        while missing := [m for m in _graphs_missing(folder, min_rows) if m[1] not in tried]:
             name, prefix, dim = missing[0]
+            tried.add(prefix)  # once: a graph that does not open after its build is not redone
             try:
                 calibration = build_graph_file(prefix, dim)
             except (OSError, ValueError, RuntimeError) as error:  # the file went away, a full disk
