@@ -5,11 +5,15 @@ each worker after the fork (no ``preload_app``): each worker opens its own datab
 index readers, and starts its indexer thread at boot, so the change log is drained and
 reconciled before the first request rather than on it.
 
-Nothing is loaded in the master to be shared through the fork: importing torch and transformers
-alone starts threads, which a fork must not cross. The workers share the big read-only data
-through files in KB_DATA_DIR that each maps (one copy in the page cache for the host): the
-passage vectors (kb/searching/vector_file.py) and the model weights (e5's bf16 safetensors,
-USE's .npy arrays: search/embedder.py).
+What every worker needs and never changes is loaded once, in the master, before the fork
+(``on_starting``: kb/prefork.py): the libraries (torch, transformers, Flask, ...), the
+keyword analyzer's dictionary and the embedding models. The workers share those pages
+copy-on-write instead of each holding its own ≈ 0.45 GB. The master starts no thread for it (a
+fork must not cross one; each fork checks). The big read-only data is shared through files in
+KB_DATA_DIR that each worker maps (one copy in the page cache for the host): the passage
+vectors (kb/searching/vector_file.py) and the model weights (e5's safetensors, USE's .npy
+arrays: search/embedder.py). Code loaded in the master is not reloaded by a HUP: restart
+gunicorn after an upgrade.
 """
 
 from __future__ import annotations
@@ -18,14 +22,15 @@ import os
 from typing import Any
 
 bind = os.environ.get("KB_BIND", "127.0.0.1:8000")
-# Each worker holds ≈ 0.6 GB of its own (torch, tokenizers, buffers) beside the shared weights
-# and vectors (bench/results/model_sharing.txt): two workers on two cores serve well; threads
-# overlap database and index waits (torch runs one thread per worker, KB_TORCH_THREADS).
+# Each worker holds ≈ 0.1 GB of its own beside what it shares with the master and the mapped
+# weights and vectors (bench/results/worker_memory_session6.txt): two workers on two cores serve
+# well; threads overlap database and index waits (torch runs one thread per worker,
+# KB_TORCH_THREADS).
 workers = int(os.environ.get("KB_WORKERS", min(2, os.cpu_count() or 1)))
 threads = int(os.environ.get("KB_THREADS", "4"))
 # gthread, answering gunicorn's own errors (414, 431, 400, 500) as the API's JSON under /api/.
 worker_class = "kb.ops.gunicorn_worker.JsonErrorWorker"
-preload_app = False  # see the docstring: the weights are shared by mapping files, not by fork
+preload_app = False  # see the docstring: libraries and models are loaded by on_starting
 # What a request may be. gunicorn refuses the first three before the app sees the request
 # (JSON under /api/); the app refuses the rest with its own 413/422 (README, "Limits").
 #   request line (method, path, query) <= 8190 bytes: 414
@@ -73,6 +78,13 @@ if os.environ.get("KB_LOG_FORMAT") == "json":
             "gunicorn.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
         },
     }
+
+
+def on_starting(server: Any) -> None:
+    """Load the libraries, the analyzer's dictionary and the models once, for every worker."""
+    from kb.prefork import preload
+
+    preload()
 
 
 def post_worker_init(worker: Any) -> None:

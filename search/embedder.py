@@ -212,6 +212,14 @@ class SentenceTransformerEmbedder:
             self._dim = _model_dim(self.model())
         return self._dim
 
+    def use_threads(self, num_threads: int) -> None:
+        """Run on ``num_threads`` torch threads from now on (the process-wide torch setting)."""
+        self._num_threads = num_threads
+        if self._model is not None:
+            import torch
+
+            torch.set_num_threads(num_threads)
+
     def model(self) -> SentenceTransformer:
         """Return the model, loading it on the first call."""
         if self._model is None:
@@ -356,6 +364,31 @@ def query_cache(embedder: Embedder) -> QueryCache:
         return cache
 
 
+# Embedders loaded before this process forked (gunicorn's master: kb/prefork.py), by
+# (spec, models directory, precision). A fork's load_embedders returns them, so every worker
+# reads the master's model objects and tokenizers through shared copy-on-write pages instead of
+# building its own (≈ 80 MB a worker besides the weight files, which are shared anyway).
+_preloaded: dict[tuple[str, Path, Precision], list[Embedder]] = {}
+
+
+def preload_embedders(
+    spec: str, models_dir: Path, *, precision: Precision = "auto"
+) -> list[Embedder]:
+    """Load the models of ``spec`` now, for this process and the processes it forks.
+
+    ``load_embedders`` with the same spec, models directory and precision then returns these
+    embedders, set to its ``num_threads``. They load on one torch thread: torch starts no
+    thread pool for one thread, and a pool must not exist when the process forks (its threads
+    would be missing in the child). Raises what loading raises.
+    """
+    embedders = load_embedders(spec, models_dir, num_threads=1, precision=precision)
+    for embedder in embedders:
+        if isinstance(embedder, SentenceTransformerEmbedder):
+            embedder.model()
+    _preloaded[(spec, Path(models_dir).resolve(), precision)] = embedders
+    return embedders
+
+
 def load_embedders(
     spec: str,
     models_dir: Path,
@@ -369,8 +402,15 @@ def load_embedders(
     without bf16) on first use, "use" is USE multilingual v3 (its weights kept in
     ``models_dir/use-m3``), anything else is the path of a sentence-transformers folder (see
     ``parse_model_specs``; the weights are read from there too). Raises ValueError for an empty
-    spec, a repeated name or a path that is not such a folder.
+    spec, a repeated name or a path that is not such a folder. Embedders that
+    ``preload_embedders`` loaded for the same spec, folder and precision are returned loaded.
     """
+    preloaded = _preloaded.get((spec, Path(models_dir).resolve(), precision))
+    if preloaded is not None:
+        for embedder in preloaded:
+            if isinstance(embedder, SentenceTransformerEmbedder):
+                embedder.use_threads(num_threads)
+        return list(preloaded)
     embedders: list[Embedder] = []
     for spec_entry in parse_model_specs(spec):
         folder = spec_entry.folder

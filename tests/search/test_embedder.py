@@ -87,6 +87,34 @@ def test_spec_builds_lazy_embedders(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # nothing converted or unpacked before the first encode
 
 
+def test_preloaded_embedders_are_returned_loaded_for_the_same_spec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from search import embedder as embedding
+
+    monkeypatch.setattr(embedding, "_preloaded", {})
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: threads.append(n))
+    threads: list[int] = []
+    preloaded = embedding.preload_embedders("use", tmp_path)
+    assert preloaded[0].is_loaded  # type: ignore[attr-defined]
+    assert threads == [1]  # loaded on one torch thread: no pool exists at the fork
+    # What a forked worker's app asks for: the same objects, set to its thread count.
+    again = load_embedders("use", tmp_path / ".", num_threads=2)
+    assert again == preloaded
+    assert again[0] is preloaded[0]
+    assert threads == [1, 2]
+    # Another spec, folder or precision is loaded on its own, lazily.
+    for other in (
+        load_embedders("use", tmp_path / "other"),
+        load_embedders("use", tmp_path, precision="fp32"),
+        load_embedders("use=use", tmp_path),
+    ):
+        assert other[0] is not preloaded[0]
+        assert not other[0].is_loaded
+
+
 def test_spec_accepts_a_sentence_transformers_folder(tmp_path: Path) -> None:
     folder = tmp_path / "my-model"
     folder.mkdir()
