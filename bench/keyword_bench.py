@@ -1,14 +1,24 @@
 """Measure the keyword index: build rate, query latency with and without facets and filters.
 
-Run: .venv/bin/python bench/keyword_bench.py [N ...]   (default: 1000 10000)
+Run: .venv/bin/python bench/keyword_bench.py [--workers W] [--no-before] [N ...]
+     (default: 1000 10000)
 
-Documents are generated, about 3 KB of UTF-8 each, mixed as real retros are. Latencies are wall
-time of ``KeywordIndex.search`` on a warm index (one searcher, as a web worker keeps it).
+Documents are generated, about 3 KB of UTF-8 each, mixed as real retros are. The build is timed
+twice in the same run: "before", Whoosh's own writer as the index was built until issue 17
+(``IndexWriter.add_document`` for every document, one segment, numbers indexed with Whoosh's
+tiered terms), and "after", ``KeywordIndex.rebuild`` (search/keyword/writing.py: batches of
+segments written a term at a time, text analyzed in worker processes past 2,000 documents).
+Both report wall time and CPU time (this process, and the analysis workers), and the two
+indexes are checked to rank every timed query the same. Latencies are wall time of
+``KeywordIndex.search`` on the "after" index, warm (one searcher, as a web worker keeps it).
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import random
+import resource
 import shutil
 import statistics
 import sys
@@ -22,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from search import analysis
 from search.documents import CampaignText, MetricFact
-from search.keyword import KeywordIndex, MetricRange, SearchFilters
+from search.keyword import KeywordIndex, MetricRange, SearchFilters, fields, storage
 
 SENTENCES = [
     "今年双十一我们在企业微信社群做了拼团和任务宝裂变，新客首单满减券核销率达到32%。",
@@ -125,29 +135,95 @@ def timed(fn: Callable[[], object], runs: list[str]) -> list[float]:
     return samples
 
 
-def run(n_docs: int) -> None:
+class Clock:
+    """Wall and CPU time of a block: this process, and child processes that ended in it."""
+
+    def __enter__(self) -> Clock:
+        self._wall = time.perf_counter()
+        self._cpu = time.process_time()
+        self._children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall_s = time.perf_counter() - self._wall
+        self.cpu_s = time.process_time() - self._cpu
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.children_s = (children.ru_utime + children.ru_stime) - (
+            self._children.ru_utime + self._children.ru_stime
+        )
+
+    def line(self, label: str, n_docs: int) -> str:
+        cpu = self.cpu_s + self.children_s
+        return (
+            f"{label:7} {self.wall_s:7.1f} s wall  {n_docs / self.wall_s:6.0f} docs/s   "
+            f"CPU {self.cpu_s:6.1f} s + workers {self.children_s:5.1f} s  "
+            f"{n_docs / cpu:6.0f} docs per CPU-s   (load {os.getloadavg()[0]:.1f})"
+        )
+
+
+def build_before(docs: list[CampaignText], root: Path) -> None:
+    """Build the index as it was built before issue 17, into ``root`` (no CURRENT switch)."""
+    tiered = dict(fields._NUMBER)
+    fields._NUMBER.clear()  # Whoosh's default shift_step: tiered numeric terms, as before
+    try:
+        schema = fields.make_schema()
+    finally:
+        fields._NUMBER.update(tiered)
+    index = storage._storage(root).create_index(schema)
+    writer = index.writer(procs=1, limitmb=256)
+    for doc in docs:
+        writer.add_document(**fields.to_fields(doc))
+    writer.commit()
+    index.close()
+
+
+def ranking(index: KeywordIndex, queries: list[str]) -> list[list[tuple[int, float]]]:
+    """Return the top 50 (id, score) of every query."""
+    none = SearchFilters()
+    return [
+        [(h.campaign_id, round(h.score, 9)) for h in index.search(q, filters=none, limit=50).hits]
+        for q in queries
+    ]
+
+
+def run(n_docs: int, *, workers: int | None, before: bool) -> None:
     """Build an index of n_docs generated campaigns and print its figures."""
     docs = make_docs(n_docs)
     size_mb = sum(len(d.body_text().encode()) + len(d.title.encode()) for d in docs) / 1e6
     root = Path(tempfile.mkdtemp(prefix="keyword-bench-"))
+    rng = random.Random(11)
+    queries = [" ".join(rng.sample(WORDS, rng.randint(1, 3))) for _ in range(200)]
     try:
         print(f"\n== {n_docs} documents, {size_mb:.1f} MB of text")
-        with KeywordIndex(root) as index:
-            start = time.perf_counter()
-            index.rebuild(docs)
-            build_s = time.perf_counter() - start
-        disk_mb = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 1e6
-        print(
-            f"build      {build_s:7.1f} s   {n_docs / build_s:6.0f} docs/s   index {disk_mb:.0f} MB"
-        )
+        if before:
+            old_root = root / "before"
+            old_root.mkdir()
+            with Clock() as clock:
+                build_before(docs, old_root)
+            print(clock.line("before", n_docs))
+            before_figures = clock
+        with KeywordIndex(root / "after") as index, Clock() as clock:
+            index.rebuild(docs, workers=workers, total=len(docs))
+        print(clock.line("after", n_docs))
+        if before:
+            print(
+                f"after / before: wall {before_figures.wall_s / clock.wall_s:.2f}x, CPU "
+                f"{(before_figures.cpu_s + before_figures.children_s) / (clock.cpu_s + clock.children_s):.2f}x"
+            )
+        disk_mb = sum(p.stat().st_size for p in (root / "after").rglob("*") if p.is_file()) / 1e6
+        print(f"index {disk_mb:.0f} MB on disk (after)")
+        if before:
+            with KeywordIndex(root / "after") as after:
+                same = _same_rankings(old_root, after, queries)
+            print(f"rankings of {len(queries)} queries, top 50 with scores: {same}")
+            shutil.rmtree(old_root, ignore_errors=True)
+        root = root / "after"
 
         start = time.perf_counter()
         index = KeywordIndex(root)
         opened_ms = (time.perf_counter() - start) * 1000
         print(f"open       {opened_ms:7.1f} ms (pointer, index, searcher)")
 
-        rng = random.Random(11)
-        queries = [" ".join(rng.sample(WORDS, rng.randint(1, 3))) for _ in range(200)]
         none = SearchFilters()
         filtered = SearchFilters(
             industry="母婴", metrics=(MetricRange("roi", "actual", 2.0, None),)
@@ -202,14 +278,40 @@ def run(n_docs: int) -> None:
         print(f"{'next search (reopen)':24} {percentiles(first_search)}")
         index.close()
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(root.parent if root.name == "after" else root, ignore_errors=True)
+
+
+def _same_rankings(reference: Path, after: KeywordIndex, queries: list[str]) -> str:
+    """Compare the rankings of the old-style index (opened as a KeywordIndex) and the new."""
+    probe = Path(tempfile.mkdtemp(prefix="keyword-bench-ref-"))
+    try:
+        # Point a KeywordIndex at the reference directory through its CURRENT file.
+        name = f"{analysis.analyzer_fingerprint()[:16]}-1"
+        (probe / name).symlink_to(reference.resolve())
+        (probe / storage.POINTER).write_text(name + "\n", encoding="utf-8")
+        with KeywordIndex(probe) as old:
+            a, b = ranking(old, queries), ranking(after, queries)
+        differing = sum(x != y for x, y in zip(a, b, strict=True))
+        return "identical" if not differing else f"{differing} DIFFER"
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
 
 
 def main(argv: list[str]) -> None:
     """Run the benchmark for each document count given (default 1000 and 10000)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sizes", nargs="*", type=int, default=[1000, 10_000])
+    parser.add_argument(
+        "--workers", type=int, default=None, help="analysis processes (default: one per core, ≤ 2)"
+    )
+    parser.add_argument("--no-before", action="store_true", help="skip the old writer's build")
+    args = parser.parse_args(argv)
+    print(
+        f"keyword_bench {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC; {os.cpu_count()} CPUs"
+    )
     analysis.warm_up()
-    for n_docs in [int(a) for a in argv] or [1000, 10_000]:
-        run(n_docs)
+    for n_docs in args.sizes:
+        run(n_docs, workers=args.workers, before=not args.no_before)
 
 
 if __name__ == "__main__":

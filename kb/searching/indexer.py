@@ -42,6 +42,10 @@ from search.vector import VectorIndex
 log = logging.getLogger(__name__)
 
 BATCH = 100  # campaigns per drain step: bounds memory and the time the lock is held
+# Campaigns read from the database at a time by a rebuild (one query per table each).
+REBUILD_BATCH = 500
+# A rebuild says how far it is in the log this often.
+REBUILD_LOG_EVERY_S = 10.0
 ENCODE_BATCH = 32
 # Campaigns embedded between two keyword catch-ups while draining: at most 96 passages each
 # (search.documents.MAX_PASSAGES), so a slice takes seconds even on a CPU without AVX-512.
@@ -445,6 +449,9 @@ def rebuild(*, progress: Progress | None = None) -> int:
 
     Returns the number of campaigns indexed. The host's mark becomes the feed head read before
     anything else (under the indexer's lock), and what was written meanwhile is applied after.
+    One pass over the database: each batch of campaigns is embedded (stored vectors reused),
+    then handed to the keyword build; ``progress`` gets the campaigns done at each step. The
+    old keyword index serves searches until the new one is complete.
     """
     indexes = get_indexes()
     with _indexer_lock(indexes.data_dir, blocking=True):
@@ -452,18 +459,13 @@ def rebuild(*, progress: Progress | None = None) -> int:
         # an older snapshot on SQLite: campaigns indexed meanwhile by a drain would be missed.
         db.session.commit()
         seq = feed.register_catch_up()
-        ids = list(
-            db.session.scalars(
-                sa.select(Campaign.id).where(Campaign.deleted_at.is_(None)).order_by(Campaign.id)
-            )
-        )
-        db.session.commit()
-        for start in range(0, len(ids), BATCH):
-            texts = [campaign_text(c) for c in load_live(ids[start : start + BATCH])]
+        ids = _live_ids()
+
+        def embedded(texts: list[CampaignText]) -> list[CampaignText]:
             store_embeddings(indexes.embedders, texts)
-            if progress:
-                progress(len(texts))
-        _rebuild_keyword(indexes, ids)
+            return texts
+
+        _rebuild_keyword(indexes, ids, prepare=embedded, progress=progress)
         feed.write_mark(indexes.index_dir, seq)
         indexes.sync_vectors()
     # What was written during the rebuild is still in the feed: index it now.
@@ -471,23 +473,65 @@ def rebuild(*, progress: Progress | None = None) -> int:
     return len(ids)
 
 
-def _rebuild_keyword(indexes: SearchIndexes, ids: Sequence[int] | None = None) -> None:
-    """Rebuild the keyword index from the database (the caller holds the indexer lock)."""
-    if ids is None:
-        ids = list(
-            db.session.scalars(
-                sa.select(Campaign.id).where(Campaign.deleted_at.is_(None)).order_by(Campaign.id)
-            )
+def _live_ids() -> list[int]:
+    ids = list(
+        db.session.scalars(
+            sa.select(Campaign.id).where(Campaign.deleted_at.is_(None)).order_by(Campaign.id)
         )
-        db.session.commit()
+    )
+    db.session.commit()
+    return ids
+
+
+def _rebuild_keyword(
+    indexes: SearchIndexes,
+    ids: Sequence[int] | None = None,
+    *,
+    prepare: Callable[[list[CampaignText]], list[CampaignText]] | None = None,
+    progress: Progress | None = None,
+) -> None:
+    """Rebuild the keyword index from the database (the caller holds the indexer lock).
+
+    Built in a new directory while the old index (if any) keeps serving; progress goes to the
+    log, to ``progress`` (campaigns per step) and to ``GET /api/v1/index/status``.
+    """
+    if ids is None:
+        ids = _live_ids()
     log.info("rebuilding the keyword index from the database (%d campaigns)", len(ids))
-    indexes.keyword.rebuild(_iter_texts(ids))
+    started = time.monotonic()
+    reported = [0]  # campaigns reported so far (progress takes increments)
+    logged_at = [started]
+
+    def advance(added: int) -> None:
+        if progress is not None:
+            progress(added - reported[0])
+        reported[0] = added
+        if time.monotonic() - logged_at[0] >= REBUILD_LOG_EVERY_S:
+            logged_at[0] = time.monotonic()
+            log.info("keyword index: %d of %d campaigns", added, len(ids))
+
+    indexes.keyword.rebuild(
+        _iter_texts(ids, prepare),
+        progress=advance,
+        total=len(ids),
+    )
+    elapsed = time.monotonic() - started
+    log.info(
+        "keyword index rebuilt: %d campaigns in %.1f s (%.0f/s)",
+        len(ids),
+        elapsed,
+        len(ids) / max(elapsed, 1e-9),
+    )
 
 
-def _iter_texts(ids: Sequence[int]) -> Iterator[CampaignText]:
-    for start in range(0, len(ids), BATCH):
-        yield from (campaign_text(c) for c in load_live(ids[start : start + BATCH]))
+def _iter_texts(
+    ids: Sequence[int],
+    prepare: Callable[[list[CampaignText]], list[CampaignText]] | None = None,
+) -> Iterator[CampaignText]:
+    for start in range(0, len(ids), REBUILD_BATCH):
+        texts = [campaign_text(c) for c in load_live(ids[start : start + REBUILD_BATCH])]
         db.session.expunge_all()  # bounded memory over a large rebuild
+        yield from prepare(texts) if prepare is not None else texts
 
 
 def load_live(campaign_ids: Sequence[int]) -> list[Campaign]:

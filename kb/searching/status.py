@@ -9,7 +9,7 @@ lag and the counts.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 import sqlalchemy as sa
@@ -54,6 +54,14 @@ class IndexModelOut(Out):
     )
 
 
+class KeywordBuildOut(Out):
+    """A rebuild of this host's keyword index under way (searches use the old one meanwhile)."""
+
+    added: int = Field(description="已写入新索引的活动数")
+    total: int | None = Field(description="要写入的活动总数（未知时为 null）")
+    started_at: datetime
+
+
 class IndexStatusOut(Out):
     """This host's index state against the change feed of the database."""
 
@@ -72,6 +80,10 @@ class IndexStatusOut(Out):
         None, description="跟随变更序列的每台主机及其进度（仅管理员可见）"
     )
     models: list[IndexModelOut] = Field(description="本主机配置的嵌入模型")
+    keyword_build: KeywordBuildOut | None = Field(
+        None,
+        description="本主机关键词索引正在重建时的进度（期间搜索仍用旧索引；未在重建时为 null）",
+    )
 
 
 def lag_entries() -> int:
@@ -85,10 +97,28 @@ def lag_entries() -> int:
 def pending_for_pages() -> int:
     """Return this host's unapplied entries for a page's 索引中 notice (0 if unknown)."""
     try:
-        return lag_entries()
+        pending = lag_entries()
     except SQLAlchemyError:
         db.session.rollback()
         return 0  # the page shows its own database error; no notice about the index
+    keyword = get_indexes().keyword
+    if not keyword.is_usable:  # a first build: what it has still to write is not searchable
+        build = keyword.build_progress()
+        if build is not None and build.total is not None:
+            pending = max(pending, build.total - build.added)
+    return pending
+
+
+def keyword_build() -> KeywordBuildOut | None:
+    """Return the progress of a rebuild of this host's keyword index, if one runs."""
+    build = get_indexes().keyword.build_progress()
+    if build is None:
+        return None
+    return KeywordBuildOut(
+        added=build.added,
+        total=build.total,
+        started_at=datetime.fromtimestamp(build.started_at, UTC),
+    )
 
 
 def index_status(*, admin: bool) -> IndexStatusOut:
@@ -133,6 +163,7 @@ def index_status(*, admin: bool) -> IndexStatusOut:
             )
             for m in backfill.model_states()
         ],
+        keyword_build=keyword_build(),
     )
     if admin:
         since = feed.live_hosts_since()

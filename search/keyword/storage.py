@@ -5,14 +5,17 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import gc
+import json
 import logging
 import os
 import re
 import shutil
 import threading
+import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from search.keyword.columns import OpenSearcher, SegmentArrays, Snapshot
 from search.keyword.fields import FACET_FIELDS, make_schema, to_fields
 from search.keyword.filters import SearchFilters
 from search.keyword.scoring import KeywordHit, KeywordResult, query_terms, rank, snippet
+from search.keyword.writing import MAX_WORKERS, IndexBuild
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +38,54 @@ _INDEX_DIR = re.compile(r"[0-9a-f]{16}-(\d+)")
 # Another writer (a second worker, the rebuild's old index) holds the lock for at most a commit
 # with a merge: about a second at 100k documents. Whoosh's default, 0, fails at once.
 WRITE_TIMEOUT_S = 15.0
-# Pool memory before the rebuild's writer flushes a run to disk (Whoosh's default is 128).
-REBUILD_LIMIT_MB = 256
-PROGRESS_EVERY = 100
+# Documents per segment of a rebuild: bounds its memory (≈ 60 MB of postings per 10,000
+# campaigns of 3 KB) and the segments a query visits (10 at 100,000 campaigns).
+BUILD_BATCH_DOCS = 10_000
+# A build split between workers makes segments of at least this many documents.
+MIN_PARALLEL_SEGMENT = 1_000
+# A rebuild's progress, for other processes (GET /api/v1/index/status): rewritten at most
+# every this many documents.
+BUILDING = "BUILDING"
+_BUILDING_EVERY = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class BuildProgress:
+    """How far a running rebuild is: documents added, of how many (if known), since when."""
+
+    added: int
+    total: int | None
+    started_at: float  # Unix time
+
+
+class _ProgressFile:
+    """Pass a rebuild's progress on, and keep it in a small file other processes can read."""
+
+    def __init__(
+        self,
+        path: Path,
+        name: str,
+        total: int | None,
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        self._path, self._name, self._total, self._progress = path, name, total, progress
+        self._started_at = time.time()
+        self._written = -_BUILDING_EVERY
+        self.update(0)
+
+    def update(self, added: int) -> None:
+        if added - self._written >= _BUILDING_EVERY or added == self._total:
+            self._written = added
+            temp = self._path.with_name(f".{self._path.name}.{os.getpid()}.tmp")
+            state = {"dir": self._name, "added": added, "total": self._total}
+            temp.write_text(json.dumps({**state, "started_at": self._started_at}), "utf-8")
+            os.replace(temp, self._path)
+        if self._progress is not None and added:
+            self._progress(added)
+
+    def remove(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path.unlink()
 
 
 class IndexUnavailableError(RuntimeError):
@@ -178,41 +227,70 @@ class KeywordIndex:
         docs: Iterable[CampaignText],
         *,
         progress: Callable[[int], None] | None = None,
-    ) -> None:
+        total: int | None = None,
+        workers: int | None = None,
+        segment_docs: int = BUILD_BATCH_DOCS,
+    ) -> int:
         """Index ``docs`` into a fresh directory, switch CURRENT to it, remove the old ones.
 
-        The old index serves searches until the switch. Raise IndexBusyError if another rebuild
-        of this directory is running. ``progress`` gets the count of documents added so far,
-        every PROGRESS_EVERY documents and at the end.
+        The old index serves searches until the switch. Documents are written in segments of at
+        most ``segment_docs``, by ``workers`` processes once there is more than one segment's
+        worth (search.keyword.writing.IndexBuild); with ``total`` known, segments are made
+        small enough to give every worker two. ``progress`` gets the count of documents added
+        so far, every 100 documents and at the end; ``build_progress()`` tells other processes
+        (with ``total``, if given). Raise IndexBusyError if another rebuild of this directory
+        is running. Return the number of documents indexed.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
         with self._rebuild_lock():
             fresh = self._make_dir()
+            report = _ProgressFile(self.directory / BUILDING, fresh.name, total, progress)
             try:
                 index = _storage(fresh).create_index(make_schema())
-                writer = index.writer(procs=1, limitmb=REBUILD_LIMIT_MB, timeout=WRITE_TIMEOUT_S)
+                if total is not None and workers != 1:
+                    # Segments enough for every worker (at most BUILD_BATCH_DOCS each).
+                    share = -(-total // (2 * (workers or MAX_WORKERS)))
+                    segment_docs = min(segment_docs, max(share, MIN_PARALLEL_SEGMENT))
+                build = IndexBuild(
+                    index, segment_docs=segment_docs, workers=workers, progress=report.update
+                )
                 try:
-                    added = 0
-                    for doc in docs:
-                        writer.add_document(**to_fields(doc))
-                        added += 1
-                        if progress is not None and added % PROGRESS_EVERY == 0:
-                            progress(added)
-                    if progress is not None and added % PROGRESS_EVERY:
-                        progress(added)
+                    build.add(docs)
+                    added = build.finish()
                 except BaseException:
-                    writer.cancel()
+                    build.cancel()
                     raise
-                writer.commit()
                 index.close()
                 _fsync_files(fresh)  # Whoosh does not: CURRENT must never name unwritten data
                 self._switch(fresh.name)
             except BaseException:
                 shutil.rmtree(fresh, ignore_errors=True)
                 raise
+            finally:
+                report.remove()
             with self._lock:
                 self._sync()
             self._remove_old(keep=fresh.name)
+        return added
+
+    def build_progress(self) -> BuildProgress | None:
+        """Return the progress of a rebuild running on this directory (any process), or None."""
+        path = self.directory / BUILDING
+        if not path.exists():
+            return None
+        with contextlib.suppress(OSError), open(self.directory / ".rebuild.lock", "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pass  # held: a rebuild runs, its file is current
+            else:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                return None  # left behind by a rebuild that died
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return BuildProgress(int(data["added"]), data.get("total"), float(data["started_at"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     @contextlib.contextmanager
     def _rebuild_lock(self) -> Iterator[None]:

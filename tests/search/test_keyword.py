@@ -516,7 +516,7 @@ def test_rebuild_switches_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyP
             assert ids(reader_side, "双十一") == [1]
             assert ids(reader_side, "企微") == []
 
-        monkeypatch.setattr(keyword.storage, "PROGRESS_EVERY", 2)
+        monkeypatch.setattr(keyword.writing, "PROGRESS_EVERY", 2)
         writer_side.rebuild(DOCS[2:5], progress=during_build)
         assert seen == [2, 3]
         new = (directory / "CURRENT").read_text().strip()
