@@ -5,6 +5,12 @@ for the calibration: e5 embeds the two with different prompts), ≈ 2-8 s for e5
 semantic search. The calibration depends on the corpus: it is redone when a model's number of
 live passages has moved (by more than RECALIBRATE_SHARE on a large corpus, where it costs one
 pass over the vectors, ≈ 0.1-0.2 s at 10k campaigns).
+
+The contrast test (search/relevance.py) also needs the library's own short texts (titles, goals,
+lesson lines) embedded as queries: read from the database at calibration, at most
+LIBRARY_CAMPAIGNS campaigns spread over the id range, each text embedded once per process and
+model (≈ 10-20 s with e5 for the demo's ≈ 600 texts on the first calibration, then only a new
+campaign's dozen).
 """
 
 from __future__ import annotations
@@ -14,27 +20,36 @@ import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
+from flask import has_app_context
 
 from kb.searching import backfill
-from kb.searching.indexer import SearchIndexes
+from kb.searching.documents import campaign_text
+from kb.searching.indexer import SearchIndexes, load_live
 from search.embedder import Embedder, Vectors
 from search.relevance import (
+    ADJACENT_PATH,
     MIN_BACKGROUND,
     Calibration,
     ModelScores,
     background_texts,
     calibrate,
+    contrast,
+    library_queries,
 )
 
 # Recalibrate on any change below this many passages; above it, on a change of this share.
 SMALL_CORPUS_PASSAGES = 20_000
 RECALIBRATE_SHARE = 0.02
+# Campaigns whose texts stand for the library in the contrast test, spread over the id range.
+LIBRARY_CAMPAIGNS = 200
 
 
 @dataclass(slots=True)
 class _Background:
     passages: Vectors  # (n, dim), unit rows
     queries: Vectors  # (n, dim), unit rows
+    # The far-off texts and the neighbouring topics (search/data/adjacent_topics.txt), as queries.
+    contrast: Vectors
 
 
 @dataclass(slots=True)
@@ -44,6 +59,10 @@ class _FloorState:
     centroids: dict[str, Vectors] = field(default_factory=dict)
     calibration: Calibration | None = None
     calibrated_at: dict[str, int] = field(default_factory=dict)  # model -> live passages
+    # The library's texts as queries: per model, text -> unit vector (kept across calibrations
+    # so a new campaign costs only its own texts), and the rows of the current calibration.
+    library_vectors: dict[str, dict[str, Vectors]] = field(default_factory=dict)
+    library: dict[str, Vectors] = field(default_factory=dict)
 
 
 _states: weakref.WeakKeyDictionary[SearchIndexes, _FloorState] = weakref.WeakKeyDictionary()
@@ -71,12 +90,20 @@ def _background(state: _FloorState, embedder: Embedder) -> _Background | None:
         texts = background_texts()
         if len(texts) < MIN_BACKGROUND:
             return None
-        found = _Background(
-            passages=_unit(embedder.encode_passages(texts)),
-            queries=_unit(embedder.encode_queries(texts)),
-        )
+        found = _embed_background(embedder, texts)
         state.backgrounds[embedder.name] = found
     return found
+
+
+def _embed_background(embedder: Embedder, texts: list[str]) -> _Background:
+    queries = _unit(embedder.encode_queries(texts))
+    adjacent = [t for t in background_texts(ADJACENT_PATH) if t not in set(texts)]
+    extra = _unit(embedder.encode_queries(adjacent)) if adjacent else queries[:0]
+    return _Background(
+        passages=_unit(embedder.encode_passages(texts)),
+        queries=queries,
+        contrast=np.vstack([queries, extra]),
+    )
 
 
 def prepare(indexes: SearchIndexes, embedder: Embedder) -> None:
@@ -91,10 +118,7 @@ def prepare(indexes: SearchIndexes, embedder: Embedder) -> None:
     texts = background_texts()
     if len(texts) < MIN_BACKGROUND:
         return
-    found = _Background(
-        passages=_unit(embedder.encode_passages(texts)),
-        queries=_unit(embedder.encode_queries(texts)),
-    )
+    found = _embed_background(embedder, texts)
     with state.lock:
         state.backgrounds.setdefault(embedder.name, found)
 
@@ -145,7 +169,42 @@ def calibration(indexes: SearchIndexes) -> Calibration | None:
                 )
         state.calibration = calibrate(samples or [])
         state.calibrated_at = counts
+        _embed_library(state, indexes, serving)
         return state.calibration
+
+
+def _library_texts(indexes: SearchIndexes, models: list[str]) -> list[str]:
+    """Return the library's texts for the contrast test; none outside an app (no database)."""
+    if not has_app_context() or not models:
+        return []
+    ids = sorted(set.intersection(*(indexes.vectors[name].campaigns() for name in models)))
+    if len(ids) > LIBRARY_CAMPAIGNS:  # spread over the range: old and new campaigns alike
+        step = len(ids) / LIBRARY_CAMPAIGNS
+        ids = [ids[int(i * step)] for i in range(LIBRARY_CAMPAIGNS)]
+    campaigns = sorted(load_live(ids), key=lambda c: c.id)
+    return library_queries(campaign_text(c) for c in campaigns)
+
+
+def _embed_library(state: _FloorState, indexes: SearchIndexes, serving: list[Embedder]) -> None:
+    """Embed the library's texts that each serving model has not embedded yet (lock held)."""
+    texts = _library_texts(indexes, [e.name for e in serving])
+    state.library = {}
+    for embedder in serving:
+        known = state.library_vectors.setdefault(embedder.name, {})
+        missing = [t for t in texts if t not in known]
+        if missing:
+            known.update(zip(missing, _unit(embedder.encode_queries(missing)), strict=True))
+        rows = [known[t] for t in texts]
+        state.library[embedder.name] = (
+            np.vstack(rows) if rows else np.zeros((0, embedder.dim), dtype=np.float32)
+        )
+
+
+def library_sizes(indexes: SearchIndexes) -> dict[str, int]:
+    """Return how many library texts each model compares queries with (0: no contrast yet)."""
+    state = _state(indexes)
+    with state.lock:
+        return {name: len(rows) for name, rows in state.library.items()}
 
 
 def recalibrate(indexes: SearchIndexes) -> None:
@@ -168,8 +227,10 @@ def model_scores(
     if background is None or centroid is None:
         return None
     vector = _unit(np.asarray(query_vector).reshape(1, -1))[0]
+    library = state.library.get(embedder.name)
     return ModelScores(
         scores=scores,
         background=(background.passages @ vector).astype(np.float64),
         centroid=float(vector @ centroid),
+        contrast=None if library is None else contrast(vector, library, background.contrast),
     )

@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+from datetime import date
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from search import relevance
+from search.documents import CampaignText
 from search.relevance import (
+    ADJACENT_PATH,
     BACKGROUND_PATH,
+    CONTRAST_CLEAR,
+    CONTRAST_MARGIN,
     CORROBORATION_MARGIN,
     Calibration,
     Judgement,
     ModelScores,
+    Vectors,
     background_texts,
     calibrate,
     combine,
     content_terms,
+    contrast,
+    contrast_texts,
     is_content_term,
     judge,
     keyword_evidence,
+    library_queries,
     marked_surfaces,
     standardized,
     strength_of,
@@ -212,3 +226,132 @@ def test_keyword_evidence_weighs_rare_terms_and_may_count_cue_terms() -> None:
     # 召回 was added by a concept cue.
     assert kept == {1, 4, 5}
     assert keyword_evidence(["拼团", "宝妈"], hits, 50, share=0.9) == {1}
+
+
+def _unit_rows(*rows: list[float]) -> Vectors:
+    matrix = np.array(rows, dtype=np.float32)
+    unit: Vectors = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+    return unit
+
+
+def test_contrast_is_the_library_s_best_cosine_minus_the_background_s_in_their_spread() -> None:
+    background = _unit_rows(*([1.0, float(i), 0.0] for i in range(10)))
+    library = _unit_rows([0.0, 0.0, 1.0], [0.0, 1.0, 1.0])
+    query = _unit_rows([0.0, 0.2, 1.0])[0]
+    to_background = background @ query
+    expected = (float((library @ query).max()) - float(to_background.max())) / to_background.std()
+    assert contrast(query, library, background) == pytest.approx(expected)
+    assert expected > 0  # nearer the library
+    near_background = _unit_rows([1.0, 9.0, 0.0])[0]
+    assert (contrast(near_background, library, background) or 0.0) < 0
+
+
+def test_no_contrast_without_library_texts_or_with_too_few_background_texts() -> None:
+    background = _unit_rows(*([1.0, float(i), 0.0] for i in range(10)))
+    query = _unit_rows([0.0, 0.2, 1.0])[0]
+    assert contrast(query, background[:0], background) is None
+    assert contrast(query, background, background[:3]) is None
+
+
+def _with_contrast(model: ModelScores, value: float | None) -> ModelScores:
+    return dataclasses.replace(model, contrast=value)
+
+
+def test_a_query_nearer_another_topic_than_the_library_is_out_of_scope() -> None:
+    # In scope by affinity (2.5), as a question about an invoice was; its contrast decides.
+    near = scores([(1, 0.45), (2, 0.3)], BACKGROUND, centroid=0.35)
+    assert judge([near], FLOORS).contrast is None  # no library texts: no contrast test
+    assert judge([near], FLOORS).in_scope
+    between = judge([_with_contrast(near, -CONTRAST_MARGIN / 2)], FLOORS)
+    assert between.in_scope
+    assert between.contrast == pytest.approx(-CONTRAST_MARGIN / 2)
+    nearer_other_topic = judge([_with_contrast(near, -CONTRAST_MARGIN * 2)], FLOORS)
+    assert not nearer_other_topic.in_scope
+    # Averaged over models: one model's doubt alone does not decide.
+    both = [_with_contrast(near, -CONTRAST_MARGIN * 2), _with_contrast(near, CONTRAST_CLEAR)]
+    assert judge(both, FLOORS).in_scope
+    # A model without a contrast (its library texts not embedded yet): no contrast test at all.
+    assert judge([_with_contrast(near, -9.0), near], FLOORS).contrast is None
+
+
+def test_a_query_clearly_nearer_the_library_is_in_scope_whatever_its_affinity() -> None:
+    far = scores([(1, 0.45), (2, 0.3)], BACKGROUND, centroid=0.2)
+    assert not judge([far], FLOORS).in_scope  # affinity 1 < 2, best strength 3.5 < 5
+    clear = judge([_with_contrast(far, CONTRAST_CLEAR)], FLOORS)
+    assert clear.in_scope
+    assert clear.corroborated(FLOORS, word_matched=False).in_scope  # no word needed
+    assert not judge([_with_contrast(far, CONTRAST_CLEAR / 2)], FLOORS).in_scope
+
+
+def test_between_the_contrast_thresholds_a_query_needs_a_word_of_its_own() -> None:
+    # Far above the affinity floor (margin 10 > CORROBORATION_MARGIN), yet the contrast is unsure.
+    high = scores([(1, 0.45)], BACKGROUND, centroid=1.15)
+    assert judge([high], FLOORS).corroborated(FLOORS, word_matched=False).in_scope
+    unsure = judge([_with_contrast(high, CONTRAST_CLEAR / 2)], FLOORS)
+    assert unsure.in_scope
+    assert not unsure.corroborated(FLOORS, word_matched=False).in_scope
+    kept = unsure.corroborated(FLOORS, word_matched=True)
+    assert kept.in_scope
+    assert unsure.corroborated(FLOORS, word_matched=False).contrast == unsure.contrast
+
+
+def test_the_contrast_test_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    near = _with_contrast(scores([(1, 0.45)], BACKGROUND, centroid=0.35), -9.0)
+    assert not judge([near], FLOORS).in_scope
+    monkeypatch.setattr(relevance, "CONTRAST_TEST", False)
+    verdict = judge([near], FLOORS)
+    assert verdict.in_scope
+    assert verdict.contrast is None
+
+
+_CAMPAIGN = CampaignText(
+    id=1, version=1, title="2024 春季 拼团拉新复盘", industry="电商", department="增长",
+    business_line=None, goal_type="acquisition", status="completed",
+    start_date=date(2024, 3, 1), end_date=date(2024, 3, 31), budget_cny=None,
+    audience=(), products=(), channels=(), reward_types=(), tags=("拼团", "宝妈"),
+)  # fmt: skip
+
+
+def _campaign(**fields: Any) -> CampaignText:
+    return dataclasses.replace(_CAMPAIGN, **fields)
+
+
+def test_library_queries_are_titles_goals_tags_and_lesson_lines_without_marks() -> None:
+    campaign = _campaign(
+        goal="新增首单用户 2 万",
+        lessons="- **拼团门槛**要低于三人\n1. 宝妈群转发率最高\n- 复盘",
+        problems="* 团长佣金结算晚了两周",
+    )
+    assert library_queries([campaign]) == [
+        "2024 春季 拼团拉新复盘",
+        "新增首单用户 2 万",
+        "拼团门槛要低于三人",
+        "宝妈群转发率最高",
+        "团长佣金结算晚了两周",
+    ]  # "拼团 宝妈" and "复盘" are shorter than a text that says something
+
+
+def test_library_queries_stop_at_the_limit_and_drop_repeats() -> None:
+    campaigns = [_campaign(id=i, goal="新增首单用户 2 万") for i in range(5)]
+    assert library_queries(campaigns) == ["2024 春季 拼团拉新复盘", "新增首单用户 2 万"]
+    many = [_campaign(id=i, title=f"第 {i} 期 拼团拉新复盘") for i in range(10)]
+    assert len(library_queries(many, limit=4)) == 4
+
+
+def test_the_neighbouring_topics_are_off_topic_and_apart_from_the_evaluation_sets() -> None:
+    adjacent = background_texts(ADJACENT_PATH)
+    assert len(adjacent) >= 80
+    assert len(set(adjacent)) == len(adjacent)
+    for word in ("活动", "优惠", "会员", "促销", "用户", "营销", "campaign", "coupon"):
+        assert not any(word in text for text in adjacent), word
+    # Written for the floor, not taken from the sets it is measured on.
+    data = Path(__file__).resolve().parents[2] / "bench" / "data"
+    evaluated = {
+        item["query"].strip()
+        for path in data.glob("search_*.json")
+        for item in json.loads(path.read_text(encoding="utf-8"))["queries"]
+    }
+    assert not evaluated & set(adjacent)
+    assert contrast_texts()[: len(background_texts(BACKGROUND_PATH))] == background_texts(
+        BACKGROUND_PATH
+    )

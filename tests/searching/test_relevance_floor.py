@@ -47,6 +47,33 @@ def test_an_out_of_scope_query_returns_nothing(demo_app: Any, text: str, mode: s
 
 
 @pytest.mark.parametrize("mode", ["semantic", "hybrid"])
+@pytest.mark.parametrize(
+    "text",
+    ["给离职员工开的离职证明上要写哪些内容", "公司网站的 SSL 证书过期了怎么续"],
+)
+def test_a_business_question_next_to_marketing_returns_nothing(
+    demo_app: Any, text: str, mode: str
+) -> None:
+    # Closer to a marketing library than quantum physics is: the far-off background alone kept
+    # questions like these; the contrast with neighbouring topics does not.
+    response = run(demo_app, text, mode)
+    assert response.total == 0
+    assert response.empty_reason == "out_of_scope"
+
+
+def test_the_contrast_compares_with_the_library_s_own_texts(demo_app: Any) -> None:
+    from kb.searching import floor
+    from kb.searching.indexer import get_indexes
+
+    run(demo_app, "拼团 宝妈", "semantic")  # calibrates
+    with demo_app.app_context():
+        sizes = floor.library_sizes(get_indexes())
+    # Titles, goals and lesson lines of the 55 demo campaigns, per model.
+    assert set(sizes) == {"e5", "use"}
+    assert min(sizes.values()) > 300
+
+
+@pytest.mark.parametrize("mode", ["semantic", "hybrid"])
 def test_a_real_query_keeps_its_answers_and_names_their_strength(demo_app: Any, mode: str) -> None:
     response = run(demo_app, "拼团 宝妈", mode)
     found = [r.campaign.external_id for r in response.results]
@@ -76,8 +103,12 @@ def test_near_the_floor_a_query_needs_a_word_of_its_own_in_the_library(
     demo_app: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Not one word of this question is in a retro: its meaning alone puts it in scope, unless
-    # every margin counts as "near the floor".
+    # every contrast (or, without the contrast test, every margin) counts as "near the floor".
     text = "好几个月没再买过东西的顾客，怎么把他们拉回来"
+    assert run(demo_app, text, "semantic").total > 0
+    monkeypatch.setattr(relevance, "CONTRAST_CLEAR", math.inf)
+    assert run(demo_app, text, "semantic").total == 0
+    monkeypatch.setattr(relevance, "CONTRAST_TEST", False)
     assert run(demo_app, text, "semantic").total > 0
     monkeypatch.setattr(relevance, "CORROBORATION_MARGIN", math.inf)
     assert run(demo_app, text, "semantic").total == 0
