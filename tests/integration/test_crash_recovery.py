@@ -195,9 +195,9 @@ def _check_acknowledged(store: Store, acked: list[Acked]) -> None:
 
 
 CAMPAIGNS = 40
-# `flask --app kb reindex` exactly, but embedding 10 campaigns per committed batch instead of 100:
+# `flask --app kb reindex` exactly, but embedding 10 campaigns per committed batch instead of 500:
 # several batches (one committed, the next being embedded when killed) from few campaigns.
-REINDEX = "import sys, kb.searching.indexer, flask.cli; kb.searching.indexer.BATCH = 10; sys.exit(flask.cli.main())"
+REINDEX = "import sys, kb.searching.indexer, flask.cli; kb.searching.indexer.REBUILD_BATCH = 10; sys.exit(flask.cli.main())"
 
 
 def _seed(store: Store) -> dict[int, str]:
