@@ -66,7 +66,7 @@ SETTINGS: dict[str, tuple[Any, str]] = {
         "How long a host's claim on embedding work lasts before others take it.",
     ),
     "ANN_MIN_ROWS": (
-        20_000,
+        100_000,
         "Passages per model from which a host builds an approximate vector index; fewer are "
         "searched exactly.",
     ),
