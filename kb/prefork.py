@@ -4,8 +4,9 @@ A forked worker shares the master's memory pages until it writes to them (copy-o
 what the master loads is held once for the host instead of once per worker: the imported
 libraries (torch, transformers, sentence-transformers, Whoosh, Flask, SQLAlchemy: ≈ 0.3 GB of
 each worker's own memory when it imports them itself), the keyword analyzer's dictionary
-(rjieba's, with the domain words) and the embedding models with their tokenizers (weights are
-memory-mapped files: shared either way). gunicorn.conf.py calls ``preload`` from its
+(rjieba's, with the domain words), the embedding models with their tokenizers (weights are
+memory-mapped files: shared either way) and the vectors of the relevance floor's background
+texts, which every worker would otherwise embed at start. gunicorn.conf.py calls ``preload`` from its
 ``on_starting`` hook; the app itself is still created in each worker after the fork, with its
 own database pool, index readers and background threads.
 
@@ -77,10 +78,12 @@ def _import_packages() -> None:
 def _preload_models() -> str:
     """Load the configured embedding models; return their names (empty when none is loaded)."""
     from flask import Flask
+    from tqdm import tqdm  # type: ignore[import-untyped]  # installed with sentence-transformers
 
     import kb
     from kb.config import SettingsError, load_config
-    from search.embedder import preload_embedders
+    from search.embedder import SentenceTransformerEmbedder, preload_embedders
+    from search.relevance import background_texts
 
     # The settings as create_app reads them (same instance folder, so the same default paths).
     app = Flask("kb", instance_path=str(kb.ROOT / "instance"))
@@ -95,6 +98,15 @@ def _preload_models() -> str:
     models_dir = Path(app.config["MODELS_DIR"] or Path(app.config["DATA_DIR"]) / "models")
     try:
         embedders = preload_embedders(spec, models_dir)
+        # The relevance floor embeds its background texts in every worker at start (tens of
+        # seconds with e5 on a busy 2-core box): once here, on the master's one torch thread.
+        texts = background_texts()
+        # sentence-transformers makes a (disabled) tqdm bar per encode, and tqdm's first bar
+        # starts a monitor thread that only tunes the refresh of slow bars: none here.
+        tqdm.monitor_interval = 0
+        for embedder in embedders:
+            if isinstance(embedder, SentenceTransformerEmbedder):
+                embedder.pin(texts)
     except Exception:
         log.exception("Could not preload the models %s; each worker loads its own", spec)
         return ""

@@ -195,6 +195,8 @@ class SentenceTransformerEmbedder:
         self._batch_size = batch_size
         self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
+        # (prompt, text) -> unit vector of texts encoded by ``pin``: returned without the model.
+        self._pinned: dict[tuple[str, str], Vectors] = {}
 
     def __repr__(self) -> str:
         state = "loaded" if self.is_loaded else "not loaded"
@@ -232,14 +234,43 @@ class SentenceTransformerEmbedder:
                     self._model = self._loader()
         return self._model
 
+    def pin(self, texts: list[str]) -> None:
+        """Encode ``texts`` as queries and as passages now, and keep the vectors.
+
+        A later encode of texts that are all pinned returns the kept rows (the same values)
+        without running the model: texts every process encodes at start (the relevance floor's
+        background) are encoded once in the gunicorn master and inherited by its workers.
+        """
+        for prompt, names in (
+            (self._prompt(True), _QUERY_PROMPTS),
+            (self._prompt(False), _PASSAGE_PROMPTS),
+        ):
+            vectors = self._encode(texts, prompt, names)
+            resolved = self._resolved_prompt(prompt, names)
+            for text, vector in zip(texts, vectors, strict=True):
+                vector.setflags(write=False)
+                self._pinned[(resolved, text)] = vector
+
     def encode_queries(self, texts: list[str]) -> Vectors:
         """Encode search queries (with the model's query prompt, if any)."""
-        return self._encode(texts, self.prompts.query if self.prompts else None, _QUERY_PROMPTS)
+        return self._encode(texts, self._prompt(True), _QUERY_PROMPTS)
 
     def encode_passages(self, texts: list[str]) -> Vectors:
         """Encode passages to be searched (with the model's passage prompt, if any)."""
-        prompt = self.prompts.passage if self.prompts else None
-        return self._encode(texts, prompt, _PASSAGE_PROMPTS)
+        return self._encode(texts, self._prompt(False), _PASSAGE_PROMPTS)
+
+    def _prompt(self, query: bool) -> str | None:
+        if self.prompts is None:
+            return None
+        return self.prompts.query if query else self.prompts.passage
+
+    def _resolved_prompt(self, prompt: str | None, prompt_names: tuple[str, ...]) -> str:
+        """Return the prompt given, or else the loaded model's own one of these names."""
+        if prompt is not None:
+            return prompt
+        model = self.model()
+        name = next((p for p in prompt_names if model.prompts.get(p)), None)
+        return str(model.prompts[name]) if name else ""
 
     def _encode(
         self, texts: list[str], prompt: str | None, prompt_names: tuple[str, ...]
@@ -247,9 +278,11 @@ class SentenceTransformerEmbedder:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         model = self.model()
-        if prompt is None:
-            name = next((p for p in prompt_names if model.prompts.get(p)), None)
-            prompt = model.prompts[name] if name else ""
+        prompt = self._resolved_prompt(prompt, prompt_names)
+        if self._pinned:
+            rows = [self._pinned.get((prompt, text)) for text in texts]
+            if all(row is not None for row in rows):
+                return np.stack(rows)  # type: ignore[arg-type]  # None ruled out above
         vectors = model.encode(
             list(texts),
             # Always a text, "" included: None would let a folder's default_prompt_name (often

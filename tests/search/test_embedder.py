@@ -115,6 +115,25 @@ def test_preloaded_embedders_are_returned_loaded_for_the_same_spec(
         assert not other[0].is_loaded
 
 
+def test_pinned_texts_come_back_without_the_model(use: SentenceTransformerEmbedder) -> None:
+    texts = ["会员日满减", "win back lapsed buyers"]
+    fresh = use.encode_queries(texts), use.encode_passages(texts)
+    use.pin(texts)
+    model = use.model()
+    calls: list[int] = []
+    original = model.encode
+    model.encode = lambda sentences, **kw: calls.append(len(sentences)) or original(sentences, **kw)  # type: ignore[method-assign]
+    try:
+        assert np.array_equal(use.encode_queries(texts[::-1]), fresh[0][::-1])
+        assert np.array_equal(use.encode_passages(texts), fresh[1])
+        assert calls == []  # all pinned: the model did not run
+        use.encode_queries([texts[0], "新客首单券"])  # one text not pinned: the model encodes both
+        assert calls == [2]
+    finally:
+        model.encode = original  # type: ignore[method-assign]
+        use._pinned.clear()
+
+
 def test_spec_accepts_a_sentence_transformers_folder(tmp_path: Path) -> None:
     folder = tmp_path / "my-model"
     folder.mkdir()
