@@ -305,9 +305,11 @@ class IndexBuild:
 
     Each segment is listed in the index's TOC as soon as it and the ones before it are written,
     so memory stays bounded by the segments in flight, documents keep their order, and no final
-    merge reads everything back. With ``workers`` > 1, segments are written by that many
-    processes while this one reads the documents, once there is more than one segment's worth:
-    a small build never pays for starting them (about a second each: imports, dictionary).
+    merge reads everything back. The first segment is written here as documents come; with
+    ``workers`` > 1 and more documents after it, the next ones are written by that many
+    processes while this one reads the documents: a small build never pays for starting them
+    (about a second each: imports, dictionary). Progress: every ``PROGRESS_EVERY`` documents
+    written here, and each segment a worker finishes.
     ``workers=None``: one per core, at most ``MAX_WORKERS``. Workers are spawned, not forked
     (the app's threads may hold locks at a fork): the calling program must be importable
     without side effects (``if __name__ == "__main__"``), as multiprocessing requires. They get
@@ -331,6 +333,8 @@ class IndexBuild:
         self._progress = progress
         self._cache = ShortTextCache()
         self._batch: list[CampaignText] = []
+        self._writer: BatchSegmentWriter | None = None
+        self._in_segment = 0
         self._pool: ProcessPoolExecutor | None = None
         self._pending: deque[tuple[int, Future[Any]]] = deque()
         self.added = 0
@@ -338,25 +342,43 @@ class IndexBuild:
     def add(self, docs: Iterable[CampaignText]) -> None:
         """Add documents, in order."""
         for doc in docs:
+            if self._pool is None:
+                self._add_here(doc)
+                continue
             self._batch.append(doc)
             if len(self._batch) >= self._segment_docs:
-                self._dispatch(last=False)
+                self._dispatch()
 
-    def _dispatch(self, *, last: bool) -> None:
+    def _add_here(self, doc: CampaignText) -> None:
+        """Add a document to the segment this process writes (the first, or all of them)."""
+        if self._writer is None:
+            self._writer = BatchSegmentWriter(self._index, self._cache)
+            self._in_segment = 0
+        self._writer.add_document(**to_fields(doc))
+        self._in_segment += 1
+        if self._in_segment >= self._segment_docs:
+            self._list_own_segment()
+            if self._workers > 1:  # more than one segment's worth: the rest in parallel
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self._workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_start_worker,
+                    initargs=(lexicon_paths(), analysis.analyzer_fingerprint()),
+                )
+        elif self._progress is not None and self._in_segment % PROGRESS_EVERY == 0:
+            self._progress(self.added + self._in_segment)
+
+    def _list_own_segment(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            self._list(writer.segment(), self._in_segment)
+
+    def _dispatch(self) -> None:
+        if self._pool is None:  # unreachable: batches are collected once the pool runs
+            raise RuntimeError("no worker pool to write a batch")
         batch, self._batch = self._batch, []
-        if self._pool is None and self._workers > 1 and not last:
-            self._pool = ProcessPoolExecutor(
-                max_workers=self._workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_worker,
-                initargs=(lexicon_paths(), analysis.analyzer_fingerprint()),
-            )
-        if self._pool is None:
-            self._list(write_segment(self._index, batch, self._cache, self._report), len(batch))
-            return
-        self._pending.append(
-            (len(batch), self._pool.submit(_write_in_worker, self._directory, batch))
-        )
+        future = self._pool.submit(_write_in_worker, self._directory, batch)
+        self._pending.append((len(batch), future))
         # One segment queued behind each busy worker: enough to keep them fed, bounded memory.
         while len(self._pending) > self._workers:
             self._take()
@@ -364,10 +386,6 @@ class IndexBuild:
     def _take(self) -> None:
         count, future = self._pending.popleft()
         self._list(future.result(), count)
-
-    def _report(self, added_in_segment: int) -> None:
-        if self._progress is not None:
-            self._progress(self.added + added_in_segment)
 
     def _list(self, segment: Any, count: int) -> None:
         """Add a written segment to the index's TOC (the documents after those listed before)."""
@@ -384,8 +402,9 @@ class IndexBuild:
 
     def finish(self) -> int:
         """Write what is left, list every segment; return the number of documents added."""
+        self._list_own_segment()
         if self._batch:
-            self._dispatch(last=True)
+            self._dispatch()
         while self._pending:
             self._take()
         self._close_pool()
@@ -402,6 +421,9 @@ class IndexBuild:
             future.cancel()
         self._pending.clear()
         self._batch = []
+        if self._writer is not None:
+            self._writer.cancel()
+            self._writer = None
         self._close_pool()
 
     def _close_pool(self) -> None:
@@ -410,19 +432,12 @@ class IndexBuild:
             self._pool = None
 
 
-def write_segment(
-    index: Any,
-    docs: list[CampaignText],
-    cache: ShortTextCache | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> Any:
+def write_segment(index: Any, docs: list[CampaignText], cache: ShortTextCache | None = None) -> Any:
     """Write ``docs`` as one new segment of ``index`` and return it (not yet in the TOC)."""
     writer = BatchSegmentWriter(index, cache)
     try:
-        for n, doc in enumerate(docs, 1):
+        for doc in docs:
             writer.add_document(**to_fields(doc))
-            if progress is not None and n % PROGRESS_EVERY == 0:
-                progress(n)
         return writer.segment()
     except BaseException:
         writer.cancel()
