@@ -8,16 +8,19 @@ pass over the vectors, ≈ 0.1-0.2 s at 10k campaigns).
 
 The contrast test (search/relevance.py) also needs the library's own short texts (titles, goals,
 lesson lines) embedded as queries: read from the database at calibration, at most
-LIBRARY_CAMPAIGNS campaigns spread over the id range, each text embedded once per process and
-model (≈ 10-20 s with e5 for the demo's ≈ 600 texts on the first calibration, then only a new
-campaign's dozen).
+LIBRARY_CAMPAIGNS campaigns spread over the id range, each text embedded once per host and
+model (≈ 20 s with e5 for the demo's 614 texts on a busy 2-core box, then only a new campaign's
+dozen) and kept in the data directory for the other workers and the next start.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import weakref
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from flask import has_app_context
@@ -36,6 +39,8 @@ from search.relevance import (
     contrast,
     library_queries,
 )
+
+log = logging.getLogger(__name__)
 
 # Recalibrate on any change below this many passages; above it, on a change of this share.
 SMALL_CORPUS_PASSAGES = 20_000
@@ -186,18 +191,63 @@ def _library_texts(indexes: SearchIndexes, models: list[str]) -> list[str]:
 
 
 def _embed_library(state: _FloorState, indexes: SearchIndexes, serving: list[Embedder]) -> None:
-    """Embed the library's texts that each serving model has not embedded yet (lock held)."""
+    """Embed the library's texts that each serving model has not embedded yet (lock held).
+
+    What one process embedded is written to the data directory (``library_file``), so the other
+    workers of the host and the next start read it instead of embedding it again (≈ 20 s with
+    e5 for the demo's 614 texts on a busy 2-core box, against milliseconds to read).
+    """
     texts = _library_texts(indexes, [e.name for e in serving])
     state.library = {}
     for embedder in serving:
-        known = state.library_vectors.setdefault(embedder.name, {})
+        known = state.library_vectors.get(embedder.name)
+        if known is None:
+            known = _read_library(library_file(indexes, embedder), embedder.dim)
         missing = [t for t in texts if t not in known]
         if missing:
             known.update(zip(missing, _unit(embedder.encode_queries(missing)), strict=True))
+        # Only the current texts: an edited or deleted campaign's old lines do not pile up.
+        known = {t: known[t] for t in texts}
+        state.library_vectors[embedder.name] = known
+        if missing:
+            _write_library(library_file(indexes, embedder), known, embedder.dim)
         rows = [known[t] for t in texts]
         state.library[embedder.name] = (
             np.vstack(rows) if rows else np.zeros((0, embedder.dim), dtype=np.float32)
         )
+
+
+def library_file(indexes: SearchIndexes, embedder: Embedder) -> Path:
+    """Return where this host keeps a model's library vectors (by name and dimension, as the
+    passage embeddings are: another model under the same name and size is not told apart)."""
+    return indexes.data_dir / "relevance" / f"library-{embedder.name}-{embedder.dim}.npz"
+
+
+def _read_library(path: Path, dim: int) -> dict[str, Vectors]:
+    """Return the vectors stored at ``path``; none when it is missing, unreadable or of another size."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            texts, vectors = stored["texts"], stored["vectors"]
+    except (OSError, KeyError, ValueError) as error:
+        if path.exists():
+            log.warning("相关性门槛的库文本向量 %s 读不出，将重新计算：%s", path, error)
+        return {}
+    if vectors.ndim != 2 or vectors.shape != (len(texts), dim):
+        return {}
+    return dict(zip(texts.tolist(), _unit(vectors), strict=True))
+
+
+def _write_library(path: Path, vectors: dict[str, Vectors], dim: int) -> None:
+    """Write the vectors whole through a temporary file: a reader never sees half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = np.vstack(list(vectors.values())) if vectors else np.zeros((0, dim), np.float32)
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.npz")
+    try:
+        np.savez(partial, texts=np.array(list(vectors), dtype=str), vectors=rows)
+        os.replace(partial, path)
+    except OSError as error:  # a read-only or full disk: this process keeps its own copy
+        log.warning("相关性门槛的库文本向量写不进 %s：%s", path, error)
+        partial.unlink(missing_ok=True)
 
 
 def library_sizes(indexes: SearchIndexes) -> dict[str, int]:
