@@ -408,7 +408,9 @@ def build_keyword(ids: Sequence[int]) -> float:
     """Rebuild the keyword index from the database (campaign_text per campaign); return seconds."""
     indexes = get_indexes()
     started = time.perf_counter()
-    indexes.keyword.rebuild(campaign_text(c) for batch in iter_campaigns(ids) for c in batch)
+    indexes.keyword.rebuild(
+        (campaign_text(c) for batch in iter_campaigns(ids) for c in batch), total=len(ids)
+    )
     return time.perf_counter() - started
 
 
