@@ -122,7 +122,7 @@ def main() -> None:
         *sorted({kind for table in results.values() for kind in table} - {"overall"}),
         "overall",
     ]
-    counts = defaultdict(int)
+    counts: defaultdict[str, int] = defaultdict(int)
     for item in queries:
         counts[item["type"]] += 1
     counts["overall"] = len(queries)

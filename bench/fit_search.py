@@ -1,0 +1,933 @@
+"""Fit search's ranking knobs by leave-one-set-out cross-validation over every labelled set.
+
+Usage: python bench/fit_search.py [--data-dir DIR] [--models e5,use] [--out FILE] [--check]
+
+The knobs (a few global numbers, never per query):
+- how a campaign's score is built from its passages' cosines, per model: best passage plus a
+  share of the mean of the next ones (``depth`` passages in all), optionally with the cosine to
+  the campaign's mean passage vector counted as one more passage;
+- the fusion: keyword weight against the models' combination, each model's weight, z-score or
+  RRF, the z-score penalty for a campaign a source did not return.
+
+Every query of every in-scope set in bench/data (search_devset.json, search_heldout*.json) is
+captured once through the product's own pieces (analysis, concept cues, keyword index, query
+embeddings, relevance floor, outcome conditions); then each configuration is replayed over the
+captures in NumPy, exactly as ``kb.searching.service.search`` ranks (``--check`` compares the
+replay of the shipped configuration with the real search, query by query). Leave-one-set-out:
+for each set, the configuration with the best mean nDCG@10 on the other sets is scored on that
+set, the mean taken two ways: over the training sets' means (each set weighs the same) and over
+their queries (the largest set weighs most); every fold and every query type is printed. All these sets
+have been seen: every figure is a dev figure, the held-out fold figures included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.eval_search import K, make_app, ndcg  # noqa: E402  # after the path setup
+
+DATA = ROOT / "bench" / "data"
+SETS = (
+    "search_devset.json",
+    "search_heldout.json",
+    "search_heldout2.json",
+    "search_heldout3.json",
+    "search_heldout5.json",
+)
+Floats = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregation:
+    """A campaign's score from its passage cosines: best + share × mean(max(next, 0))."""
+
+    share: float = 0.1
+    depth: int = 2  # passages counted: the best and depth - 1 after it
+    centroid: bool = False  # the campaign's mean passage vector counts as one more passage
+
+    def label(self) -> str:
+        return f"{self.share:g}/{self.depth}{'c' if self.centroid else ''}"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """One setting of every knob."""
+
+    aggregation: tuple[tuple[str, Aggregation], ...]
+    keyword_weight: float = 0.35
+    model_weights: tuple[tuple[str, float], ...] = ()
+    method: str = "zscore"
+    rrf_k: int = 60
+    missing_margin: float = 0.5
+
+    def label(self) -> str:
+        agg = " ".join(f"{m}:{a.label()}" for m, a in self.aggregation)
+        weights = " ".join(f"{m}={w:g}" for m, w in self.model_weights)
+        fusion = f"z m{self.missing_margin:g}" if self.method == "zscore" else f"rrf k{self.rrf_k}"
+        return f"agg[{agg}] kw={self.keyword_weight:g} {weights} {fusion}"
+
+
+@dataclass(slots=True)
+class ModelCapture:
+    """One model's view of one query: its unit vector (query prompt, and passage prompt)."""
+
+    query: Floats
+    as_passage: Floats  # the query embedded as a passage (e5's prompts differ)
+    # The relevance floor's contrast with neighbouring topics (search/relevance.py): no knob here
+    # changes it, so it is taken as the floor computes it (None: no contrast test).
+    contrast: float | None = None
+
+
+@dataclass(slots=True)
+class Capture:
+    """What one query gives the ranking, before any knob applies."""
+
+    item: dict[str, Any]
+    set_name: str
+    allowed: set[int] | None
+    keyword: list[tuple[int, float]]
+    keyword_terms: dict[int, tuple[str, ...]]
+    keep_by_keyword: set[int]
+    word_matched: bool
+    outcome: dict[int, float] | None  # campaign -> strength of the outcome condition
+    models: dict[str, ModelCapture] = field(default_factory=dict)
+    # No words: the filtered listing, which no knob changes (its nDCG@10, from the real search).
+    listing: float | None = None
+    search_args: tuple[str, Any] | None = None  # the keyword search's words and filters
+
+
+@dataclass(slots=True)
+class Corpus:
+    """Per model: the passage rows, each campaign's block (padded for sorting), mean vectors."""
+
+    owners: dict[str, npt.NDArray[np.int64]]
+    padded: dict[str, npt.NDArray[np.intp]]  # (blocks, longest) row index, -1 for padding
+    means: dict[str, Floats]  # (blocks, dim) unit mean passage vector per campaign
+    rows: dict[str, Floats]
+    centroid: dict[str, Floats]  # mean of every passage row (the floor's corpus affinity)
+    external: dict[int, str]
+
+
+def corpus_of_blocks(
+    blocks: dict[str, list[tuple[int, Floats]]], external: dict[int, str]
+) -> Corpus:
+    """Build a corpus from per-model (campaign id, (n, dim) unit rows) blocks."""
+    owners, padded, means, all_rows, centroid = {}, {}, {}, {}, {}
+    for name, found in blocks.items():
+        found = sorted(found, key=lambda b: b[0])
+        lengths = np.array([len(r) for _, r in found])
+        starts = np.cumsum(lengths) - lengths
+        rows = np.concatenate([r for _, r in found]).astype(np.float32)
+        pad = np.full((len(found), int(lengths.max())), -1, dtype=np.intp)
+        block_means = np.zeros((len(found), rows.shape[1]), dtype=np.float32)
+        for b, (start, length) in enumerate(zip(starts, lengths, strict=True)):
+            pad[b, :length] = np.arange(start, start + length)
+            mean = rows[start : start + length].mean(axis=0)
+            block_means[b] = mean / max(float(np.linalg.norm(mean)), 1e-12)
+        owners[name] = np.array([cid for cid, _ in found], dtype=np.int64)
+        padded[name] = pad
+        means[name] = block_means
+        all_rows[name] = rows
+        centroid[name] = rows.mean(axis=0, dtype=np.float64).astype(np.float32)
+    return Corpus(owners, padded, means, all_rows, centroid, external)
+
+
+def corpus_of(indexes: Any, external: dict[int, str]) -> Corpus:
+    """The corpus the index serves now."""
+    from search.vector import widened
+
+    blocks: dict[str, list[tuple[int, Floats]]] = {}
+    for name, index in indexes.vectors.items():
+        state = index._snapshot()
+        rows = widened(state.rows_between(0, state.rows))
+        blocks[name] = [
+            (int(state.owners[b]), rows[state.starts[b] : state.starts[b] + state.lengths[b]])
+            for b in np.flatnonzero(state.alive[: state.blocks])
+        ]
+    return corpus_of_blocks(blocks, external)
+
+
+def corpus_of_passages(app: Any, split: Any, external: dict[int, str], cache_dir: Path) -> Corpus:
+    """A corpus of other passages (``split``: CampaignText -> texts), embedded by each model.
+
+    Vectors are kept in ``cache_dir`` by a hash of model and text, so a rerun embeds nothing new.
+    """
+    import hashlib
+
+    from kb.extensions import db
+    from kb.models import Campaign
+    from kb.searching import backfill
+    from kb.searching.documents import campaign_text
+    from kb.searching.indexer import get_indexes, load_live
+    from search.vector import to_stored, widened
+
+    with app.app_context():
+        indexes = get_indexes()
+        ids = [c.id for c in db.session.query(Campaign).filter(Campaign.deleted_at.is_(None))]
+        texts = {t.id: split(t) for t in map(campaign_text, load_live(ids))}
+        blocks: dict[str, list[tuple[int, Floats]]] = {}
+        for embedder in backfill.serving(indexes):
+            cache_dir.mkdir(parents=True, exist_ok=True)
+
+            def path(text: str, name: str = embedder.name) -> Path:
+                digest = hashlib.sha1(f"{name}\n{text}".encode(), usedforsecurity=False)
+                return cache_dir / f"{digest.hexdigest()}.npy"
+
+            missing = sorted({t for ts in texts.values() for t in ts if not path(t).exists()})
+            for start in range(0, len(missing), 32):
+                batch = missing[start : start + 32]
+                for text, vector in zip(batch, embedder.encode_passages(batch), strict=True):
+                    np.save(path(text), np.asarray(vector, dtype=np.float32))
+            found = []
+            for cid, ts in texts.items():
+                rows = np.stack([np.load(path(t)) for t in ts]).astype(np.float32)
+                rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+                found.append((cid, widened(to_stored(rows))))
+            blocks[embedder.name] = found
+    return corpus_of_blocks(blocks, external)
+
+
+def aggregate(
+    cosines: Floats, centroid_cosines: Floats, pad: npt.NDArray[np.intp], agg: Aggregation
+) -> Floats:
+    """Return each campaign's score under ``agg`` (one row of cosines per query)."""
+    values = np.where(pad >= 0, cosines[..., np.maximum(pad, 0)], -np.inf)
+    if agg.centroid:
+        values = np.concatenate([values, centroid_cosines[..., None]], axis=-1)
+    values = -np.sort(-values, axis=-1)
+    best = values[..., 0]
+    if agg.depth < 2 or agg.share == 0:
+        return best.astype(np.float32)
+    rest = values[..., 1 : agg.depth]
+    if rest.shape[-1] < agg.depth - 1:  # fewer passages anywhere than the depth: missing = 0
+        rest = np.concatenate(
+            [rest, np.zeros((*rest.shape[:-1], agg.depth - 1 - rest.shape[-1]))], axis=-1
+        )
+    bonus = np.maximum(np.where(np.isfinite(rest), rest, 0.0), 0.0).mean(axis=-1)
+    scores: Floats = (best + np.float32(agg.share) * bonus).astype(np.float32)
+    return scores
+
+
+def ranked(
+    owners: npt.NDArray[np.int64], scores: Floats, allowed: set[int] | None
+) -> list[tuple[int, float]]:
+    """Return (campaign, score) best first, ties by id, as the vector index does."""
+    from kb.searching.service import CANDIDATES
+
+    keep = np.arange(len(owners))
+    if allowed is not None:
+        keep = np.flatnonzero(np.isin(owners, np.fromiter(allowed, dtype=np.int64)))
+    order = keep[np.lexsort((owners[keep], -scores[keep]))][:CANDIDATES]
+    return [(int(owners[i]), float(scores[i])) for i in order]
+
+
+def capture(app: Any, sets: dict[str, list[dict[str, Any]]]) -> tuple[list[Capture], Corpus, Any]:
+    """Run every query once through the product's pieces; return captures, corpus and floor."""
+    from kb.extensions import db
+    from kb.models import Campaign
+    from kb.searching import backfill, floor
+    from kb.searching import service as svc
+    from kb.searching.indexer import get_indexes
+    from kb.searching.schemas import validate_search_query
+    from search import concepts, relevance
+    from search.embedder import query_cache
+    from search.keyword import query_terms
+    from search.outcomes import match_outcome, parse_outcome
+
+    captures: list[Capture] = []
+    with app.app_context():
+        indexes = get_indexes()
+        indexes.sync_vectors()
+        external = {c.id: c.external_id or "" for c in db.session.query(Campaign).all()}
+        corpus = corpus_of(indexes, external)
+        floor.calibration(indexes)  # embeds the background texts once per model
+        state = floor._state(indexes)
+        backgrounds = {name: (b.queries, b.passages) for name, b in state.backgrounds.items()}
+        serving = backfill.serving(indexes)
+        count = indexes.keyword.count()
+        all_ids = sorted(external)
+        for set_name, queries in sets.items():
+            for item in queries:
+                args = {"q": item["query"], "mode": "hybrid", "limit": K, **item.get("filters", {})}
+                query = validate_search_query(args)
+                if not query.q.strip():
+                    listing = svc.search(query)
+                    ranked_ids = [r.campaign.external_id or "" for r in listing.results]
+                    captures.append(
+                        Capture(
+                            item,
+                            set_name,
+                            None,
+                            [],
+                            {},
+                            set(),
+                            False,
+                            None,
+                            listing=ndcg(ranked_ids, item["relevant"]),
+                        )
+                    )
+                    continue
+                filters = svc.filters_from(query)
+                text = query.q.strip()
+                intent = parse_outcome(text, svc._catalog_lookup, svc._METRIC_ALIASES)
+                words = intent.residual_query if intent and intent.residual_query else text
+                own_terms = query_terms(words)
+                expansions = concepts.expand(text) if query.expand else ()
+                if expansions:
+                    words = f"{words} {' '.join(expansions)}"
+                meaning = f"{text}（{'、'.join(expansions)}）" if expansions else text
+                allowed = indexes.keyword.matching_ids(filters)
+                found = indexes.keyword.search(words, filters=filters, limit=svc.CANDIDATES)
+                terms = {h.campaign_id: svc.relevance_terms(h.terms) for h in found.hits}
+                outcome = None
+                if intent is not None:
+                    facts = svc._metric_facts(all_ids)
+                    outcome = {cid: match_outcome(intent, facts.get(cid, ())) for cid in all_ids}
+                cap = Capture(
+                    item=item,
+                    set_name=set_name,
+                    allowed=allowed,
+                    keyword=[(h.campaign_id, h.score) for h in found.hits],
+                    keyword_terms=terms,
+                    keep_by_keyword=relevance.keyword_evidence(own_terms, [*terms.items()], count),
+                    word_matched=relevance.words_matched(own_terms, terms.values()),
+                    outcome=outcome,
+                    search_args=(words, filters),
+                )
+                for embedder in serving:
+                    vector = query_cache(embedder).encode(meaning)
+                    as_passage = embedder.encode_passages([meaning])[0]
+                    evidence = floor.model_scores(indexes, embedder, vector, [])
+                    cap.models[embedder.name] = ModelCapture(
+                        unit(vector),
+                        unit(as_passage),
+                        getattr(evidence, "contrast", None),
+                    )
+                captures.append(cap)
+    return captures, corpus, backgrounds
+
+
+def unit(vector: Any) -> Floats:
+    row = np.asarray(vector, dtype=np.float32).reshape(-1)
+    return row / max(float(np.linalg.norm(row)), 1e-12)
+
+
+class Replay:
+    """Rank captured queries under a configuration, as the search service does."""
+
+    def __init__(
+        self,
+        captures: list[Capture],
+        corpus: Corpus,
+        backgrounds: dict[str, tuple[Floats, Floats]],
+        *,
+        query_prompt: dict[str, bool] | None = None,
+    ) -> None:
+        """``query_prompt``: per model, False embeds queries (and the floor's background
+        queries) with the passage prompt instead of the query prompt."""
+        self.captures = captures
+        self.corpus = corpus
+        self.backgrounds = {}
+        self._calibrations: dict[Any, Any] = {}
+        self._model_rankings: dict[tuple[str, Aggregation], list[list[tuple[int, float]]]] = {}
+        self.cosines: dict[str, Floats] = {}
+        self.centroid_cosines: dict[str, Floats] = {}
+        self.background: dict[str, npt.NDArray[np.float64]] = {}
+        self.affinity: dict[str, npt.NDArray[np.float64]] = {}
+        with_words = [c for c in captures if c.listing is None]
+        for name, (queries, passages) in backgrounds.items():
+            prompt = (query_prompt or {}).get(name, True)
+            self.backgrounds[name] = (queries if prompt else passages, passages)
+            q = np.stack(
+                [c.models[name].query if prompt else c.models[name].as_passage for c in with_words]
+            )
+            self.cosines[name] = q @ corpus.rows[name].T
+            self.centroid_cosines[name] = q @ corpus.means[name].T
+            self.background[name] = (q @ passages.T).astype(np.float64)
+            self.affinity[name] = (q @ corpus.centroid[name]).astype(np.float64)
+        self._row: dict[int, int] = {}
+        for c in captures:
+            if c.listing is None:
+                self._row[id(c)] = len(self._row)
+        # Background texts as queries against the corpus (cosines once per model).
+        self._bg_cosines = {
+            name: queries @ corpus.rows[name].T for name, (queries, _) in self.backgrounds.items()
+        }
+        self._bg_centroid = {
+            name: queries @ corpus.means[name].T for name, (queries, _) in self.backgrounds.items()
+        }
+
+    def calibration(self, aggregation: tuple[tuple[str, Aggregation], ...]) -> Any:
+        from search.relevance import ModelScores, calibrate
+
+        if aggregation not in self._calibrations:
+            samples: list[list[ModelScores]] = []
+            for name, agg in aggregation:
+                queries, passages = self.backgrounds[name]
+                scores = aggregate(
+                    self._bg_cosines[name], self._bg_centroid[name], self.corpus.padded[name], agg
+                )
+                owners = self.corpus.owners[name]
+                cosines = queries @ passages.T
+                affinities = queries @ self.corpus.centroid[name]
+                if not samples:
+                    samples = [[] for _ in range(len(queries))]
+                for i in range(len(queries)):
+                    top = ranked(owners, scores[i], None)[:1]
+                    samples[i].append(
+                        ModelScores(top, cosines[i].astype(np.float64), float(affinities[i]))
+                    )
+            self._calibrations[aggregation] = calibrate(samples)
+        return self._calibrations[aggregation]
+
+    def model_rankings(self, name: str, agg: Aggregation) -> list[list[tuple[int, float]]]:
+        key = (name, agg)
+        if key not in self._model_rankings:
+            scores = iter(
+                aggregate(
+                    self.cosines[name], self.centroid_cosines[name], self.corpus.padded[name], agg
+                )
+            )
+            owners = self.corpus.owners[name]
+            self._model_rankings[key] = [
+                [] if c.listing is not None else ranked(owners, next(scores), c.allowed)
+                for c in self.captures
+            ]
+        return self._model_rankings[key]
+
+    def run(self, config: Config, mode: str = "hybrid") -> list[float]:
+        """Return nDCG@10 per captured query under ``config``."""
+        from search import hybrid, relevance
+        from search.hybrid import FusedHit, combine_semantic, fuse_rankings
+
+        aggs = dict(config.aggregation)
+        calibration = self.calibration(config.aggregation)
+        per_model = {name: self.model_rankings(name, agg) for name, agg in aggs.items()}
+        weights = dict(config.model_weights)
+        values = []
+        saved = hybrid.MISSING_Z_MARGIN
+        hybrid.MISSING_Z_MARGIN = config.missing_margin
+        try:
+            for i, cap in enumerate(self.captures):
+                if cap.listing is not None:
+                    values.append(cap.listing)
+                    continue
+                rankings: dict[str, list[tuple[int, float]]] = {}
+                if mode in ("keyword", "hybrid"):
+                    rankings["keyword"] = cap.keyword
+                judged = None
+                if mode in ("semantic", "hybrid"):
+                    models = {name: per_model[name][i] for name in aggs}
+                    row = self._row[id(cap)]
+                    evidence = [
+                        relevance.ModelScores(
+                            models[n],
+                            self.background[n][row],
+                            float(self.affinity[n][row]),
+                            contrast=cap.models[n].contrast,
+                        )
+                        for n in aggs
+                    ]
+                    if calibration is not None:
+                        judged = relevance.judge(evidence, calibration).corroborated(
+                            calibration, word_matched=cap.word_matched
+                        )
+                    if len(models) == 1:
+                        rankings["semantic"] = next(iter(models.values()))
+                    else:
+                        rankings["semantic"] = combine_semantic(models, weights or None)
+                if len(rankings) == 1:
+                    ((source, only),) = rankings.items()
+                    fused = [FusedHit(cid, s, {source: s}) for cid, s in only]
+                else:
+                    fused = fuse_rankings(
+                        rankings,
+                        weights={"keyword": config.keyword_weight, "semantic": 1.0},
+                        method=config.method,  # type: ignore[arg-type]
+                        k=config.rrf_k,
+                    )
+                if cap.outcome is not None and fused:
+                    fused = with_outcome(fused, cap.outcome)
+                strong = fused
+                if judged is not None:
+                    keep = set(cap.keep_by_keyword)
+                    keep.update(
+                        h.campaign_id for h in fused if judged.passes(h.campaign_id, calibration)
+                    )
+                    strong = [h for h in fused if h.campaign_id in keep]
+                ids = [self.corpus.external[h.campaign_id] for h in strong[:K]]
+                values.append(ndcg(ids, cap.item["relevant"]))
+        finally:
+            hybrid.MISSING_Z_MARGIN = saved
+        return values
+
+
+def with_outcome(fused: list[Any], strengths: dict[int, float]) -> list[Any]:
+    """``kb.searching.service._apply_outcome`` over captured condition strengths."""
+    from kb.searching.service import OUTCOME_WEIGHT
+    from search.hybrid import FusedHit
+
+    low = min(h.score for h in fused)
+    spread = (max(h.score for h in fused) - low) or 1.0
+    rescored = [
+        FusedHit(
+            h.campaign_id,
+            (h.score - low) / spread + OUTCOME_WEIGHT * strengths.get(h.campaign_id, 0.0),
+            h.contributions,
+        )
+        for h in fused
+    ]
+    rescored.sort(key=lambda h: (-h.score, h.campaign_id))
+    return rescored
+
+
+def shipped(models: Sequence[str]) -> Config:
+    """The configuration the code ships with."""
+    from kb.searching import service as svc
+    from search import hybrid, vector
+
+    return Config(
+        aggregation=tuple((m, Aggregation(vector.SECOND_PASSAGE_WEIGHT, 2)) for m in models),
+        keyword_weight=svc.WEIGHTS["keyword"],
+        model_weights=tuple((m, 1.0) for m in models),
+        method=svc.FUSION_METHOD,
+        rrf_k=svc.FUSION_K,
+        missing_margin=hybrid.MISSING_Z_MARGIN,
+    )
+
+
+def mean(values: Iterable[float]) -> float:
+    values = list(values)
+    return statistics.fmean(values) if values else float("nan")
+
+
+def cross_validate(
+    captures: list[Capture], table: dict[Any, list[float]], base: Any, *, by_set: bool
+) -> list[dict[str, Any]]:
+    """Leave one set out: pick on the other sets, score on the one left out.
+
+    ``by_set``: the pick maximizes the mean of the training sets' means (each set weighs the
+    same); otherwise the mean over their queries (the largest set weighs most). Ties keep the
+    shipped configuration.
+    """
+    sets = list(dict.fromkeys(c.set_name for c in captures))
+    members = {name: [i for i, c in enumerate(captures) if c.set_name == name] for name in sets}
+
+    def objective(key: Any, train: list[str]) -> float:
+        if by_set:
+            return mean(mean(table[key][i] for i in members[name]) for name in train)
+        return mean(table[key][i] for name in train for i in members[name])
+
+    folds = []
+    for held in sets:
+        train = [name for name in sets if name != held]
+        best = max(table, key=lambda key: (objective(key, train), key == base))
+        folds.append(
+            {
+                "held_out": held,
+                "chosen": best,
+                "train": objective(best, train),
+                "train_base": objective(base, train),
+                "test": members[held],
+            }
+        )
+    return folds
+
+
+def report_cv(
+    captures: list[Capture],
+    tables: dict[str, dict[Any, list[float]]],
+    base: Any,
+    title: str,
+) -> dict[str, Any]:
+    """Print every fold and every query type: shipped vs each fold's pick, under both rules."""
+    hybrid_table = tables["hybrid"]
+    base_values = hybrid_table[base]
+    print(f"\n=== {title}: {len(hybrid_table)} configurations, leave one set out ===")
+    cvs = {}
+    for rule, by_set in (("sets", True), ("queries", False)):
+        folds = cross_validate(captures, hybrid_table, base, by_set=by_set)
+        cv = [0.0] * len(captures)
+        print(f"  picked by the mean over the training {rule}:")
+        for fold in folds:
+            for i in fold["test"]:
+                cv[i] = hybrid_table[fold["chosen"]][i]
+            t = fold["test"]
+            print(
+                f"    fold {fold['held_out']:<22} chosen: {label_of(fold['chosen'])}\n"
+                f"      train {fold['train_base']:.3f} -> {fold['train']:.3f};  held-out set "
+                f"{mean(base_values[i] for i in t):.3f} -> {mean(cv[i] for i in t):.3f}"
+            )
+        cvs[rule] = cv
+    kinds = sorted({type_of(c) for c in captures})
+    print(
+        f"  {'type (n)':<26}{'keyword':>8}{'semantic':>9}{'hybrid':>8}"
+        f"{'CV(sets)':>10}{'diff':>8}{'CV(queries)':>12}{'diff':>8}"
+    )
+    summary = {}
+    for kind in [*kinds, "overall"]:
+        idx = [i for i, c in enumerate(captures) if kind == "overall" or type_of(c) == kind]
+        kw = mean(tables["keyword"][base][i] for i in idx) if "keyword" in tables else math.nan
+        sem = mean(tables["semantic"][base][i] for i in idx) if "semantic" in tables else math.nan
+        b = mean(base_values[i] for i in idx)
+        by_sets, by_queries = (mean(cvs[r][i] for i in idx) for r in ("sets", "queries"))
+        summary[kind] = (b, by_sets, by_queries)
+        print(
+            f"  {f'{kind} ({len(idx)})':<26}{kw:>8.3f}{sem:>9.3f}{b:>8.3f}"
+            f"{by_sets:>10.3f}{by_sets - b:>+8.3f}{by_queries:>12.3f}{by_queries - b:>+8.3f}"
+        )
+    for rule, cv in cvs.items():
+        better = sum(1 for a, b in zip(cv, base_values, strict=True) if a > b + 1e-9)
+        worse = sum(1 for a, b in zip(cv, base_values, strict=True) if a < b - 1e-9)
+        print(f"  queries better / worse than shipped, picked by {rule}: {better} / {worse}")
+    return {"cv": cvs, "summary": summary}
+
+
+def label_of(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, Config):
+        return key.label()
+    if key and isinstance(key[0], tuple):  # (name, value) pairs
+        return " ".join(f"{n}={v:g}" for n, v in key)
+    return " + ".join(label_of(part) for part in key)
+
+
+def type_of(capture: Capture) -> str:
+    """Query type, English<->Chinese types pooled under one name across sets."""
+    kind = str(capture.item.get("type", "?"))
+    return "cross_lingual" if kind.startswith("cross_lingual") else kind
+
+
+def check(app: Any, replay: Replay, base: Config) -> None:
+    """Compare the replay of the shipped configuration with the real search, per query."""
+    from bench.eval_devsets import _run
+
+    for mode in ("keyword", "semantic", "hybrid"):
+        simulated = replay.run(base, mode)
+        differ = 0
+        for cap, value in zip(replay.captures, simulated, strict=True):
+            ranked_ids, _ = _run(app, cap.item, mode)
+            real = ndcg(ranked_ids, cap.item["relevant"])
+            if abs(real - value) > 1e-9:
+                differ += 1
+                print(f"  {mode} {cap.item['id']}: real {real:.3f} replay {value:.3f}")
+        print(f"check {mode}: {differ} of {len(simulated)} queries differ from the real search")
+
+
+AGGREGATIONS = (
+    Aggregation(0.0, 1),
+    Aggregation(0.1, 2),
+    Aggregation(0.25, 2),
+    Aggregation(0.5, 2),
+    Aggregation(0.25, 3),
+    Aggregation(0.5, 3),
+    Aggregation(0.5, 5),
+    Aggregation(0.0, 1, True),
+    Aggregation(0.1, 2, True),
+    Aggregation(0.25, 2, True),
+)
+KEYWORD_WEIGHTS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.85, 1.0)
+MARGINS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+MODEL_RATIOS = (0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0)  # second model's weight, the first's 1
+
+
+def experiments(base: Config, models: Sequence[str]) -> dict[str, list[Config]]:
+    """Families of configurations, each cross-validated on its own, and all of them crossed."""
+
+    def weighted(ratio: float) -> tuple[tuple[str, float], ...]:
+        return tuple((m, 1.0 if j == 0 else ratio) for j, m in enumerate(models))
+
+    def aggregated(choice: Sequence[Aggregation]) -> tuple[tuple[str, Aggregation], ...]:
+        return tuple(zip(models, choice, strict=True))
+
+    families = {
+        "passage aggregation per model": [
+            replace(base, aggregation=aggregated(c))
+            for c in itertools.product(AGGREGATIONS, repeat=len(models))
+        ],
+        "keyword weight (z-score)": [replace(base, keyword_weight=w) for w in KEYWORD_WEIGHTS],
+        "model weights": [replace(base, model_weights=weighted(r)) for r in MODEL_RATIOS],
+        "missing-source margin": [replace(base, missing_margin=m) for m in MARGINS],
+        "keyword weight x missing-source margin": [
+            replace(base, keyword_weight=w, missing_margin=m)
+            for w in KEYWORD_WEIGHTS
+            for m in MARGINS
+        ],
+        "RRF vs z-score": [base]
+        + [
+            replace(base, method="rrf", rrf_k=k, keyword_weight=w)
+            for k in (10, 30, 60)
+            for w in (0.35, 0.5, 0.7, 1.0)
+        ],
+        "aggregation x keyword weight x model weights": [
+            replace(base, aggregation=aggregated(c), keyword_weight=w, model_weights=weighted(r))
+            for c in itertools.product(AGGREGATIONS[:7], repeat=len(models))
+            for w in (0.35, 0.5, 0.7)
+            for r in (0.8, 1.0, 1.25)
+        ],
+    }
+    for configs in families.values():
+        if base not in configs:
+            configs.append(base)
+    return families
+
+
+def _head(t: Any) -> str:
+    return "\n".join(p for p in (t.title, t.goal, t.elements_text()) if p)
+
+
+def _sections(t: Any) -> list[tuple[str, str]]:
+    return [
+        ("summary", t.summary),
+        ("went_well", t.went_well),
+        ("problems", t.problems),
+        ("lessons", t.lessons),
+        ("recommendations", t.recommendations),
+        ("hypotheses", t.hypotheses),
+        *((f"document:{title}", f"{title}\n{body}") for title, body in t.documents),
+    ]
+
+
+def split_shipped(t: Any, *, limit: int | None = None, prefix: bool = True) -> list[str]:
+    from search import documents
+
+    limit = limit or documents.PASSAGE_CHARS
+    found = [_head(t)[: limit * 2]]
+    for _, text in _sections(t):
+        for chunk in documents.chunk_text(text, limit)[: documents.MAX_SECTION_PASSAGES]:
+            found.append(f"{t.title}：{chunk}" if prefix else chunk)
+    return found[: documents.MAX_PASSAGES]
+
+
+def split_head_apart(t: Any) -> list[str]:
+    """Title + goal one passage, the five elements another (each with the title)."""
+    found = split_shipped(t)
+    head = "\n".join(p for p in (t.title, t.goal) if p)
+    return [head, f"{t.title}：{t.elements_text()}", *found[1:]]
+
+
+def split_whole_sections(t: Any) -> list[str]:
+    """Shipped passages plus each section's start as one passage (title + heading + text)."""
+    from search import documents
+
+    extra = [
+        f"{t.title}：{text.strip()[: documents.PASSAGE_CHARS * 2]}"
+        for _, text in _sections(t)[:6]
+        if text.strip()
+    ]
+    return [*split_shipped(t), *extra][: documents.MAX_PASSAGES]
+
+
+PASSAGE_VARIANTS: dict[str, Any] = {
+    "shipped passages (re-embedded)": split_shipped,
+    "chunks of 200 characters": lambda t: split_shipped(t, limit=200),
+    "chunks of 600 characters": lambda t: split_shipped(t, limit=600),
+    "no title before chunks": lambda t: split_shipped(t, prefix=False),
+    "title+goal apart from elements": split_head_apart,
+    "plus each section's start whole": split_whole_sections,
+}
+
+
+def passage_experiments(
+    app: Any,
+    captures: list[Capture],
+    corpus: Corpus,
+    backgrounds: Any,
+    base: Config,
+    keyword: dict[Any, list[float]],
+    cache_dir: Path,
+) -> None:
+    """Cross-validate other passages and the e5 query prompt against what ships, one at a time."""
+    shipped_replay = Replay(captures, corpus, backgrounds)
+    shipped_values = shipped_replay.run(base)
+    shipped_semantic = shipped_replay.run(base, "semantic")
+    variants: dict[str, Replay] = {}
+    for model in dict(base.aggregation):
+        variants[f"{model} queries with the passage prompt"] = Replay(
+            captures, corpus, backgrounds, query_prompt={model: False}
+        )
+    for name, split in PASSAGE_VARIANTS.items():
+        started = time.perf_counter()
+        other = corpus_of_passages(app, split, corpus.external, cache_dir)
+        rows = {m: len(r) for m, r in other.rows.items()}
+        print(
+            f"  {name}: rows {rows} (shipped { ({m: len(r) for m, r in corpus.rows.items()}) }),"
+            f" {time.perf_counter() - started:.0f} s"
+        )
+        variants[name] = Replay(captures, other, backgrounds)
+    for name, variant in variants.items():
+        table: dict[Any, list[float]] = {("shipped",): shipped_values}
+        semantic = variant.run(base, "semantic")
+        for agg in (base.aggregation, tuple((m, Aggregation(0.0, 1)) for m, _ in base.aggregation)):
+            table[(name, replace(base, aggregation=agg))] = variant.run(
+                replace(base, aggregation=agg)
+            )
+        print(f"  {name}: semantic {mean(shipped_semantic):.3f} -> {mean(semantic):.3f}")
+        tables: dict[str, dict[Any, list[float]]] = {
+            "keyword": keyword,
+            "semantic": {("shipped",): shipped_semantic},
+            "hybrid": table,
+        }
+        report_cv(captures, tables, ("shipped",), name)
+        sys.stdout.flush()
+
+
+KEYWORD_KNOBS: dict[str, tuple[float, ...]] = {
+    "FIELD_TIEBREAK": (0.0, 0.1, 0.2, 0.35, 0.5),
+    "COORD_BONUS": (0.0, 0.15, 0.3, 0.5, 0.8),
+    "BM25_K1": (0.8, 1.2, 1.6, 2.0),
+    "BM25_B": (0.5, 0.75, 0.9),
+}
+
+
+def keyword_experiments(
+    app: Any, captures: list[Capture], corpus: Corpus, backgrounds: Any, base: Config
+) -> None:
+    """Cross-validate the keyword scorer's constants (search/keyword/scoring.py), one at a time
+    and tie-break x coordination crossed; hybrid and keyword mode."""
+    from kb.searching import service as svc
+    from kb.searching.indexer import get_indexes
+    from search.keyword import scoring
+
+    shipped = {name: getattr(scoring, name) for name in KEYWORD_KNOBS}
+
+    def run(setting: dict[str, float]) -> tuple[list[float], list[float]]:
+        for name, value in {**shipped, **setting}.items():
+            setattr(scoring, name, value)
+        try:
+            with app.app_context():
+                indexes = get_indexes()
+                variant = []
+                for cap in captures:
+                    if cap.search_args is None:
+                        variant.append(cap)
+                        continue
+                    words, filters = cap.search_args
+                    found = indexes.keyword.search(words, filters=filters, limit=svc.CANDIDATES)
+                    hits = [(h.campaign_id, h.score) for h in found.hits]
+                    variant.append(replace(cap, keyword=hits))
+        finally:
+            for name, value in shipped.items():
+                setattr(scoring, name, value)
+        replay = Replay(variant, corpus, backgrounds)
+        return replay.run(base), replay.run(base, "keyword")
+
+    base_key = tuple(sorted(shipped.items()))
+    families: dict[str, list[dict[str, float]]] = {
+        name: [{name: v} for v in values] for name, values in KEYWORD_KNOBS.items()
+    }
+    families["FIELD_TIEBREAK x COORD_BONUS"] = [
+        {"FIELD_TIEBREAK": t, "COORD_BONUS": c}
+        for t in KEYWORD_KNOBS["FIELD_TIEBREAK"]
+        for c in KEYWORD_KNOBS["COORD_BONUS"]
+    ]
+    results: dict[Any, tuple[list[float], list[float]]] = {}
+    for title, settings in families.items():
+        hybrid_table: dict[Any, list[float]] = {}
+        keyword_table: dict[Any, list[float]] = {}
+        for setting in [{}, *settings]:
+            key = tuple(sorted({**shipped, **setting}.items()))
+            if key not in results:
+                results[key] = run(setting)
+            hybrid_table[key], keyword_table[key] = results[key]
+        tables = {"keyword": keyword_table, "hybrid": hybrid_table}
+        report_cv(captures, tables, base_key, f"keyword scorer: {title}")
+        # The same folds judged in keyword mode alone.
+        report_cv(captures, {"hybrid": keyword_table}, base_key, f"{title}, keyword mode")
+        sys.stdout.flush()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--models", default="e5,use")
+    parser.add_argument("--check", action="store_true", help="compare replay and real search")
+    parser.add_argument("--json", type=Path, default=None, help="per-query figures here")
+    parser.add_argument(
+        "--only", default=None, help="run only the knob families whose title holds this text"
+    )
+    parser.add_argument(
+        "--skip", default=None, help="leave out the knob families whose title holds this text"
+    )
+    parser.add_argument(
+        "--keyword", action="store_true", help="only the keyword scorer's experiments"
+    )
+    parser.add_argument(
+        "--passages", action="store_true", help="only the passage and query-prompt experiments"
+    )
+    options = parser.parse_args()
+    data_dir = options.data_dir or Path(tempfile.mkdtemp(prefix="kb-fit-"))
+    sets = {name: json.loads((DATA / name).read_text(encoding="utf-8"))["queries"] for name in SETS}
+    app = make_app(data_dir, options.models)
+    started = time.perf_counter()
+    captures, corpus, backgrounds = capture(app, sets)
+    print(f"captured {len(captures)} queries in {time.perf_counter() - started:.1f} s")
+    replay = Replay(captures, corpus, backgrounds)
+    models = list(corpus.owners)
+    base = shipped(models)
+    if options.check:
+        check(app, replay, base)
+    if options.keyword:
+        keyword_experiments(app, captures, corpus, backgrounds, base)
+        return
+    if options.passages:
+        passage_experiments(
+            app,
+            captures,
+            corpus,
+            backgrounds,
+            base,
+            {("shipped",): replay.run(base, "keyword")},
+            data_dir / "fit-vectors",
+        )
+        return
+    started = time.perf_counter()
+    cache: dict[Config, list[float]] = {}
+    keyword: dict[Any, list[float]] = {base: replay.run(base, "keyword")}
+    semantic: dict[Any, list[float]] = {base: replay.run(base, "semantic")}
+    results = {}
+    for title, configs in experiments(base, models).items():
+        if options.only and options.only not in title:
+            continue
+        if options.skip and options.skip in title:
+            continue
+        for cfg in configs:
+            if cfg not in cache:
+                cache[cfg] = replay.run(cfg)
+        table: dict[Any, list[float]] = {cfg: cache[cfg] for cfg in configs}
+        tables: dict[str, dict[Any, list[float]]] = {
+            "keyword": keyword,
+            "semantic": semantic,
+            "hybrid": table,
+        }
+        results[title] = report_cv(captures, tables, base, title)
+        sys.stdout.flush()
+    print(f"replayed {len(cache)} configurations in {time.perf_counter() - started:.1f} s")
+    if options.json:
+        out = {
+            cfg.label(): dict(zip((c.item["id"] for c in captures), values, strict=True))
+            for cfg, values in cache.items()
+        }
+        options.json.write_text(json.dumps(out, ensure_ascii=False), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

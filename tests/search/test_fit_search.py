@@ -1,0 +1,90 @@
+"""The cross-validation script's own arithmetic: its passage aggregation and its fold choice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bench.fit_search import Aggregation, Capture, aggregate, corpus_of_blocks, cross_validate
+from search.vector import SECOND_PASSAGE_WEIGHT, VectorIndex
+
+
+def test_the_shipped_aggregation_scores_as_the_vector_index_does() -> None:
+    rng = np.random.default_rng(7)
+    dim = 16
+    blocks = {cid: rng.normal(size=(int(rng.integers(1, 6)), dim)) for cid in range(1, 9)}
+    index = VectorIndex("m", dim)
+    for cid, rows in blocks.items():
+        index.replace(cid, rows)
+    unit = {cid: rows / np.linalg.norm(rows, axis=1, keepdims=True) for cid, rows in blocks.items()}
+    corpus = corpus_of_blocks(
+        {"m": [(cid, rows.astype(np.float32)) for cid, rows in unit.items()]}, {}
+    )
+    query = rng.normal(size=dim).astype(np.float32)
+    query /= np.linalg.norm(query)
+    scores = aggregate(
+        corpus.rows["m"] @ query,
+        corpus.means["m"] @ query,
+        corpus.padded["m"],
+        Aggregation(SECOND_PASSAGE_WEIGHT, 2),
+    )
+    expected = dict(index.search(query, limit=len(blocks)))
+    got = dict(zip(corpus.owners["m"].tolist(), scores.tolist(), strict=True))
+    assert got == pytest.approx(expected, abs=2e-3)  # the index stores float16 rows
+
+
+def test_deeper_aggregation_and_the_mean_vector() -> None:
+    cosines = np.array([0.9, 0.5, -0.2, 0.3], dtype=np.float32)
+    pad = np.array([[0, 1, 2], [3, -1, -1]])
+    centroid = np.array([0.95, 0.1], dtype=np.float32)
+    best_only = aggregate(cosines, centroid, pad, Aggregation(0.0, 1))
+    assert best_only.tolist() == pytest.approx([0.9, 0.3])
+    # best + 0.5 × mean(max(second, 0), max(third, 0)); a missing passage counts 0.
+    deeper = aggregate(cosines, centroid, pad, Aggregation(0.5, 3))
+    assert deeper.tolist() == pytest.approx([0.9 + 0.5 * 0.25, 0.3])
+    # The mean vector is one more passage: here the best of the first campaign.
+    with_mean = aggregate(cosines, centroid, pad, Aggregation(0.1, 2, centroid=True))
+    assert with_mean.tolist() == pytest.approx([0.95 + 0.1 * 0.9, 0.3 + 0.1 * 0.1])
+
+
+def _captures(sets: dict[str, int]) -> list[Capture]:
+    found = []
+    for name, n in sets.items():
+        for i in range(n):
+            item: dict[str, Any] = {"id": f"{name}{i}", "type": "meaning", "relevant": {}}
+            found.append(Capture(item, name, None, [], {}, set(), False, None))
+    return found
+
+
+def test_each_fold_picks_on_the_other_sets_only() -> None:
+    captures = _captures({"a": 2, "b": 2, "c": 2})
+    # "x" is best on a and b, "y" on c: leaving c out picks x, leaving a or b out picks y only
+    # if the remaining sets prefer it.
+    table = {
+        "base": [0.5] * 6,
+        "x": [0.9, 0.9, 0.9, 0.9, 0.1, 0.1],
+        "y": [0.1, 0.1, 0.6, 0.6, 1.0, 1.0],
+    }
+    folds = {
+        f["held_out"]: f["chosen"] for f in cross_validate(captures, table, "base", by_set=True)
+    }
+    assert folds == {"a": "y", "b": "y", "c": "x"}
+    ties = {"base": [0.5] * 6, "same": [0.5] * 6}
+    assert {f["chosen"] for f in cross_validate(captures, ties, "base", by_set=False)} == {"base"}
+
+
+def test_weighing_sets_alike_differs_from_weighing_queries() -> None:
+    captures = _captures({"big": 8, "small": 2, "out": 1})
+    # On the training sets (big, small): "q" wins the mean over queries (big dominates), "s" the
+    # mean of the two sets' means.
+    table = {
+        "base": [0.0] * 11,
+        "q": [0.7] * 8 + [0.0] * 2 + [0.0],
+        "s": [0.4] * 8 + [0.9] * 2 + [0.0],
+    }
+    by_queries = cross_validate(captures, table, "base", by_set=False)
+    by_sets = cross_validate(captures, table, "base", by_set=True)
+    assert next(f["chosen"] for f in by_queries if f["held_out"] == "out") == "q"
+    assert next(f["chosen"] for f in by_sets if f["held_out"] == "out") == "s"
