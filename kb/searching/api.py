@@ -23,7 +23,7 @@ from kb.searching.status import IndexStatusOut, index_status
 def search_campaigns() -> Response:
     """搜索活动 (Search campaigns: keyword, semantic or hybrid)."""
     query = validate_search_query(search_params(request.args))
-    return respond(service.response_out(service.search(query)))
+    return respond(service.response_out(service.search(query, fold=False)))  # no fold in the API
 
 
 @bp.get("/index/status")

@@ -238,6 +238,36 @@ def test_matches_below_the_floor_are_weak_and_not_counted(
     assert both["weak_total"] == 1
 
 
+@pytest.mark.parametrize("mode", ["semantic", "hybrid"])
+def test_the_api_loads_no_campaign_of_the_fold(
+    client: FlaskClient,
+    two_campaigns: tuple[int, int],
+    floors: Any,
+    mode: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kb.searching import service
+
+    floors(affinity=math.inf, top=math.inf, doc=math.inf)  # the first campaign is folded
+    first, second = two_campaigns
+    hydrated: list[list[int]] = []
+    hydrate = service._hydrate
+
+    def recording(ids: list[int], **kwargs: Any) -> Any:
+        hydrated.append(list(ids))
+        return hydrate(ids, **kwargs)
+
+    monkeypatch.setattr(service, "_hydrate", recording)
+    body = search(client, "纸尿裤 拼团", mode=mode)
+    assert ids(body) == [second]
+    assert body["weak_total"] == 1  # counted, not loaded: the API lists no fold
+    assert hydrated == [[second]]
+    hydrated.clear()
+    page = client.get("/search", query_string={"q": "纸尿裤 拼团", "mode": mode})
+    assert "可能相关（1）" in page.get_data(as_text=True)  # the page still shows its fold
+    assert hydrated == [[second, first]]
+
+
 def test_an_out_of_scope_query_is_empty_and_says_why(
     client: FlaskClient, two_campaigns: tuple[int, int], floors: Any
 ) -> None:
