@@ -1,4 +1,4 @@
-"""Stage 5a, writing: add many campaigns to a Whoosh index a batch (one segment) at a time.
+"""Stage 5a, writing: fill a new Whoosh index with many campaigns, a segment at a time.
 
 Whoosh's own writer spends most of a rebuild per posting: every (field, term, document) goes
 through its posting pool as a tuple, is sorted with all the others, then through six Python
@@ -10,7 +10,8 @@ field, which yields the terms Whoosh's analyzer chain yields, without a Token pe
 
 The files are Whoosh's: the same codec writes the same blocks, term infos and per-document
 columns in the same order, so the index reads and scores exactly as one built by
-``IndexWriter.add_document`` (tests compare the two term by term).
+``IndexWriter.add_document`` (tests compare the two term by term). ``IndexBuild`` splits a
+rebuild into segments and, for a large one, writes them in worker processes.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from whoosh.codec import default_codec
 from whoosh.codec.whoosh3 import W3FieldWriter
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import TOC, clean_files
-from whoosh.system import emptybytes, pack_uint
+from whoosh.system import pack_uint
 from whoosh.writing import SegmentWriter
 
 from search import analysis, lexicon
@@ -193,10 +194,6 @@ class BatchSegmentWriter(SegmentWriter):  # type: ignore[misc]  # whoosh ships n
 
     def add_document(self, **fields: Any) -> None:
         """Add one document (as ``SegmentWriter.add_document``, without boosts or vectors)."""
-        self.add_analyzed(fields, {})
-
-    def add_analyzed(self, fields: dict[str, Any], analyzed: dict[str, Analyzed]) -> None:
-        """Add one document whose text fields may come analyzed already (``analyze_text``)."""
         self._check_state()
         if any(name.startswith("_") for name in fields):
             raise ValueError("boosts and custom stored values are not supported here")
@@ -216,7 +213,7 @@ class BatchSegmentWriter(SegmentWriter):  # type: ignore[misc]  # whoosh ships n
                 if field.indexed:
                     postings = self._postings(fieldname, field)
                     if postings.analyzed:
-                        counts, length = analyzed.get(fieldname) or self._cache.analyze(value)
+                        counts, length = self._cache.analyze(value)
                         postings.add_counts(docnum, counts)
                     else:
                         length = postings.add_items(docnum, field.index(value), 1.0)
@@ -289,15 +286,6 @@ def _write_postings(
                     writer._write_block()  # the last block is written by finish_term
             fieldwriter.finish_term()
         fieldwriter.finish_field()
-
-
-def _check_empty_value() -> None:
-    """Assert what the Frequency shortcut relies on: an empty value is never a posting."""
-    if pack_uint(1) == emptybytes:  # pragma: no cover - Whoosh's encoding
-        raise AssertionError("pack_uint(1) is empty")
-
-
-_check_empty_value()
 
 
 class IndexBuild:
