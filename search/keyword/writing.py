@@ -22,7 +22,7 @@ import shutil
 from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -297,7 +297,7 @@ class IndexBuild:
     ``workers`` > 1 and more documents after it, the next ones are written by that many
     processes while this one reads the documents: a small build never pays for starting them
     (about a second each: imports, dictionary). Progress: every ``PROGRESS_EVERY`` documents
-    written here, and each segment a worker finishes.
+    written here or by a worker (their count is shared), at most once a second while waiting.
     ``workers=None``: one per core, at most ``MAX_WORKERS``. Workers are spawned, not forked
     (the app's threads may hold locks at a fork): the calling program must be importable
     without side effects (``if __name__ == "__main__"``), as multiprocessing requires. They get
@@ -324,6 +324,11 @@ class IndexBuild:
         self._writer: BatchSegmentWriter | None = None
         self._in_segment = 0
         self._pool: ProcessPoolExecutor | None = None
+        # Documents the workers have written (a counter they share), and those of them whose
+        # segments are listed already: progress between two finished segments.
+        self._written: Any = None
+        self._listed_from_workers = 0
+        self._reported = 0
         self._pending: deque[tuple[int, Future[Any]]] = deque()
         self.added = 0
 
@@ -336,6 +341,17 @@ class IndexBuild:
             self._batch.append(doc)
             if len(self._batch) >= self._segment_docs:
                 self._dispatch()
+            elif len(self._batch) % PROGRESS_EVERY == 0:
+                self._report_workers()
+
+    def _report_workers(self) -> None:
+        """Report the documents the workers have written so far, listed or not."""
+        if self._progress is None or self._written is None:
+            return
+        done = self.added + self._written.value - self._listed_from_workers
+        if done > self._reported:
+            self._reported = done
+            self._progress(done)
 
     def _add_here(self, doc: CampaignText) -> None:
         """Add a document to the segment this process writes (the first, or all of them)."""
@@ -347,14 +363,17 @@ class IndexBuild:
         if self._in_segment >= self._segment_docs:
             self._list_own_segment()
             if self._workers > 1:  # more than one segment's worth: the rest in parallel
+                context = multiprocessing.get_context("spawn")
+                self._written = context.Value("q", 0)
                 self._pool = ProcessPoolExecutor(
                     max_workers=self._workers,
-                    mp_context=multiprocessing.get_context("spawn"),
+                    mp_context=context,
                     initializer=_start_worker,
-                    initargs=(lexicon_paths(), analysis.analyzer_fingerprint()),
+                    initargs=(lexicon_paths(), analysis.analyzer_fingerprint(), self._written),
                 )
         elif self._progress is not None and self._in_segment % PROGRESS_EVERY == 0:
-            self._progress(self.added + self._in_segment)
+            self._reported = self.added + self._in_segment
+            self._progress(self._reported)
 
     def _list_own_segment(self) -> None:
         writer, self._writer = self._writer, None
@@ -373,7 +392,10 @@ class IndexBuild:
 
     def _take(self) -> None:
         count, future = self._pending.popleft()
+        while not wait([future], timeout=_POLL_S).done:
+            self._report_workers()  # a worker's segment takes a while: show its progress
         self._list(future.result(), count)
+        self._listed_from_workers += count
 
     def _list(self, segment: Any, count: int) -> None:
         """Add a written segment to the index's TOC (the documents after those listed before)."""
@@ -385,7 +407,8 @@ class IndexBuild:
         # Not Whoosh's clean_files here: it deletes the files of segments not listed yet,
         # those the workers are writing. Old TOCs go in finish().
         self.added += count
-        if self._progress is not None:
+        if self._progress is not None and self.added > self._reported:
+            self._reported = self.added
             self._progress(self.added)
 
     def finish(self) -> int:
@@ -420,13 +443,26 @@ class IndexBuild:
             self._pool = None
 
 
-def write_segment(index: Any, docs: list[CampaignText], cache: ShortTextCache | None = None) -> Any:
-    """Write ``docs`` as one new segment of ``index`` and return it (not yet in the TOC)."""
+def write_segment(
+    index: Any,
+    docs: list[CampaignText],
+    cache: ShortTextCache | None = None,
+    written: Callable[[int], None] | None = None,
+) -> Any:
+    """Write ``docs`` as one new segment of ``index`` and return it (not yet in the TOC).
+
+    ``written`` gets the count of documents added since its last call, every PROGRESS_EVERY.
+    """
     writer = BatchSegmentWriter(index, cache)
     try:
-        for doc in docs:
+        for n, doc in enumerate(docs, 1):
             writer.add_document(**to_fields(doc))
-        return writer.segment()
+            if written is not None and n % PROGRESS_EVERY == 0:
+                written(PROGRESS_EVERY)
+        segment = writer.segment()
+        if written is not None and len(docs) % PROGRESS_EVERY:
+            written(len(docs) % PROGRESS_EVERY)
+        return segment
     except BaseException:
         writer.cancel()
         raise
@@ -436,9 +472,16 @@ def _write_in_worker(directory: str, docs: list[CampaignText]) -> Any:
     """Write one segment of the index in ``directory`` (run in a worker process)."""
     index = FileStorage(directory, supports_mmap=False).open_index()
     try:
-        return write_segment(index, docs, _worker_cache)
+        return write_segment(index, docs, _worker_cache, _count_written)
     finally:
         index.close()
+
+
+def _count_written(count: int) -> None:
+    """Add to the documents written by every worker (read by the building process)."""
+    if _worker_written is not None:
+        with _worker_written.get_lock():
+            _worker_written.value += count
 
 
 PROGRESS_EVERY = 100  # documents between two progress calls within a segment written here
@@ -450,11 +493,16 @@ def lexicon_paths() -> tuple[Path, Path, Path]:
     return lexicon.USERDICT_PATH, lexicon.SYNONYMS_PATH, lexicon.STOPWORDS_PATH
 
 
-def _start_worker(paths: tuple[Path, Path, Path], fingerprint: str) -> None:
+def _start_worker(paths: tuple[Path, Path, Path], fingerprint: str, written: Any) -> None:
     """Point a worker at the parent's lexicon files; refuse to analyze differently."""
+    global _worker_written
     lexicon.USERDICT_PATH, lexicon.SYNONYMS_PATH, lexicon.STOPWORDS_PATH = paths
     if analysis.analyzer_fingerprint() != fingerprint:
         raise RuntimeError("an analysis worker's analyzer differs from the indexing process's")
+    _worker_written = written
 
 
 _worker_cache = ShortTextCache()
+_worker_written: Any = None  # the building process's count of documents written by workers
+# How often the building process, waiting for a worker's segment, reports progress.
+_POLL_S = 1.0

@@ -165,8 +165,17 @@ def test_segments_rank_as_one_index(tmp_path: Path, segment_docs: int, workers: 
         one.rebuild(DOCS, workers=1)
         reference = answers(one)
     with KeywordIndex(tmp_path / "split") as split:
-        added = split.rebuild(DOCS, segment_docs=segment_docs, workers=workers, total=len(DOCS))
+        steps: list[int] = []
+        added = split.rebuild(
+            DOCS,
+            segment_docs=segment_docs,
+            workers=workers,
+            total=len(DOCS),
+            progress=steps.append,
+        )
         assert added == len(DOCS)
+        assert steps == sorted(set(steps))  # rising, never repeated
+        assert steps[-1] == len(DOCS)
         with split._lock:
             snapshot = split._current()
             assert snapshot is not None
