@@ -54,7 +54,7 @@ CALIBRATION_LIMIT = 100
 MAX_COST_SHARE = 0.5
 # Threads that build the graph: one, so a build beside serving leaves the other core to it.
 BUILD_THREADS = 1
-FORMAT = 1
+FORMAT = 2  # 2: costs in CPU time (graphs calibrated by wall time are built again)
 
 Rows = npt.NDArray[Any]  # (n, dim) float16 or float32
 RankFn = Callable[[npt.NDArray[np.float32]], list[list[int]]]
