@@ -50,6 +50,7 @@ SETS = (
     "search_heldout2.json",
     "search_heldout3.json",
     "search_heldout5.json",
+    "search_heldout6.json",
 )
 Floats = npt.NDArray[np.float32]
 
