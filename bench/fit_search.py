@@ -26,6 +26,7 @@ import argparse
 import itertools
 import json
 import math
+import pickle
 import statistics
 import sys
 import tempfile
@@ -77,12 +78,20 @@ class Config:
     method: str = "zscore"
     rrf_k: int = 60
     missing_margin: float = 0.5
+    # Keyword weight per query kind (fusion_kind), overriding keyword_weight for that kind.
+    kind_keyword: tuple[tuple[str, float], ...] = ()
+    outcome_weight: float | None = None  # None: the shipped OUTCOME_WEIGHT
 
     def label(self) -> str:
         agg = " ".join(f"{m}:{a.label()}" for m, a in self.aggregation)
         weights = " ".join(f"{m}={w:g}" for m, w in self.model_weights)
         fusion = f"z m{self.missing_margin:g}" if self.method == "zscore" else f"rrf k{self.rrf_k}"
-        return f"agg[{agg}] kw={self.keyword_weight:g} {weights} {fusion}"
+        kinds = "".join(f" kw[{k}]={w:g}" for k, w in self.kind_keyword)
+        outcome = "" if self.outcome_weight is None else f" outcome={self.outcome_weight:g}"
+        return f"agg[{agg}] kw={self.keyword_weight:g}{kinds} {weights} {fusion}{outcome}"
+
+    def keyword_weight_for(self, kind: str) -> float:
+        return dict(self.kind_keyword).get(kind, self.keyword_weight)
 
 
 @dataclass(slots=True)
@@ -458,14 +467,15 @@ class Replay:
                     ((source, only),) = rankings.items()
                     fused = [FusedHit(cid, s, {source: s}) for cid, s in only]
                 else:
+                    keyword_weight = config.keyword_weight_for(kind_of(cap))
                     fused = fuse_rankings(
                         rankings,
-                        weights={"keyword": config.keyword_weight, "semantic": 1.0},
+                        weights={"keyword": keyword_weight, "semantic": 1.0},
                         method=config.method,  # type: ignore[arg-type]
                         k=config.rrf_k,
                     )
                 if cap.outcome is not None and fused:
-                    fused = with_outcome(fused, cap.outcome)
+                    fused = with_outcome(fused, cap.outcome, config.outcome_weight)
                 strong = fused
                 if judged is not None:
                     keep = set(cap.keep_by_keyword)
@@ -480,17 +490,20 @@ class Replay:
         return values
 
 
-def with_outcome(fused: list[Any], strengths: dict[int, float]) -> list[Any]:
+def with_outcome(
+    fused: list[Any], strengths: dict[int, float], weight: float | None = None
+) -> list[Any]:
     """``kb.searching.service._apply_outcome`` over captured condition strengths."""
     from kb.searching.service import OUTCOME_WEIGHT
     from search.hybrid import FusedHit
 
+    weight = OUTCOME_WEIGHT if weight is None else weight
     low = min(h.score for h in fused)
     spread = (max(h.score for h in fused) - low) or 1.0
     rescored = [
         FusedHit(
             h.campaign_id,
-            (h.score - low) / spread + OUTCOME_WEIGHT * strengths.get(h.campaign_id, 0.0),
+            (h.score - low) / spread + weight * strengths.get(h.campaign_id, 0.0),
             h.contributions,
         )
         for h in fused
@@ -507,6 +520,7 @@ def shipped(models: Sequence[str]) -> Config:
     return Config(
         aggregation=tuple((m, Aggregation(vector.SECOND_PASSAGE_WEIGHT, 2)) for m in models),
         keyword_weight=svc.WEIGHTS["keyword"],
+        kind_keyword=(("outcome", svc.OUTCOME_KEYWORD_WEIGHT),),
         model_weights=tuple((m, 1.0) for m in models),
         method=svc.FUSION_METHOD,
         rrf_k=svc.FUSION_K,
@@ -615,6 +629,180 @@ def type_of(capture: Capture) -> str:
     """Query type, English<->Chinese types pooled under one name across sets."""
     kind = str(capture.item.get("type", "?"))
     return "cross_lingual" if kind.startswith("cross_lingual") else kind
+
+
+def fusion_kind(text: str, has_outcome: bool) -> str:
+    """What the product can tell about a query before ranking: an outcome condition, else the
+    script it is mainly written in (an English word counts about two Chinese characters)."""
+    if has_outcome:
+        return "outcome"
+    latin = sum(1 for ch in text if ch.isascii() and ch.isalpha())
+    han = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff")
+    return "latin" if latin > 2 * han else "chinese"
+
+
+def kind_of(capture: Capture) -> str:
+    """The fusion kind of a captured query, from its text and whether a condition was parsed."""
+    return fusion_kind(capture.item["query"].strip(), capture.outcome is not None)
+
+
+KINDS = ("outcome", "latin", "chinese")
+KIND_OUTCOME_WEIGHTS = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
+# The outcome kind's keyword weight: in a first run 1.0, the grid's top, was picked in every fold.
+OUTCOME_KIND_KEYWORD = (0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.85, 1.0, 1.25, 1.5, 2.0, 3.0)
+
+
+def kind_experiments(
+    captures: list[Capture],
+    replay: Replay,
+    base: Config,
+    keyword: dict[Any, list[float]],
+    semantic: dict[Any, list[float]],
+) -> dict[str, Any]:
+    """Cross-validate a keyword weight per fusion kind (and the outcome weight).
+
+    Kinds never share a query and a query's ranking depends only on its own kind's numbers, so
+    every combination is composed per query from runs with one weight for all kinds.
+    """
+    from kb.searching.service import OUTCOME_WEIGHT
+
+    kinds = [kind_of(c) if c.listing is None else "listing" for c in captures]
+    types = sorted({type_of(c) for c in captures})
+    print("\nfusion kind (observable) x labelled type, queries:")
+    print(f"  {'kind':<10}" + "".join(f"{t:>15}" for t in types))
+    for kind in (*KINDS, "listing"):
+        row = [
+            sum(1 for c, k in zip(captures, kinds, strict=True) if k == kind and type_of(c) == t)
+            for t in types
+        ]
+        print(f"  {kind:<10}" + "".join(f"{n:>15}" for n in row))
+    started = time.perf_counter()
+    runs: dict[tuple[float, float], list[float]] = {}
+    for w in OUTCOME_KIND_KEYWORD:
+        for o in KIND_OUTCOME_WEIGHTS:
+            uniform = replace(base, keyword_weight=w, kind_keyword=(), outcome_weight=o)
+            runs[(w, o)] = replay.run(uniform)
+    print(f"replayed {len(runs)} settings in {time.perf_counter() - started:.1f} s")
+    shipped_kw = base.keyword_weight
+
+    def composed(weights: dict[str, float], outcome: float) -> list[float]:
+        return [runs[(weights.get(k, shipped_kw), outcome)][i] for i, k in enumerate(kinds)]
+
+    def key(weights: dict[str, float], outcome: float) -> tuple[tuple[str, float], ...]:
+        return (*((k, weights[k]) for k in sorted(weights)), ("outcome_weight", outcome))
+
+    # The comparison: one keyword weight for every kind (WEIGHTS alone, before per-kind weights).
+    shipped_kinds = dict.fromkeys(KINDS, shipped_kw)
+    rest = {"latin": shipped_kw, "chinese": shipped_kw}
+    families: dict[str, list[tuple[dict[str, float], float]]] = {
+        "outcome kind's keyword weight alone (the rest at the shipped weight)": [
+            ({"outcome": a, **rest}, OUTCOME_WEIGHT) for a in OUTCOME_KIND_KEYWORD
+        ],
+        "outcome kind's keyword weight x outcome weight (the rest at the shipped weight)": [
+            ({"outcome": a, **rest}, o) for a in OUTCOME_KIND_KEYWORD for o in KIND_OUTCOME_WEIGHTS
+        ],
+        "keyword weight per kind (outcome/latin/chinese)": [
+            ({"outcome": a, "latin": b, "chinese": c}, OUTCOME_WEIGHT)
+            for a in OUTCOME_KIND_KEYWORD
+            for b in KEYWORD_WEIGHTS
+            for c in KEYWORD_WEIGHTS
+        ],
+        "keyword weight per kind x outcome weight": [
+            ({"outcome": a, "latin": b, "chinese": c}, o)
+            for a in OUTCOME_KIND_KEYWORD
+            for b in KEYWORD_WEIGHTS
+            for c in KEYWORD_WEIGHTS
+            for o in KIND_OUTCOME_WEIGHTS
+        ],
+        "keyword weight: outcome kind vs the rest": [
+            ({"outcome": a, "latin": b, "chinese": b}, OUTCOME_WEIGHT)
+            for a in OUTCOME_KIND_KEYWORD
+            for b in KEYWORD_WEIGHTS
+        ],
+        "keyword weight: outcome kind vs the rest x outcome weight": [
+            ({"outcome": a, "latin": b, "chinese": b}, o)
+            for a in OUTCOME_KIND_KEYWORD
+            for b in KEYWORD_WEIGHTS
+            for o in KIND_OUTCOME_WEIGHTS
+        ],
+        "keyword weight: latin vs chinese script (outcome kind at the global weight)": [
+            (
+                {"outcome": shipped_kw, "latin": a, "chinese": b},
+                OUTCOME_WEIGHT,
+            )
+            for a in KEYWORD_WEIGHTS
+            for b in KEYWORD_WEIGHTS
+        ],
+    }
+    base_key = key(shipped_kinds, OUTCOME_WEIGHT)
+    sets = list(dict.fromkeys(c.set_name for c in captures))
+    print(f"\nbase of every comparison below: keyword weight {shipped_kw:g} for every kind")
+    print("in-sample nDCG@10 by the outcome kind's keyword weight (the rest as shipped):")
+    print(
+        f"  {'weight':<7}"
+        + "".join(f"{n.removesuffix('.json'):>16}" for n in sets)
+        + f"{'outcome kind':>14}{'mean of sets':>14}{'of queries':>12}"
+    )
+    outcome_idx = [i for i, k in enumerate(kinds) if k == "outcome"]
+    for a in OUTCOME_KIND_KEYWORD:
+        values = composed({**shipped_kinds, "outcome": a}, OUTCOME_WEIGHT)
+        per_set = [mean(values[i] for i, c in enumerate(captures) if c.set_name == n) for n in sets]
+        print(
+            f"  {a:<7g}"
+            + "".join(f"{v:>16.4f}" for v in per_set)
+            + f"{mean(values[i] for i in outcome_idx):>14.4f}{mean(per_set):>14.6f}"
+            f"{mean(values):>12.6f}"
+        )
+    results = {}
+    for title, settings in families.items():
+        table = {key(w, o): composed(w, o) for w, o in settings}
+        table[base_key] = composed(shipped_kinds, OUTCOME_WEIGHT)
+        tables = {
+            "keyword": {base_key: keyword[base]},
+            "semantic": {base_key: semantic[base]},
+            "hybrid": table,
+        }
+        results[title] = report_cv(captures, tables, base_key, title)
+        for rule in ("sets", "queries"):
+            summary = results[title]["summary"]
+            overall = (
+                summary["overall"][("sets", "queries").index(rule) + 1] - summary["overall"][0]
+            )
+            worst = min(
+                (v[("sets", "queries").index(rule) + 1] - v[0], k)
+                for k, v in summary.items()
+                if k != "overall"
+            )
+            keep = overall > 0 and worst[0] >= -0.01
+            print(
+                f"  verdict, picked by {rule}: overall {overall:+.4f}, worst type {worst[1]} "
+                f"{worst[0]:+.4f} -> {'KEEP' if keep else 'reject'}"
+            )
+        by_kind_table(captures, kinds, results[title]["cv"], table[base_key])
+        sys.stdout.flush()
+    return results
+
+
+def by_kind_table(
+    captures: list[Capture], kinds: list[str], cvs: dict[str, list[float]], base: list[float]
+) -> None:
+    """Shipped vs CV per set and per fusion kind (the folds' own figures, by kind)."""
+    sets = list(dict.fromkeys(c.set_name for c in captures))
+    print(f"  {'set / kind (n)':<36}{'shipped':>8}{'CV(sets)':>10}{'CV(queries)':>12}")
+    for name in sets:
+        for kind in (*KINDS, "all"):
+            idx = [
+                i
+                for i, c in enumerate(captures)
+                if c.set_name == name and (kind == "all" or kinds[i] == kind)
+            ]
+            if not idx:
+                continue
+            print(
+                f"  {f'{name} {kind} ({len(idx)})':<36}{mean(base[i] for i in idx):>8.3f}"
+                f"{mean(cvs['sets'][i] for i in idx):>10.3f}"
+                f"{mean(cvs['queries'][i] for i in idx):>12.3f}"
+            )
 
 
 def check(app: Any, replay: Replay, base: Config) -> None:
@@ -874,18 +1062,46 @@ def main() -> None:
     parser.add_argument(
         "--passages", action="store_true", help="only the passage and query-prompt experiments"
     )
+    parser.add_argument(
+        "--kinds", action="store_true", help="only the keyword weight per fusion kind"
+    )
+    parser.add_argument(
+        "--captures",
+        type=Path,
+        default=None,
+        help="keep the captures in this pickle and reuse them (same tree and data only)",
+    )
     options = parser.parse_args()
     data_dir = options.data_dir or Path(tempfile.mkdtemp(prefix="kb-fit-"))
     sets = {name: json.loads((DATA / name).read_text(encoding="utf-8"))["queries"] for name in SETS}
-    app = make_app(data_dir, options.models)
+    needs_app = options.check or options.keyword or options.passages
+    app = make_app(data_dir, options.models) if needs_app or not options.captures else None
     started = time.perf_counter()
-    captures, corpus, backgrounds = capture(app, sets)
+    if options.captures and options.captures.exists():
+        with options.captures.open("rb") as handle:
+            captures, corpus, backgrounds = pickle.load(handle)  # noqa: S301  # our own file
+    else:
+        captures, corpus, backgrounds = capture(app or make_app(data_dir, options.models), sets)
+        if options.captures:
+            with options.captures.open("wb") as handle:
+                pickle.dump((captures, corpus, backgrounds), handle)
     print(f"captured {len(captures)} queries in {time.perf_counter() - started:.1f} s")
     replay = Replay(captures, corpus, backgrounds)
     models = list(corpus.owners)
     base = shipped(models)
+    if options.kinds:  # the check after the figures: it takes longer than the experiments
+        kind_experiments(
+            captures,
+            replay,
+            base,
+            {base: replay.run(base, "keyword")},
+            {base: replay.run(base, "semantic")},
+        )
     if options.check:
+        assert app is not None
         check(app, replay, base)
+    if options.kinds:
+        return
     if options.keyword:
         keyword_experiments(app, captures, corpus, backgrounds, base)
         return

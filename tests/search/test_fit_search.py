@@ -7,7 +7,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench.fit_search import Aggregation, Capture, aggregate, corpus_of_blocks, cross_validate
+from bench.fit_search import (
+    Aggregation,
+    Capture,
+    Config,
+    aggregate,
+    corpus_of_blocks,
+    cross_validate,
+    fusion_kind,
+)
 from search.vector import SECOND_PASSAGE_WEIGHT, VectorIndex
 
 
@@ -88,3 +96,21 @@ def test_weighing_sets_alike_differs_from_weighing_queries() -> None:
     by_sets = cross_validate(captures, table, "base", by_set=True)
     assert next(f["chosen"] for f in by_queries if f["held_out"] == "out") == "q"
     assert next(f["chosen"] for f in by_sets if f["held_out"] == "out") == "s"
+
+
+def test_the_fusion_kind_comes_from_the_query_text_alone() -> None:
+    assert fusion_kind("livestream views exploded but sales barely moved", False) == "latin"
+    assert fusion_kind("邀请奖励要等被邀请人连续活跃几天才发", False) == "chinese"
+    # A Latin acronym in a Chinese query does not make it an English one.
+    assert fusion_kind("KOL 种草 转化低", False) == "chinese"
+    assert fusion_kind("HSK 中文课 学习伙伴 完课", False) == "chinese"
+    # An outcome condition decides before the script does.
+    assert fusion_kind("ROI below target", True) == "outcome"
+    assert fusion_kind("ROI 低于预期", True) == "outcome"
+
+
+def test_a_kind_without_its_own_weight_takes_the_global_one() -> None:
+    config = Config(aggregation=(), keyword_weight=0.5, kind_keyword=(("outcome", 0.85),))
+    assert config.keyword_weight_for("outcome") == 0.85
+    assert config.keyword_weight_for("latin") == 0.5
+    assert "kw[outcome]=0.85" in config.label()
