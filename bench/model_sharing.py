@@ -56,17 +56,22 @@ def smaps_rollup(pid: int) -> dict[str, float]:
     return values
 
 
-def mapped_mb(pid: int, folder: Path) -> dict[str, float]:
-    """Return Rss and Pss (MB) of the process's mappings of files under folder."""
-    totals = {"Rss": 0.0, "Pss": 0.0}
+def mapped_kb(pid: int, folder: Path, fields: tuple[str, ...]) -> dict[str, int]:
+    """Sum these smaps fields (kB) over the process's mappings of files under folder."""
+    totals = dict.fromkeys(fields, 0)
     inside = False
     for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
         head = line.split(maxsplit=5)
         if len(head) >= 5 and "-" in head[0] and not head[0].endswith(":"):
             inside = len(head) == 6 and head[5].startswith(f"{folder}/")
         elif inside and head and head[0].rstrip(":") in totals:
-            totals[head[0].rstrip(":")] += int(head[1]) / 1024
+            totals[head[0].rstrip(":")] += int(head[1])
     return totals
+
+
+def mapped_mb(pid: int, folder: Path) -> dict[str, float]:
+    """Return Rss and Pss (MB) of the process's mappings of files under folder."""
+    return {name: kb / 1024 for name, kb in mapped_kb(pid, folder, ("Rss", "Pss")).items()}
 
 
 def cpu_seconds(pid: int) -> float:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.model_sharing import mapped_kb
 from search.embedder import USE_WEIGHTS_DIR_NAME
 from tests.integration.conftest import MODELS_DIR
 from tests.integration.live import Store, app_on, gunicorn, wait_until
@@ -24,15 +25,7 @@ def _workers(master: int) -> list[int]:
 
 def _weights_kb(pid: int, folder: Path) -> dict[str, int]:
     """Sum the smaps fields of the process's mappings of files in folder (kB)."""
-    totals = {"Rss": 0, "Shared_Clean": 0, "Private_Clean": 0, "Private_Dirty": 0}
-    inside = False
-    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
-        head = line.split(maxsplit=5)
-        if len(head) >= 5 and "-" in head[0] and not head[0].endswith(":"):
-            inside = len(head) == 6 and head[5].startswith(f"{folder}/")
-        elif inside and head and head[0].rstrip(":") in totals:
-            totals[head[0].rstrip(":")] += int(head[1])
-    return totals
+    return mapped_kb(pid, folder, ("Rss", "Shared_Clean", "Private_Clean", "Private_Dirty"))
 
 
 def test_two_workers_read_the_same_use_weight_pages(tmp_path: Path) -> None:
