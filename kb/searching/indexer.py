@@ -341,10 +341,17 @@ def index_campaigns(indexes: SearchIndexes, campaign_ids: Sequence[int]) -> None
 
 
 def store_embeddings(embedders: Sequence[Embedder], texts: Sequence[CampaignText]) -> None:
-    """Embed the passages of these campaigns with every model, reusing unchanged passages."""
+    """Embed the passages of these campaigns with every model, reusing unchanged passages.
+
+    A campaign edited while its passages were being encoded keeps the vectors it had: the texts
+    encoded here are out of date, and the edit's own entry in the change feed embeds the new text.
+    Without this check, a slow encoder (a background fill, or another host's drain) finishing
+    after the edit's drain would overwrite the new vectors with the old text's.
+    """
     if not texts:
         return
-    ids = [text.id for text in texts]
+    versions = {text.id: text.version for text in texts}
+    ids = list(versions)
     split = {text.id: passages(text) for text in texts}
     for embedder in embedders:
         stored = {
@@ -389,13 +396,30 @@ def store_embeddings(embedders: Sequence[Embedder], texts: Sequence[CampaignText
             for (row, _), vector in zip(batch, vectors, strict=True):
                 row.vector = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
         with write_transaction() as session:
+            # FOR SHARE: an edit committing between this check and the commit below waits for it,
+            # so its drain runs after these rows are written and replaces them (SQLite's write
+            # transaction already excludes every other writer).
+            current = {
+                (campaign_id, version)
+                for campaign_id, version in session.execute(
+                    sa.select(Campaign.id, Campaign.version)
+                    .where(Campaign.id.in_(ids))
+                    .with_for_update(read=True)
+                )
+            }
+            unchanged = {i for i in ids if (i, versions[i]) in current}
+            if len(unchanged) < len(ids):
+                log.info(
+                    "活动 %s 在计算向量期间被修改，丢弃旧文本的向量（由修改的变更记录重新计算）",
+                    sorted(set(ids) - unchanged),
+                )
             session.execute(
                 sa.delete(PassageEmbedding).where(
-                    PassageEmbedding.campaign_id.in_(ids),
+                    PassageEmbedding.campaign_id.in_(unchanged),
                     PassageEmbedding.model == embedder.name,
                 )
             )
-            session.add_all(rows)
+            session.add_all(row for row in rows if row.campaign_id in unchanged)
 
 
 def _sha1(text: str) -> str:

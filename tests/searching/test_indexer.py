@@ -181,3 +181,56 @@ def test_outbox_ids_never_repeat_once_the_queue_empties(queued_app: Flask) -> No
     assert db.session.scalar(sa.select(sa.func.count(IndexOutbox.id))) == 0
     _create(external_id="second")
     assert db.session.scalar(sa.select(sa.func.min(IndexOutbox.id))) > first
+
+
+@both_databases
+def test_an_edit_made_while_a_campaign_embeds_is_not_overwritten_by_its_old_text(
+    queued_app: Flask,
+) -> None:
+    """A slow encoder (a background fill, another host's drain) finishing after the edit's drain."""
+    import hashlib
+
+    from kb.extensions import db
+    from kb.models import Campaign, PassageEmbedding
+    from kb.searching.documents import campaign_text
+
+    edited = _create(external_id="edited", title="会员日满减券召回")  # queued, not yet embedded
+    embedder = indexer.get_indexes().embedders[0]
+
+    def current_text() -> CampaignText:
+        text = campaign_text(db.session.get(Campaign, edited))
+        db.session.commit()
+        return text
+
+    def stored() -> set[str]:
+        found = set(
+            db.session.scalars(
+                sa.select(PassageEmbedding.text_sha1).where(
+                    PassageEmbedding.campaign_id == edited, PassageEmbedding.model == "fake"
+                )
+            )
+        )
+        db.session.commit()
+        return found
+
+    def expected() -> set[str]:
+        return {
+            hashlib.sha1(p.cache_key.encode("utf-8"), usedforsecurity=False).hexdigest()
+            for p in passages(current_text())
+        }
+
+    old_text = current_text()
+    edits: list[bool] = []
+
+    def edit_and_embed_meanwhile(texts: list[str]) -> None:
+        if not edits:
+            edits.append(True)
+            payload = campaign_payload(external_id="edited", title="会员日改为叠券召回", version=1)
+            services.update_campaign(edited, validate_campaign(payload, update=True))
+            indexer.store_embeddings([embedder], [current_text()])  # the edit's drain, first
+
+    _on_encode(edit_and_embed_meanwhile)
+    # The slow encoder embeds the old text; the edit's drain finishes while it encodes.
+    indexer.store_embeddings([embedder], [old_text])
+    assert edits
+    assert stored() == expected()
