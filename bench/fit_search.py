@@ -1,13 +1,19 @@
 """Fit search's ranking knobs by leave-one-set-out cross-validation over every labelled set.
 
-Usage: python bench/fit_search.py [--data-dir DIR] [--models e5,use] [--out FILE] [--check]
+Usage: python bench/fit_search.py [--data-dir DIR] [--models e5,use] [--check] [--captures FILE]
+       [--kinds | --per-query | --keyword | --passages]
 
-The knobs (a few global numbers, never per query):
+The knobs, fitted on the sets and applied to every query alike unless said otherwise:
 - how a campaign's score is built from its passages' cosines, per model: best passage plus a
   share of the mean of the next ones (``depth`` passages in all), optionally with the cosine to
   the campaign's mean passage vector counted as one more passage;
 - the fusion: keyword weight against the models' combination, each model's weight, z-score or
-  RRF, the z-score penalty for a campaign a source did not return.
+  RRF, the z-score penalty for a campaign a source did not return;
+- ``--kinds``: a keyword weight per fusion kind, a class of queries the product tells from the
+  query text alone (an outcome condition parsed, else the script it is written in);
+- ``--per-query``: a keyword weight per query, picked by a small ridge model from what the query
+  and the two retrievers' lists show before fusion (nested cross-validation), then min-max
+  instead of z-score fusion, and outcome queries ranked by keyword side and condition first.
 
 Every query of every in-scope set in bench/data (search_devset.json, search_heldout*.json) is
 captured once through the product's own pieces (analysis, concept cues, keyword index, query
@@ -85,7 +91,10 @@ class Config:
     def label(self) -> str:
         agg = " ".join(f"{m}:{a.label()}" for m, a in self.aggregation)
         weights = " ".join(f"{m}={w:g}" for m, w in self.model_weights)
-        fusion = f"z m{self.missing_margin:g}" if self.method == "zscore" else f"rrf k{self.rrf_k}"
+        fusion = {
+            "zscore": f"z m{self.missing_margin:g}",
+            "minmax": f"minmax m{self.missing_margin:g}",
+        }.get(self.method, f"rrf k{self.rrf_k}")
         kinds = "".join(f" kw[{k}]={w:g}" for k, w in self.kind_keyword)
         outcome = "" if self.outcome_weight is None else f" outcome={self.outcome_weight:g}"
         return f"agg[{agg}] kw={self.keyword_weight:g}{kinds} {weights} {fusion}{outcome}"
@@ -422,8 +431,13 @@ class Replay:
             ]
         return self._model_rankings[key]
 
-    def run(self, config: Config, mode: str = "hybrid") -> list[float]:
-        """Return nDCG@10 per captured query under ``config``."""
+    def run(
+        self, config: Config, mode: str = "hybrid", per_query: Sequence[float] | None = None
+    ) -> list[float]:
+        """Return nDCG@10 per captured query under ``config``.
+
+        ``per_query``: a keyword weight for each capture, in place of the configuration's.
+        """
         from search import hybrid, relevance
         from search.hybrid import FusedHit, combine_semantic, fuse_rankings
 
@@ -468,12 +482,18 @@ class Replay:
                     fused = [FusedHit(cid, s, {source: s}) for cid, s in only]
                 else:
                     keyword_weight = config.keyword_weight_for(kind_of(cap))
-                    fused = fuse_rankings(
-                        rankings,
-                        weights={"keyword": keyword_weight, "semantic": 1.0},
-                        method=config.method,  # type: ignore[arg-type]
-                        k=config.rrf_k,
-                    )
+                    if per_query is not None:
+                        keyword_weight = per_query[i]
+                    weights = {"keyword": keyword_weight, "semantic": 1.0}
+                    if config.method == "minmax":
+                        fused = fuse_minmax(rankings, weights, config.missing_margin)
+                    else:
+                        fused = fuse_rankings(
+                            rankings,
+                            weights=weights,
+                            method=config.method,  # type: ignore[arg-type]
+                            k=config.rrf_k,
+                        )
                 if cap.outcome is not None and fused:
                     fused = with_outcome(fused, cap.outcome, config.outcome_weight)
                 strong = fused
@@ -488,6 +508,38 @@ class Replay:
         finally:
             hybrid.MISSING_Z_MARGIN = saved
         return values
+
+
+def fuse_minmax(
+    rankings: dict[str, list[tuple[int, float]]], weights: dict[str, float], margin: float
+) -> list[Any]:
+    """Fusion of each source's scores scaled to [0, 1] over the list it returned (its best 1,
+    its weakest 0); a campaign a source did not return gets ``-margin`` from it."""
+    from search.hybrid import FusedHit
+
+    parts: dict[int, dict[str, float]] = {}
+    for source, ranking in rankings.items():
+        weight = weights.get(source, 1.0)
+        if not ranking or weight == 0:
+            continue
+        first: dict[int, float] = {}
+        for cid, score in ranking:
+            first.setdefault(cid, score)
+        low, high = min(first.values()), max(first.values())
+        spread = (high - low) or 1.0
+        for cid, score in first.items():
+            parts.setdefault(cid, {})[source] = weight * (score - low) / spread
+    used = [s for s, r in rankings.items() if r and weights.get(s, 1.0) != 0]
+    hits = [
+        FusedHit(
+            cid,
+            sum(p.values()) - sum(weights.get(s, 1.0) * margin for s in used if s not in p),
+            p,
+        )
+        for cid, p in parts.items()
+    ]
+    hits.sort(key=lambda h: (-h.score, h.campaign_id))
+    return hits
 
 
 def with_outcome(
@@ -608,10 +660,12 @@ def report_cv(
             f"  {f'{kind} ({len(idx)})':<26}{kw:>8.3f}{sem:>9.3f}{b:>8.3f}"
             f"{by_sets:>10.3f}{by_sets - b:>+8.3f}{by_queries:>12.3f}{by_queries - b:>+8.3f}"
         )
-    for rule, cv in cvs.items():
+    for column, (rule, cv) in enumerate(cvs.items(), start=1):
         better = sum(1 for a, b in zip(cv, base_values, strict=True) if a > b + 1e-9)
         worse = sum(1 for a, b in zip(cv, base_values, strict=True) if a < b - 1e-9)
         print(f"  queries better / worse than shipped, picked by {rule}: {better} / {worse}")
+        picked = {kind: (values[0], values[column]) for kind, values in summary.items()}
+        print(f"  picked by {rule}, {verdict(picked)}")
     return {"cv": cvs, "summary": summary}
 
 
@@ -763,21 +817,6 @@ def kind_experiments(
             "hybrid": table,
         }
         results[title] = report_cv(captures, tables, base_key, title)
-        for rule in ("sets", "queries"):
-            summary = results[title]["summary"]
-            overall = (
-                summary["overall"][("sets", "queries").index(rule) + 1] - summary["overall"][0]
-            )
-            worst = min(
-                (v[("sets", "queries").index(rule) + 1] - v[0], k)
-                for k, v in summary.items()
-                if k != "overall"
-            )
-            keep = overall > 0 and worst[0] >= -0.01
-            print(
-                f"  verdict, picked by {rule}: overall {overall:+.4f}, worst type {worst[1]} "
-                f"{worst[0]:+.4f} -> {'KEEP' if keep else 'reject'}"
-            )
         by_kind_table(captures, kinds, results[title]["cv"], table[base_key])
         sys.stdout.flush()
     return results
@@ -803,6 +842,324 @@ def by_kind_table(
                 f"{mean(cvs['sets'][i] for i in idx):>10.3f}"
                 f"{mean(cvs['queries'][i] for i in idx):>12.3f}"
             )
+
+
+# Per-query fusion: a small model picks each query's keyword weight from what the query and the
+# two retrievers' lists show before fusion (issue 15: "a fusion that knows per query which
+# signal to trust"). Candidates: the keyword weights a query may get.
+PQ_CANDIDATES = (0.2, 0.35, 0.5, 0.85, 1.5, 3.0, 10.0)
+PQ_LAMBDAS = (1.0, 10.0, 100.0, 1000.0)  # ridge penalties, picked by inner leave-one-set-out
+PQ_MARGINS = (0.0, 0.01, 0.02, 0.05)  # leave the shipped weight only for a gain this large
+TOP = 10
+PQ_TEXT_KEYWORD_FEATURES = frozenset(
+    {
+        "outcome",
+        "latin",
+        "length",
+        "kw_hits",
+        "kw_top",
+        "kw_gap",
+        "kw_cover",
+        "kw_terms",
+        "word_matched",
+        "kw_keep",
+    }
+)
+PQ_COMPACT_FEATURES = frozenset(
+    {
+        "outcome",
+        "latin",
+        "length",
+        "kw_cover",
+        "kw_top",
+        "kw_first_in_sem",
+        "sem_first_in_kw",
+        "models_agree",
+        "e5_top",
+        "use_top",
+    }
+)
+
+
+def query_features(
+    cap: Capture,
+    semantic: list[tuple[int, float]],
+    per_model: dict[str, list[tuple[int, float]]],
+) -> dict[str, float]:
+    """What the product can see of a query before fusing: its text, the outcome parse, the
+    keyword list (BM25 scores, matched terms) and the semantic lists (cosines per model)."""
+    text = cap.item["query"].strip()
+    latin = sum(1 for ch in text if ch.isascii() and ch.isalpha())
+    han = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff")
+    kw = [s for _, s in cap.keyword]
+    union = {t for terms in cap.keyword_terms.values() for t in terms}
+    top_terms = cap.keyword_terms.get(cap.keyword[0][0], ()) if cap.keyword else ()
+    feats = {
+        "outcome": float(cap.outcome is not None),
+        "latin": latin / max(latin + han, 1),
+        "length": math.log1p(len(text)),
+        "kw_hits": math.log1p(len(kw)),
+        "kw_top": math.log1p(kw[0]) if kw else 0.0,
+        "kw_gap": (kw[0] - kw[1]) / kw[0] if len(kw) > 1 and kw[0] > 0 else float(bool(kw)),
+        "kw_cover": len(top_terms) / len(union) if union else 0.0,
+        "kw_terms": math.log1p(len(union)),
+        "word_matched": float(cap.word_matched),
+        "kw_keep": math.log1p(len(cap.keep_by_keyword)),
+    }
+    sem_top = {cid for cid, _ in semantic[:TOP]}
+    kw_top = {cid for cid, _ in cap.keyword[:TOP]}
+    feats["kw_sem_agree"] = len(sem_top & kw_top) / TOP
+    feats["kw_first_in_sem"] = float(
+        bool(cap.keyword) and cap.keyword[0][0] in {c for c, _ in semantic[:3]}
+    )
+    feats["sem_first_in_kw"] = float(bool(semantic) and semantic[0][0] in kw_top)
+    tops = []
+    for name, ranking in sorted(per_model.items()):
+        cos = [s for _, s in ranking[:TOP]]
+        feats[f"{name}_top"] = cos[0] if cos else 0.0
+        feats[f"{name}_margin"] = cos[0] - cos[1] if len(cos) > 1 else 0.0
+        feats[f"{name}_spread"] = cos[0] - mean(cos) if cos else 0.0
+        contrast = cap.models[name].contrast
+        feats[f"{name}_contrast"] = 0.0 if contrast is None else contrast
+        tops.append({cid for cid, _ in ranking[:TOP]})
+    if len(tops) == 2:
+        feats["models_agree"] = len(tops[0] & tops[1]) / TOP
+    return feats
+
+
+def ridge(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], lam: float) -> Any:
+    """Ridge on standardized features with an unpenalized intercept; returns a predictor."""
+    mu, sd = x.mean(axis=0), x.std(axis=0)
+    sd[sd < 1e-9] = 1.0
+    z = (x - mu) / sd
+    y0 = y.mean(axis=0)
+    beta = np.linalg.solve(z.T @ z + lam * np.eye(z.shape[1]), z.T @ (y - y0))
+
+    def predict(rows: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        out: npt.NDArray[np.float64] = ((rows - mu) / sd) @ beta + y0
+        return out
+
+    return predict
+
+
+def choose(
+    x: npt.NDArray[np.float64],
+    gains: npt.NDArray[np.float64],
+    train: npt.NDArray[np.intp],
+    test: npt.NDArray[np.intp],
+    lam: float,
+    margin: float,
+) -> npt.NDArray[np.intp]:
+    """Fit one ridge per candidate on ``train`` (gain over the shipped weight) and return, per
+    ``test`` query, the candidate column with the best predicted gain (-1: the shipped weight)."""
+    predicted = ridge(x[train], gains[train], lam)(x[test])
+    best = predicted.argmax(axis=1)
+    return np.where(predicted.max(axis=1) > margin, best, -1).astype(np.intp)
+
+
+def per_query_experiments(
+    captures: list[Capture],
+    replay: Replay,
+    base: Config,
+    keyword: list[float],
+    semantic: list[float],
+) -> dict[str, Any]:
+    """Leave one set out, nested: on the training sets the ridge penalty and the margin are
+    picked by an inner leave-one-set-out, then the model fitted on all training sets picks each
+    held-out query's keyword weight. Also: min-max normalised fusion, and outcome queries whose
+    keyword side (with the condition) ranks first."""
+    from search.hybrid import combine_semantic
+
+    aggs = dict(base.aggregation)
+    per_model_all = {name: replay.model_rankings(name, agg) for name, agg in aggs.items()}
+    shipped_values = replay.run(base)
+    runs = {w: replay.run(replace(base, keyword_weight=w, kind_keyword=())) for w in PQ_CANDIDATES}
+    rows = [i for i, c in enumerate(captures) if c.listing is None]
+    names: list[str] = []
+    table = []
+    for i in rows:
+        cap = captures[i]
+        models = {n: per_model_all[n][i] for n in aggs}
+        sem = combine_semantic(models, dict(base.model_weights) or None)
+        f = query_features(cap, sem, models)
+        names = names or sorted(f)
+        table.append([f[n] for n in names])
+    x = np.array(table, dtype=np.float64)
+    gains = np.array(
+        [[runs[w][i] - shipped_values[i] for w in PQ_CANDIDATES] for i in rows], dtype=np.float64
+    )
+    set_of = np.array([captures[i].set_name for i in rows])
+    sets = list(dict.fromkeys(set_of))
+    print(f"\nper-query fusion: {len(rows)} queries with words, features: {', '.join(names)}")
+    oracle = [max(runs[w][i] for w in PQ_CANDIDATES) for i in rows]
+    print(
+        f"  in-sample: shipped {mean(shipped_values[i] for i in rows):.4f}; best candidate per "
+        f"query (oracle, unreachable) {mean(oracle):.4f}; candidates "
+        + ", ".join(f"{w:g}: {mean(runs[w][i] for i in rows):.4f}" for w in PQ_CANDIDATES)
+    )
+
+    def value(pos: int, column: int) -> float:
+        i = rows[pos]
+        return shipped_values[i] if column < 0 else runs[PQ_CANDIDATES[column]][i]
+
+    def fold_mean(picks: npt.NDArray[np.intp], test: npt.NDArray[np.intp]) -> float:
+        return mean(value(int(p), int(c)) for p, c in zip(test, picks, strict=True))
+
+    def nested(
+        variants: dict[str, tuple[list[int], list[int]]], title: str
+    ) -> tuple[list[float], dict[str, tuple[float, float]]]:
+        """Outer leave-one-set-out; variant (features, candidates), penalty and margin picked by
+        an inner leave-one-set-out over the training sets only."""
+        cv = list(shipped_values)
+        print(f"\n=== {title} ===")
+        for held in sets:
+            train_sets = [s for s in sets if s != held]
+            best_score, best_hp = -math.inf, ("", PQ_LAMBDAS[-1], PQ_MARGINS[-1])
+            for variant, (features, columns) in variants.items():
+                for lam in PQ_LAMBDAS:
+                    for margin in PQ_MARGINS:
+                        inner = []
+                        for inner_held in train_sets:
+                            fit_sets = [s for s in train_sets if s != inner_held]
+                            tr = np.flatnonzero(np.isin(set_of, fit_sets))
+                            te = np.flatnonzero(set_of == inner_held)
+                            picks = choose(x[:, features], gains[:, columns], tr, te, lam, margin)
+                            picks = np.array([columns[p] if p >= 0 else -1 for p in picks])
+                            inner.append(fold_mean(picks, te))
+                        if mean(inner) > best_score + 1e-12:
+                            best_score, best_hp = mean(inner), (variant, lam, margin)
+            variant, lam, margin = best_hp
+            features, columns = variants[variant]
+            tr = np.flatnonzero(set_of != held)
+            te = np.flatnonzero(set_of == held)
+            picks = choose(x[:, features], gains[:, columns], tr, te, lam, margin)
+            picks = np.array([columns[p] if p >= 0 else -1 for p in picks])
+            for p, c in zip(te, picks, strict=True):
+                cv[rows[int(p)]] = value(int(p), int(c))
+            counts: dict[Any, int] = {}
+            for c in picks:
+                label = PQ_CANDIDATES[c] if c >= 0 else "shipped"
+                counts[label] = counts.get(label, 0) + 1
+            print(
+                f"  fold {held:<22} {variant}, lambda {lam:g}, margin {margin:g} "
+                f"(inner {best_score:.3f}); held-out {fold_mean(np.full(len(te), -1), te):.3f}"
+                f" -> {fold_mean(picks, te):.3f}; picks "
+                + " ".join(f"{k}:{v}" for k, v in counts.items())
+            )
+        return cv, report_values(captures, shipped_values, cv, keyword, semantic)
+
+    def columns_of(weights: Sequence[float]) -> list[int]:
+        return [PQ_CANDIDATES.index(w) for w in weights]
+
+    subsets = {
+        "every feature": list(range(len(names))),
+        "text + keyword list only": [
+            j for j, n in enumerate(names) if n in PQ_TEXT_KEYWORD_FEATURES
+        ],
+        "compact": [j for j, n in enumerate(names) if n in PQ_COMPACT_FEATURES],
+    }
+    candidate_sets = {
+        "7 weights": columns_of(PQ_CANDIDATES),
+        "4 weights near shipped": columns_of((0.35, 0.5, 0.85, 1.5)),
+        "0.2 / shipped / 1.5": columns_of((0.2, 1.5)),
+    }
+    variants = {
+        f"{f} x {c}": (features, columns)
+        for f, features in subsets.items()
+        for c, columns in candidate_sets.items()
+    }
+    results: dict[str, Any] = {}
+    for name, variant in variants.items():
+        results[name] = nested({name: variant}, f"per-query keyword weight: {name}")
+    results["nested"] = nested(
+        variants, "per-query keyword weight: the variant too picked in the inner loop"
+    )
+    # Fitted on every set: the coefficients, to read (not a figure of quality).
+    fit = ridge(x, gains, 100.0)
+    probe = np.eye(len(names)) * x.std(axis=0) + x.mean(axis=0)
+    effect = fit(probe) - fit(x.mean(axis=0, keepdims=True))
+    print("  predicted gain per +1 sd of each feature (all sets, lambda 100), by candidate:")
+    print(f"  {'feature':<16}" + "".join(f"{w:>8g}" for w in PQ_CANDIDATES))
+    for n, row in zip(names, effect, strict=True):
+        print(f"  {n:<16}" + "".join(f"{v:>+8.3f}" for v in row))
+    return results
+
+
+def report_values(
+    captures: list[Capture],
+    shipped_values: list[float],
+    cv: list[float],
+    keyword: list[float],
+    semantic: list[float],
+) -> dict[str, tuple[float, float]]:
+    """Per type: keyword, semantic, shipped hybrid and the cross-validated figure; verdict."""
+    print(f"  {'type (n)':<26}{'keyword':>8}{'semantic':>9}{'shipped':>8}{'CV':>8}{'diff':>8}")
+    summary = {}
+    for kind in [*sorted({type_of(c) for c in captures}), "overall"]:
+        idx = [i for i, c in enumerate(captures) if kind == "overall" or type_of(c) == kind]
+        b, v = mean(shipped_values[i] for i in idx), mean(cv[i] for i in idx)
+        summary[kind] = (b, v)
+        print(
+            f"  {f'{kind} ({len(idx)})':<26}{mean(keyword[i] for i in idx):>8.3f}"
+            f"{mean(semantic[i] for i in idx):>9.3f}{b:>8.3f}{v:>8.3f}{v - b:>+8.3f}"
+        )
+    for name in dict.fromkeys(c.set_name for c in captures):
+        idx = [i for i, c in enumerate(captures) if c.set_name == name]
+        print(
+            f"  set {name:<24} shipped {mean(shipped_values[i] for i in idx):.3f}"
+            f" CV {mean(cv[i] for i in idx):.3f}"
+        )
+    better = sum(1 for a, b in zip(cv, shipped_values, strict=True) if a > b + 1e-9)
+    worse = sum(1 for a, b in zip(cv, shipped_values, strict=True) if a < b - 1e-9)
+    print(f"  queries better / worse than shipped: {better} / {worse}")
+    print("  " + verdict(summary))
+    return summary
+
+
+def verdict(summary: dict[str, tuple[float, float]]) -> str:
+    """KEEP only if overall gains and no type loses more than 0.01 (session 6's rule)."""
+    base, value = summary["overall"]
+    worst = min((v - b, k) for k, (b, v) in summary.items() if k != "overall")
+    keep = value - base > 0 and worst[0] >= -0.01
+    return (
+        f"verdict: overall {value - base:+.4f}, worst type {worst[1]} {worst[0]:+.4f} -> "
+        f"{'KEEP' if keep else 'reject'}"
+    )
+
+
+MINMAX_MARGINS = (0.0, 0.1, 0.25, 0.5)
+OUTCOME_FIRST_KEYWORD = (0.5, 1.5, 3.0, 10.0, 1000.0)  # 1000: the text's meaning only breaks ties
+OUTCOME_FIRST_WEIGHT = (2.0, 4.0, 10.0)  # 10: a satisfied condition ranks before any other
+
+
+def normalisation_and_outcome(
+    captures: list[Capture],
+    replay: Replay,
+    base: Config,
+    keyword: list[float],
+    semantic: list[float],
+) -> None:
+    """Cross-validate min-max fusion (each list scaled to [0, 1]) against the shipped z-score
+    fusion, and outcome queries ranked by their keyword side and condition first."""
+    families = {
+        "min-max fusion x keyword weight x missing margin": [
+            replace(base, method="minmax", keyword_weight=w, kind_keyword=(), missing_margin=m)
+            for w in (*KEYWORD_WEIGHTS, 1.5, 2.0)
+            for m in MINMAX_MARGINS
+        ],
+        "outcome queries: keyword weight x outcome weight, up to keyword and condition first": [
+            replace(base, kind_keyword=(("outcome", a),), outcome_weight=o)
+            for a in OUTCOME_FIRST_KEYWORD
+            for o in OUTCOME_FIRST_WEIGHT
+        ],
+    }
+    shipped_values = replay.run(base)
+    for title, configs in families.items():
+        table = {cfg: replay.run(cfg) for cfg in configs}
+        table[base] = shipped_values
+        tables = {"keyword": {base: keyword}, "semantic": {base: semantic}, "hybrid": table}
+        report_cv(captures, tables, base, title)
+        sys.stdout.flush()
 
 
 def check(app: Any, replay: Replay, base: Config) -> None:
@@ -1066,6 +1423,11 @@ def main() -> None:
         "--kinds", action="store_true", help="only the keyword weight per fusion kind"
     )
     parser.add_argument(
+        "--per-query",
+        action="store_true",
+        help="only the per-query fusion model, min-max fusion and outcome-first experiments",
+    )
+    parser.add_argument(
         "--captures",
         type=Path,
         default=None,
@@ -1101,6 +1463,11 @@ def main() -> None:
         assert app is not None
         check(app, replay, base)
     if options.kinds:
+        return
+    if options.per_query:
+        keyword_values, semantic_values = replay.run(base, "keyword"), replay.run(base, "semantic")
+        per_query_experiments(captures, replay, base, keyword_values, semantic_values)
+        normalisation_and_outcome(captures, replay, base, keyword_values, semantic_values)
         return
     if options.keyword:
         keyword_experiments(app, captures, corpus, backgrounds, base)

@@ -1,4 +1,5 @@
-"""The cross-validation script's own arithmetic: its passage aggregation and its fold choice."""
+"""The cross-validation script's own arithmetic: its passage aggregation, its fold choice, its
+min-max fusion and its per-query weight model."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ from bench.fit_search import (
     Capture,
     Config,
     aggregate,
+    choose,
     corpus_of_blocks,
     cross_validate,
+    fuse_minmax,
     fusion_kind,
+    query_features,
+    verdict,
 )
 from search.vector import SECOND_PASSAGE_WEIGHT, VectorIndex
 
@@ -114,3 +119,59 @@ def test_a_kind_without_its_own_weight_takes_the_global_one() -> None:
     assert config.keyword_weight_for("outcome") == 0.85
     assert config.keyword_weight_for("latin") == 0.5
     assert "kw[outcome]=0.85" in config.label()
+
+
+def test_min_max_fusion_scales_each_list_and_charges_a_miss() -> None:
+    rankings = {"keyword": [(1, 12.0), (2, 7.0), (3, 2.0)], "semantic": [(2, 0.9), (4, 0.5)]}
+    fused = fuse_minmax(rankings, {"keyword": 0.5, "semantic": 1.0}, 0.25)
+    scores = {h.campaign_id: h.score for h in fused}
+    # keyword 12 -> 1, 7 -> 0.5, 2 -> 0 (× 0.5); semantic 0.9 -> 1, 0.5 -> 0; a miss costs
+    # weight × 0.25.
+    assert scores == pytest.approx({1: 0.5 - 0.25, 2: 0.25 + 1.0, 3: 0.0 - 0.25, 4: 0.0 - 0.125})
+    assert [h.campaign_id for h in fused] == [2, 1, 4, 3]
+    # Weight 0 ignores a source entirely, its misses too.
+    alone = fuse_minmax(rankings, {"keyword": 0.0, "semantic": 1.0}, 0.25)
+    assert [(h.campaign_id, h.score) for h in alone] == [(2, 1.0), (4, 0.0)]
+
+
+def test_the_weight_model_picks_what_the_features_predict() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 3))
+    # Candidate 0 gains when feature 0 is high, candidate 1 loses everywhere.
+    gains = np.stack([0.1 * x[:, 0], np.full(200, -0.05)], axis=1)
+    train, test = np.arange(150), np.arange(150, 200)
+    picks = choose(x, gains, train, test, lam=1.0, margin=0.0)
+    assert set(picks.tolist()) <= {-1, 0}  # candidate 1 never pays
+    assert (picks[x[test, 0] > 0.3] == 0).all()
+    assert (picks[x[test, 0] < -0.3] == -1).all()  # the shipped weight
+    # A margin larger than any predicted gain keeps the shipped weight everywhere.
+    assert (choose(x, gains, train, test, lam=1.0, margin=1.0) == -1).all()
+
+
+def test_the_verdict_keeps_only_an_overall_gain_without_a_type_losing_much() -> None:
+    assert "KEEP" in verdict({"a": (0.8, 0.81), "b": (0.9, 0.891), "overall": (0.85, 0.852)})
+    assert "reject" in verdict({"a": (0.8, 0.83), "b": (0.9, 0.88), "overall": (0.85, 0.855)})
+    assert "reject" in verdict({"a": (0.8, 0.8), "overall": (0.85, 0.85)})
+
+
+def test_query_features_read_the_lists_before_fusion() -> None:
+    item: dict[str, Any] = {"id": "q", "query": "KOL 种草 转化", "type": "meaning", "relevant": {}}
+    cap = Capture(
+        item,
+        "s",
+        None,
+        [(1, 8.0), (2, 4.0)],
+        {1: ("kol", "种草"), 2: ("种草", "转化")},
+        {1},
+        True,
+        None,
+    )
+    feats = query_features(cap, [(2, 1.0), (1, 0.5)], {})
+    assert feats["latin"] == pytest.approx(3 / 7)  # 3 Latin letters, 4 Han characters
+    assert feats["kw_gap"] == pytest.approx(0.5)
+    assert feats["kw_cover"] == pytest.approx(2 / 3)  # the top hit has 2 of the 3 terms matched
+    assert feats["kw_first_in_sem"] == 1.0
+    assert feats["sem_first_in_kw"] == 1.0
+    assert feats["kw_sem_agree"] == pytest.approx(2 / 10)
+    assert feats["outcome"] == 0.0
+    assert feats["word_matched"] == 1.0
