@@ -139,6 +139,22 @@ def _named(word: str, scale: float) -> Unit:
     return Unit("other", scale)
 
 
+def unit_words() -> tuple[str, ...]:
+    """Return every unit this reader names in 元 or a base unit, scaled forms too, longest first.
+
+    万元, 万人, 亿, %, 倍, 人次…: what may follow a number typed in a search box. Foreign money
+    (no rate to 元) and the "other" words (分, 天) are left out: they are no unit a filter reads.
+    """
+    named = (*_YUAN, *_COUNT_UNITS)
+    # ":1" and "1:" are read with the number ("1:4.2"); 比 after a number is "than" in a sentence.
+    ratios = _RATIO_UNITS - {":1", "1:", "比"}
+    words = {*named, *_PERCENT_UNITS, *ratios, *UNIT_SCALES}
+    for prefix in UNIT_SCALES:
+        # As read_unit reads them: a Latin prefix only before a unit it scales (k元, not kg).
+        words.update(prefix + word for word in named)
+    return tuple(sorted(words, key=lambda word: (-len(word), word)))
+
+
 def unit_scale(unit: str) -> float:
     """Return the scale a unit already holds: 1e4 for 万元 and 万人, 1 for 元, %, 人."""
     return read_unit(unit).scale

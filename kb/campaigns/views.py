@@ -107,7 +107,9 @@ def search_page() -> ResponseReturnValue:
         errors=page.errors,
         response=response,
         has_filters=page.has_filters,
-        active_filters=search_page_state.chips(page, _search_url, signal_names),
+        active_filters=search_page_state.chips(
+            page, _search_url, signal_names, response.recognised if response else ()
+        ),
         facets=search_page_state.facets(page, response.facets, _search_url) if response else [],
         pager=search_page_state.pager(page, response.total, _search_url) if response else [],
         next_url=search_page_state.page_url(page, query.offset // query.limit + 2, _search_url),

@@ -13,32 +13,79 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 from typing import Literal
 
+from kb import parsing
 from kb.campaigns import metrics as catalog
 from kb.parsing import format_input, parse_to_base
 from kb.vocab import COMPARISONS, METRIC_FIELDS
 from search.keyword import MetricRange
+from search.normalize import fold, normalize
 
 Field = Literal["actual", "target", "attain", "lift"]
 Comparison = Literal[">=", "<=", ">", "<", "="]
 KEY_METRIC = "key"
 KEY_METRIC_LABEL = "主要指标"
+# The campaign's budget (元): no metric, so no target or attainment; filtered from the database.
+BUDGET = "budget"
+BUDGET_LABEL = "预算"
+_BUDGET_NAMES = ("预算", "总预算", "活动预算", "budget")
 
 # The canonical form: a catalog key (or "key"), a field, a comparison, a number.
 _CODE = re.compile(r"^([a-z0-9_]+)\.(actual|target|attain|lift)\s*(>=|<=|>|<|=)\s*(.+)$")
-# Comparisons as people write them, longest first so that ≥ is not read as >.
-_WORDS: tuple[tuple[str, Comparison], ...] = (
-    (">=", ">="), ("≥", ">="), ("⩾", ">="), ("大于等于", ">="), ("不低于", ">="), ("不少于", ">="),
-    ("至少", ">="), ("<=", "<="), ("≤", "<="), ("⩽", "<="), ("小于等于", "<="), ("不高于", "<="),
-    ("不超过", "<="), ("至多", "<="), ("==", "="), ("=", "="), ("＝", "="), ("等于", "="),
-    (">", ">"), ("＞", ">"), ("大于", ">"), ("高于", ">"), ("超过", ">"), ("<", "<"), ("＜", "<"),
-    ("小于", "<"), ("低于", "<"),
+# Every comparison word, once, with where it stands: "before" the number ("GMV 超过 50万",
+# "超过 50万的 GMV") or "after" it ("50万以上的 GMV", "预算 100万 以上"). 达到 means "at least"
+# (a GMV that reached 1亿 may have passed it); 为 and = mean exactly. Longest first when read.
+Place = Literal["before", "after"]
+COMPARISON_WORDS: tuple[tuple[str, Comparison, Place], ...] = (
+    (">=", ">=", "before"), ("≥", ">=", "before"), ("⩾", ">=", "before"),
+    ("大于等于", ">=", "before"), ("不低于", ">=", "before"), ("不少于", ">=", "before"),
+    ("不小于", ">=", "before"), ("至少", ">=", "before"), ("达到", ">=", "before"),
+    ("at least", ">=", "before"), ("no less than", ">=", "before"),
+    ("以上", ">=", "after"), ("及以上", ">=", "after"), ("或以上", ">=", "after"),
+    ("or more", ">=", "after"), ("or above", ">=", "after"), ("and above", ">=", "after"),
+    ("<=", "<=", "before"), ("≤", "<=", "before"), ("⩽", "<=", "before"),
+    ("小于等于", "<=", "before"), ("不高于", "<=", "before"), ("不超过", "<=", "before"),
+    ("不大于", "<=", "before"), ("至多", "<=", "before"), ("at most", "<=", "before"),
+    ("no more than", "<=", "before"),
+    ("以下", "<=", "after"), ("及以下", "<=", "after"), ("或以下", "<=", "after"),
+    ("以内", "<=", "after"), ("or less", "<=", "after"), ("or below", "<=", "after"),
+    ("==", "=", "before"), ("=", "=", "before"), ("＝", "=", "before"), ("等于", "=", "before"),
+    ("为", "=", "before"), ("equals", "=", "before"),
+    (">", ">", "before"), ("＞", ">", "before"), ("大于", ">", "before"), ("高于", ">", "before"),
+    ("超过", ">", "before"), ("多于", ">", "before"), ("over", ">", "before"),
+    ("above", ">", "before"), ("more than", ">", "before"), ("greater than", ">", "before"),
+    ("higher than", ">", "before"),
+    ("<", "<", "before"), ("＜", "<", "before"), ("小于", "<", "before"), ("低于", "<", "before"),
+    ("少于", "<", "before"), ("不到", "<", "before"), ("不足", "<", "before"),
+    ("under", "<", "before"), ("below", "<", "before"),
+    ("less than", "<", "before"), ("lower than", "<", "before"),
 )  # fmt: skip
+_MEANING = {word: op for word, op, _ in COMPARISON_WORDS}
+
+
+def _alternation(words: Iterable[str], *, suffix: bool = False) -> str:
+    """Return a regex alternation of words, longest first; Latin words only as whole words.
+
+    ``suffix``: the words follow a number directly (units: "500k"), so only their end is bound.
+    """
+    parts = []
+    for word in sorted(set(words), key=lambda w: (-len(w), w)):
+        pattern = r"\s+".join(re.escape(piece) for piece in word.split())
+        if not suffix and word[0].isascii() and word[0].isalnum():
+            pattern = rf"(?<![a-z0-9]){pattern}"
+        if word[-1].isascii() and word[-1].isalnum():
+            pattern = rf"{pattern}(?![a-z0-9])"
+        parts.append(pattern)
+    return "|".join(parts)
+
+
 _NATURAL = re.compile(
     r"^(?P<left>.+?)\s*(?P<op>"
-    + "|".join(re.escape(word) for word, _ in _WORDS)
+    + _alternation(word for word, _, place in COMPARISON_WORDS if place == "before")
     + r")\s*(?P<value>.+)$"
 )
 _FIELD_WORDS: tuple[tuple[str, Field], ...] = (
@@ -47,6 +94,7 @@ _FIELD_WORDS: tuple[tuple[str, Field], ...] = (
     ("实际值", "actual"), ("实际", "actual"), ("actual", "actual"),
     ("目标值", "target"), ("目标", "target"), ("target", "target"),
 )  # fmt: skip
+_FIELD_MEANING = {fold(word): meaning for word, meaning in _FIELD_WORDS}
 _KEY_NAMES = {"主要指标", "关键指标", "key", "核心指标"}
 EXAMPLE = "如 ROI ≥ 2、GMV 达成率 < 80%、主要指标 达成率 ≥ 100%"
 
@@ -77,6 +125,8 @@ class MetricCondition:
     @property
     def label(self) -> str:
         """The condition in words: "ROI 实际值 ≥ 2", "主要指标 达成率 ＜ 80%"."""
+        if self.key == BUDGET:
+            return f"{BUDGET_LABEL} {COMPARISONS[self.op]} {format_input(self.value, amount=True)}"
         if self.key == KEY_METRIC:
             name = KEY_METRIC_LABEL
         else:
@@ -86,16 +136,22 @@ class MetricCondition:
         shown = format_input(self.value, amount=not unit)
         return f"{name} {METRIC_FIELDS[self.field]} {COMPARISONS[self.op]} {shown}{unit}"
 
-    def to_range(self) -> MetricRange:
-        """Return the index's range (low inclusive, high exclusive) that this condition means."""
+    def bounds(self) -> tuple[float | None, float | None]:
+        """Return the range this condition means: low inclusive, high exclusive, None open."""
         value, above = self.value, math.nextafter(self.value, math.inf)
-        low, high = {
+        return {
             ">=": (value, None),
             ">": (above, None),
             "<": (None, value),
             "<=": (None, above),
             "=": (value, above),
         }[self.op]
+
+    def to_range(self) -> MetricRange:
+        """Return the index's range for this condition (a budget is no metric: ValueError)."""
+        if self.key == BUDGET:
+            raise ValueError("a budget condition is filtered from the database, not the index")
+        low, high = self.bounds()
         return MetricRange(key=self.key, field=self.field, low=low, high=high)
 
 
@@ -104,7 +160,7 @@ def parse(text: str) -> MetricCondition:
     cleaned = text.strip()
     if match := _CODE.match(cleaned):
         key, which, op, number = match.groups()
-        if key != KEY_METRIC and catalog.by_key(key) is None:
+        if key not in (KEY_METRIC, BUDGET) and catalog.by_key(key) is None:
             raise ConditionError(f"指标目录里没有“{key}”：请从列表中选择指标", "mf_metric")
         return build(key, which, op, number)
     natural = _NATURAL.match(cleaned)
@@ -117,7 +173,7 @@ def parse(text: str) -> MetricCondition:
             left, field = left[: -len(word)].strip(), meaning
             break
     key = metric_key(left)
-    op = next(meaning for word, meaning in _WORDS if word == natural["op"])
+    op = _MEANING[re.sub(r"\s+", " ", natural["op"])]
     return build(key, field, op, natural["value"])
 
 
@@ -127,6 +183,8 @@ def metric_key(name: str) -> str:
         raise ConditionError(f"请写出指标名，{EXAMPLE}", "mf_metric")
     if name.lower() in _KEY_NAMES:
         return KEY_METRIC
+    if name.lower() in _BUDGET_NAMES:
+        return BUDGET
     if catalog.by_key(name) is not None:
         return name
     found = catalog.match(name)
@@ -139,7 +197,7 @@ def metric_key(name: str) -> str:
 
 def build(key: str, field: str, op: str, number: str) -> MetricCondition:
     """Make a condition from its parts (the search form's four boxes); raise ConditionError."""
-    if key != KEY_METRIC and catalog.by_key(key) is None:
+    if key not in (KEY_METRIC, BUDGET) and catalog.by_key(key) is None:
         raise ConditionError("请从列表中选择指标", "mf_metric")
     if field not in METRIC_FIELDS:
         raise ConditionError("请选择比较实际值、目标值、达成率还是较基线", "mf_field")
@@ -147,6 +205,8 @@ def build(key: str, field: str, op: str, number: str) -> MetricCondition:
         raise ConditionError("请选择比较方式（≥、≤、＞、＜ 或 =）", "mf_op")
     if key == KEY_METRIC and field != "attain":
         raise ConditionError("主要指标只能按达成率筛选（各活动的主要指标单位不同）", "mf_field")
+    if key == BUDGET and field != "actual":
+        raise ConditionError("预算只能按金额筛选（选“实际值”）", "mf_field")
     if not number.strip():
         raise ConditionError("请填写数值，如 2、50万 或 80%")
     value = parse_to_base(number)
@@ -159,8 +219,163 @@ def build(key: str, field: str, op: str, number: str) -> MetricCondition:
 
 def catalog_choices() -> list[tuple[str, str]]:
     """Return (key, Chinese name) of every metric a condition may name, 主要指标 first."""
-    return [(KEY_METRIC, KEY_METRIC_LABEL), *((m.key, m.label) for m in catalog.CATALOG)]
+    return [
+        (KEY_METRIC, KEY_METRIC_LABEL),
+        (BUDGET, BUDGET_LABEL),
+        *((m.key, m.label) for m in catalog.CATALOG),
+    ]
 
 
 def _short(text: str, limit: int = 30) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+# ---- conditions typed in the search box ------------------------------------------------------
+# "GMV 超过 50万", "ROI ≥ 2 的直播", "达成率低于80%的大促", "预算 100万 以上", "50万以上的GMV":
+# a subject (a catalog metric name or alias, 主要指标, 预算, or 达成率 alone, which means each
+# campaign's key metric), a comparison word from COMPARISON_WORDS and a number with an optional
+# unit (kb/parsing.py's units), in one of four orders. Every part is required: "ROI 提升 2 倍"
+# names no comparison and stays words. The text is folded first (width, case, Traditional), so
+# "預算 100萬 以上" and "ＧＭＶ ＞ ５０万" read like their simplified half-width forms.
+
+_ATTAIN_ALONE = ("达成率", "完成率", "目标达成率")
+# After a number: a date, a period or a rank is no amount ("超过 2024 年", "低于 3 天").
+_NOT_AMOUNT = r"(?!\s*[年月日号天周期届])"
+_NUMBER = (
+    r"(?<![a-z0-9.])(?P<{n}>[-+]?(?:1\s*[:：]\s*\d+(?:\.\d+)?|(?:\d{{1,3}}(?:,\d{{3}})+|\d+)"
+    r"(?:\.\d+)?))(?:\s*(?P<{u}>{units}))?(?![a-z0-9.])" + _NOT_AMOUNT
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TypedCondition:
+    """A condition read from the search box, with the words it was read from (as typed)."""
+
+    condition: MetricCondition
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReadQuery:
+    """A search box's text: the conditions it states and the words left to search."""
+
+    conditions: tuple[TypedCondition, ...]
+    words: str
+
+
+@cache
+def _names() -> dict[str, str]:
+    """Return every folded name a subject may have → its key ("gmv", "key", "budget")."""
+    names = {fold(alias): entry.key for entry in catalog.CATALOG for alias in entry.aliases}
+    names.update({fold(entry.label): entry.key for entry in catalog.CATALOG})
+    names.update({name: KEY_METRIC for name in _KEY_NAMES if name != "key"})
+    names.update(dict.fromkeys(_BUDGET_NAMES, BUDGET))
+    return {re.sub(r"\s+", " ", name).strip(): key for name, key in names.items() if name}
+
+
+@cache
+def _grammar() -> re.Pattern[str]:
+    # Built on first use: folding the catalog's names loads OpenCC, and importing does no I/O.
+    fields = _alternation(fold(word) for word, _ in _FIELD_WORDS)
+    subject = (
+        rf"(?:(?P<{{s}}name>{_alternation(_names())})(?:\s*的)?(?:\s*(?P<{{s}}field>{fields}))?"
+        rf"|(?P<{{s}}alone>{_alternation(_ATTAIN_ALONE)}))"
+    )
+    before = _alternation(w for w, _, place in COMPARISON_WORDS if place == "before")
+    after = _alternation(w for w, _, place in COMPARISON_WORDS if place == "after")
+    units = _alternation(parsing.unit_words(), suffix=True)
+
+    def number(tag: str) -> str:
+        return _NUMBER.format(n=f"{tag}num", u=f"{tag}unit", units=units)
+
+    orders = (
+        # GMV 超过 50万 · ROI ≥ 2 · GMV 达成率低于80%
+        rf"{subject.format(s='a')}\s*(?P<aop>{before})\s*{number('a')}",
+        # 预算 100万 以上 · 预算在100万以上
+        rf"{subject.format(s='b')}\s*(?:在\s*)?{number('b')}\s*(?P<bop>{after})",
+        # 50万以上的GMV
+        rf"{number('c')}\s*(?P<cop>{after})\s*(?:的\s*)?{subject.format(s='c')}",
+        # 超过50万的GMV
+        rf"(?P<dop>{before})\s*{number('d')}\s*(?:的\s*)?{subject.format(s='d')}",
+    )
+    return re.compile("|".join(f"(?:{order})" for order in orders))
+
+
+def read_query(text: str, *, as_text: Iterable[str] = ()) -> ReadQuery:
+    """Find the conditions a search box's text states; return them and the words left.
+
+    ``as_text``: fragments (as typed) to keep as words, as the page's × on a recognised
+    condition asks. A fragment that names a condition the filters cannot read (a unit that
+    does not fit the metric, "GMV 超过 50%") stays words too: no error, the text is searched.
+    """
+    kept = {fragment.strip() for fragment in as_text}
+    folded, offsets = normalize(text)
+    found: list[TypedCondition] = []
+    spans: list[tuple[int, int]] = []
+    for match in _grammar().finditer(folded):
+        start, end = match.span()
+        if offsets is not None:  # a character that expanded when folded ("⑩"): map back
+            start, end = offsets[start], offsets[end - 1] + 1
+        typed = text[start:end]
+        condition = _condition(match)
+        if condition is None or typed.strip() in kept:
+            continue
+        found.append(TypedCondition(condition, typed.strip()))
+        spans.append((start, end))
+    if not found:
+        return ReadQuery((), text.strip())
+    pieces, position = [], 0
+    for start, end in spans:
+        pieces.append(text[position:start])
+        position = end
+    pieces.append(text[position:])
+    words = " ".join(piece for p in pieces if (piece := _JOINERS.sub("", p).strip()))
+    return ReadQuery(tuple(found), words)
+
+
+# What joins a condition to the words around it ("ROI ≥ 2 的直播", "GMV 超过 50万，且 ROI ≥ 2"):
+# dropped with the condition, at the ends of the words left.
+_JOINERS = re.compile(
+    r"^(?:[\s,，、;；。.]|的|且|并且|而且|及|和|与|or|and|with)+(?![a-z0-9])"
+    r"|(?<![a-z0-9])(?:[\s,，、;；。]|的|且|并且|而且|及|和|与|and|with|where|whose)+$"
+)
+
+
+def _condition(match: re.Match[str]) -> MetricCondition | None:
+    groups = {k: v for k, v in match.groupdict().items() if v is not None}
+    tag = next(k[0] for k in groups if k.endswith("op"))
+    name, field_word = groups.get(f"{tag}name"), groups.get(f"{tag}field")
+    if name is not None:
+        key = _names()[re.sub(r"\s+", " ", name)]
+        field = _FIELD_MEANING[field_word] if field_word else "actual"
+    else:
+        key, field = KEY_METRIC, "attain"
+    unit = groups.get(f"{tag}unit", "")
+    if not _unit_fits(key, field, unit):
+        return None
+    op = _MEANING[re.sub(r"\s+", " ", groups[f"{tag}op"])]
+    try:
+        return build(key, field, op, groups[f"{tag}num"] + unit)
+    except ConditionError:
+        return None  # 主要指标 实际值, 预算 达成率…: left as words
+
+
+def _unit_fits(key: str, field: str, unit: str) -> bool:
+    """Say whether a typed unit can measure this key's field: no % on a GMV, no 元 on a rate."""
+    if not unit:
+        return True
+    dimension = parsing.read_unit(unit).dimension
+    if field in ("attain", "lift"):
+        return dimension == "percent"
+    if key == BUDGET:
+        return dimension in ("money", "unknown")
+    entry = catalog.by_key(key)
+    if entry is None:
+        return False
+    if entry.kind == "rate":
+        return dimension in ("percent", "ratio", "unknown")
+    if dimension == "percent":
+        return False  # percent of what? a ROI of 300 % is stored as 3 倍 or 300: ambiguous
+    if dimension == "money":
+        return entry.kind in ("value", "cost")
+    return True

@@ -22,7 +22,7 @@ from kb.web.rendering import format_date
 # The boxes of the metric-condition form; never part of a search's canonical URL.
 METRIC_FORM = ("mf_metric", "mf_field", "mf_op", "mf_value")
 # Parameters that are the search's state, not a filter (no chip for them).
-_NOT_FILTERS = {"q", "mode", "limit", "offset", "expand", "include_weak", *METRIC_FORM}
+_NOT_FILTERS = {"q", "mode", "limit", "offset", "expand", "include_weak", "as_text", *METRIC_FORM}
 FACET_LABELS = {
     "industry": "行业",
     "goal_type": "目标类型",
@@ -43,6 +43,8 @@ class Chip:
 
     label: str
     remove_url: str
+    # Read from the query's words: its × searches those words as text again.
+    recognised: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +158,25 @@ def build(args: MultiDict[str, str], url: Url) -> SearchPage:
     )
 
 
-def chips(page: SearchPage, url: Url, signal_names: dict[str, str]) -> list[Chip]:
-    """Return every active filter in words, each with the link that removes it alone."""
+def chips(
+    page: SearchPage,
+    url: Url,
+    signal_names: dict[str, str],
+    recognised: tuple[conditions.TypedCondition, ...] = (),
+) -> list[Chip]:
+    """Return every active filter in words, each with the link that removes it alone.
+
+    The conditions read from the query's words come first; removing one keeps the query and
+    names the words in ``as_text``, so they are searched as text.
+    """
     query = page.query
     found: list[Chip] = []
+    for typed in recognised:
+        params = MultiDict(page.params)
+        params.add("as_text", typed.text)
+        params.pop("offset", None)
+        label = f"已识别条件：{typed.condition.label}"
+        found.append(Chip(label, url(_canonical(params)), recognised=True))
 
     def without(key: str, value: str | None = None) -> str:
         params = MultiDict(page.params)

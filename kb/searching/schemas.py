@@ -61,6 +61,14 @@ class SearchQuery(BaseModel):
             max_length=20,
         ),
     ] = []
+    as_text: Annotated[
+        list[Annotated[str, Field(max_length=500)]],
+        Field(
+            description="按文字搜索、不当作条件的查询片段（可重复，取 recognised_conditions 的 text）："
+            "q 里写的比较式（如 GMV 超过 50万）默认识别为指标条件",
+            max_length=20,
+        ),
+    ] = []
     missed: Annotated[bool | None, Field(description="只看有指标未达标的活动")] = None
     signal: Annotated[
         list[SignalCode],
@@ -112,7 +120,7 @@ class SearchQuery(BaseModel):
 
 
 # Search parameters that may repeat in a query string (?audience=宝妈&audience=新用户).
-SEARCH_LIST_PARAMS = ("audience", "channel", "reward_type", "metric_range", "signal")
+SEARCH_LIST_PARAMS = ("audience", "channel", "reward_type", "metric_range", "signal", "as_text")
 
 
 def search_params(args: MultiDict[str, str]) -> dict[str, Any]:
@@ -149,6 +157,14 @@ class SearchResultOut(Out):
     )
 
 
+class RecognisedConditionOut(Out):
+    """A condition read from the query text: filtered on, not searched as words."""
+
+    code: str = Field(description="规范写法，与 metric_range 相同，如 gmv.actual>500000")
+    label: str = Field(description="中文说明，如 GMV 实际值 ＞ 50万")
+    text: str = Field(description="查询中被识别的原文片段；放进 as_text 则改为按文字搜索")
+
+
 class SearchResponseOut(Out):
     """A page of search results with facet counts over the whole result set."""
 
@@ -163,6 +179,10 @@ class SearchResponseOut(Out):
     )
     weak_total: int = Field(
         description="低于相关性门槛、未计入 total 的可能相关结果数（include_weak=true 时随结果返回）",
+    )
+    recognised_conditions: list[RecognisedConditionOut] = Field(
+        description="从 q 中识别出的指标条件（如“GMV 超过 50万”“预算 100万 以上”）：与筛选条件"
+        "同时生效（且），不再按文字搜索；只有条件的查询按该条件的数值排序",
     )
     empty_reason: Literal["out_of_scope", "reversed_dates", "no_match"] | None = Field(
         description="total 为 0 的原因：out_of_scope 库中没有足够相关的活动；"

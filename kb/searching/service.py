@@ -26,13 +26,18 @@ from kb.models import Campaign
 from kb.searching import backfill, conditions, explain, floor
 from kb.searching.documents import metric_fact
 from kb.searching.indexer import SearchIndexes, get_indexes
-from kb.searching.schemas import SearchQuery, SearchResponseOut, SearchResultOut
+from kb.searching.schemas import (
+    RecognisedConditionOut,
+    SearchQuery,
+    SearchResponseOut,
+    SearchResultOut,
+)
 from search import concepts, relevance
 from search.analysis import analyze
 from search.documents import MetricFact
 from search.embedder import Embedder, query_cache
 from search.hybrid import FusedHit, combine_semantic, fuse_rankings
-from search.keyword import SearchFilters, query_terms
+from search.keyword import KeywordHit, KeywordResult, SearchFilters, query_terms
 from search.outcomes import OutcomeIntent, match_outcome, parse_outcome
 from search.vector import Vectors
 
@@ -108,12 +113,22 @@ class SearchResponse:
     weak_total: int = 0
     weak: list[SearchResult] = field(default_factory=list)
     empty_reason: EmptyReason | None = None
+    # Conditions read from the query's text ("GMV 超过 50万"), filtered on and not searched as words.
+    recognised: tuple[conditions.TypedCondition, ...] = ()
 
 
-def filters_from(query: SearchQuery) -> SearchFilters:
-    """Turn validated search parameters into index filters."""
+def filters_from(
+    query: SearchQuery, typed: tuple[conditions.TypedCondition, ...] = ()
+) -> SearchFilters:
+    """Turn validated search parameters, and the conditions typed in the query, into filters."""
     # Validated already, into the canonical form.
-    ranges = [conditions.parse(text).to_range() for text in query.metric_range]
+    stated = [conditions.parse(text) for text in query.metric_range]
+    stated += [found.condition for found in typed]
+    ranges = [c.to_range() for c in stated if c.key != conditions.BUDGET]
+    ids = signals.campaigns_with_signals(set(query.signal)) if query.signal else None
+    for budget in (c for c in stated if c.key == conditions.BUDGET):
+        within = set(_budget_order(budget))
+        ids = within if ids is None else ids & within
     return SearchFilters(
         industry=query.industry,
         goal_type=query.goal_type,
@@ -127,8 +142,27 @@ def filters_from(query: SearchQuery) -> SearchFilters:
         date_to=query.date_to,
         metrics=tuple(ranges),
         missed=query.missed,
-        ids=frozenset(signals.campaigns_with_signals(set(query.signal))) if query.signal else None,
+        ids=None if ids is None else frozenset(ids),
     )
+
+
+def _budget_order(condition: conditions.MetricCondition) -> list[int]:
+    """Return the live campaigns whose budget (元) meets the condition, in its direction.
+
+    The keyword index holds no budget: it is read from the database (one indexed column).
+    """
+    low, high = condition.bounds()
+    statement = sa.select(Campaign.id).where(
+        Campaign.deleted_at.is_(None), Campaign.budget_cny.is_not(None)
+    )
+    if low is not None:
+        statement = statement.where(Campaign.budget_cny >= low)
+    if high is not None:
+        statement = statement.where(Campaign.budget_cny < high)
+    budget = (
+        Campaign.budget_cny.asc() if condition.op in ("<", "<=") else Campaign.budget_cny.desc()
+    )
+    return list(db.session.scalars(statement.order_by(budget, Campaign.id.desc())))
 
 
 def search(query: SearchQuery, *, fold: bool = True) -> SearchResponse:
@@ -140,8 +174,11 @@ def search(query: SearchQuery, *, fold: bool = True) -> SearchResponse:
     """
     started = time.perf_counter()
     indexes = get_indexes()
-    filters = filters_from(query)
+    # "GMV 超过 50万" in the box is a filter like the form's; the words left are searched.
+    typed = conditions.read_query(query.q, as_text=query.as_text)
+    filters = filters_from(query, typed.conditions)
     text = query.q.strip()
+    searched = typed.words
     if query.date_from and query.date_to and query.date_from > query.date_to:
         # Nothing can match: say so rather than let the page blame the words.
         return SearchResponse(
@@ -151,13 +188,13 @@ def search(query: SearchQuery, *, fold: bool = True) -> SearchResponse:
             took_ms=_ms(started),
             results=[],
             empty_reason="reversed_dates",
+            recognised=typed.conditions,
         )
 
-    if not text:
-        # No words: a filtered listing, newest first, straight from the keyword index.
-        listing = indexes.keyword.search(
-            "", filters=filters, limit=query.limit, offset=query.offset, facets=True
-        )
+    if not searched:
+        # No words: a filtered listing straight from the keyword index, newest first, or by
+        # the value of the first condition typed in the query ("GMV 超过 1亿": highest first).
+        listing = _listing(indexes, query, filters, typed.conditions)
         ids = [hit.campaign_id for hit in listing.hits]
         results = [
             SearchResult(
@@ -177,12 +214,13 @@ def search(query: SearchQuery, *, fold: bool = True) -> SearchResponse:
             results=results,
             facets=listing.facets,
             empty_reason=None if listing.total else "no_match",
+            recognised=typed.conditions,
         )
 
-    intent = parse_outcome(text, _catalog_lookup, _METRIC_ALIASES)
-    words = intent.residual_query if intent and intent.residual_query else text
+    intent = parse_outcome(searched, _catalog_lookup, _METRIC_ALIASES)
+    words = intent.residual_query if intent and intent.residual_query else searched
     own_terms = query_terms(words)  # what the user typed, before concept cues add terms
-    suggested = concepts.expand(text) if EXPAND_CONCEPTS else ()
+    suggested = concepts.expand(searched) if EXPAND_CONCEPTS else ()
     expansions = suggested if query.expand else ()
     if expansions:
         words = f"{words} {' '.join(expansions)}"
@@ -194,7 +232,7 @@ def search(query: SearchQuery, *, fold: bool = True) -> SearchResponse:
     if query.mode in ("semantic", "hybrid"):
         # One query embedding with the terms appended: on the held-out set it matched or beat
         # embedding without them (0.757) and fusing both embeddings (0.760) at 0.769 nDCG@10.
-        meaning = f"{text}（{'、'.join(expansions)}）" if expansions else text
+        meaning = f"{searched}（{'、'.join(expansions)}）" if expansions else searched
         # Started first: the models run on the pool while this thread does the keyword search.
         semantic = _SemanticBranch.start(indexes, meaning, filters)
     if query.mode in ("keyword", "hybrid") or RELEVANCE_FLOOR:
@@ -271,7 +309,32 @@ def search(query: SearchQuery, *, fold: bool = True) -> SearchResponse:
         weak_total=len(weak),
         weak=weak_results,
         empty_reason=empty_reason,
+        recognised=typed.conditions,
     )
+
+
+def _listing(
+    indexes: SearchIndexes,
+    query: SearchQuery,
+    filters: SearchFilters,
+    typed: tuple[conditions.TypedCondition, ...],
+) -> KeywordResult:
+    """List the campaigns passing the filters: newest first, or by a typed condition's value.
+
+    Highest first for ≥, ＞ and =, lowest first for ≤ and ＜: the clearest matches lead.
+    """
+    first = typed[0].condition if typed else None
+    if first is None or first.key != conditions.BUDGET:
+        order = None if first is None else (first.to_range(), first.op not in ("<", "<="))
+        return indexes.keyword.search(
+            "", filters=filters, limit=query.limit, offset=query.offset, facets=True, order=order
+        )
+    # The index holds no budget: the database's order, kept to the campaigns the filters pass.
+    counted = indexes.keyword.search("", filters=filters, limit=0, facets=True)
+    allowed = indexes.keyword.matching_ids(filters)
+    ordered = [i for i in _budget_order(first) if allowed is None or i in allowed]
+    hits = [KeywordHit(i, 0.0, ()) for i in ordered[query.offset : query.offset + query.limit]]
+    return KeywordResult(hits, counted.total, counted.facets)
 
 
 def relevance_terms(terms: tuple[str, ...]) -> tuple[str, ...]:
@@ -518,6 +581,12 @@ def response_out(response: SearchResponse) -> SearchResponseOut:
         ],
         facets=response.facets,
         expanded_terms=list(response.expansions),
+        recognised_conditions=[
+            RecognisedConditionOut(
+                code=found.condition.code, label=found.condition.label, text=found.text
+            )
+            for found in response.recognised
+        ],
         weak_total=response.weak_total,
         empty_reason=response.empty_reason,
     )

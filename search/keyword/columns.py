@@ -184,6 +184,22 @@ class Snapshot:
         order = np.lexsort((-ids.doc_ids[docs], -ids.start_dates[docs]))[:count]
         return [int(d) for d in docs[order]]
 
+    def by_number(
+        self, mask: npt.NDArray[np.bool_] | None, field_name: str, descending: bool, count: int
+    ) -> list[int]:
+        """Return up to ``count`` document numbers in ``mask`` by a NUMERIC field's value.
+
+        Highest first if ``descending``; ties and documents without the value (last) follow
+        ``latest``'s order: latest start, then highest id.
+        """
+        ids = self.ids()
+        docs = np.flatnonzero(ids.live if mask is None else mask)
+        values = self.numbers(field_name)[docs]
+        missing = np.isnan(values)
+        key = np.where(missing, 0.0, -values if descending else values)
+        order = np.lexsort((-ids.doc_ids[docs], -ids.start_dates[docs], key, missing))[:count]
+        return [int(d) for d in docs[order]]
+
     def facet_postings(self) -> dict[str, _FacetPostings]:
         """Return, per facet field, its values and every (document, value index) pair."""
         if not self._facets:

@@ -26,8 +26,8 @@ from whoosh.filedb.filestore import FileStorage
 from search import analysis
 from search.documents import CampaignText
 from search.keyword.columns import OpenSearcher, SegmentArrays, Snapshot
-from search.keyword.fields import FACET_FIELDS, make_schema, to_fields
-from search.keyword.filters import SearchFilters
+from search.keyword.fields import FACET_FIELDS, make_schema, metric_field, to_fields
+from search.keyword.filters import MetricRange, SearchFilters
 from search.keyword.scoring import KeywordHit, KeywordResult, query_terms, rank, snippet
 from search.keyword.writing import MAX_WORKERS, IndexBuild
 
@@ -426,12 +426,14 @@ class KeywordIndex:
         limit: int,
         offset: int = 0,
         facets: bool = False,
+        order: tuple[MetricRange, bool] | None = None,
     ) -> KeywordResult:
         """Return one page of matching campaigns, best first (ties: index order).
 
         An empty query lists every campaign matching the filters, latest start first (then
-        highest id), score 0. A query that analyzes to no terms (only stop words or
-        punctuation) matches nothing. ``total`` and ``facets`` cover the whole result set.
+        highest id), score 0; with ``order`` (a metric's key and field, and whether highest
+        first), by that metric's value instead, campaigns without it last. A query that
+        analyzes to no terms (only stop words or punctuation) matches nothing. ``total`` and ``facets`` cover the whole result set.
         Without a usable index the result is empty.
         """
         if limit < 0 or offset < 0:
@@ -462,7 +464,11 @@ class KeywordIndex:
                 ]
             else:
                 matched = np.flatnonzero(ids.live if allowed is None else allowed)
-                latest = snap.latest(allowed, offset + limit)
+                if order is None:
+                    latest = snap.latest(allowed, offset + limit)
+                else:
+                    name = metric_field(order[0].key, order[0].field)
+                    latest = snap.by_number(allowed, name, order[1], offset + limit)
                 hits = [KeywordHit(ids.by_doc[d], 0.0, ()) for d in latest[offset:]]
             counts = snap.count_facets(matched) if facets else {}
             return KeywordResult(hits, len(matched), counts)

@@ -1,0 +1,264 @@
+"""Conditions typed in the search box: "GMV 超过 50万", "达成率低于80%的大促", "预算 100万 以上".
+
+The grammar (kb/searching/conditions.py ``read_query``) is checked on its own, then the search on
+the 55 demo campaigns against sets computed here from the demo file by hand (units converted
+here, not by the code under test), then the API document and the page's chip.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from kb.campaigns import metrics as metric_catalog
+from kb.demo import demo_records, load_demo
+from kb.extensions import db
+from kb.models import Campaign
+from kb.searching import conditions
+from tests.conftest import make_app, release
+
+# ---- the grammar ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "codes", "words"),
+    [
+        # The issue's examples, in each order the grammar reads.
+        ("GMV 超过 50万", ["gmv.actual>500000"], ""),
+        ("ROI ≥ 2 的直播", ["roi.actual>=2"], "直播"),
+        ("达成率低于80%的大促", ["key.attain<80"], "大促"),
+        ("预算 100万 以上", ["budget.actual>=1000000"], ""),
+        ("50万以上的GMV", ["gmv.actual>=500000"], ""),
+        ("超过50万的GMV", ["gmv.actual>500000"], ""),
+        ("预算在100万以上的拉新活动", ["budget.actual>=1000000"], "拉新活动"),
+        # Field words, aliases, ratios, several conditions, words around them.
+        ("GMV 的达成率不到 80%", ["gmv.attain<80"], ""),
+        ("成交额目标值 不低于 1.2亿元", ["gmv.target>=120000000"], ""),
+        ("转化率 较基线 ≤ -3.5%", ["conversion_rate.lift<=-3.5"], ""),
+        ("主要指标 达成率 ≥ 100%", ["key.attain>=100"], ""),
+        ("ROI为1:4.2", ["roi.actual=4.2"], ""),
+        ("GMV 达到 1亿", ["gmv.actual>=100000000"], ""),
+        (
+            "双11 GMV 超过 1亿 且 ROI ≥ 2 的直播",
+            ["gmv.actual>100000000", "roi.actual>=2"],
+            "双11 直播",
+        ),
+        ("新增 超过 3万人", ["new_users.actual>30000"], ""),
+        # Traditional and full-width forms read like their simplified half-width ones.
+        ("預算 100萬 以上", ["budget.actual>=1000000"], ""),
+        ("完課率 不低於 60%", ["completion_rate.actual>=60"], ""),
+        ("ＧＭＶ ＞ ５０万", ["gmv.actual>500000"], ""),
+        # English: the table's words, numbers with k / w / 万 (no "million": not a unit here).
+        ("GMV over 500k", ["gmv.actual>500000"], ""),
+        ("campaigns with ROI at least 2", ["roi.actual>=2"], "campaigns"),
+        ("CAC below 50", ["cac.actual<50"], ""),
+        # Not conditions: stay words, no error.
+        ("ROI 提升 2 倍的玩法", [], "ROI 提升 2 倍的玩法"),  # no comparison word
+        ("GMV 同比超过 30%", [], "GMV 同比超过 30%"),  # 同比 is no field: ambiguous
+        ("GMV 超过 50%", [], "GMV 超过 50%"),  # a percentage of a money amount
+        ("转化率 超过 50元", [], "转化率 超过 50元"),  # money on a rate
+        ("GMV 超过 2024 年", [], "GMV 超过 2024 年"),  # a year, not an amount
+        ("budget over 1m", [], "budget over 1m"),  # "m" is no unit the reader knows
+        ("ROI 低于预期的直播活动", [], "ROI 低于预期的直播活动"),  # an outcome, not a number
+        ("主要指标 超过 5", [], "主要指标 超过 5"),  # the key metric compares by attainment only
+        ("top10 超过 5", [], "top10 超过 5"),  # no metric named
+    ],
+)
+def test_the_grammar_reads_conditions_and_leaves_words(
+    typed: str, codes: list[str], words: str
+) -> None:
+    read = conditions.read_query(typed)
+    assert [found.condition.code for found in read.conditions] == codes
+    assert read.words == words
+    for found in read.conditions:
+        assert found.text in typed  # the fragment as typed, for the chip's ×
+        assert conditions.parse(found.condition.code) == found.condition  # the form's filter
+
+
+def test_a_fragment_asked_as_text_stays_words() -> None:
+    typed = "GMV 超过 50万 且 ROI ≥ 2 的直播"
+    read = conditions.read_query(typed, as_text=["GMV 超过 50万"])
+    assert [found.condition.code for found in read.conditions] == ["roi.actual>=2"]
+    assert read.words == "GMV 超过 50万 直播"
+
+
+def test_every_catalog_name_and_every_comparison_word_is_read() -> None:
+    # The grammar is the catalog and the table, not a list of phrasings: check all of them.
+    for entry in metric_catalog.CATALOG:
+        for name in (*entry.aliases, entry.label):
+            read = conditions.read_query(f"{name} 超过 5")
+            assert [c.condition.key for c in read.conditions] == [entry.key], name
+    for word, op, place in conditions.COMPARISON_WORDS:
+        typed = f"ROI {word} 2" if place == "before" else f"ROI 2 {word}"
+        read = conditions.read_query(typed)
+        assert [c.condition.code for c in read.conditions] == [f"roi.actual{op}2"], word
+
+
+def test_a_budget_condition_reads_in_the_form_too() -> None:
+    condition = conditions.parse("预算 ≥ 100万")
+    assert condition.code == "budget.actual>=1000000"
+    assert condition.label == "预算 ≥ 100万"
+    with pytest.raises(conditions.ConditionError, match="预算只能按金额筛选"):
+        conditions.build("budget", "attain", ">=", "80")
+
+
+# ---- the search, on the demo data ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo(
+    sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[FlaskClient, dict[int, str]]]:
+    """A client of an app on the 55 demo campaigns and their external ids by id (read only)."""
+    tmp_path = tmp_path_factory.mktemp("query-conditions")
+    (tmp_path / "data").mkdir()
+    shutil.copy(sqlite_template, tmp_path / "data" / "kb.sqlite3")
+    app: Flask = make_app(tmp_path, None)
+    with app.app_context():
+        report = load_demo()
+        assert not report.rejected, report.rejected
+        keys = {c.id: str(c.external_id) for c in db.session.scalars(sa.select(Campaign))}
+        db.session.remove()
+    yield app.test_client(), keys
+    release(app)
+
+
+def _search(demo: tuple[FlaskClient, dict[int, str]], **params: Any) -> dict[str, Any]:
+    client, _ = demo
+    response = client.get("/api/v1/search", query_string={"limit": 100, **params})
+    assert response.status_code == 200, response.get_json()
+    body: dict[str, Any] = response.get_json()
+    return body
+
+
+def _keys(demo: tuple[FlaskClient, dict[int, str]], body: dict[str, Any]) -> list[str]:
+    return [demo[1][result["id"]] for result in body["results"]]
+
+
+_TO_YUAN = {"万元": 1e4, "元": 1.0}
+
+
+def _demo_gmv() -> dict[str, float]:
+    """Each demo campaign's first GMV actual in 元, units converted here by hand."""
+    found = {}
+    for record in demo_records():
+        for metric in record["metrics"]:
+            entry = metric_catalog.lookup(metric["name"])  # GMV, 交易总额, 成交額…
+            if entry is not None and entry.key == "gmv" and metric.get("actual") is not None:
+                found.setdefault(record["external_id"], metric["actual"] * _TO_YUAN[metric["unit"]])
+    return found
+
+
+def test_a_query_that_is_only_a_condition_lists_what_meets_it_by_value(
+    demo: tuple[FlaskClient, dict[int, str]],
+) -> None:
+    gmv = _demo_gmv()
+    expected = {key for key, value in gmv.items() if value > 1e7}
+    assert expected
+    assert expected != set(gmv)
+    body = _search(demo, q="GMV 超过 1000万")
+    listed = _keys(demo, body)
+    assert set(listed) == expected
+    assert body["total"] == len(expected)
+    assert [gmv[key] for key in listed] == sorted((gmv[key] for key in listed), reverse=True)
+    assert body["recognised_conditions"] == [
+        {"code": "gmv.actual>10000000", "label": "GMV 实际值 ＞ 1000万", "text": "GMV 超过 1000万"}
+    ]
+    # The same condition written the other way round, and the form's filter, find the same.
+    assert set(_keys(demo, _search(demo, q="1000万以上的GMV"))) == {
+        key for key, value in gmv.items() if value >= 1e7
+    }
+
+
+def test_a_budget_condition_filters_and_ranks_by_budget(
+    demo: tuple[FlaskClient, dict[int, str]],
+) -> None:
+    budgets = {r["external_id"]: r["budget_cny"] for r in demo_records() if r.get("budget_cny")}
+    expected = {key for key, value in budgets.items() if value >= 3e6}
+    assert expected
+    assert expected != set(budgets)
+    body = _search(demo, q="預算 300萬 以上")  # Traditional
+    listed = _keys(demo, body)
+    assert set(listed) == expected
+    assert [budgets[key] for key in listed] == sorted((budgets[k] for k in listed), reverse=True)
+    below = _keys(demo, _search(demo, q="预算低于60万"))
+    assert set(below) == {key for key, value in budgets.items() if value < 6e5}
+    assert [budgets[key] for key in below] == sorted(budgets[key] for key in below)  # lowest first
+
+
+def test_query_and_form_conditions_combine(demo: tuple[FlaskClient, dict[int, str]]) -> None:
+    gmv = _demo_gmv()
+    records = {r["external_id"]: r for r in demo_records()}
+    industry = records[max(gmv, key=gmv.__getitem__)]["industry"]
+    expected = {k for k, v in gmv.items() if v > 1e7 and records[k]["industry"] == industry}
+    body = _search(demo, q="GMV 超过 1000万", industry=industry, metric_range="ROI ≥ 0")
+    roi = {
+        r["external_id"]
+        for r in demo_records()
+        if any(m["name"] == "ROI" and m.get("actual") is not None for m in r["metrics"])
+    }
+    assert expected & roi  # the three conditions together still select something
+    assert set(_keys(demo, body)) == expected & roi
+
+
+def test_the_key_metric_attainment_is_the_forms_filter(
+    demo: tuple[FlaskClient, dict[int, str]],
+) -> None:
+    typed = _search(demo, q="达成率低于80%")
+    form = _search(demo, metric_range="key.attain<80")
+    assert set(_keys(demo, typed)) == set(_keys(demo, form))
+    assert typed["total"] == form["total"] > 0
+
+
+def test_the_words_left_are_searched_under_the_condition(
+    demo: tuple[FlaskClient, dict[int, str]],
+) -> None:
+    typed = _search(demo, q="ROI ≥ 2 的直播", mode="keyword")
+    form = _search(demo, q="直播", metric_range="roi.actual>=2", mode="keyword")
+    assert _keys(demo, typed) == _keys(demo, form)
+    assert typed["total"] > 0
+    assert [c["code"] for c in typed["recognised_conditions"]] == ["roi.actual>=2"]
+
+
+def test_a_condition_asked_as_text_is_searched_as_words(
+    demo: tuple[FlaskClient, dict[int, str]],
+) -> None:
+    body = _search(demo, q="GMV 超过 1000万", as_text="GMV 超过 1000万", mode="keyword")
+    assert body["recognised_conditions"] == []
+    # As words, every campaign naming GMV matches: more than the condition selects.
+    assert body["total"] > len({k for k, v in _demo_gmv().items() if v > 1e7})
+    not_a_condition = _search(demo, q="ROI 提升 2 倍的玩法", mode="keyword")
+    assert not_a_condition["recognised_conditions"] == []
+
+
+def test_the_api_document_names_the_new_fields(demo: tuple[FlaskClient, dict[int, str]]) -> None:
+    client, _ = demo
+    document = client.get("/api/v1/openapi.json").get_json()
+    operation = document["paths"]["/api/v1/search"]["get"]
+    assert "as_text" in {parameter["name"] for parameter in operation["parameters"]}
+    schemas = document["components"]["schemas"]
+    assert "recognised_conditions" in schemas["SearchResponseOut"]["required"]
+    assert set(schemas["RecognisedConditionOut"]["properties"]) == {"code", "label", "text"}
+
+
+def test_the_page_shows_the_condition_as_a_chip_whose_x_searches_the_words(
+    demo: tuple[FlaskClient, dict[int, str]],
+) -> None:
+    client, _ = demo
+    page = client.get("/search", query_string={"q": "GMV 超过 1000万"}).get_data(as_text=True)
+    assert "已识别条件：GMV 实际值 ＞ 1000万" in page
+    start = page.index("已识别条件：GMV 实际值 ＞ 1000万")
+    href = page[start:].split('href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+    params = parse_qs(urlsplit(href).query)
+    assert params == {"q": ["GMV 超过 1000万"], "as_text": ["GMV 超过 1000万"]}
+    again = client.get(href).get_data(as_text=True)
+    assert "已识别条件" not in again
+    assert 'name="as_text" value="GMV 超过 1000万"' in again  # kept when the form is sent again
