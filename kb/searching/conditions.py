@@ -330,7 +330,25 @@ def read_query(text: str, *, as_text: Iterable[str] = ()) -> ReadQuery:
         position = end
     pieces.append(text[position:])
     words = " ".join(piece for p in pieces if (piece := _JOINERS.sub("", p).strip()))
-    return ReadQuery(tuple(found), words)
+    return ReadQuery(tuple(found), "" if fold(words) in _WHAT_IS_SEARCHED else words)
+
+
+# Words that only name what every search lists ("券核销率超过 40% 的活动"): searched alone,
+# they would rank every campaign by how much it reads like "活动" and the floor could fold the
+# ones the condition found; left alone, the query lists by the condition instead.
+_WHAT_IS_SEARCHED = frozenset(
+    {
+        "活动",
+        "的活动",
+        "活动复盘",
+        "复盘",
+        "案例",
+        "campaign",
+        "campaigns",
+        "哪些活动",
+        "有哪些活动",
+    }
+)
 
 
 # What joins a condition to the words around it ("ROI ≥ 2 的直播", "GMV 超过 50万，且 ROI ≥ 2"):
@@ -360,13 +378,22 @@ def _condition(match: re.Match[str]) -> MetricCondition | None:
         return None  # 主要指标 实际值, 预算 达成率…: left as words
 
 
+_POINTS = re.compile(r"^\s*(?:个?百分点|pp)\s*$", re.IGNORECASE)
+
+
 def _unit_fits(key: str, field: str, unit: str) -> bool:
     """Say whether a typed unit can measure this key's field: no % on a GMV, no 元 on a rate."""
     if not unit:
         return True
     dimension = parsing.read_unit(unit).dimension
     if field in ("attain", "lift"):
-        return dimension == "percent"
+        # Percentage points are a difference ("提升 10 个百分点": 31 % → 41 %), not the relative
+        # lift or attainment the index holds: ambiguous, left as words.
+        return (
+            dimension == "percent"
+            and parsing.read_unit(unit).scale == 1.0
+            and not _POINTS.match(unit)
+        )
     if key == BUDGET:
         return dimension in ("money", "unknown")
     entry = catalog.by_key(key)

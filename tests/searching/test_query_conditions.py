@@ -58,11 +58,15 @@ from tests.conftest import make_app, release
         ("ＧＭＶ ＞ ５０万", ["gmv.actual>500000"], ""),
         # English: the table's words, numbers with k / w / 万 (no "million": not a unit here).
         ("GMV over 500k", ["gmv.actual>500000"], ""),
-        ("campaigns with ROI at least 2", ["roi.actual>=2"], "campaigns"),
+        ("campaigns with ROI at least 2", ["roi.actual>=2"], ""),  # "campaigns" names all
+        ("券核销率超过 40% 的活动", ["redemption_rate.actual>40"], ""),
+        ("ROI at least 2 in livestream", ["roi.actual>=2"], "in livestream"),
         ("CAC below 50", ["cac.actual<50"], ""),
         # Not conditions: stay words, no error.
         ("ROI 提升 2 倍的玩法", [], "ROI 提升 2 倍的玩法"),  # no comparison word
         ("GMV 同比超过 30%", [], "GMV 同比超过 30%"),  # 同比 is no field: ambiguous
+        # Percentage points are a difference, not the relative lift the index holds.
+        ("复购率提升超过 10 个百分点的活动", [], "复购率提升超过 10 个百分点的活动"),
         ("GMV 超过 50%", [], "GMV 超过 50%"),  # a percentage of a money amount
         ("转化率 超过 50元", [], "转化率 超过 50元"),  # money on a rate
         ("GMV 超过 2024 年", [], "GMV 超过 2024 年"),  # a year, not an amount
