@@ -850,6 +850,9 @@ def by_kind_table(
 PQ_CANDIDATES = (0.2, 0.35, 0.5, 0.85, 1.5, 3.0, 10.0)
 PQ_LAMBDAS = (1.0, 10.0, 100.0, 1000.0)  # ridge penalties, picked by inner leave-one-set-out
 PQ_MARGINS = (0.0, 0.01, 0.02, 0.05)  # leave the shipped weight only for a gain this large
+# A second picking rule for the inner loop: prefer a simpler model unless the richer one is
+# clearly better on the training sets (the first rule's picks overfitted: 7 weights, lambda 1).
+PQ_TOLERANCE = 0.002
 TOP = 10
 PQ_TEXT_KEYWORD_FEATURES = frozenset(
     {
@@ -1006,15 +1009,17 @@ def per_query_experiments(
         return mean(value(int(p), int(c)) for p, c in zip(test, picks, strict=True))
 
     def nested(
-        variants: dict[str, tuple[list[int], list[int]]], title: str
+        variants: dict[str, tuple[list[int], list[int]]], title: str, tolerance: float = 0.0
     ) -> tuple[list[float], dict[str, tuple[float, float]]]:
         """Outer leave-one-set-out; variant (features, candidates), penalty and margin picked by
-        an inner leave-one-set-out over the training sets only."""
+        an inner leave-one-set-out over the training sets only. ``tolerance``: of the settings
+        within this much of the best inner figure, the simplest (fewest candidates, then
+        features, then the largest penalty and margin) is picked."""
         cv = list(shipped_values)
         print(f"\n=== {title} ===")
         for held in sets:
             train_sets = [s for s in sets if s != held]
-            best_score, best_hp = -math.inf, ("", PQ_LAMBDAS[-1], PQ_MARGINS[-1])
+            tried: list[tuple[float, str, float, float]] = []
             for variant, (features, columns) in variants.items():
                 for lam in PQ_LAMBDAS:
                     for margin in PQ_MARGINS:
@@ -1026,9 +1031,16 @@ def per_query_experiments(
                             picks = choose(x[:, features], gains[:, columns], tr, te, lam, margin)
                             picks = np.array([columns[p] if p >= 0 else -1 for p in picks])
                             inner.append(fold_mean(picks, te))
-                        if mean(inner) > best_score + 1e-12:
-                            best_score, best_hp = mean(inner), (variant, lam, margin)
-            variant, lam, margin = best_hp
+                        tried.append((mean(inner), variant, lam, margin))
+            top = max(t[0] for t in tried)
+            best_score, variant, lam, margin = min(
+                (t for t in tried if t[0] >= top - tolerance - 1e-12),
+                key=lambda t: (
+                    (len(variants[t[1]][1]), len(variants[t[1]][0]), -t[2], -t[3], -t[0])
+                    if tolerance
+                    else (-t[0],)
+                ),
+            )
             features, columns = variants[variant]
             tr = np.flatnonzero(set_of != held)
             te = np.flatnonzero(set_of == held)
@@ -1073,6 +1085,12 @@ def per_query_experiments(
         results[name] = nested({name: variant}, f"per-query keyword weight: {name}")
     results["nested"] = nested(
         variants, "per-query keyword weight: the variant too picked in the inner loop"
+    )
+    results["nested, simplest"] = nested(
+        variants,
+        f"per-query keyword weight: the variant too picked in the inner loop, the simplest "
+        f"within {PQ_TOLERANCE:g} of the best inner figure",
+        PQ_TOLERANCE,
     )
     # Fitted on every set: the coefficients, to read (not a figure of quality).
     fit = ridge(x, gains, 100.0)
