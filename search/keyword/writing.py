@@ -293,10 +293,11 @@ class IndexBuild:
 
     Each segment is listed in the index's TOC as soon as it and the ones before it are written,
     so memory stays bounded by the segments in flight, documents keep their order, and no final
-    merge reads everything back. The first segment is written here as documents come; with
-    ``workers`` > 1 and more documents after it, the next ones are written by that many
-    processes while this one reads the documents: a small build never pays for starting them
-    (about a second each: imports, dictionary). Progress: every ``PROGRESS_EVERY`` documents
+    merge reads everything back. With ``workers`` 1 every segment is written here as documents
+    come. With more, segments are written by that many processes while this one reads the
+    documents, from the first one on (of at most ``FIRST_SEGMENT_DOCS``, so they start early);
+    a build smaller than that is written here and never pays for starting them (about a
+    second each: imports, dictionary). Progress: every ``PROGRESS_EVERY`` documents
     written here or by a worker (their count is shared), at most once a second while waiting.
     ``workers=None``: one per core, at most ``MAX_WORKERS``. Workers are spawned, not forked
     (the app's threads may hold locks at a fork): the calling program must be importable
@@ -335,14 +336,25 @@ class IndexBuild:
     def add(self, docs: Iterable[CampaignText]) -> None:
         """Add documents, in order."""
         for doc in docs:
-            if self._pool is None:
+            if self._workers <= 1:
                 self._add_here(doc)
                 continue
             self._batch.append(doc)
-            if len(self._batch) >= self._segment_docs:
+            if len(self._batch) >= self._next_segment_docs():
                 self._dispatch()
             elif len(self._batch) % PROGRESS_EVERY == 0:
                 self._report_workers()
+
+    def _next_segment_docs(self) -> int:
+        """Return the size of the segment being collected for the workers.
+
+        The first is at most FIRST_SEGMENT_DOCS: the workers start once that many documents
+        have come (a smaller build is written here, without them) and have work while the
+        rest is read, instead of one core idling through a whole segment.
+        """
+        if self._pool is None:
+            return min(self._segment_docs, FIRST_SEGMENT_DOCS)
+        return self._segment_docs
 
     def _report_workers(self) -> None:
         """Report the documents the workers have written so far, listed or not."""
@@ -362,15 +374,6 @@ class IndexBuild:
         self._in_segment += 1
         if self._in_segment >= self._segment_docs:
             self._list_own_segment()
-            if self._workers > 1:  # more than one segment's worth: the rest in parallel
-                context = multiprocessing.get_context("spawn")
-                self._written = context.Value("q", 0)
-                self._pool = ProcessPoolExecutor(
-                    max_workers=self._workers,
-                    mp_context=context,
-                    initializer=_start_worker,
-                    initargs=(lexicon_paths(), analysis.analyzer_fingerprint(), self._written),
-                )
         elif self._progress is not None and self._in_segment % PROGRESS_EVERY == 0:
             self._reported = self.added + self._in_segment
             self._progress(self._reported)
@@ -380,11 +383,21 @@ class IndexBuild:
         if writer is not None:
             self._list(writer.segment(), self._in_segment)
 
+    def _start_pool(self) -> ProcessPoolExecutor:
+        context = multiprocessing.get_context("spawn")
+        self._written = context.Value("q", 0)
+        self._pool = ProcessPoolExecutor(
+            max_workers=self._workers,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(lexicon_paths(), analysis.analyzer_fingerprint(), self._written),
+        )
+        return self._pool
+
     def _dispatch(self) -> None:
-        if self._pool is None:  # unreachable: batches are collected once the pool runs
-            raise RuntimeError("no worker pool to write a batch")
+        pool = self._pool or self._start_pool()
         batch, self._batch = self._batch, []
-        future = self._pool.submit(_write_in_worker, self._directory, batch)
+        future = pool.submit(_write_in_worker, self._directory, batch)
         self._pending.append((len(batch), future))
         # One segment queued behind each busy worker: enough to keep them fed, bounded memory.
         while len(self._pending) > self._workers:
@@ -414,6 +427,11 @@ class IndexBuild:
     def finish(self) -> int:
         """Write what is left, list every segment; return the number of documents added."""
         self._list_own_segment()
+        if self._batch and self._pool is None:  # less than a first segment: no worker started
+            for doc in self._batch:
+                self._add_here(doc)
+            self._batch = []
+            self._list_own_segment()
         if self._batch:
             self._dispatch()
         while self._pending:
@@ -486,6 +504,10 @@ def _count_written(count: int) -> None:
 
 PROGRESS_EVERY = 100  # documents between two progress calls within a segment written here
 MAX_WORKERS = 2
+# The first segment of a build with workers: small, so both workers write from early on (a
+# first segment of 10,000 written here while the documents were read kept a core idle: 10 %
+# of a 100k build). Builds smaller than this are written here, without starting a process.
+FIRST_SEGMENT_DOCS = 2_000
 
 
 def lexicon_paths() -> tuple[Path, Path, Path]:

@@ -14,7 +14,7 @@ from whoosh.codec.whoosh3 import W3LeafMatcher
 from whoosh.filedb.filestore import FileStorage
 
 from search.documents import CampaignText, MetricFact
-from search.keyword import KeywordIndex, MetricRange, SearchFilters, storage
+from search.keyword import KeywordIndex, MetricRange, SearchFilters, storage, writing
 from search.keyword.fields import make_schema, to_fields
 from search.keyword.writing import BatchSegmentWriter, IndexBuild
 
@@ -185,6 +185,40 @@ def test_segments_rank_as_one_index(tmp_path: Path, segment_docs: int, workers: 
         live = tmp_path / "split" / (tmp_path / "split" / storage.POINTER).read_text().strip()
         assert not [p for p in live.iterdir() if p.is_dir()]
         assert len(list(live.glob("_MAIN_*.toc"))) == 1
+
+
+def test_workers_write_from_a_short_first_segment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The workers start after FIRST_SEGMENT_DOCS documents and write every segment, the first
+    # one shorter; the index answers as one written in a single segment.
+    monkeypatch.setattr(writing, "FIRST_SEGMENT_DOCS", 40)
+    with KeywordIndex(tmp_path / "one") as one:
+        one.rebuild(DOCS, workers=1)
+        reference = answers(one)
+    with KeywordIndex(tmp_path / "split") as split:
+        assert split.rebuild(DOCS, segment_docs=100, workers=2) == len(DOCS)
+        with split._lock:
+            snapshot = split._current()
+            assert snapshot is not None
+            sizes = [r.doc_count_all() for r, _ in snapshot.searcher.reader().leaf_readers()]
+        assert sizes[0] == 40
+        assert sum(sizes) == len(DOCS)
+        assert all(size == 100 for size in sizes[1:-1])
+        assert answers(split) == reference
+
+
+def test_build_smaller_than_a_first_segment_starts_no_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a worker process was started")
+
+    monkeypatch.setattr(writing, "ProcessPoolExecutor", refuse)
+    monkeypatch.setattr(writing, "FIRST_SEGMENT_DOCS", len(DOCS) + 1)
+    with KeywordIndex(tmp_path / "small") as small:
+        assert small.rebuild(DOCS, segment_docs=len(DOCS) + 1, workers=2) == len(DOCS)
+        assert small.count() == len(DOCS)
 
 
 def test_index_built_in_segments_takes_writes(tmp_path: Path) -> None:
