@@ -24,6 +24,7 @@ from kb.extensions import db
 from kb.models import Campaign
 from kb.searching import conditions
 from tests.conftest import make_app, release
+from tests.factories import campaign_payload
 
 # ---- the grammar ---------------------------------------------------------------------------
 
@@ -266,3 +267,23 @@ def test_the_page_shows_the_condition_as_a_chip_whose_x_searches_the_words(
     again = client.get(href).get_data(as_text=True)
     assert "已识别条件" not in again
     assert 'name="as_text" value="GMV 超过 1000万"' in again  # kept when the form is sent again
+
+
+def test_budget_conditions_on_each_database(client: FlaskClient) -> None:
+    # The budget is read from the database (the index holds none): SQLite and PostgreSQL alike.
+    made = {}
+    for key, budget in (("b-small", 300_000.0), ("b-mid", 1_000_000.0), ("b-big", 2_500_000.0)):
+        body = campaign_payload(external_id=key, title=f"预算测试 {key}", budget_cny=budget)
+        response = client.post("/api/v1/campaigns", json=body)
+        assert response.status_code == 201, response.get_json()
+        made[response.get_json()["id"]] = key
+
+    def listed(q: str) -> list[str]:
+        response = client.get("/api/v1/search", query_string={"q": q, "limit": 100})
+        assert response.status_code == 200, response.get_json()
+        return [made[result["id"]] for result in response.get_json()["results"]]
+
+    assert listed("预算 100万 以上") == ["b-big", "b-mid"]
+    assert listed("预算超过100万") == ["b-big"]
+    assert listed("budget at most 1000000") == ["b-small", "b-mid"]
+    assert listed("预算为100万") == ["b-mid"]
