@@ -6,7 +6,8 @@ libraries (torch, transformers, sentence-transformers, Whoosh, Flask, SQLAlchemy
 each worker's own memory when it imports them itself), the keyword analyzer's dictionary
 (rjieba's, with the domain words), the embedding models with their tokenizers (weights are
 memory-mapped files: shared either way) and the vectors of the relevance floor's background
-texts, which every worker would otherwise embed at start. gunicorn.conf.py calls ``preload`` from its
+and contrast texts, which every worker would otherwise embed at start (kept in the models
+directory, so a restart reads them instead of encoding them: ≈ 4 s of e5 on this box). gunicorn.conf.py calls ``preload`` from its
 ``on_starting`` hook; the app itself is still created in each worker after the fork, with its
 own database pool, index readers and background threads.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import hashlib
 import importlib
 import logging
 import os
@@ -29,6 +31,10 @@ import pkgutil
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from search.embedder import SentenceTransformerEmbedder, Vectors
 
 # gunicorn's own error log: the master has no other (the app configures logging in each worker).
 log = logging.getLogger("gunicorn.error")
@@ -56,15 +62,18 @@ def preload() -> None:
     from search import analysis
 
     analysis.warm_up()  # rjieba's dictionary with the domain words, OpenCC's tables
+    analyzer_s = time.monotonic() - started - imported_s
     models = _preload_models()
     _check_threads_at_fork()
     # Everything loaded so far lives as long as the process: keep it out of the collector's
     # sight, or each worker's first full collection writes to (and so copies) every page of it.
     gc.freeze()
     log.info(
-        "Preloaded before fork in %.1f s (imports %.1f s; models: %s); %d frozen objects",
+        "Preloaded before fork in %.1f s (imports %.1f s, analyzer %.1f s, models %s); "
+        "%d frozen objects",
         time.monotonic() - started,
         imported_s,
+        analyzer_s,
         models or "none",
         gc.get_freeze_count(),
     )
@@ -106,7 +115,7 @@ def _preload_models() -> str:
     import kb
     from kb.config import SettingsError, load_config
     from search.embedder import SentenceTransformerEmbedder, preload_embedders
-    from search.relevance import background_texts
+    from search.relevance import contrast_texts
 
     # The settings as create_app reads them (same instance folder, so the same default paths).
     app = Flask("kb", instance_path=str(kb.ROOT / "instance"))
@@ -120,20 +129,99 @@ def _preload_models() -> str:
         return ""
     models_dir = Path(app.config["MODELS_DIR"] or Path(app.config["DATA_DIR"]) / "models")
     try:
+        started = time.monotonic()
         embedders = preload_embedders(spec, models_dir)
-        # The relevance floor embeds its background texts in every worker at start (tens of
-        # seconds with e5 on a busy 2-core box): once here, on the master's one torch thread.
-        texts = background_texts()
+        loaded_s = time.monotonic() - started
+        # The relevance floor embeds its background texts and the neighbouring topics of its
+        # contrast test in every worker at its first search (seconds with e5 on a busy 2-core
+        # box): once here, on the master's one torch thread, and kept in the models directory
+        # for the next start.
+        texts = contrast_texts()
         # sentence-transformers makes a (disabled) tqdm bar per encode, and tqdm's first bar
         # starts a monitor thread that only tunes the refresh of slow bars: none here.
         tqdm.monitor_interval = 0
-        for embedder in embedders:
-            if isinstance(embedder, SentenceTransformerEmbedder):
-                embedder.pin(texts)
+        pinned = [
+            _pin(embedder, texts, models_dir / PINNED_DIR)
+            for embedder in embedders
+            if isinstance(embedder, SentenceTransformerEmbedder)
+        ]
     except Exception:
         log.exception("Could not preload the models %s; each worker loads its own", spec)
         return ""
-    return ", ".join(embedder.name for embedder in embedders)
+    return (
+        ", ".join(embedder.name for embedder in embedders)
+        + f" loaded in {loaded_s:.1f} s; {len(texts)} floor texts "
+        + ", ".join(pinned)
+    )
+
+
+# Where the master keeps the vectors of the texts it pins, in the models directory.
+PINNED_DIR = "pinned"
+# A text each model encodes at start: its vector (as query and as passage) names the model,
+# its precision and its prompts in the key of the kept vectors, so any change re-encodes.
+_PROBE = "活动复盘 campaign review"
+
+
+def _pin(embedder: SentenceTransformerEmbedder, texts: list[str], folder: Path) -> str:
+    """Pin ``texts`` in ``embedder``, from the vectors kept in ``folder`` by an earlier start.
+
+    Returns how it went, for the log: "<name> read|encoded in <s> s".
+    """
+    import numpy as np  # not at the top: OpenBLAS reads its thread count when NumPy loads
+
+    started = time.monotonic()
+    key = hashlib.sha256()
+    for part in (embedder.name, str(embedder.dim), *texts):
+        key.update(part.encode("utf-8") + b"\0")
+    for probe in (embedder.encode_queries([_PROBE]), embedder.encode_passages([_PROBE])):
+        # Rounded: the same model always gives the same key; another one never does.
+        key.update(np.round(probe.astype(np.float64), 3).tobytes())
+    path = folder / f"{embedder.name}-{key.hexdigest()[:24]}.npz"
+    known = _read_pinned(path, len(texts), embedder.dim)
+    vectors = embedder.pin(texts, known)
+    if known is None:
+        _write_pinned(path, vectors)
+    how = "read" if known is not None else "encoded"
+    return f"{embedder.name} {how} in {time.monotonic() - started:.1f} s"
+
+
+def _read_pinned(path: Path, rows: int, dim: int) -> tuple[Vectors, Vectors] | None:
+    """Return the (query, passage) vectors kept at ``path``; None when missing or unfit."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as kept:
+            queries, passages = kept["queries"], kept["passages"]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError) as error:
+        log.warning("Kept floor vectors %s unreadable (%r): encoding them again", path, error)
+        return None
+    for array in (queries, passages):
+        if array.shape != (rows, dim) or array.dtype != np.float32 or not np.isfinite(array).all():
+            log.warning("Kept floor vectors %s do not fit: encoding them again", path)
+            return None
+    return queries, passages
+
+
+def _write_pinned(path: Path, vectors: tuple[Vectors, Vectors]) -> None:
+    """Keep the vectors at ``path`` (replaced atomically); drop the model's older files."""
+    import numpy as np
+
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(temp, "wb") as handle:
+            np.savez(handle, queries=vectors[0], passages=vectors[1])
+        os.replace(temp, path)
+        model = path.name.rsplit("-", 1)[0]
+        for old in path.parent.glob(f"{model}-*.npz"):
+            if old != path:
+                old.unlink(missing_ok=True)
+    except OSError as error:  # a read-only models directory: encoded again at the next start
+        log.warning("Could not keep the floor vectors in %s: %r", path.parent, error)
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 _checking_forks = False

@@ -234,22 +234,29 @@ class SentenceTransformerEmbedder:
                     self._model = self._loader()
         return self._model
 
-    def pin(self, texts: list[str]) -> None:
+    def pin(
+        self, texts: list[str], known: tuple[Vectors, Vectors] | None = None
+    ) -> tuple[Vectors, Vectors]:
         """Encode ``texts`` as queries and as passages now, and keep the vectors.
 
         A later encode of texts that are all pinned returns the kept rows (the same values)
         without running the model: texts every process encodes at start (the relevance floor's
         background) are encoded once in the gunicorn master and inherited by its workers.
+        ``known``: the (query, passage) vectors an earlier pin of the same texts by the same
+        model returned (kb/prefork.py keeps them in the models directory), kept as they are.
+        Returns the (query, passage) vectors.
         """
-        for prompt, names in (
-            (self._prompt(True), _QUERY_PROMPTS),
-            (self._prompt(False), _PASSAGE_PROMPTS),
+        found: list[Vectors] = []
+        for i, (prompt, names) in enumerate(
+            ((self._prompt(True), _QUERY_PROMPTS), (self._prompt(False), _PASSAGE_PROMPTS))
         ):
-            vectors = self._encode(texts, prompt, names)
+            vectors = self._encode(texts, prompt, names) if known is None else known[i]
+            found.append(vectors)
             resolved = self._resolved_prompt(prompt, names)
             for text, vector in zip(texts, vectors, strict=True):
                 vector.setflags(write=False)
                 self._pinned[(resolved, text)] = vector
+        return found[0], found[1]
 
     def encode_queries(self, texts: list[str]) -> Vectors:
         """Encode search queries (with the model's query prompt, if any)."""
