@@ -971,23 +971,10 @@ def per_query_experiments(
     picked by an inner leave-one-set-out, then the model fitted on all training sets picks each
     held-out query's keyword weight. Also: min-max normalised fusion, and outcome queries whose
     keyword side (with the condition) ranks first."""
-    from search.hybrid import combine_semantic
 
-    aggs = dict(base.aggregation)
-    per_model_all = {name: replay.model_rankings(name, agg) for name, agg in aggs.items()}
     shipped_values = replay.run(base)
     runs = {w: replay.run(replace(base, keyword_weight=w, kind_keyword=())) for w in PQ_CANDIDATES}
-    rows = [i for i, c in enumerate(captures) if c.listing is None]
-    names: list[str] = []
-    table = []
-    for i in rows:
-        cap = captures[i]
-        models = {n: per_model_all[n][i] for n in aggs}
-        sem = combine_semantic(models, dict(base.model_weights) or None)
-        f = query_features(cap, sem, models)
-        names = names or sorted(f)
-        table.append([f[n] for n in names])
-    x = np.array(table, dtype=np.float64)
+    rows, names, x = feature_matrix(captures, replay, base)
     gains = np.array(
         [[runs[w][i] - shipped_values[i] for w in PQ_CANDIDATES] for i in rows], dtype=np.float64
     )
@@ -1103,15 +1090,125 @@ def per_query_experiments(
     return results
 
 
+def feature_matrix(
+    captures: list[Capture], replay: Replay, base: Config
+) -> tuple[list[int], list[str], npt.NDArray[np.float64]]:
+    """The captures with words, the feature names and one row of features per such capture."""
+    from search.hybrid import combine_semantic
+
+    aggs = dict(base.aggregation)
+    per_model_all = {name: replay.model_rankings(name, agg) for name, agg in aggs.items()}
+    rows = [i for i, c in enumerate(captures) if c.listing is None]
+    names: list[str] = []
+    table = []
+    for i in rows:
+        models = {n: per_model_all[n][i] for n in aggs}
+        sem = combine_semantic(models, dict(base.model_weights) or None)
+        f = query_features(captures[i], sem, models)
+        names = names or sorted(f)
+        table.append([f[n] for n in names])
+    return rows, names, np.array(table, dtype=np.float64)
+
+
+# The per-query model put on record before the next blind set exists (search_cv_session7.txt):
+# the best fixed row of the session's table, picked by looking at it, so only a new set can say
+# whether it carries. --freeze fits it on every set given; --apply replays a set with it.
+FROZEN_FEATURES = PQ_TEXT_KEYWORD_FEATURES
+FROZEN_CANDIDATES = (0.2, 1.5)
+
+
+def freeze_per_query(captures: list[Capture], replay: Replay, base: Config, out: Path) -> None:
+    """Fit the pre-registered model on every capture (penalty and margin by leave-one-set-out)
+    and write its parameters to ``out``."""
+    rows, names, x = feature_matrix(captures, replay, base)
+    keep = [j for j, n in enumerate(names) if n in FROZEN_FEATURES]
+    shipped_values = replay.run(base)
+    runs = {
+        w: replay.run(replace(base, keyword_weight=w, kind_keyword=())) for w in FROZEN_CANDIDATES
+    }
+    gains = np.array(
+        [[runs[w][i] - shipped_values[i] for w in FROZEN_CANDIDATES] for i in rows],
+        dtype=np.float64,
+    )
+    set_of = np.array([captures[i].set_name for i in rows])
+    sets = list(dict.fromkeys(set_of))
+
+    def held_out(lam: float, margin: float) -> float:
+        scores = []
+        for held in sets:
+            tr, te = np.flatnonzero(set_of != held), np.flatnonzero(set_of == held)
+            picks = choose(x[:, keep], gains, tr, te, lam, margin)
+            scores.append(
+                mean(
+                    shipped_values[rows[p]] if c < 0 else runs[FROZEN_CANDIDATES[c]][rows[p]]
+                    for p, c in zip(te, picks, strict=True)
+                )
+            )
+        return mean(scores)
+
+    lam, margin = max(
+        ((lam, margin) for lam in PQ_LAMBDAS for margin in PQ_MARGINS),
+        key=lambda hp: held_out(*hp),
+    )
+    z = x[:, keep]
+    mu, sd = z.mean(axis=0), z.std(axis=0)
+    sd[sd < 1e-9] = 1.0
+    y0 = gains.mean(axis=0)
+    zs = (z - mu) / sd
+    beta = np.linalg.solve(zs.T @ zs + lam * np.eye(len(keep)), zs.T @ (gains - y0))
+    model = {
+        "features": [names[j] for j in keep],
+        "candidates": list(FROZEN_CANDIDATES),
+        "mean": mu.tolist(),
+        "scale": sd.tolist(),
+        "coef": beta.tolist(),  # (features, candidates)
+        "intercept": y0.tolist(),
+        "margin": margin,
+        "lambda": lam,
+        "fitted_on": {name: int((set_of == name).sum()) for name in sets},
+        "leave_one_set_out": held_out(lam, margin),
+    }
+    out.write_text(json.dumps(model, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"froze the per-query model (lambda {lam:g}, margin {margin:g}) in {out}")
+
+
+def apply_per_query(
+    captures: list[Capture],
+    replay: Replay,
+    base: Config,
+    path: Path,
+    keyword: list[float],
+    semantic: list[float],
+) -> None:
+    """Replay every capture with the keyword weight the frozen model picks, against shipped."""
+    model = json.loads(path.read_text(encoding="utf-8"))
+    rows, names, x = feature_matrix(captures, replay, base)
+    z = x[:, [names.index(n) for n in model["features"]]]
+    predicted = ((z - np.array(model["mean"])) / np.array(model["scale"])) @ np.array(
+        model["coef"]
+    ) + np.array(model["intercept"])
+    weights = [base.keyword_weight_for(kind_of(c)) for c in captures]
+    picked: dict[Any, int] = {}
+    for i, row in zip(rows, predicted, strict=True):
+        if row.max() > model["margin"]:
+            weights[i] = model["candidates"][int(row.argmax())]
+        picked[weights[i]] = picked.get(weights[i], 0) + 1
+    print(f"\n=== the frozen per-query model of {path.name} ===")
+    print("  keyword weights given: " + ", ".join(f"{w:g}: {n}" for w, n in sorted(picked.items())))
+    values = replay.run(base, per_query=weights)
+    report_values(captures, replay.run(base), values, keyword, semantic, label="model")
+
+
 def report_values(
     captures: list[Capture],
     shipped_values: list[float],
     cv: list[float],
     keyword: list[float],
     semantic: list[float],
+    label: str = "CV",
 ) -> dict[str, tuple[float, float]]:
     """Per type: keyword, semantic, shipped hybrid and the cross-validated figure; verdict."""
-    print(f"  {'type (n)':<26}{'keyword':>8}{'semantic':>9}{'shipped':>8}{'CV':>8}{'diff':>8}")
+    print(f"  {'type (n)':<26}{'keyword':>8}{'semantic':>9}{'shipped':>8}{label:>8}{'diff':>8}")
     summary = {}
     for kind in [*sorted({type_of(c) for c in captures}), "overall"]:
         idx = [i for i, c in enumerate(captures) if kind == "overall" or type_of(c) == kind]
@@ -1125,7 +1222,7 @@ def report_values(
         idx = [i for i, c in enumerate(captures) if c.set_name == name]
         print(
             f"  set {name:<24} shipped {mean(shipped_values[i] for i in idx):.3f}"
-            f" CV {mean(cv[i] for i in idx):.3f}"
+            f" {label} {mean(cv[i] for i in idx):.3f}"
         )
     better = sum(1 for a, b in zip(cv, shipped_values, strict=True) if a > b + 1e-9)
     worse = sum(1 for a, b in zip(cv, shipped_values, strict=True) if a < b - 1e-9)
@@ -1446,6 +1543,17 @@ def main() -> None:
         help="only the per-query fusion model, min-max fusion and outcome-first experiments",
     )
     parser.add_argument(
+        "--freeze", type=Path, default=None, help="fit the pre-registered per-query model, save"
+    )
+    parser.add_argument(
+        "--apply", type=Path, default=None, help="replay the sets with a frozen per-query model"
+    )
+    parser.add_argument(
+        "--sets",
+        default=",".join(SETS),
+        help="labelled sets in bench/data, comma-separated (default: every in-scope set)",
+    )
+    parser.add_argument(
         "--captures",
         type=Path,
         default=None,
@@ -1453,7 +1561,10 @@ def main() -> None:
     )
     options = parser.parse_args()
     data_dir = options.data_dir or Path(tempfile.mkdtemp(prefix="kb-fit-"))
-    sets = {name: json.loads((DATA / name).read_text(encoding="utf-8"))["queries"] for name in SETS}
+    sets = {
+        name: json.loads((DATA / name).read_text(encoding="utf-8"))["queries"]
+        for name in options.sets.split(",")
+    }
     needs_app = options.check or options.keyword or options.passages
     app = make_app(data_dir, options.models) if needs_app or not options.captures else None
     started = time.perf_counter()
@@ -1481,6 +1592,13 @@ def main() -> None:
         assert app is not None
         check(app, replay, base)
     if options.kinds:
+        return
+    if options.freeze:
+        freeze_per_query(captures, replay, base, options.freeze)
+        return
+    if options.apply:
+        keyword_values, semantic_values = replay.run(base, "keyword"), replay.run(base, "semantic")
+        apply_per_query(captures, replay, base, options.apply, keyword_values, semantic_values)
         return
     if options.per_query:
         keyword_values, semantic_values = replay.run(base, "keyword"), replay.run(base, "semantic")
