@@ -9,7 +9,7 @@ quarter of its rows are dead, so writes cost amortized O(passages written).
 
 A full scan is screened (_screened_top): numkong's float16 kernel scores every row to within a
 proven error bound, and only the campaigns that bound leaves in the running are scored exactly,
-so the results are the exact scan's at ≈ 60 % of its CPU.
+so the results are the exact scan's at ≈ 85 % of its CPU on an AVX2 machine.
 
 Readers never lock for long: a search takes the current ``_State`` (array references and counts)
 under the lock and works on that. Writers only append past the rows a published state covers,
@@ -82,9 +82,10 @@ RESCORED_PER_RESULT = 2
 # How often a process whose mapped file has no graph yet looks for one (another process builds it).
 ANN_CHECK_S = 5.0
 # Screen a full scan with numkong's float16 kernel and score exactly only the campaigns that can
-# place (_screened_top): same results, ≈ 1.6-1.9x less CPU than widening every row through torch
-# (67k rows × 384 / 512 at 10k campaigns: bench/results/search_latency_session7.txt). False: the
-# plain exact scan (tests compare the two).
+# place (_screened_top): same results. The kernel alone takes 1.4-1.6x less CPU than widening every
+# row through torch, the whole search 1.15x less (the per-campaign scoring of every row stays):
+# 67k rows × 384 / 512 at 10k campaigns, AVX2 (bench/results/search_latency_session7.txt). False:
+# the plain exact scan (tests compare the two).
 SCREEN = True
 _blas_limited = False
 _blas_lock = threading.Lock()
