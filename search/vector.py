@@ -83,9 +83,10 @@ RESCORED_PER_RESULT = 2
 ANN_CHECK_S = 5.0
 # Screen a full scan with numkong's float16 kernel and score exactly only the campaigns that can
 # place (_screened_top): same results. The kernel alone takes 1.4-1.6x less CPU than widening every
-# row through torch, the whole search 1.15x less (the per-campaign scoring of every row stays):
-# 67k rows × 384 / 512 at 10k campaigns, AVX2 (bench/results/search_latency_session7.txt). False:
-# the plain exact scan (tests compare the two).
+# row through torch; the whole search 1.15x less at load 5.5 and 1.5x at load 15 (it reads the
+# rows once and writes no float32 copy, which matters when other processes share the memory bus):
+# 67k rows × 384 / 512 at 10k campaigns, AVX2 (bench/scan_screen.py; bench/results/
+# search_latency_session7.txt). False: the plain exact scan (tests compare the two).
 SCREEN = True
 _blas_limited = False
 _blas_lock = threading.Lock()
