@@ -1,12 +1,12 @@
 """Evaluate the relevance floor: empty answers to out-of-scope queries, nDCG@10 kept in scope.
 
 Usage: python bench/eval_outofscope.py [--data-dir DIR] [--models e5,use]
-           [--outofscope FILE ...] [--inscope FILE ...] [--variants off,shipped,0.25:1.0]
+           [--outofscope FILE ...] [--inscope FILE ...] [--variants rule,learned,off,0.25:1.0]
 
 Loads and indexes the demo data with the real models (bench/eval_search.py's make_app), then,
-for each variant of the contrast test given (``off``: the floor as it was before it; ``shipped``:
-search/relevance.py's CONTRAST_MARGIN and CONTRAST_CLEAR; ``M:C``: those two set to M and C), in
-one run:
+for each in-scope decision given (``learned``: the fitted model, search/data/floor_model.json;
+``rule``: the hand-set rule with search/relevance.py's CONTRAST_MARGIN and CONTRAST_CLEAR; ``off``:
+the rule without the contrast test; ``M:C``: the rule with those two set to M and C), in one run:
 (a) for each out-of-scope set, the share of queries answered with no result (total 0) per mode,
 with the floor on;
 (b) for each labelled in-scope set, nDCG@10 in semantic and hybrid mode with the floor off and
@@ -88,28 +88,38 @@ def inscope(
     return statistics.fmean(gains), statistics.fmean(totals), emptied
 
 
-Variant = tuple[float, float] | None  # (CONTRAST_MARGIN, CONTRAST_CLEAR); None: test off
+# (CONTRAST_MARGIN, CONTRAST_CLEAR) of the rule; None: the rule without the contrast test;
+# "learned": the fitted decision (search/data/floor_model.json), the rule where it has no fit.
+Variant = tuple[float, float] | None | str
 
 
-def _set(variant: Variant) -> None:
+def _set(variant: Variant, shipped: tuple[float, float]) -> None:
     from search import relevance
 
-    relevance.CONTRAST_TEST = variant is not None
-    if variant is not None:
-        relevance.CONTRAST_MARGIN, relevance.CONTRAST_CLEAR = variant
+    relevance.LEARNED = variant == "learned"
+    rule = shipped if isinstance(variant, str) else variant
+    relevance.CONTRAST_TEST = rule is not None
+    if rule is not None:
+        relevance.CONTRAST_MARGIN, relevance.CONTRAST_CLEAR = rule
 
 
 def _label(variant: Variant) -> str:
+    if variant == "learned":
+        return "learned decision"
     if variant is None:
-        return "contrast off (before)"
-    return f"contrast {variant[0]:g} / {variant[1]:g}"
+        return "rule, contrast off"
+    if isinstance(variant, str):
+        return variant
+    return f"rule, contrast {variant[0]:g} / {variant[1]:g}"
 
 
-def _variant(text: str, shipped: Variant) -> Variant:
+def _variant(text: str, shipped: tuple[float, float]) -> Variant:
     if text == "off":
         return None
-    if text == "shipped":
+    if text in ("shipped", "rule"):
         return shipped
+    if text == "learned":
+        return "learned"
     margin, clear = text.split(":")
     return float(margin), float(clear)
 
@@ -123,9 +133,11 @@ def main() -> None:
     parser.add_argument("--inscope", type=Path, nargs="*", default=INSCOPE)
     parser.add_argument(
         "--variants",
-        default="off,shipped",
-        help="contrast tests to compare, comma-separated: 'off' (the floor as before), "
-        "'shipped' (search/relevance.py's values), or MARGIN:CLEAR",
+        default="rule,learned",
+        help="decisions to compare, comma-separated: 'learned' (the fitted model of "
+        "search/data/floor_model.json), 'rule' (the hand-set rule with search/relevance.py's "
+        "contrast values), 'off' (the rule without the contrast test), or MARGIN:CLEAR (the rule "
+        "with those contrast values)",
     )
     options = parser.parse_args()
     from search import relevance
@@ -150,7 +162,7 @@ def main() -> None:
         queries = _queries(path)
         print(f"{path.name}: {len(queries)} queries")
         for variant in variants:
-            _set(variant)
+            _set(variant, shipped)
             print(f"  {label[variant]}")
             for mode in MODES:
                 empty, total, answered = empty_share(app, queries, mode)
@@ -165,7 +177,7 @@ def main() -> None:
         for mode in ("semantic", "hybrid"):
             off, off_total, _ = inscope(app, queries, mode, floor_on=False)
             for variant in variants:
-                _set(variant)
+                _set(variant, shipped)
                 on, on_total, emptied = inscope(app, queries, mode, floor_on=True)
                 print(
                     f"  {mode:<9} {label[variant]:<30} nDCG@10 {off:.3f} -> {on:.3f} "
@@ -175,7 +187,7 @@ def main() -> None:
                 )
                 if emptied:
                     print(f"              emptied: {'; '.join(emptied)}")
-    _set(shipped)
+    _set("learned", shipped)
 
 
 if __name__ == "__main__":

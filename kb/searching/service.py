@@ -244,9 +244,9 @@ def search(query: SearchQuery, *, fold: bool = True) -> SearchResponse:
             keyword_total = found.total
     if semantic is not None:
         rankings["semantic"], judged = semantic.result()
-    if judged is not None:  # near the floor, meaning alone is not enough (relevance.py)
-        matched = relevance.words_matched(own_terms, terms.values())
-        verdict = judged.judgement.corroborated(judged.calibration, word_matched=matched)
+    if judged is not None:  # in or out of scope: the learned decision (relevance.py)
+        signals = relevance.keyword_signals(own_terms, [*terms.items()], indexes.keyword.count())
+        verdict = relevance.decide(judged.judgement, judged.calibration, signals, text)
         judged = _Judged(verdict, judged.calibration)
 
     fused = _fuse(rankings, fusion_weights(intent))

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
+from flask import Flask
 
+from kb.extensions import db
+from kb.models import Campaign
 from kb.searching import floor
+from kb.searching.documents import campaign_text
 from search.embedder import FakeEmbedder, Vectors
+from search.relevance import library_queries
 
 
 class CountingEmbedder(FakeEmbedder):
@@ -27,7 +34,7 @@ class CountingEmbedder(FakeEmbedder):
 
 def _embed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, texts: list[str], model: Any) -> Any:
     """Run one library embedding for these texts in a fresh process state; return the state."""
-    monkeypatch.setattr(floor, "_library_texts", lambda indexes, models: list(texts))
+    monkeypatch.setattr(floor, "_library_texts", lambda state, indexes, models: list(texts))
     state = floor._FloorState()
     indexes: Any = SimpleNamespace(data_dir=tmp_path)
     floor._embed_library(state, indexes, [model])
@@ -84,3 +91,49 @@ def test_no_library_texts_give_an_empty_library(
     state = _embed(tmp_path, monkeypatch, [], model)
     assert state.library["fake"].shape == (0, 64)
     assert model.encoded == []
+
+
+def test_library_texts_are_read_again_only_for_changed_campaigns(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kb.demo import load_demo
+
+    with app.app_context():
+        assert not load_demo().rejected
+        ids = sorted(db.session.scalars(sa.select(Campaign.id)))
+        index: Any = SimpleNamespace(campaigns=lambda: set(ids))
+        indexes: Any = SimpleNamespace(vectors={"fake": index})
+        loaded: list[list[int]] = []
+        real = floor.load_live
+
+        def counting(campaign_ids: list[int]) -> list[Campaign]:
+            loaded.append(sorted(campaign_ids))
+            return real(campaign_ids)
+
+        monkeypatch.setattr(floor, "load_live", counting)
+        state = floor._FloorState()
+        first = floor._library_texts(state, indexes, ["fake"])
+        assert loaded == [ids]
+        assert first == library_queries(campaign_text(c) for c in real(ids))
+
+        loaded.clear()  # nothing written: no campaign is read again
+        assert floor._library_texts(state, indexes, ["fake"]) == first
+        assert loaded == []
+
+        edited = db.session.get(Campaign, ids[0])
+        assert edited is not None
+        edited.lessons = "- 拼团门槛从三人降到两人后成团率翻倍"
+        db.session.commit()  # bumps the version
+        second = floor._library_texts(state, indexes, ["fake"])
+        assert loaded == [[ids[0]]]
+        assert "拼团门槛从三人降到两人后成团率翻倍" in second
+        assert second == floor._library_texts(floor._FloorState(), indexes, ["fake"])
+
+        loaded.clear()
+        gone = db.session.get(Campaign, ids[1])
+        assert gone is not None
+        gone.deleted_at = datetime.now(UTC)
+        db.session.commit()
+        floor._library_texts(state, indexes, ["fake"])
+        assert loaded == []  # a deletion reads nothing
+        assert ids[1] not in state.campaign_texts
