@@ -104,6 +104,8 @@ def test_near_the_floor_a_query_needs_a_word_of_its_own_in_the_library(
 ) -> None:
     # Not one word of this question is in a retro: its meaning alone puts it in scope, unless
     # every contrast (or, without the contrast test, every margin) counts as "near the floor".
+    # The hand-set rule, as it decides for models without a learned fit (relevance.decide).
+    monkeypatch.setattr(relevance, "LEARNED", False)
     text = "好几个月没再买过东西的顾客，怎么把他们拉回来"
     assert run(demo_app, text, "semantic").total > 0
     monkeypatch.setattr(relevance, "CONTRAST_CLEAR", math.inf)
