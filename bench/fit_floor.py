@@ -262,6 +262,24 @@ def stored(fitted: Fit, captures: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def same_fit(stored_fit: dict[str, Any] | None, fitted: dict[str, Any], tol: float = 1e-4) -> bool:
+    """Return whether a stored fit is this one: numbers within ``tol`` (another machine's BLAS
+    may differ in the last digits), everything else equal."""
+    if stored_fit is None or stored_fit.keys() != fitted.keys():
+        return False
+    for name, value in fitted.items():
+        mine = np.atleast_1d(np.asarray(value, dtype=object))
+        theirs = np.atleast_1d(np.asarray(stored_fit[name], dtype=object))
+        if isinstance(value, (int, float, list)) and not isinstance(value, bool):
+            if mine.shape != theirs.shape or not np.allclose(
+                mine.astype(float), theirs.astype(float), atol=tol, rtol=0
+            ):
+                return False
+        elif value != stored_fit[name]:
+            return False
+    return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="e5,use")
@@ -285,7 +303,7 @@ def main() -> None:
     if options.check:
         if model_file.get("features") != list(relevance.FEATURES):
             sys.exit("floor_model.json: 特征列表与 search/relevance.py 的 FEATURES 不一致")
-        if model_file["fits"].get(key) != fitted:
+        if not same_fit(model_file["fits"].get(key), fitted):
             sys.exit(
                 f"floor_model.json: {key} 的拟合已过期，请运行 bench/fit_floor.py --replay --write"
             )

@@ -198,3 +198,18 @@ def test_the_rule_feature_agrees_with_the_rule_itself() -> None:
         signals = KeywordSignals(word_matched=word, idf_share=0.5, coverage=0.5, terms=2)
         rule = judgement.corroborated(CALIBRATION, word_matched=word).in_scope
         assert features(judgement, CALIBRATION, signals, "q")["rule"] == float(rule)
+
+
+def test_the_shipped_fit_is_what_fit_floor_makes_of_the_captures() -> None:
+    # bench/fit_floor.py --check: refitting the stored captures gives the shipped numbers, so
+    # nobody edited them by hand and the features have not changed since the captures.
+    from bench import fit_floor
+
+    captures = json.loads(fit_floor.CAPTURES.read_text(encoding="utf-8"))
+    fitted = fit_floor.stored(fit_floor.fit(captures["sets"]), captures)
+    shipped = json.loads(relevance.MODEL_PATH.read_text(encoding="utf-8"))["fits"]
+    assert fit_floor.same_fit(shipped[captures["models"]], fitted)
+    moved = {**fitted, "threshold": fitted["threshold"] + 0.01}
+    assert not fit_floor.same_fit(shipped[captures["models"]], moved)
+    for rows in (s["queries"] for s in captures["sets"].values()):
+        assert all(set(r["features"]) == set(FEATURES) for r in rows if r["features"])
