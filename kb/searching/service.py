@@ -245,8 +245,9 @@ def search(query: SearchQuery, *, fold: bool = True) -> SearchResponse:
     if semantic is not None:
         rankings["semantic"], judged = semantic.result()
     if judged is not None:  # in or out of scope: the learned decision (relevance.py)
-        signals = relevance.keyword_signals(own_terms, [*terms.items()], indexes.keyword.count())
-        verdict = relevance.decide(judged.judgement, judged.calibration, signals, text)
+        # The words searched, as embedded: a condition typed in the query is a filter, not text.
+        evidence = relevance.keyword_signals(own_terms, [*terms.items()], indexes.keyword.count())
+        verdict = relevance.decide(judged.judgement, judged.calibration, evidence, searched)
         judged = _Judged(verdict, judged.calibration)
 
     fused = _fuse(rankings, fusion_weights(intent))
