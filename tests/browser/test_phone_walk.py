@@ -47,10 +47,10 @@ def _open(page: Page, url: str) -> None:
     page.wait_for_load_state("networkidle")
 
 
-def _tables_cut_off(page: Page) -> list[str]:
-    """Return the tables in main that scroll sideways, or have a cell past the screen's edge."""
+def _tables_cut_off(page: Page, selector: str = "main table") -> list[str]:
+    """Return the tables that scroll sideways, or have a cell past the screen's edge."""
     cut: list[str] = page.evaluate(
-        """() => [...document.querySelectorAll("main table")].flatMap((t) => {
+        """(selector) => [...document.querySelectorAll(selector)].flatMap((t) => {
             const out = [];
             if (t.scrollWidth > t.clientWidth + 1)
                 out.push(`${t.className}: ${t.scrollWidth} > ${t.clientWidth}`);
@@ -62,7 +62,8 @@ def _tables_cut_off(page: Page) -> list[str]:
                 }
             }
             return out;
-        })"""
+        })""",
+        selector,
     )
     return cut
 
@@ -111,6 +112,33 @@ def test_phone_import_preview_keeps_dates_on_one_line(browser: Browser, demo_url
     )
     assert lines <= 2
     assert _tables_cut_off(page) == []
+    assert problems == []
+
+
+def test_phone_portfolio_tables_and_timeline_fit(browser: Browser, demo_url: str) -> None:
+    page, problems = watched_page(browser, PHONE, demo_url)
+    _open(page, f"{demo_url}/portfolio?date_from=2025-01-01&date_to=2026-12-31")
+    # The goal and timeline tables read as cards (the 人群 × 月份 matrix keeps its own scroll box).
+    assert _tables_cut_off(page, "#table-goals, #table-timeline") == []
+    # The timeline chart: every campaign's name starts inside the canvas, month ticks do not overlap.
+    clash: list[str] = page.evaluate(
+        """() => {
+            const chart = Chart.getChart(document.getElementById("chart-timeline"));
+            const ctx = chart.ctx, out = [];
+            const y = chart.scales.y, x = chart.scales.x;
+            ctx.font = Chart.helpers.toFont(y.options.ticks.font).string;
+            for (const label of y.getLabels())
+                if (ctx.measureText(label).width > y.right) out.push(`name cut: ${label}`);
+            ctx.font = Chart.helpers.toFont(x.options.ticks.font).string;
+            const ticks = x.ticks.map((t) => [x.getPixelForValue(t.value),
+                ctx.measureText(x.options.ticks.callback(t.value)).width]);
+            for (let i = 1; i < ticks.length; i++)
+                if (ticks[i][0] - ticks[i - 1][0] < (ticks[i][1] + ticks[i - 1][1]) / 2)
+                    out.push(`ticks overlap at ${i}`);
+            return out;
+        }"""
+    )
+    assert clash == []
     assert problems == []
 
 

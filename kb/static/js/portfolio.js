@@ -112,7 +112,10 @@
     if (!canvas || !data.campaigns.length) return;
     const box = document.getElementById("timeline-box");
     box.style.height = Math.max(220, data.campaigns.length * 22 + 80) + "px";
-    const labels = data.campaigns.map((c) => shortTitle(c.title, 22));
+    // On a phone (box ~340 px) a 22-character name took the whole width and was cut on the left, and
+    // twelve month ticks overlapped: shorter names and one tick per ~90 px there.
+    const narrow = box.clientWidth < 560;
+    const labels = data.campaigns.map((c) => shortTitle(c.title, narrow ? 9 : 22));
     const start = dayValue(data.date_from);
     const end = dayValue(data.date_to) + DAY_MS;
     const goals = [...new Set(data.campaigns.map((c) => c.goal_type))];
@@ -126,7 +129,7 @@
         : null),
     }));
     const ticks = monthStarts(data.date_from, data.date_to);
-    const every = Math.max(1, Math.ceil(ticks.length / 12));
+    const every = Math.max(1, Math.ceil(ticks.length / Math.min(12, Math.max(2, Math.floor(box.clientWidth / 90)))));
     new window.Chart(canvas, {
       type: "bar",
       data: { labels: labels, datasets: datasets },
