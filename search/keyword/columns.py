@@ -11,7 +11,7 @@ import numpy.typing as npt
 
 from search.keyword.fields import FACET_FIELDS, TEXT_FIELDS, date_number, metric_field
 from search.keyword.filters import SearchFilters
-from search.postings import numeric_values, term_docs
+from search.postings import PostingsCache, numeric_values, term_docs
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +26,13 @@ class _Ids:
     start_dates: npt.NDArray[np.int64]  # yyyymmdd, by document number
 
 
+# Bytes of term postings a KeywordIndex keeps (16 bytes a posting): the terms of a few hundred
+# recent queries at 10k campaigns; reading a term's postings again costs ~0.1-1 ms.
+POSTINGS_CACHE_BYTES = 16 << 20
+
+
 class SegmentArrays:
-    """Arrays read from each segment (field lengths, numbers), kept while the segment lives.
+    """Arrays read from each segment (field lengths, numbers, postings), kept while it lives.
 
     A segment's documents never change (deletions aside), so a commit, which adds a small
     segment, costs only that segment's reads. Used under the KeywordIndex lock.
@@ -35,6 +40,7 @@ class SegmentArrays:
 
     def __init__(self) -> None:
         self._arrays: dict[tuple[str, str], npt.NDArray[Any]] = {}
+        self.postings = PostingsCache(POSTINGS_CACHE_BYTES)
 
     def get(
         self,
@@ -59,6 +65,7 @@ class SegmentArrays:
         live = {leaf.segment().segment_id() for leaf, _ in leaves(reader)}
         for key in [key for key in self._arrays if key[0] not in live]:
             del self._arrays[key]
+        self.postings.keep_only(live)
 
 
 # A facet field's values, and its (document number, value index) pairs as two arrays.
@@ -73,6 +80,7 @@ class Snapshot:
     def __init__(self, searcher: Any, segments: SegmentArrays) -> None:
         self.searcher = searcher
         self._segments = segments
+        self.postings = segments.postings
         self._ids: _Ids | None = None
         self._facets: dict[str, _FacetPostings] = {}
         self._masks: dict[SearchFilters, npt.NDArray[np.bool_] | None] = {}

@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from search import analysis
 from search.keyword.fields import TEXT_FIELDS
-from search.postings import term_postings
+from search.postings import PostingsCache, term_postings
 
 # A pasted paragraph is not a better query than its first words, and costs per term.
 MAX_QUERY_TERMS = 32
@@ -78,6 +78,7 @@ def rank(
     terms: list[str],
     lengths: npt.NDArray[np.float64],
     allowed: npt.NDArray[np.bool_],
+    cache: PostingsCache | None = None,
 ) -> Ranking:
     """Score every document matching any term, as documented in the module docstring.
 
@@ -85,7 +86,8 @@ def rank(
     score (BM25 per field, Whoosh's formula, idf and quantized lengths; field boosts scale the
     term weight); the terms add up, then grow by up to COORD_BONUS with the share of the query's
     terms matched. ``lengths``: field lengths, TEXT_FIELDS x documents; ``allowed``: the
-    documents that may match (live, and passing the filter).
+    documents that may match (live, and passing the filter); ``cache``: where to keep the
+    terms' postings (search.postings.PostingsCache).
     """
     # Term at a time over Whoosh's posting lists rather than a Whoosh query: in whoosh-reloaded
     # 2.7.5 DisjunctionMax scores with sub-matchers that sit on other documents, ignores its
@@ -102,7 +104,7 @@ def rank(
         btext = term.encode("utf-8")
         per_field = np.zeros((len(TEXT_FIELDS), size))
         for row, name in enumerate(TEXT_FIELDS):
-            where, weight = term_postings(reader, name, btext)
+            where, weight = term_postings(reader, name, btext, cache)
             if not len(where):
                 continue
             norm = (

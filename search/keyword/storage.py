@@ -452,6 +452,7 @@ class KeywordIndex:
                     terms,
                     snap.field_lengths(),
                     ids.live if allowed is None else allowed,
+                    snap.postings,
                 )
                 matched = ranking.docnums
                 hits = [
