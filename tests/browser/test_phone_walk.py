@@ -143,10 +143,11 @@ def test_phone_portfolio_tables_and_timeline_fit(browser: Browser, demo_url: str
 
 
 def _small_targets(page: Page) -> list[str]:
-    """Return the visible buttons, fields and selects lower than TAP_PX (the menu button included)."""
+    """Return the visible buttons, fields, selects and check box labels lower than TAP_PX."""
     small: list[str] = page.evaluate(
         """(px) => [...document.querySelectorAll(
-                "button, .button, select, input:not([type=hidden]):not([type=checkbox]):not([type=radio])")]
+                "button, .button, select, label.check, .form-actions > a, "
+                + "input:not([type=hidden]):not([type=checkbox]):not([type=radio])")]
             .filter((e) => e.offsetParent !== null)
             .map((e) => [e, e.getBoundingClientRect()])
             .filter(([e, r]) => r.height > 0 && r.height < px)
