@@ -156,6 +156,7 @@ class KeywordIndex:
 
     def _close(self) -> None:
         self._open.close()
+        self._segments.postings.close()  # unmaps the closed segments' files
         self._snapshot = self._index = self._name = None
 
     def _sync(self) -> None:
@@ -455,14 +456,21 @@ class KeywordIndex:
                     snap.postings,
                 )
                 matched = ranking.docnums
-                hits = [
-                    KeywordHit(
-                        ids.by_doc[int(ranking.docnums[i])],
-                        float(ranking.scores[i]),
-                        tuple(t for bit, t in enumerate(terms) if int(ranking.masks[i]) >> bit & 1),
-                    )
-                    for i in ranking.top(offset + limit)[offset:]
-                ]
+                page = ranking.top(offset + limit)[offset:]
+                # Hits share few distinct sets of matched terms: each tuple is built once.
+                matched_terms: dict[int, tuple[str, ...]] = {}
+                hits = []
+                for docnum, score, mask in zip(
+                    ranking.docnums[page].tolist(),
+                    ranking.scores[page].tolist(),
+                    ranking.masks[page].tolist(),
+                    strict=True,
+                ):
+                    if mask not in matched_terms:
+                        matched_terms[mask] = tuple(
+                            t for bit, t in enumerate(terms) if mask >> bit & 1
+                        )
+                    hits.append(KeywordHit(ids.by_doc[docnum], score, matched_terms[mask]))
             else:
                 matched = np.flatnonzero(ids.live if allowed is None else allowed)
                 if order is None:

@@ -15,13 +15,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+from whoosh import fields as whoosh_fields
+from whoosh.filedb.filestore import RamStorage
 
 from kb.demo import demo_records
 from search import postings
 from search.documents import CampaignText, MetricFact
 from search.keyword import KeywordIndex, KeywordResult, MetricRange, SearchFilters, scoring, storage
 from search.keyword.fields import TEXT_FIELDS
-from search.postings import PostingsCache
+from search.postings import MappedSegment, PostingsCache
 
 COPIES = 8
 
@@ -236,20 +238,61 @@ def test_pages_and_metric_filter_equal_the_matcher_path(
     assert_same(before, after)
 
 
+def live_pairs(found: Any, live: set[int]) -> list[tuple[int, float]]:
+    """Return the (document, weight) pairs of live documents.
+
+    Whoosh's matcher skips a segment's deleted documents at the start of a posting list (its
+    deletion filter advances it on creation), the other readers keep them; callers mask them.
+    """
+    return [(d, w) for d, w in zip(found[0].tolist(), found[1].tolist(), strict=True) if d in live]
+
+
 def test_every_term_reads_as_the_matcher_reads_it(index: KeywordIndex) -> None:
     reader = index._current().searcher.reader()  # type: ignore[union-attr]
     fast = 0
     for leaf, _ in reader.leaf_readers():
-        for name in (*TEXT_FIELDS, "industry", "channel", "end_date"):
+        mapped = MappedSegment(leaf)
+        live = set(leaf.all_doc_ids())
+        for name in (*TEXT_FIELDS, "industry", "channel", "end_date", "id"):
             for btext in leaf.lexicon(name):
-                got = postings.leaf_postings(leaf, name, btext)
-                want = postings.matcher_postings(leaf, name, btext)
-                assert got[0].tolist() == want[0].tolist()
-                assert got[1].tolist() == want[1].tolist()
-                assert got[0].dtype == want[0].dtype
-                assert got[1].dtype == want[1].dtype
-                fast += postings._extent_postings(leaf, leaf.term_info(name, btext)) is not None
-    assert fast > 100  # the fast path is the one tested, not only the fallback
+                want = live_pairs(postings.matcher_postings(leaf, name, btext), live)
+                from_file = postings.leaf_postings(leaf, name, btext)
+                from_map = mapped.postings(name, btext)
+                assert from_map is not None
+                for got in (from_file, from_map):
+                    assert got[0].dtype == np.int64
+                    assert got[1].dtype == np.float64
+                    assert live_pairs(got, live) == want, (name, btext)
+                    # Deleted documents stay in (callers mask them), in order.
+                    assert got[0].tolist() == sorted(got[0].tolist())
+                terminfo = leaf.term_info(name, btext)
+                fast += postings._extent_postings(leaf, terminfo) is not None
+        assert mapped.postings("body", b"absent-term") is None
+        assert mapped.postings("nofield", b"3") is None
+        mapped.close()
+    assert fast > 1000  # the extent reader is the one compared, not the matcher fallback
+
+
+def test_unmapped_segments_read_through_whoosh() -> None:
+    schema = whoosh_fields.Schema(key=whoosh_fields.ID(stored=True), body=whoosh_fields.TEXT())
+    ram = RamStorage().create_index(schema)
+    with ram.writer() as writer:
+        for n in range(300):
+            writer.add_document(key=str(n), body=" ".join(["word", f"x{n % 7}", f"solo{n}"]))
+    with ram.searcher() as searcher:
+        leaf = next(iter(searcher.reader().leaf_readers()))[0]
+        with pytest.raises(ValueError, match="compound"):
+            MappedSegment(leaf)
+        cache = PostingsCache(max_bytes=1 << 20)
+        for btext in (b"word", b"x3", b"solo5", b"absent"):
+            found = cache.get(leaf, "body", btext)
+            want = postings.matcher_postings(leaf, "body", btext) if btext != b"absent" else None
+            if want is None:
+                assert found is None
+            else:
+                assert found is not None
+                assert found[0].tolist() == want[0].tolist()
+                assert found[1].tolist() == want[1].tolist()
 
 
 def test_cache_keeps_absence_and_drops_least_recent(index: KeywordIndex) -> None:
@@ -270,7 +313,12 @@ def test_cache_keeps_absence_and_drops_least_recent(index: KeywordIndex) -> None
     assert 1 < len(cache) < 8
     assert (leaf.segment().segment_id(), "body", b"absent-term") not in cache._entries
     assert cache.get(leaf, "body", common[-1]) is cache.get(leaf, "body", common[-1])
-    cache.keep_only(set())
+    cache.clear()
+    assert len(cache) == 0
+    assert cache.bytes == 0
+    assert cache._mapped  # still mapped: only the postings were forgotten
+    cache.close()
+    assert not cache._mapped
     assert len(cache) == 0
     assert cache.bytes == 0
 
@@ -296,3 +344,12 @@ def test_a_commit_is_seen_through_the_cache(tmp_path: Path) -> None:
         assert 999 in [hit.campaign_id for hit in after.hits]
         index.delete([999])
         assert index.search("直播", filters=SearchFilters(), limit=100).total == before.total
+        mapped_before = set(index._segments.postings._mapped)
+        assert mapped_before
+        index.rebuild(docs[:10], workers=1)  # new segments: the old ones are unmapped
+        assert index.search("直播", filters=SearchFilters(), limit=100).total <= 10
+        reader = index._current().searcher.reader()  # type: ignore[union-attr]
+        live = {leaf.segment().segment_id() for leaf, _ in reader.leaf_readers()}
+        assert set(index._segments.postings._mapped) <= live
+        assert not mapped_before & set(index._segments.postings._mapped)
+    assert not index._segments.postings._mapped  # closed
