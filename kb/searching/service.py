@@ -254,7 +254,10 @@ def search(query: SearchQuery, *, fold: bool = True) -> SearchResponse:
     if intent is not None:
         fused = _apply_outcome(intent, fused, filters, indexes)
     strong, weak = fused, []
-    if judged is not None:
+    # A condition typed in the query ("预算 500 万以上的大活动最后效果怎么样") says what is in
+    # scope: every campaign it selects stays, ranked by the words, even when the words alone
+    # ("大活动最后效果怎么样") are too vague for the floor to keep any of them.
+    if judged is not None and not typed.conditions:
         # A strong keyword match keeps a campaign whatever its meaning scored.
         keep = relevance.keyword_evidence(own_terms, [*terms.items()], indexes.keyword.count())
         keep.update(h.campaign_id for h in fused if judged.passes(h.campaign_id))

@@ -287,3 +287,23 @@ def test_budget_conditions_on_each_database(client: FlaskClient) -> None:
     assert listed("预算超过100万") == ["b-big"]
     assert listed("budget at most 1000000") == ["b-small", "b-mid"]
     assert listed("预算为100万") == ["b-mid"]
+
+
+def test_a_typed_condition_keeps_what_it_selects_when_the_words_are_too_vague(
+    demo: tuple[FlaskClient, dict[int, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from search import relevance
+
+    # The floor judges the words out of scope, as it did "大活动最后效果怎么样" with real models.
+    monkeypatch.setattr(
+        relevance, "decide", lambda judgement, *_: replace(judgement, in_scope=False)
+    )
+    vague = _search(demo, q="预算大活动最后效果怎么样", mode="hybrid")
+    assert vague["weak_total"] > 0  # the floor is in force on these words alone
+    budgets = {r["external_id"]: r["budget_cny"] for r in demo_records() if r.get("budget_cny")}
+    body = _search(demo, q="预算 300万 以上的大活动最后效果怎么样", mode="hybrid")
+    assert set(_keys(demo, body)) == {key for key, value in budgets.items() if value >= 3e6}
+    assert body["total"] == len(body["results"])
+    assert body["weak_total"] == 0
