@@ -10,9 +10,10 @@ of their own and swapped in for ``rank`` in the same KeywordIndex, so both paths
 same open index with the same filters, snapshot and idf cache (the rest of the search:
 analysis, filter masks, ids, paging, is the same code). Each query of bench/search_bench.py
 (its text plus the concept cues the service appends; its filters) is searched, per round, as:
-``reference``, ``cold`` (this code, postings cache emptied first: a query whose terms were not
-searched recently) and ``warm`` (this code, cache as the previous search left it), in an order
-rotated per query. CPU is the thread's time. Every query's page of 100, total and facets are
+``reference`` (the searcher's idf cache as the earlier rounds left it: a repeated query),
+``reference-cold`` (idf cache emptied first: terms this searcher has not seen), ``cold`` (this
+code, postings and idf caches emptied first) and ``warm`` (this code, caches as the previous
+search of the same query left them), in an order rotated per query. CPU is the thread's time. Every query's page of 100, total and facets are
 compared between the reference and this code: ids, order, matched terms and totals equal,
 scores within 1e-9.
 """
@@ -135,7 +136,7 @@ def main() -> None:
         index._segments.postings.clear()
         after = run(words, filters, facets=True)
         identical += same(before, after)
-    modes = ("reference", "cold", "warm")
+    modes = ("reference", "reference-cold", "cold", "warm")
     cpu: dict[str, list[float]] = {mode: [] for mode in modes}
     load = [os.getloadavg()[0]]
     started = time.strftime("%H:%M:%S UTC", time.gmtime())
@@ -143,7 +144,10 @@ def main() -> None:
         for n, (words, filters) in enumerate(searches):
             shift = (n + round_number) % len(modes)
             for mode in modes[shift:] + modes[:shift]:
-                storage.rank = reference_rank if mode == "reference" else current_rank  # type: ignore[assignment]
+                reference = mode.startswith("reference")
+                storage.rank = reference_rank if reference else current_rank  # type: ignore[assignment]
+                if mode.endswith("cold"):
+                    index._current().searcher._idf_cache.clear()  # type: ignore[union-attr]
                 if mode == "cold":
                     index._segments.postings.clear()
                 elif mode == "warm":
@@ -159,16 +163,15 @@ def main() -> None:
         f"rounds, limit {LIMIT}, no facets; reference {args.reference})"
     )
     print(f"load average (1 min) per round: {' '.join(f'{x:.2f}' for x in load)}")
-    print(f"{'':12} {'p50':>7} {'p95':>7} {'mean':>7}")
+    print(f"{'':16} {'p50':>7} {'p95':>7} {'mean':>7}")
     for mode in modes:
         values = np.array(cpu[mode])
         p50, p95 = np.percentile(values, 50), np.percentile(values, 95)
-        print(f"{mode:12} {p50:7.2f} {p95:7.2f} {values.mean():7.2f}")
-    ref = np.array(cpu["reference"])
-    for mode in ("cold", "warm"):
-        values = np.array(cpu[mode])
+        print(f"{mode:16} {p50:7.2f} {p95:7.2f} {values.mean():7.2f}")
+    for before, after in (("reference-cold", "cold"), ("reference", "warm")):
+        ref, values = np.array(cpu[before]), np.array(cpu[after])
         print(
-            f"reference / {mode}: p50 {np.percentile(ref, 50) / np.percentile(values, 50):.2f}x, "
+            f"{before} / {after}: p50 {np.percentile(ref, 50) / np.percentile(values, 50):.2f}x, "
             f"p95 {np.percentile(ref, 95) / np.percentile(values, 95):.2f}x"
         )
     print(f"identical results (page of {LIMIT}, total, facets): {identical}/{len(searches)}")
