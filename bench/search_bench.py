@@ -839,6 +839,7 @@ def time_workers(data_dir: Path, models_dir: Path, token: str, workers: int) -> 
         wait_until_up(server, token)
         up_s = time.monotonic() - started
         deadline = time.monotonic() + WARM_TIMEOUT_S
+        errors: list[str] = []  # of the requests below
         while True:
             pids = set(worker_pids(server))
             if len(pids) == workers and pids <= searched_by_meaning(access_log):
@@ -850,6 +851,8 @@ def time_workers(data_dir: Path, models_dir: Path, token: str, workers: int) -> 
                 client = Client(server.port, timeout=WARM_TIMEOUT_S, token=token)
                 try:
                     client.get(search_path(f"预热 {i}", "semantic", {}))
+                except (OSError, RuntimeError, http.client.HTTPException) as error:
+                    errors.append(repr(error))
                 finally:
                     client.close()
 
@@ -858,6 +861,8 @@ def time_workers(data_dir: Path, models_dir: Path, token: str, workers: int) -> 
                 thread.start()
             for thread in threads:
                 thread.join()
+            if errors:  # a failing server would only fail again until the timeout
+                raise RuntimeError(f"{errors[0]}\n{server.log_tail()}")
             time.sleep(0.2)  # gunicorn writes the access line after the response
         ready_s = time.monotonic() - started
         time.sleep(2)  # let the background indexers settle before reading memory
@@ -1069,7 +1074,12 @@ def run_size(
             raise RuntimeError(f"gunicorn died:\n{server.log_tail()}")
     if args.workers > 1:
         log(f"  starting {args.workers} workers")
-        result["multi"] = time_workers(data_dir, models_dir, token, args.workers)
+        try:
+            result["multi"] = time_workers(data_dir, models_dir, token, args.workers)
+        except (RuntimeError, TimeoutError, OSError) as error:
+            # The figures measured so far are still printed, with what went wrong.
+            log(f"  {args.workers} workers failed: {error}")
+            result["multi_error"] = str(error).splitlines()[0]
     if not args.keep:
         shutil.rmtree(data_dir, ignore_errors=True)
     return result
@@ -1211,6 +1221,8 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> list[str]:
         f"(peak {result['worker_mem']['VmHWM']:,.0f}), master {result['master_mem']['VmRSS']:,.0f} MB;"
         f" PSS worker {result['worker_mem']['Pss']:,.0f} + master {result['master_mem']['Pss']:,.0f} MB",
     ]
+    if "multi_error" in result:
+        lines.append(f"{args.workers} workers: FAILED: {result['multi_error']}")
     multi = result.get("multi")
     if multi:
         rss = sum(m["VmRSS"] for m in multi["mem"].values()) + multi["master"]["VmRSS"]
@@ -1266,6 +1278,11 @@ def summary(results: list[dict[str, Any]]) -> list[str]:
                 f"  approximate index {name} recall@100 ≥ 0.98: calibration {c.recall:.3f}"
                 + (f", real queries {real['recall']:.3f}" if real else "")
                 + f"  {verdict(worst >= 0.98)}"
+            )
+        if "multi_error" in big:
+            lines.append(
+                "  total memory (PSS) with several workers ≤ 2.5 GB: not measured "
+                f"(the workers failed: {big['multi_error']})  MISS"
             )
         if multi := big.get("multi"):
             pss = sum(m["Pss"] for m in multi["mem"].values()) + multi["master"]["Pss"]
