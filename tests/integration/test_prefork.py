@@ -149,6 +149,6 @@ def test_gunicorn_workers_share_what_the_master_preloaded(tmp_path: Path) -> Non
             assert memory["Shared_Dirty"] > 150 * 1024, memory
             assert memory["Private_Dirty"] < memory["Shared_Dirty"], memory
     log = log_path.read_text(errors="replace")
-    assert "models: use)" in log
+    assert "models use loaded in" in log  # the master preloaded the model
     assert "Forking beside other threads" not in log
     assert "Traceback" not in log
