@@ -281,8 +281,9 @@ class MappedSegment:
 
     Whoosh reads its on-disk hash table of terms with four to six seeks and reads of the
     compound file per lookup, each several Python calls deep; a query looks every term up in
-    every text field of every segment (~30 ms of CPU for a cold query at 10k campaigns before
-    the postings cache). The same probe over a mapping is a few ``unpack_from`` calls. The
+    every text field of every segment (about half of a query's CPU at 10k campaigns once the
+    postings were read by extent, for terms not in the cache). The same probe over a mapping is
+    a few ``unpack_from`` calls. The
     mapping is the segment file's own pages (the page cache, shared by every worker), so it
     costs no private memory. The lookup is filetables.OrderedHashReader.ranges_for_key and the
     decoding W3TermsReader's (whoosh-reloaded 2.7.5); a test compares every term of an index.
