@@ -53,8 +53,37 @@ def test_a_rebuild_checks_a_missing_column_once_not_per_posting(
     few = file_checks(tmp_path / "few", many(1), monkeypatch)
     more = file_checks(tmp_path / "more", many(8), monkeypatch)
     assert more == few  # per field, not per posting
+
+
+def search_checks(directory: Path, docs: list[Any], monkeypatch: pytest.MonkeyPatch) -> int:
+    """Build ``docs`` under ``directory``; return the file checks of a first search on it."""
+    with KeywordIndex(directory) as index:
+        index.rebuild(docs)
+    checks = 0
+    original = FileStorage.file_exists
+
+    def counting(self: FileStorage, name: str) -> bool:
+        nonlocal checks
+        checks += 1
+        return bool(original(self, name))
+
+    monkeypatch.setattr(FileStorage, "file_exists", counting)
+    with KeywordIndex(directory) as index:
+        assert index.search("直播 预售", filters=NO_FILTERS, limit=20).hits
+    monkeypatch.setattr(FileStorage, "file_exists", original)
+    return checks
+
+
+def test_a_first_search_checks_a_missing_column_once_not_per_document(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The search reads every document's field lengths once per segment (search/keyword/columns.py);
+    # fields no document has (went_well, documents…) have no lengths column.
+    few = search_checks(tmp_path / "few", many(1), monkeypatch)
+    more = search_checks(tmp_path / "more", many(8), monkeypatch)
+    assert more == few
     monkeypatch.setattr(whoosh3.W3PerDocReader, "_cached_reader", whoosh_cached_reader)
-    assert file_checks(tmp_path / "whoosh", many(8), monkeypatch) > 4 * more
+    assert search_checks(tmp_path / "whoosh", many(8), monkeypatch) > 4 * more
 
 
 @pytest.mark.parametrize("text", ["直播 预售", "会员 复购", "优惠 叠加", "社群 秒杀"])
