@@ -28,53 +28,74 @@ from search.embedder import parse_model_specs
 SETTINGS: dict[str, tuple[Any, str]] = {
     "DATA_DIR": (
         None,
-        "Directory for all runtime data (SQLite file, indexes, models); default instance/.",
+        "存放全部运行数据（SQLite 数据库文件、索引、模型）的目录；默认 instance/。",
     ),
-    "DATABASE_URL": (None, "SQLAlchemy URL of the database; default SQLite file in KB_DATA_DIR."),
-    "SECRET_KEY": (None, "Session/CSRF signing key; default a random key kept in KB_DATA_DIR."),
-    "TIMEZONE": ("Asia/Shanghai", "Time zone in which pages show times (IANA name)."),
+    "DATABASE_URL": (None, "数据库的 SQLAlchemy 地址；默认用 KB_DATA_DIR 里的 SQLite 文件。"),
+    "SECRET_KEY": (
+        None,
+        "登录会话和表单防伪（CSRF）的签名密钥；默认随机生成并保存在 KB_DATA_DIR。",
+    ),
+    "TIMEZONE": ("Asia/Shanghai", "页面显示时间所用的时区（IANA 名称，如 Asia/Shanghai）。"),
     "SQLITE_BUSY_TIMEOUT_S": (
         20,
-        "How long a SQLite write waits for another writer before answering 503 (retry later).",
+        "SQLite 写入时等待其他写入完成的秒数，超时则回答 503（请稍后重试）。",
     ),
-    "MAX_CONTENT_LENGTH": (16 * 1024 * 1024, "Largest accepted request body in bytes."),
-    "PER_PAGE": (20, "Campaigns per page on the list page and the API default."),
-    "MAX_PER_PAGE": (100, "Largest page size the API accepts."),
-    "AUTO_MIGRATE": (True, "Apply database migrations when the app starts."),
+    "MAX_CONTENT_LENGTH": (16 * 1024 * 1024, "单个请求（如上传文件）的最大字节数。"),
+    "PER_PAGE": (20, "活动列表每页显示的活动数，也是 API 的默认每页条数。"),
+    "MAX_PER_PAGE": (100, "API 每页最多返回的条数。"),
+    "AUTO_MIGRATE": (True, "服务启动时自动升级数据库结构（迁移）。"),
     "EMBEDDING_MODELS": (
         "e5,use",
-        "Comma-separated embedding models, each [name=]model[:weight]: e5, use or the path of a "
-        "sentence-transformers folder; weight scales the model in fusion (default 1).",
+        "语义搜索所用的嵌入模型，逗号分隔，每项写作 [名称=]模型[:权重]：e5、use 或 "
+        "sentence-transformers 模型目录的路径；权重决定该模型在融合排序中的分量（默认 1）。",
     ),
-    "MODELS_DIR": (None, "Where converted models are cached; default KB_DATA_DIR/models."),
-    "TORCH_THREADS": (1, "Torch threads per process (one per worker avoids oversubscription)."),
+    "MODELS_DIR": (None, "转换后的模型缓存目录；默认 KB_DATA_DIR/models。"),
+    "TORCH_THREADS": (1, "每个进程的 Torch 线程数（每个工作进程 1 个，避免抢占 CPU）。"),
     "INDEX_SYNC": (
         False,
-        "Index inside the request after each write instead of in the background.",
+        "每次写入后在请求内立即更新搜索索引，而不是在后台更新。",
     ),
-    "INDEX_INTERVAL_S": (5, "Seconds between background passes over the index change log."),
+    "INDEX_INTERVAL_S": (5, "后台检查索引变更记录的间隔秒数。"),
     "HOST_ID": (
         None,
-        "This host's id in the change feed; default made once and kept in KB_DATA_DIR.",
+        "本机在变更同步中的编号；默认首次启动时生成并保存在 KB_DATA_DIR。",
     ),
     "INDEX_HOST_TIMEOUT_S": (
         86400,
-        "A host not seen this long stops holding back feed pruning (it catches up when back).",
+        "一台主机超过这么多秒未出现，就不再为它保留变更记录（它回来后会自行补齐）。",
     ),
     "INDEX_CLAIM_S": (
         120,
-        "How long a host's claim on embedding work lasts before others take it.",
+        "一台主机认领向量计算任务的有效秒数，过期后其他主机可接手。",
     ),
     "ANN_MIN_ROWS": (
         100_000,
-        "Passages per model from which a host builds an approximate vector index; fewer are "
-        "searched exactly.",
+        "每个模型的段落数达到这个数时建立近似向量索引；少于这个数时逐条精确检索。",
     ),
     **SECURITY_SETTINGS,
     **ACCESS_SETTINGS,
     **OPS_SETTINGS,
     **LOG_SETTINGS,
 }
+
+# The admin's 设置 page shows these descriptions to a planner-admin, so they are in Chinese. The
+# settings of other modules are described here (their modules keep the defaults) so that the whole
+# table reads in one language; a setting missing here keeps its module's own description.
+_DESCRIPTIONS_ZH: dict[str, str] = {
+    "SESSION_COOKIE_SECURE": "只通过 HTTPS 发送登录 Cookie；由 TLS 反向代理提供服务时打开。",
+    "TRUSTED_PROXIES": "应用前面可信的反向代理层数，信任其 X-Forwarded-For/-Proto 请求头。",
+    "RATELIMIT_ENABLED": "启用下面的访问频率限制。",
+    "RATELIMIT_STORAGE_URI": "频率计数存放处：memory://（每个进程各自计数）或 redis://127.0.0.1:6379。",
+    "RATELIMIT_API": "同一客户端地址访问 /api/ 的频率上限。",
+    "RATELIMIT_LOGIN": "同一客户端地址尝试登录的频率上限。",
+    "RATELIMIT_LOGIN_ACCOUNT": "同一账号（不论从哪个地址）登录失败多少次后须等待。",
+    "PUBLIC_READ": "允许未登录的访客阅读页面和调用只读 API（不能修改）。",
+    "READY_MAX_INDEX_LAG_S": "索引变更记录中最早一条超过这么多秒未处理时，/readyz 回答 503。",
+    "LOG_FORMAT": "日志格式：text（文本），或 json（每行一个 JSON 对象）。",
+}
+for _name, _zh in _DESCRIPTIONS_ZH.items():
+    if _name in SETTINGS:
+        SETTINGS[_name] = (SETTINGS[_name][0], _zh)
 SETTINGS.update(signal_settings())
 
 
