@@ -179,6 +179,26 @@ def test_campaign_chart_readable_on_a_phone(browser: Browser, demo_url: str) -> 
     assert problems == []
 
 
+def test_campaign_chart_wraps_a_long_name_on_a_phone(browser: Browser, demo_url: str) -> None:
+    # A 39-character Chinese name (13 px a character: 507 px on one line) on a campaign of its own.
+    long_name = "活动期间通过社群与短信两个渠道召回的九十天以上未下单沉睡会员的首单转化率"
+    page, problems = watched_page(browser, PHONE, demo_url)
+    _open(page, f"{demo_url}/campaigns/5/edit")
+    page.fill("input[name=metrics-0-name]", long_name)
+    page.get_by_role("button", name="保存", exact=True).click()
+    page.wait_for_load_state("networkidle")
+    _open(page, f"{demo_url}/campaigns/5")
+    texts = _chart_text(page)
+    lines = [
+        str(t["text"]) for t in texts if len(str(t["text"])) > 9 and str(t["text"]) in long_name
+    ]
+    # Whole, over two lines, inside the screen.
+    assert "".join(lines) == long_name
+    assert len(lines) == 2
+    assert all(float(t["left"]) >= 0 and float(t["right"]) <= PHONE["width"] for t in texts)
+    assert problems == []
+
+
 def test_campaign_chart_unchanged_on_a_desktop(browser: Browser, demo_url: str) -> None:
     page, problems = watched_page(browser, DESKTOP, demo_url)
     _open(page, f"{demo_url}/campaigns/1")
