@@ -259,3 +259,15 @@ def test_form_row_delete_buttons_are_taps_on_a_phone(browser: Browser, demo_url:
     assert page.locator("button.remove-row").count() >= 2
     assert _too_small(page, "button.remove-row") == []
     assert problems == []
+
+
+def test_pager_and_clear_links_are_taps_on_a_phone(browser: Browser, demo_url: str) -> None:
+    page, problems = watched_page(browser, PHONE, demo_url)
+    _open(page, f"{demo_url}/campaigns?page=2")
+    assert page.locator(".pager a").count() >= 1
+    assert _too_small(page, ".pager a") == []
+    assert _too_small(page, ".filter-actions > a") == []
+    _open(page, f"{demo_url}/search?q=直播&limit=5")
+    assert page.locator(".pager a").count() >= 1
+    assert _too_small(page, ".pager a") == []
+    assert problems == []
