@@ -271,3 +271,16 @@ def test_pager_and_clear_links_are_taps_on_a_phone(browser: Browser, demo_url: s
     assert page.locator(".pager a").count() >= 1
     assert _too_small(page, ".pager a") == []
     assert problems == []
+
+
+def test_lessons_and_playbooks_tabs_are_taps_on_a_phone(browser: Browser, demo_url: str) -> None:
+    page, problems = watched_page(browser, PHONE, demo_url)
+    _open(page, f"{demo_url}/lessons")
+    assert page.locator(".theme-tabs a").count() >= 5
+    assert _too_small(page, ".theme-tabs a") == []
+    write = page.locator(".lesson .meta a", has_text="据此写打法")
+    assert write.count() >= 1
+    assert _too_small(page, ".lesson .meta a:last-child") == []
+    _open(page, f"{demo_url}/playbooks")
+    assert _too_small(page, ".theme-tabs a, .card.empty a") == []
+    assert problems == []
