@@ -377,6 +377,23 @@ def content_terms(terms: Iterable[str]) -> list[str]:
     return [t for t in dict.fromkeys(terms) if is_content_term(t)]
 
 
+def _own_idf(
+    own: Sequence[str], hits: Iterable[tuple[int, Sequence[str]]], corpus_size: int
+) -> tuple[dict[str, int], dict[str, float]]:
+    """Return the candidates' document frequency of each term and the BM25 IDF of the own terms.
+
+    Frequencies are counted over the candidates (``hits``), so the corpus is at least as large as
+    the most frequent term's count.
+    """
+    df: dict[str, int] = {}
+    for _, terms in hits:
+        for term in set(terms):
+            df[term] = df.get(term, 0) + 1
+    size = max(corpus_size, max(df.values(), default=0))
+    idf = {t: math.log(1 + (size - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5)) for t in own}
+    return df, idf
+
+
 def keyword_evidence(
     own_terms: Sequence[str],
     hits: Sequence[tuple[int, Sequence[str]]],
@@ -395,12 +412,7 @@ def keyword_evidence(
     """
     own = content_terms(own_terms)
     added = set(content_terms(added_terms)) - set(own)
-    df: dict[str, int] = {}
-    for _, terms in hits:
-        for term in set(terms):
-            df[term] = df.get(term, 0) + 1
-    size = max(corpus_size, max(df.values(), default=0))
-    idf = {t: math.log(1 + (size - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5)) for t in own}
+    _, idf = _own_idf(own, hits, corpus_size)
     needed = share * math.fsum(idf.values())
     kept = set()
     for cid, terms in hits:
@@ -489,12 +501,7 @@ def keyword_signals(
     own = content_terms(own_terms)
     if not own:
         return KeywordSignals(word_matched=False, idf_share=0.0, coverage=0.0, terms=0)
-    df: dict[str, int] = {}
-    for _, terms in hits:
-        for term in set(terms):
-            df[term] = df.get(term, 0) + 1
-    size = max(corpus_size, max(df.values(), default=0))
-    idf = {t: math.log(1 + (size - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5)) for t in own}
+    df, idf = _own_idf(own, hits, corpus_size)
     mass = max(math.fsum(idf.values()), 1e-9)
     found = [t for t in own if df.get(t, 0)]
     best = max(

@@ -18,6 +18,7 @@ from flask import Flask
 from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
 from werkzeug.serving import make_server
 
+from kb.demo import load_demo
 from tests.accounts import PASSWORD, ROLES, ensure_account
 from tests.conftest import make_app, release
 
@@ -145,3 +146,21 @@ def page(browser: Browser) -> Iterator[Page]:
     browser_page = context.new_page()
     yield browser_page
     context.close()
+
+
+@pytest.fixture(scope="module")
+def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A live server on the demo campaigns (CSRF on, as in production), one per test module."""
+    app = make_app(tmp_path_factory.mktemp("demo"), None, WTF_CSRF_ENABLED=True, TESTING=False)
+    with app.app_context():
+        assert not load_demo().rejected
+    with serving(app) as url:
+        yield url
+
+
+def open_ok(page: Page, url: str) -> None:
+    """Open ``url``, require a 200 and wait until the page's own requests are done."""
+    response = page.goto(url)
+    assert response is not None, url
+    assert response.status == 200, url
+    page.wait_for_load_state("networkidle")

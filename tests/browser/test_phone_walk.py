@@ -8,15 +8,12 @@ printable page fits the phone's width. On a desktop the same tables stay tables.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from kb.demo import load_demo
-from tests.browser.conftest import serving, watched_page
-from tests.conftest import make_app
+from tests.browser.conftest import open_ok, watched_page
 
 pytestmark = pytest.mark.browser
 
@@ -28,23 +25,6 @@ TABLE_PAGES = ["/campaigns", "/campaigns/1", "/campaigns/1/history", "/admin/use
 # The smallest tap target a phone should get (Apple asks 44 pt, Material 48 dp; 40 px is the floor
 # the walk held the pages to).
 TAP_PX = 40
-
-
-@pytest.fixture(scope="module")
-def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A live server on the demo campaigns (CSRF on, as in production)."""
-    app = make_app(tmp_path_factory.mktemp("walk"), None, WTF_CSRF_ENABLED=True, TESTING=False)
-    with app.app_context():
-        assert not load_demo().rejected
-    with serving(app) as url:
-        yield url
-
-
-def _open(page: Page, url: str) -> None:
-    response = page.goto(url)
-    assert response is not None, url
-    assert response.status == 200, url
-    page.wait_for_load_state("networkidle")
 
 
 def _tables_cut_off(page: Page, selector: str = "main table") -> list[str]:
@@ -73,7 +53,7 @@ def test_phone_tables_read_as_cards_without_sideways_scrolling(
 ) -> None:
     page, problems = watched_page(browser, PHONE, demo_url)
     for path in TABLE_PAGES:
-        _open(page, f"{demo_url}{path}")
+        open_ok(page, f"{demo_url}{path}")
         assert _tables_cut_off(page) == [], path
         assert page.locator("main table.stack").count() >= 1, path
     assert problems == []
@@ -81,7 +61,7 @@ def test_phone_tables_read_as_cards_without_sideways_scrolling(
 
 def test_phone_metric_shows_its_attainment_under_its_name(browser: Browser, demo_url: str) -> None:
     page, problems = watched_page(browser, PHONE, demo_url)
-    _open(page, f"{demo_url}/campaigns/1")
+    open_ok(page, f"{demo_url}/campaigns/1")
     attain = page.locator("table.metrics td.attain").first
     expect(attain).to_be_visible()
     # Within the screen's width as the page opens (no sideways scrolling of the table to find it).
@@ -97,7 +77,7 @@ def test_phone_metric_shows_its_attainment_under_its_name(browser: Browser, demo
 
 def test_phone_import_preview_keeps_dates_on_one_line(browser: Browser, demo_url: str) -> None:
     page, problems = watched_page(browser, PHONE, demo_url)
-    _open(page, f"{demo_url}/import")
+    open_ok(page, f"{demo_url}/import")
     page.set_input_files("input[name=file]", str(SAMPLE))
     page.get_by_role("button", name="上传并预览").click()
     expect(page.get_by_role("heading", name="导入预览")).to_be_visible()
@@ -117,7 +97,7 @@ def test_phone_import_preview_keeps_dates_on_one_line(browser: Browser, demo_url
 
 def test_phone_portfolio_tables_and_timeline_fit(browser: Browser, demo_url: str) -> None:
     page, problems = watched_page(browser, PHONE, demo_url)
-    _open(page, f"{demo_url}/portfolio?date_from=2025-01-01&date_to=2026-12-31")
+    open_ok(page, f"{demo_url}/portfolio?date_from=2025-01-01&date_to=2026-12-31")
     # The goal and timeline tables read as cards (the 人群 × 月份 matrix keeps its own scroll box).
     assert _tables_cut_off(page, "#table-goals, #table-timeline") == []
     # The timeline chart: every campaign's name starts inside the canvas, month ticks do not overlap.
@@ -162,14 +142,14 @@ def _small_targets(page: Page) -> list[str]:
 )
 def test_phone_tap_targets_are_at_least_40_px(browser: Browser, demo_url: str, path: str) -> None:
     page, problems = watched_page(browser, PHONE, demo_url)
-    _open(page, f"{demo_url}{path}")
+    open_ok(page, f"{demo_url}{path}")
     assert _small_targets(page) == []
     assert problems == []
 
 
 def test_phone_print_page_fits_the_width(browser: Browser, demo_url: str) -> None:
     page, problems = watched_page(browser, PHONE, demo_url)
-    _open(page, f"{demo_url}/campaigns/1/print")
+    open_ok(page, f"{demo_url}/campaigns/1/print")
     scroll = page.evaluate("document.scrollingElement.scrollWidth")
     assert scroll <= PHONE["width"]
     assert problems == []
@@ -178,7 +158,7 @@ def test_phone_print_page_fits_the_width(browser: Browser, demo_url: str) -> Non
 def test_desktop_keeps_the_tables_as_tables(browser: Browser, demo_url: str) -> None:
     page, problems = watched_page(browser, DESKTOP, demo_url)
     for path in TABLE_PAGES:
-        _open(page, f"{demo_url}{path}")
+        open_ok(page, f"{demo_url}{path}")
         table = page.locator("main table.stack").first
         expect(table.locator("thead th").first).to_be_visible()
         assert (

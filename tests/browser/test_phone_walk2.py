@@ -11,14 +11,11 @@ label above its field; the home page's and the draft analysis's links, and a for
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from kb.demo import load_demo
-from tests.browser.conftest import serving, watched_page
-from tests.conftest import make_app
+from tests.browser.conftest import open_ok, watched_page
 
 pytestmark = pytest.mark.browser
 
@@ -28,23 +25,6 @@ TAP_PX = 40  # the floor the first walk held the pages to (tests/browser/test_ph
 # The smallest text a planner reads on a phone without zooming (the old chart's was ~7 px).
 MIN_TEXT_PX = 11
 FILTERED = "/search?q=优惠券&industry=母婴&missed=true&date_from=2024-01-01"
-
-
-@pytest.fixture(scope="module")
-def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A live server on the demo campaigns (CSRF on, as in production)."""
-    app = make_app(tmp_path_factory.mktemp("walk2"), None, WTF_CSRF_ENABLED=True, TESTING=False)
-    with app.app_context():
-        assert not load_demo().rejected
-    with serving(app) as url:
-        yield url
-
-
-def _open(page: Page, url: str) -> None:
-    response = page.goto(url)
-    assert response is not None, url
-    assert response.status == 200, url
-    page.wait_for_load_state("networkidle")
 
 
 def _too_small(page: Page, selector: str) -> list[str]:
@@ -66,7 +46,7 @@ def _result_line(page: Page) -> str:
 
 def test_search_timing_not_shown_to_a_planner(browser: Browser, demo_url: str) -> None:
     page, problems = watched_page(browser, PHONE, demo_url, role="editor")
-    _open(page, f"{demo_url}/search?q=直播")
+    open_ok(page, f"{demo_url}/search?q=直播")
     line = _result_line(page)
     assert "个结果" in line
     assert "用时" not in line, line
@@ -76,7 +56,7 @@ def test_search_timing_not_shown_to_a_planner(browser: Browser, demo_url: str) -
 
 def test_search_timing_shown_to_an_admin_in_seconds(browser: Browser, demo_url: str) -> None:
     page, problems = watched_page(browser, PHONE, demo_url, role="admin")
-    _open(page, f"{demo_url}/search?q=直播")
+    open_ok(page, f"{demo_url}/search?q=直播")
     line = _result_line(page)
     assert "毫秒" not in line, line
     assert re.search(r"用时 (不到 0\.1|\d+\.\d) 秒", line), line
@@ -86,7 +66,7 @@ def test_search_timing_shown_to_an_admin_in_seconds(browser: Browser, demo_url: 
 def test_search_exports_are_buttons_named_in_chinese(browser: Browser, demo_url: str) -> None:
     for size in (PHONE, DESKTOP):
         page, problems = watched_page(browser, size, demo_url, role="editor")
-        _open(page, f"{demo_url}/search?q=直播")
+        open_ok(page, f"{demo_url}/search?q=直播")
         exports = page.locator(".results a[href*='/export']")
         expect(exports).to_have_count(3)
         names = [name.strip() for name in exports.all_inner_texts()]
@@ -106,7 +86,7 @@ def test_search_exports_are_buttons_named_in_chinese(browser: Browser, demo_url:
 
 def test_filter_chip_remove_and_facets_are_taps_on_a_phone(browser: Browser, demo_url: str) -> None:
     page, problems = watched_page(browser, PHONE, demo_url)
-    _open(page, f"{demo_url}{FILTERED}")
+    open_ok(page, f"{demo_url}{FILTERED}")
     assert page.locator(".active-filters .remove").count() == 3
     assert _too_small(page, ".active-filters .remove") == []
     # The × still does its job: 母婴 goes, the others stay.
@@ -114,7 +94,7 @@ def test_filter_chip_remove_and_facets_are_taps_on_a_phone(browser: Browser, dem
     page.wait_for_load_state("networkidle")
     assert "industry" not in page.url
     expect(page.locator(".active-filters .remove")).to_have_count(2)
-    _open(page, f"{demo_url}/search?q=直播")
+    open_ok(page, f"{demo_url}/search?q=直播")
     assert page.locator(".facets li a").count() > 5
     assert _too_small(page, ".facets li a") == []
     assert problems == []
@@ -122,7 +102,7 @@ def test_filter_chip_remove_and_facets_are_taps_on_a_phone(browser: Browser, dem
 
 def test_admin_settings_described_in_chinese_as_cards(browser: Browser, demo_url: str) -> None:
     page, problems = watched_page(browser, PHONE, demo_url)
-    _open(page, f"{demo_url}/admin/settings")
+    open_ok(page, f"{demo_url}/admin/settings")
     rows = page.locator("main table").first.locator("tbody tr")
     assert rows.count() > 20
     english: list[str] = []
@@ -162,7 +142,7 @@ def _chart_text(page: Page) -> list[dict[str, float | str]]:
 
 def test_campaign_chart_readable_on_a_phone(browser: Browser, demo_url: str) -> None:
     page, problems = watched_page(browser, PHONE, demo_url)
-    _open(page, f"{demo_url}/campaigns/1")
+    open_ok(page, f"{demo_url}/campaigns/1")
     expect(page.locator("figure.chart svg.chart-wide")).to_be_hidden()
     texts = _chart_text(page)
     charted = page.locator("figure.chart svg:visible rect").count() // 2
@@ -183,11 +163,11 @@ def test_campaign_chart_wraps_a_long_name_on_a_phone(browser: Browser, demo_url:
     # A 39-character Chinese name (13 px a character: 507 px on one line) on a campaign of its own.
     long_name = "活动期间通过社群与短信两个渠道召回的九十天以上未下单沉睡会员的首单转化率"
     page, problems = watched_page(browser, PHONE, demo_url)
-    _open(page, f"{demo_url}/campaigns/5/edit")
+    open_ok(page, f"{demo_url}/campaigns/5/edit")
     page.fill("input[name=metrics-0-name]", long_name)
     page.get_by_role("button", name="保存", exact=True).click()
     page.wait_for_load_state("networkidle")
-    _open(page, f"{demo_url}/campaigns/5")
+    open_ok(page, f"{demo_url}/campaigns/5")
     texts = _chart_text(page)
     lines = [
         str(t["text"]) for t in texts if len(str(t["text"])) > 9 and str(t["text"]) in long_name
@@ -201,7 +181,7 @@ def test_campaign_chart_wraps_a_long_name_on_a_phone(browser: Browser, demo_url:
 
 def test_campaign_chart_unchanged_on_a_desktop(browser: Browser, demo_url: str) -> None:
     page, problems = watched_page(browser, DESKTOP, demo_url)
-    _open(page, f"{demo_url}/campaigns/1")
+    open_ok(page, f"{demo_url}/campaigns/1")
     expect(page.locator("figure.chart svg.chart-narrow")).to_be_hidden()
     texts = _chart_text(page)
     assert texts
@@ -211,7 +191,7 @@ def test_campaign_chart_unchanged_on_a_desktop(browser: Browser, demo_url: str) 
 
 def test_admin_new_user_labels_above_their_fields(browser: Browser, demo_url: str) -> None:
     page, problems = watched_page(browser, PHONE, demo_url)
-    _open(page, f"{demo_url}/admin/users")
+    open_ok(page, f"{demo_url}/admin/users")
     form = page.locator("section", has=page.get_by_role("heading", name="新建用户")).locator("form")
     for field_id in ("username", "display_name", "role"):
         label = form.locator(f"label[for={field_id}]").bounding_box()
@@ -227,7 +207,7 @@ def test_admin_new_user_labels_above_their_fields(browser: Browser, demo_url: st
 
 def test_home_links_are_taps_on_a_phone(browser: Browser, demo_url: str) -> None:
     page, problems = watched_page(browser, PHONE, demo_url)
-    _open(page, f"{demo_url}/")
+    open_ok(page, f"{demo_url}/")
     assert page.locator(".home-list li > a:first-child").count() >= 5
     assert _too_small(page, ".home-list li > a:first-child") == []
     assert _too_small(page, ".home-grid .more > a") == []
@@ -236,7 +216,7 @@ def test_home_links_are_taps_on_a_phone(browser: Browser, demo_url: str) -> None
 
 def test_draft_analysis_jumps_are_taps_on_a_phone(browser: Browser, demo_url: str) -> None:
     page, problems = watched_page(browser, PHONE, demo_url)
-    _open(page, f"{demo_url}/drafts/new")
+    open_ok(page, f"{demo_url}/drafts/new")
     page.fill("input[name=title]", "母婴会员日召回沉睡用户")
     page.fill("input[name=industry]", "母婴")
     page.select_option("select[name=goal_type]", index=1)
@@ -255,7 +235,7 @@ def test_draft_analysis_jumps_are_taps_on_a_phone(browser: Browser, demo_url: st
 
 def test_form_row_delete_buttons_are_taps_on_a_phone(browser: Browser, demo_url: str) -> None:
     page, problems = watched_page(browser, PHONE, demo_url)
-    _open(page, f"{demo_url}/campaigns/new")
+    open_ok(page, f"{demo_url}/campaigns/new")
     assert page.locator("button.remove-row").count() >= 2
     assert _too_small(page, "button.remove-row") == []
     assert problems == []
@@ -263,11 +243,11 @@ def test_form_row_delete_buttons_are_taps_on_a_phone(browser: Browser, demo_url:
 
 def test_pager_and_clear_links_are_taps_on_a_phone(browser: Browser, demo_url: str) -> None:
     page, problems = watched_page(browser, PHONE, demo_url)
-    _open(page, f"{demo_url}/campaigns?page=2")
+    open_ok(page, f"{demo_url}/campaigns?page=2")
     assert page.locator(".pager a").count() >= 1
     assert _too_small(page, ".pager a") == []
     assert _too_small(page, ".filter-actions > a") == []
-    _open(page, f"{demo_url}/search?q=直播&limit=5")
+    open_ok(page, f"{demo_url}/search?q=直播&limit=5")
     assert page.locator(".pager a").count() >= 1
     assert _too_small(page, ".pager a") == []
     assert problems == []
@@ -275,12 +255,12 @@ def test_pager_and_clear_links_are_taps_on_a_phone(browser: Browser, demo_url: s
 
 def test_lessons_and_playbooks_tabs_are_taps_on_a_phone(browser: Browser, demo_url: str) -> None:
     page, problems = watched_page(browser, PHONE, demo_url)
-    _open(page, f"{demo_url}/lessons")
+    open_ok(page, f"{demo_url}/lessons")
     assert page.locator(".theme-tabs a").count() >= 5
     assert _too_small(page, ".theme-tabs a") == []
     write = page.locator(".lesson .meta a", has_text="据此写打法")
     assert write.count() >= 1
     assert _too_small(page, ".lesson .meta a:last-child") == []
-    _open(page, f"{demo_url}/playbooks")
+    open_ok(page, f"{demo_url}/playbooks")
     assert _too_small(page, ".theme-tabs a, .card.empty a") == []
     assert problems == []

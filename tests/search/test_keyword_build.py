@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +32,28 @@ def many(copies: int) -> list[Any]:
     return [dataclasses.replace(doc, id=doc.id + 100 * n) for n in range(copies) for doc in DOCS]
 
 
-def file_checks(directory: Path, docs: list[Any], monkeypatch: pytest.MonkeyPatch) -> int:
-    """Rebuild ``docs`` under ``directory``; return how many file-existence checks it made."""
-    checks = 0
+@contextmanager
+def counted_checks(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Count the index files' existence checks made in the block (in the one-item list)."""
+    checks = [0]
     original = FileStorage.file_exists
 
     def counting(self: FileStorage, name: str) -> bool:
-        nonlocal checks
-        checks += 1
+        checks[0] += 1
         return bool(original(self, name))
 
     monkeypatch.setattr(FileStorage, "file_exists", counting)
-    with KeywordIndex(directory) as index:
+    try:
+        yield checks
+    finally:
+        monkeypatch.setattr(FileStorage, "file_exists", original)
+
+
+def file_checks(directory: Path, docs: list[Any], monkeypatch: pytest.MonkeyPatch) -> int:
+    """Rebuild ``docs`` under ``directory``; return how many file-existence checks it made."""
+    with counted_checks(monkeypatch) as checks, KeywordIndex(directory) as index:
         index.rebuild(docs)
-    monkeypatch.setattr(FileStorage, "file_exists", original)
-    return checks
+    return checks[0]
 
 
 def test_a_rebuild_checks_a_missing_column_once_not_per_posting(
@@ -59,19 +68,9 @@ def search_checks(directory: Path, docs: list[Any], monkeypatch: pytest.MonkeyPa
     """Build ``docs`` under ``directory``; return the file checks of a first search on it."""
     with KeywordIndex(directory) as index:
         index.rebuild(docs)
-    checks = 0
-    original = FileStorage.file_exists
-
-    def counting(self: FileStorage, name: str) -> bool:
-        nonlocal checks
-        checks += 1
-        return bool(original(self, name))
-
-    monkeypatch.setattr(FileStorage, "file_exists", counting)
-    with KeywordIndex(directory) as index:
+    with counted_checks(monkeypatch) as checks, KeywordIndex(directory) as index:
         assert index.search("直播 预售", filters=NO_FILTERS, limit=20).hits
-    monkeypatch.setattr(FileStorage, "file_exists", original)
-    return checks
+    return checks[0]
 
 
 def test_a_first_search_checks_a_missing_column_once_not_per_document(
