@@ -147,6 +147,7 @@ FIELD_LABELS.update(
         "signal": "数据预警",
         "expand": "补充行业术语",
         "include_weak": "显示可能相关",
+        "as_text": "按原词搜索的条件",
         "theme": "主题",
         "kind": "类型",
         # drafts

@@ -60,6 +60,7 @@ def test_form_error_keeps_input_then_saves(page: Page, live_server: str) -> None
     # 退货率 is lower-is-better: 5 against a target of 3 is a miss, and worse than baseline.
     expect(page.locator("tr.miss")).to_contain_text("退货率")
     expect(page.locator("tr.miss")).to_contain_text("变差 25%")
-    expect(page.locator("figure.chart svg rect")).to_have_count(4)
+    expect(page.locator("figure.chart svg.chart-wide rect")).to_have_count(4)
+    expect(page.locator("figure.chart svg.chart-narrow rect")).to_have_count(4)
     expect(page.locator(".markdown strong")).to_have_text("18%")
     assert dialogs == []

@@ -221,7 +221,7 @@ def test_the_settings_page_shows_a_model_still_filling(
     row = page[page.index("<code>tiny-zh</code>") :].split("</tr>")[0]
     assert "补算中" in row
     assert "0 / 1 个活动（0%）" in row
-    assert "<td>2</td>" in row
+    assert '<td data-label="融合权重">2</td>' in row
 
 
 def test_prompts_come_from_the_folder_config(tiny_model: Path) -> None:
