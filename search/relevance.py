@@ -152,6 +152,8 @@ class ModelScores:
     contrast: float | None = None
     # The model's name: the learned decision is fitted per combination of models (``decide``).
     model: str = ""
+    # The query's unit vector under this model (None where a caller has none, e.g. calibration).
+    query: npt.NDArray[np.float32] | None = None
 
 
 @dataclass(frozen=True, slots=True)

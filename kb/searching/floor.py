@@ -315,4 +315,5 @@ def model_scores(
         centroid=float(vector @ centroid),
         contrast=None if library is None else contrast(vector, library, background.contrast),
         model=embedder.name,
+        query=vector,
     )
