@@ -218,6 +218,32 @@ def test_search_many_matches_search() -> None:
         assert_same_ranking(got, index.search(query, limit=7))  # GEMM and GEMV round apart
 
 
+def test_many_queries_are_scored_together_as_the_full_scan_ranks_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Groups of at most 50 rows: every block boundary case (a group of one long block, groups
+    # cut between blocks) and campaigns of the top list in different groups.
+    monkeypatch.setattr(vector, "_BATCH_ROWS", 50)
+    rng = np.random.default_rng(5)
+    index = VectorIndex("fake", DIM)
+    ids = np.concatenate([rng.integers(0, 90, size=400), np.full(70, 500)])  # one 70-row block
+    rows = random_rows(rng, len(ids))
+    index.load(ids, rows)
+    index.remove([3, 17, 41])  # tombstoned blocks are skipped
+    live = {i for i in set(ids.tolist()) if i not in {3, 17, 41}}
+    queries = random_rows(rng, vector.BATCH_QUERIES + 3)
+    for limit in (1, 5, 40):
+        got = index.search_many(queries, limit=limit)
+        for hits, query in zip(got, queries, strict=True):
+            kept = {i: rows[ids == i] for i in live}
+            assert_same_ranking(hits, brute_force(kept, query, limit))
+    subset = set(list(live)[::3])
+    for hits, query in zip(
+        index.search_many(queries, limit=9, allowed=subset), queries, strict=True
+    ):
+        assert_same_ranking(hits, brute_force({i: rows[ids == i] for i in subset}, query, 9))
+
+
 def test_compaction_keeps_results_identical(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(vector, "_MIN_ROWS", 8)
     rng = np.random.default_rng(4)
