@@ -13,6 +13,14 @@ model (≈ 20 s with e5 for the demo's 614 texts on a busy 2-core box, then only
 dozen) and kept in the data directory for the other workers and the next start. Each campaign's
 texts are kept with its version, so a recalibration after a write reads only the campaigns that
 changed.
+
+A search never waits for a recalibration (issues 13 and 17: the first search after one edit of
+the demo paid ≈ 0.36 s, the first of a fresh worker at 100k campaigns 18 s). When the corpus has
+moved, the search goes on with the last calibration and one background thread per process and
+SearchIndexes computes the new one and swaps it in whole (``_Calibrated``: floors, centroids and
+library rows together, so a search never mixes two). Only a search that finds no calibration for
+its models at all (none yet, or a model just promoted) computes one itself; the indexer's
+``warm_up`` does that at worker start, so normally no search does.
 """
 
 from __future__ import annotations
@@ -20,13 +28,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
-from flask import has_app_context
+from flask import Flask, current_app, has_app_context
 
 from kb.extensions import db
 from kb.models import Campaign
@@ -53,6 +62,13 @@ SMALL_CORPUS_PASSAGES = 20_000
 RECALIBRATE_SHARE = 0.02
 # Campaigns whose texts stand for the library in the contrast test, spread over the id range.
 LIBRARY_CAMPAIGNS = 200
+# Recalibrate after a write on a background thread while searches use the last calibration;
+# False computes it on the search that notices, as before session 8 (bench/floor_recalibration.py).
+RECALIBRATE_IN_BACKGROUND = True
+# After a failed background recalibration, searches keep the last calibration this long before
+# one more try: a failure that repeats (a broken database, a model that raises) costs one attempt
+# a minute instead of one thread per search.
+RETRY_AFTER_S = 60.0
 
 
 @dataclass(slots=True)
@@ -63,19 +79,37 @@ class _Background:
     contrast: Vectors
 
 
+@dataclass(frozen=True, slots=True)
+class _Calibrated:
+    """One calibration and what model_scores compares queries with, swapped in as one."""
+
+    calibration: Calibration
+    counts: dict[str, int]  # model -> live passages it was computed on
+    centroids: dict[str, Vectors]
+    library: dict[str, Vectors]  # model -> the library's texts as unit query rows
+
+
 @dataclass(slots=True)
 class _FloorState:
+    # Held only to read or swap ``current`` and to start a refresh: a search never waits on a
+    # computation. ``computing`` serialises the computations (background and first) instead.
     lock: threading.Lock = field(default_factory=threading.Lock)
+    computing: threading.Lock = field(default_factory=threading.Lock)
     backgrounds: dict[str, _Background] = field(default_factory=dict)
-    centroids: dict[str, Vectors] = field(default_factory=dict)
-    calibration: Calibration | None = None
-    calibrated_at: dict[str, int] = field(default_factory=dict)  # model -> live passages
+    current: _Calibrated | None = None
+    refresh: threading.Thread | None = None  # the background recalibration, while it runs
+    failed_at: float | None = None  # time.monotonic() of the last failed background one
     # The library's texts as queries: per model, text -> unit vector (kept across calibrations
-    # so a new campaign costs only its own texts), and the rows of the current calibration.
+    # so a new campaign costs only its own texts). Touched only under ``computing``.
     library_vectors: dict[str, dict[str, Vectors]] = field(default_factory=dict)
-    library: dict[str, Vectors] = field(default_factory=dict)
     # Campaign id -> (its version, its library texts): only a changed campaign is read again.
     campaign_texts: dict[int, tuple[int, list[str]]] = field(default_factory=dict)
+
+    @property
+    def calibrated_at(self) -> dict[str, int]:
+        """Return each model's live passages when the current calibration was computed."""
+        current = self.current
+        return {} if current is None else current.counts
 
 
 _states: weakref.WeakKeyDictionary[SearchIndexes, _FloorState] = weakref.WeakKeyDictionary()
@@ -136,54 +170,158 @@ def prepare(indexes: SearchIndexes, embedder: Embedder) -> None:
         state.backgrounds.setdefault(embedder.name, found)
 
 
-def _stale(state: _FloorState, counts: dict[str, int]) -> bool:
-    if state.calibration is None or state.calibrated_at.keys() != counts.keys():
+def _stale(before: dict[str, int], counts: dict[str, int]) -> bool:
+    """Say whether a calibration computed on ``before`` passages is out of date at ``counts``."""
+    if before.keys() != counts.keys():
         return True
     for name, count in counts.items():
-        before = state.calibrated_at[name]
-        if count != before and (
-            max(count, before) < SMALL_CORPUS_PASSAGES
-            or abs(count - before) > RECALIBRATE_SHARE * before
+        then = before[name]
+        if count != then and (
+            max(count, then) < SMALL_CORPUS_PASSAGES or abs(count - then) > RECALIBRATE_SHARE * then
         ):
             return True
     return False
 
 
+def _counts(indexes: SearchIndexes, serving: list[Embedder]) -> dict[str, int]:
+    return {e.name: len(indexes.vectors[e.name]) for e in serving}
+
+
 def calibration(indexes: SearchIndexes) -> Calibration | None:
-    """Return the floors for the current corpus; None when there is nothing to calibrate on."""
+    """Return the floors for the current corpus; None when there is nothing to calibrate on.
+
+    Never waits for a recalibration: when the corpus has moved, returns the last calibration
+    and starts the background one (``_start_refresh``). Computes one here, on the caller's
+    thread, only when there is none for the serving models.
+    """
     state = _state(indexes)
+    serving = backfill.serving(indexes)  # a model still filling is not judged either
+    counts = _counts(indexes, serving)
+    if not any(counts.values()):
+        return None
+    current = state.current
+    if current is not None and current.counts.keys() == counts.keys():
+        if not _stale(current.counts, counts):
+            return current.calibration
+        if RECALIBRATE_IN_BACKGROUND:
+            _start_refresh(state, indexes)
+            return current.calibration
+    fresh = _recompute(state, indexes)
+    return None if fresh is None else fresh.calibration
+
+
+def _start_refresh(state: _FloorState, indexes: SearchIndexes) -> None:
+    """Start the background recalibration unless one runs or the last one failed just now."""
     with state.lock:
-        serving = backfill.serving(indexes)  # a model still filling is not judged either
-        counts = {e.name: len(indexes.vectors[e.name]) for e in serving}
+        if state.refresh is not None and state.refresh.is_alive():
+            return  # it will be stale again after it if writes came meanwhile: the next search sees
+        if state.failed_at is not None and time.monotonic() - state.failed_at < RETRY_AFTER_S:
+            return
+        # The library texts are read from the database: the thread needs the app, not a request.
+        app: Flask | None = None
+        if has_app_context():
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+        thread = threading.Thread(
+            target=_refresh_in_background,
+            args=(state, indexes, app),
+            name="kb-floor-calibration",
+            daemon=True,  # an exit does not wait for seconds of embedding
+        )
+        state.refresh = thread
+        thread.start()
+
+
+def _refresh_in_background(state: _FloorState, indexes: SearchIndexes, app: Flask | None) -> None:
+    try:
+        if app is None:
+            _recompute(state, indexes)
+        else:
+            with app.app_context():
+                _recompute(state, indexes, in_background=True)
+    except Exception:
+        state.failed_at = time.monotonic()
+        log.exception(
+            "相关性门槛的后台重新校准失败，搜索继续用上一次的校准（%.0f 秒后再试）", RETRY_AFTER_S
+        )
+    else:
+        state.failed_at = None
+
+
+def wait_for_recalibration(indexes: SearchIndexes, timeout: float | None = None) -> bool:
+    """Wait for the running background recalibration, if any; return whether none runs now."""
+    thread = _state(indexes).refresh
+    if thread is not None:
+        thread.join(timeout)
+    return thread is None or not thread.is_alive()
+
+
+def _recompute(
+    state: _FloorState, indexes: SearchIndexes, *, in_background: bool = False
+) -> _Calibrated | None:
+    """Compute the calibration for the corpus as it is now and swap it in; return it.
+
+    One computation at a time: a caller that waited for another one returns its result when
+    it still fits the corpus instead of computing the same again.
+    """
+    with state.computing:
+        serving = backfill.serving(indexes)
+        counts = _counts(indexes, serving)
         if not any(counts.values()):
             return None
-        if not _stale(state, counts):
-            return state.calibration
-        samples: list[list[ModelScores]] | None = None
-        for embedder in serving:
-            background = _background(state, embedder)
-            if background is None:
-                return None
-            index = indexes.vectors[embedder.name]
-            centroid = index.centroid()
-            state.centroids[embedder.name] = centroid
-            tops = index.search_many(background.queries, limit=1)
-            cosines = background.queries @ background.passages.T
-            affinities = background.queries @ centroid
-            if samples is None:
-                samples = [[] for _ in tops]
-            for i, top in enumerate(tops):
-                samples[i].append(
-                    ModelScores(
-                        scores=top,
-                        background=cosines[i].astype(np.float64),
-                        centroid=float(affinities[i]),
-                    )
+        current = state.current
+        if current is not None and not _stale(current.counts, counts):
+            return current
+        fresh = _compute(state, indexes, serving, counts, in_background=in_background)
+        if fresh is not None:
+            with state.lock:
+                state.current = fresh
+        return fresh
+
+
+def _compute(
+    state: _FloorState,
+    indexes: SearchIndexes,
+    serving: list[Embedder],
+    counts: dict[str, int],
+    *,
+    in_background: bool,
+) -> _Calibrated | None:
+    """Compute a calibration (``computing`` held); None without enough background texts."""
+    texts = _library_texts(state, indexes, [e.name for e in serving])
+    if in_background:
+        # The only database read: end its transaction before seconds of embedding, so the
+        # thread holds no connection (nor a lock a migration or a test's cleanup waits for).
+        db.session.remove()
+    samples: list[list[ModelScores]] | None = None
+    centroids: dict[str, Vectors] = {}
+    for embedder in serving:
+        background = _background(state, embedder)
+        if background is None:
+            return None
+        index = indexes.vectors[embedder.name]
+        centroid = centroids[embedder.name] = index.centroid()
+        tops = index.search_many(background.queries, limit=1)
+        cosines = background.queries @ background.passages.T
+        affinities = background.queries @ centroid
+        if samples is None:
+            samples = [[] for _ in tops]
+        for i, top in enumerate(tops):
+            samples[i].append(
+                ModelScores(
+                    scores=top,
+                    background=cosines[i].astype(np.float64),
+                    centroid=float(affinities[i]),
                 )
-        state.calibration = calibrate(samples or [])
-        state.calibrated_at = counts
-        _embed_library(state, indexes, serving)
-        return state.calibration
+            )
+    found = calibrate(samples or [])
+    if found is None:
+        return None
+    return _Calibrated(
+        calibration=found,
+        counts=counts,
+        centroids=centroids,
+        library=_embed_library(state, indexes, serving, texts),
+    )
 
 
 def _library_texts(state: _FloorState, indexes: SearchIndexes, models: list[str]) -> list[str]:
@@ -221,15 +359,16 @@ def _library_texts(state: _FloorState, indexes: SearchIndexes, models: list[str]
     return list(found)[:LIBRARY_QUERIES]
 
 
-def _embed_library(state: _FloorState, indexes: SearchIndexes, serving: list[Embedder]) -> None:
-    """Embed the library's texts that each serving model has not embedded yet (lock held).
+def _embed_library(
+    state: _FloorState, indexes: SearchIndexes, serving: list[Embedder], texts: list[str]
+) -> dict[str, Vectors]:
+    """Embed the library's texts that each serving model has not embedded yet; return the rows.
 
     What one process embedded is written to the data directory (``library_file``), so the other
     workers of the host and the next start read it instead of embedding it again (≈ 20 s with
     e5 for the demo's 614 texts on a busy 2-core box, against milliseconds to read).
     """
-    texts = _library_texts(state, indexes, [e.name for e in serving])
-    state.library = {}
+    library: dict[str, Vectors] = {}
     for embedder in serving:
         known = state.library_vectors.get(embedder.name)
         if known is None:
@@ -243,9 +382,10 @@ def _embed_library(state: _FloorState, indexes: SearchIndexes, serving: list[Emb
         if missing:
             _write_library(library_file(indexes, embedder), known, embedder.dim)
         rows = [known[t] for t in texts]
-        state.library[embedder.name] = (
+        library[embedder.name] = (
             np.vstack(rows) if rows else np.zeros((0, embedder.dim), dtype=np.float32)
         )
+    return library
 
 
 def library_file(indexes: SearchIndexes, embedder: Embedder) -> Path:
@@ -283,16 +423,15 @@ def _write_library(path: Path, vectors: dict[str, Vectors], dim: int) -> None:
 
 def library_sizes(indexes: SearchIndexes) -> dict[str, int]:
     """Return how many library texts each model compares queries with (0: no contrast yet)."""
-    state = _state(indexes)
-    with state.lock:
-        return {name: len(rows) for name, rows in state.library.items()}
+    current = _state(indexes).current
+    return {} if current is None else {name: len(rows) for name, rows in current.library.items()}
 
 
 def recalibrate(indexes: SearchIndexes) -> None:
     """Drop the calibration so the next search redoes it (after changing the quantiles)."""
     state = _state(indexes)
     with state.lock:
-        state.calibration = None
+        state.current = None
 
 
 def model_scores(
@@ -303,12 +442,13 @@ def model_scores(
 ) -> ModelScores | None:
     """Return one model's evidence for a query (call ``calibration`` first)."""
     state = _state(indexes)
+    current = state.current  # read once: centroid and library of the same calibration
     background = state.backgrounds.get(embedder.name)
-    centroid = state.centroids.get(embedder.name)
-    if background is None or centroid is None:
+    centroid = None if current is None else current.centroids.get(embedder.name)
+    if background is None or current is None or centroid is None:
         return None
     vector = _unit(np.asarray(query_vector).reshape(1, -1))[0]
-    library = state.library.get(embedder.name)
+    library = current.library.get(embedder.name)
     return ModelScores(
         scores=scores,
         background=(background.passages @ vector).astype(np.float64),

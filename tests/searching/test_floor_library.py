@@ -32,35 +32,35 @@ class CountingEmbedder(FakeEmbedder):
         return super().encode_queries(texts)
 
 
-def _embed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, texts: list[str], model: Any) -> Any:
-    """Run one library embedding for these texts in a fresh process state; return the state."""
-    monkeypatch.setattr(floor, "_library_texts", lambda state, indexes, models: list(texts))
+def _embed(tmp_path: Path, texts: list[str], model: Any) -> Any:
+    """Run one library embedding for these texts in a fresh process state; return the state
+    with the rows it returned as ``library``."""
     state = floor._FloorState()
     indexes: Any = SimpleNamespace(data_dir=tmp_path)
-    floor._embed_library(state, indexes, [model])
-    return state
+    library = floor._embed_library(state, indexes, [model], list(texts))
+    return SimpleNamespace(library=library, library_vectors=state.library_vectors)
 
 
 def test_a_second_process_reads_the_vectors_instead_of_embedding_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     texts = ["拼团门槛要低于三人", "宝妈群转发率最高", "团长佣金结算晚了两周"]
     first = CountingEmbedder()
-    state = _embed(tmp_path, monkeypatch, texts, first)
+    state = _embed(tmp_path, texts, first)
     assert first.encoded == texts
     assert state.library["fake"].shape == (3, 64)
     second = CountingEmbedder()  # another worker of the host, or the next start
-    again = _embed(tmp_path, monkeypatch, texts, second)
+    again = _embed(tmp_path, texts, second)
     assert second.encoded == []
     np.testing.assert_allclose(again.library["fake"], state.library["fake"], atol=1e-6)
 
 
 def test_only_new_texts_are_embedded_and_old_ones_are_dropped(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    _embed(tmp_path, monkeypatch, ["拼团门槛要低于三人", "宝妈群转发率最高"], CountingEmbedder())
+    _embed(tmp_path, ["拼团门槛要低于三人", "宝妈群转发率最高"], CountingEmbedder())
     model = CountingEmbedder()
-    state = _embed(tmp_path, monkeypatch, ["宝妈群转发率最高", "新人红包要接设备指纹"], model)
+    state = _embed(tmp_path, ["宝妈群转发率最高", "新人红包要接设备指纹"], model)
     assert model.encoded == ["新人红包要接设备指纹"]
     assert list(state.library_vectors["fake"]) == ["宝妈群转发率最高", "新人红包要接设备指纹"]
     stored = floor._read_library(tmp_path / "relevance" / "library-fake-64.npz", 64)
@@ -68,27 +68,27 @@ def test_only_new_texts_are_embedded_and_old_ones_are_dropped(
 
 
 def test_a_file_of_another_size_or_a_broken_one_is_embedded_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     texts = ["拼团门槛要低于三人"]
-    _embed(tmp_path, monkeypatch, texts, CountingEmbedder(dim=32))
+    _embed(tmp_path, texts, CountingEmbedder(dim=32))
     other_size = CountingEmbedder(dim=64)  # another model under the same name: its own file
-    _embed(tmp_path, monkeypatch, texts, other_size)
+    _embed(tmp_path, texts, other_size)
     assert other_size.encoded == texts
     path = tmp_path / "relevance" / "library-fake-64.npz"
     path.write_bytes(b"not an npz file")
     broken = CountingEmbedder(dim=64)
-    state = _embed(tmp_path, monkeypatch, texts, broken)
+    state = _embed(tmp_path, texts, broken)
     assert broken.encoded == texts
     assert state.library["fake"].shape == (1, 64)
     assert list(floor._read_library(path, 64)) == texts  # written anew
 
 
 def test_no_library_texts_give_an_empty_library(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     model = CountingEmbedder()
-    state = _embed(tmp_path, monkeypatch, [], model)
+    state = _embed(tmp_path, [], model)
     assert state.library["fake"].shape == (0, 64)
     assert model.encoded == []
 
