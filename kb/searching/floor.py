@@ -214,7 +214,7 @@ def _start_refresh(state: _FloorState, indexes: SearchIndexes) -> None:
     """Start the background recalibration unless one runs or the last one failed just now."""
     with state.lock:
         if state.refresh is not None and state.refresh.is_alive():
-            return  # it will be stale again after it if writes came meanwhile: the next search sees
+            return  # a write meanwhile leaves it stale: a search after it starts the next one
         if state.failed_at is not None and time.monotonic() - state.failed_at < RETRY_AFTER_S:
             return
         # The library texts are read from the database: the thread needs the app, not a request.
