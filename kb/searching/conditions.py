@@ -20,8 +20,11 @@ from typing import Literal
 
 from kb import parsing
 from kb.campaigns import metrics as catalog
+from kb.models import Campaign
 from kb.parsing import format_input, parse_to_base
+from kb.searching.documents import metric_fact
 from kb.vocab import COMPARISONS, METRIC_FIELDS
+from kb.web.rendering import format_cny, format_number, format_pct
 from search.keyword import MetricRange
 from search.normalize import fold, normalize
 
@@ -147,6 +150,48 @@ class MetricCondition:
             "=": (value, above),
         }[self.op]
 
+    def met_by(self, campaign: Campaign) -> str | None:
+        """Say which value of ``campaign`` meets this condition, in words; None when none does.
+
+        "GMV 实际值 1.39 亿元 ≥ 50万", "主要指标 GMV 达成率 116% ≥ 100%", "预算 300 万元 ≥ 50万":
+        the campaign's own number in its own unit (万/亿 as the campaign page writes it), then the
+        condition's comparison and threshold, so a result card shows why the filter kept it.
+        """
+        threshold = f"{COMPARISONS[self.op]} {self.label.rsplit(' ', 1)[-1]}"
+        low, high = self.bounds()
+
+        def meets(value: float | None) -> bool:
+            return (
+                value is not None
+                and (low is None or value >= low)
+                and (high is None or value < high)
+            )
+
+        if self.key == BUDGET:
+            budget = campaign.budget_cny
+            return f"{BUDGET_LABEL} {format_cny(budget)} {threshold}" if meets(budget) else None
+        for metric in campaign.metrics:
+            fact = metric_fact(metric)
+            if fact.key != self.key and not (self.key == KEY_METRIC and fact.is_key):
+                continue
+            # The catalog's name, as the condition's chip says it (成交额 is GMV there too).
+            entry = catalog.by_key(fact.key) if fact.key else None
+            name = entry.label if entry else fact.name
+            name = f"{KEY_METRIC_LABEL} {name}" if self.key == KEY_METRIC else name
+            if self.field in ("attain", "lift"):
+                value = fact.attainment_pct if self.field == "attain" else fact.lift_pct
+                if meets(value):
+                    shown = format_pct(value, signed=self.field == "lift")
+                    return f"{name} {METRIC_FIELDS[self.field]} {shown} {threshold}"
+                continue
+            raw = fact.actual if self.field == "actual" else fact.target
+            if raw is None or fact.base_scale is None:
+                continue  # as the index: no number in a unit without a base
+            if meets(raw * fact.base_scale):
+                shown = format_number(raw, metric.unit)
+                return f"{name} {METRIC_FIELDS[self.field]} {shown} {threshold}"
+        return None
+
     def to_range(self) -> MetricRange:
         """Return the index's range for this condition (a budget is no metric: ValueError)."""
         if self.key == BUDGET:
@@ -256,11 +301,24 @@ class TypedCondition:
 
 
 @dataclass(frozen=True, slots=True)
+class UnreadCondition:
+    """A fragment written as a condition whose unit does not fit its metric ("GMV 超过 50万单").
+
+    It is searched as words; ``reason`` says in Chinese why it filters nothing and how to write it.
+    """
+
+    text: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReadQuery:
     """A search box's text: the conditions it states and the words left to search."""
 
     conditions: tuple[TypedCondition, ...]
     words: str
+    # Written as conditions but with a unit the metric is not measured in: left as words.
+    unread: tuple[UnreadCondition, ...] = ()
 
 
 @cache
@@ -306,31 +364,40 @@ def read_query(text: str, *, as_text: Iterable[str] = ()) -> ReadQuery:
 
     ``as_text``: fragments (as typed) to keep as words, as the page's × on a recognised
     condition asks. A fragment that names a condition the filters cannot read (a unit that
-    does not fit the metric, "GMV 超过 50%") stays words too: no error, the text is searched.
+    does not fit the metric, "GMV 超过 50%", "GMV 超过 50万单") stays words too: no error, the text
+    is searched, and ``unread`` says why in Chinese (a planner who typed a condition would
+    otherwise take the text matches for filtered ones).
     """
     kept = {fragment.strip() for fragment in as_text}
     folded, offsets = normalize(text)
     found: list[TypedCondition] = []
+    unread: list[UnreadCondition] = []
     spans: list[tuple[int, int]] = []
     for match in _grammar().finditer(folded):
         start, end = match.span()
         if offsets is not None:  # a character that expanded when folded ("⑩"): map back
             start, end = offsets[start], offsets[end - 1] + 1
-        typed = text[start:end]
-        condition = _condition(match)
-        if condition is None or typed.strip() in kept:
+        typed = text[start:end].strip()
+        if typed in kept:
             continue
-        found.append(TypedCondition(condition, typed.strip()))
+        misfit = _unit_misfit(match, typed)
+        if misfit is not None:
+            unread.append(UnreadCondition(typed, misfit))
+            continue
+        condition = _condition(match)
+        if condition is None:
+            continue
+        found.append(TypedCondition(condition, typed))
         spans.append((start, end))
     if not found:
-        return ReadQuery((), text.strip())
+        return ReadQuery((), text.strip(), tuple(unread))
     pieces, position = [], 0
     for start, end in spans:
         pieces.append(text[position:start])
         position = end
     pieces.append(text[position:])
     words = " ".join(piece for p in pieces if (piece := _JOINERS.sub("", p).strip()))
-    return ReadQuery(tuple(found), "" if fold(words) in _WHAT_IS_SEARCHED else words)
+    return ReadQuery(tuple(found), "" if fold(words) in _WHAT_IS_SEARCHED else words, tuple(unread))
 
 
 # Words that only name what every search lists ("券核销率超过 40% 的活动"): searched alone,
@@ -359,21 +426,28 @@ _JOINERS = re.compile(
 )
 
 
-def _condition(match: re.Match[str]) -> MetricCondition | None:
+def _subject(match: re.Match[str]) -> tuple[str, Field, str, dict[str, str]]:
+    """Return the key, field and unit a grammar match names, and its groups by their bare name."""
     groups = {k: v for k, v in match.groupdict().items() if v is not None}
     tag = next(k[0] for k in groups if k.endswith("op"))
-    name, field_word = groups.get(f"{tag}name"), groups.get(f"{tag}field")
+    bare = {k[1:]: v for k, v in groups.items() if k[0] == tag}
+    name, field_word = bare.get("name"), bare.get("field")
+    field: Field
     if name is not None:
         key = _names()[re.sub(r"\s+", " ", name)]
         field = _FIELD_MEANING[field_word] if field_word else "actual"
     else:
         key, field = KEY_METRIC, "attain"
-    unit = groups.get(f"{tag}unit", "")
+    return key, field, bare.get("unit", ""), bare
+
+
+def _condition(match: re.Match[str]) -> MetricCondition | None:
+    key, field, unit, groups = _subject(match)
     if not _unit_fits(key, field, unit):
         return None
-    op = _MEANING[re.sub(r"\s+", " ", groups[f"{tag}op"])]
+    op = _MEANING[re.sub(r"\s+", " ", groups["op"])]
     try:
-        return build(key, field, op, groups[f"{tag}num"] + unit)
+        return build(key, field, op, groups["num"] + unit)
     except ConditionError:
         return None  # 主要指标 实际值, 预算 达成率…: left as words
 
@@ -381,28 +455,98 @@ def _condition(match: re.Match[str]) -> MetricCondition | None:
 _POINTS = re.compile(r"^\s*(?:个?百分点|pp)\s*$", re.IGNORECASE)
 
 
+# What a catalog metric's actual and target values are measured in, for the units a typed
+# condition may carry. The catalog's kinds say what a metric means, not its unit: 订单量 and ROI
+# are "value" like GMV, but 订单量 counts orders (单) and ROI is a ratio (倍), not money.
+Measure = Literal["money", "count", "percent", "ratio", "plain"]
+_MEASURE_OF_KIND: dict[str, Measure] = {
+    "value": "money",
+    "cost": "money",
+    "count": "count",
+    "traffic": "count",
+    "rate": "percent",
+    "risk": "percent",
+    "satisfaction": "plain",
+}
+_MEASURE_OF_KEY: dict[str, Measure] = {
+    "orders": "count",
+    "paying_users": "count",
+    "units_sold": "count",
+    "roi": "ratio",
+    "cost_ratio": "percent",
+    "positive_rating": "percent",
+    # Per-order, per-person and time figures: a few, never 万 of them.
+    "items_per_order": "plain",
+    "purchase_frequency": "plain",
+    "usage_frequency": "plain",
+    "watch_time": "plain",
+}
+_MEASURE_WORDS: dict[Measure, str] = {
+    "money": "金额（如 50万、1.2亿元、8000元）",
+    "count": "数量（如 3万、5000人、2万单）",
+    "percent": "百分比（如 3%、80%）",
+    "ratio": "倍数（如 2、1:3.5、2倍）",
+    "plain": "不带万、亿的数（如 2、3.5）",
+}
+_DIMENSION_WORDS = {"money": "金额", "count": "数量", "percent": "百分比", "ratio": "倍数"}
+
+
+def measure(key: str) -> Measure:
+    """Return what a catalog metric's actual and target are measured in (budget: money)."""
+    if key == BUDGET:
+        return "money"
+    entry = catalog.by_key(key)
+    if entry is None:
+        return "plain"
+    return _MEASURE_OF_KEY.get(key, _MEASURE_OF_KIND[entry.kind])
+
+
 def _unit_fits(key: str, field: str, unit: str) -> bool:
     """Say whether a typed unit can measure this key's field: no % on a GMV, no 元 on a rate."""
     if not unit:
         return True
-    dimension = parsing.read_unit(unit).dimension
+    reading = parsing.read_unit(unit)
+    dimension = reading.dimension
     if field in ("attain", "lift"):
         # Percentage points are a difference ("提升 10 个百分点": 31 % → 41 %), not the relative
         # lift or attainment the index holds: ambiguous, left as words.
-        return (
-            dimension == "percent"
-            and parsing.read_unit(unit).scale == 1.0
-            and not _POINTS.match(unit)
-        )
-    if key == BUDGET:
-        return dimension in ("money", "unknown")
-    entry = catalog.by_key(key)
-    if entry is None:
+        return dimension == "percent" and reading.scale == 1.0 and not _POINTS.match(unit)
+    if key == KEY_METRIC:
         return False
-    if entry.kind == "rate":
-        return dimension in ("percent", "ratio", "unknown")
-    if dimension == "percent":
-        return False  # percent of what? a ROI of 300 % is stored as 3 倍 or 300: ambiguous
-    if dimension == "money":
-        return entry.kind in ("value", "cost")
-    return True
+    if dimension == "unknown":  # a bare 万, 亿 or k: a scale of the metric's own unit
+        return reading.scale == 1.0 or measure(key) in ("money", "count")
+    return {
+        "money": dimension == "money",
+        "count": dimension == "count",
+        # Percentage points of a rate ("转化率 超过 3 个百分点") are a level here, as % is.
+        "percent": dimension == "percent" or (dimension == "ratio" and reading.scale == 1.0),
+        # A ROI of 300 % is stored as 3 倍 or 300: ambiguous, and money or people are no ratio.
+        "ratio": dimension == "ratio",
+        "plain": dimension == "count" and reading.scale == 1.0,
+    }[measure(key)]
+
+
+def _unit_misfit(match: re.Match[str], typed: str) -> str | None:
+    """Return why a condition's unit does not fit its metric, in Chinese; None if it fits.
+
+    Only for a metric's own value (actual, target) in a unit of another dimension or an
+    impossible scale ("GMV 超过 50万单", "ROI 超过 50万", "转化率 高于 3万"); a field that the
+    subject cannot have (主要指标 实际值) or a percentage-point lift is no unit mistake and
+    stays words silently, as before.
+    """
+    key, field, unit, _ = _subject(match)
+    if field not in ("actual", "target") or key == KEY_METRIC or _unit_fits(key, field, unit):
+        return None
+    entry = catalog.by_key(key)
+    name = BUDGET_LABEL if key == BUDGET else (entry.label if entry else key)
+    reading = parsing.read_unit(unit)
+    if reading.dimension in _DIMENSION_WORDS:
+        # "万单" is a count in 单: name the unit without its scale.
+        word = re.sub(rf"^(?:{'|'.join(map(re.escape, parsing.UNIT_SCALES))})(?=.)", "", unit)
+        problem = f"“{word.strip()}”是{_DIMENSION_WORDS[reading.dimension]}单位"
+    else:
+        problem = "不带万、亿"
+    return (
+        f"“{_short(typed)}”没有当作条件，已按文字搜索：{name} 按{_MEASURE_WORDS[measure(key)]}比较，"
+        f"{problem}。"
+    )

@@ -7,6 +7,7 @@ here, not by the code under test), then the API document and the page's chip.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from kb.campaigns import metrics as metric_catalog
 from kb.demo import demo_records, load_demo
 from kb.extensions import db
 from kb.models import Campaign
+from kb.parsing import parse_to_base
 from kb.searching import conditions
 from tests.conftest import make_app, release
 from tests.factories import campaign_payload
@@ -75,6 +77,20 @@ from tests.factories import campaign_payload
         ("ROI 低于预期的直播活动", [], "ROI 低于预期的直播活动"),  # an outcome, not a number
         ("主要指标 超过 5", [], "主要指标 超过 5"),  # the key metric compares by attainment only
         ("top10 超过 5", [], "top10 超过 5"),  # no metric named
+        # A unit that does not measure the metric: words, with the reason (next test).
+        ("GMV 超过 50万单", [], "GMV 超过 50万单"),  # 单 counts orders, GMV is money
+        ("超过50万单的GMV", [], "超过50万单的GMV"),
+        ("GMV 超过 2倍", [], "GMV 超过 2倍"),  # a ratio is no amount (it read as GMV > 2 元)
+        ("订单量 超过 5万元", [], "订单量 超过 5万元"),  # orders are counted, not money
+        ("ROI 超过 50万", [], "ROI 超过 50万"),  # a ratio is never 万 times
+        ("转化率 高于 3万", [], "转化率 高于 3万"),  # nor a rate
+        ("NPS 高于 3万", [], "NPS 高于 3万"),
+        ("新增 超过 3万元", [], "新增 超过 3万元"),
+        # The units that do measure them.
+        ("订单量 超过 5万单", ["orders.actual>50000"], ""),
+        ("UV 超过 1万", ["uv.actual>10000"], ""),
+        ("人均服务次数 超过 2次", ["usage_frequency.actual>2"], ""),
+        ("ROI ≥ 2倍", ["roi.actual>=2"], ""),
     ],
 )
 def test_the_grammar_reads_conditions_and_leaves_words(
@@ -86,6 +102,38 @@ def test_the_grammar_reads_conditions_and_leaves_words(
     for found in read.conditions:
         assert found.text in typed  # the fragment as typed, for the chip's ×
         assert conditions.parse(found.condition.code) == found.condition  # the form's filter
+
+
+@pytest.mark.parametrize(
+    ("typed", "reason"),
+    [
+        ("GMV 超过 50万单", "GMV 按金额（如 50万、1.2亿元、8000元）比较，“单”是数量单位"),
+        ("订单量 超过 5万元", "订单量 按数量（如 3万、5000人、2万单）比较，“元”是金额单位"),
+        ("ROI 超过 50万", "ROI 按倍数（如 2、1:3.5、2倍）比较，不带万、亿"),
+        ("转化率 高于 3万", "转化率 按百分比（如 3%、80%）比较，不带万、亿"),
+        ("转化率 超过 50元", "转化率 按百分比（如 3%、80%）比较，“元”是金额单位"),
+        ("预算 超过 5万人", "预算 按金额（如 50万、1.2亿元、8000元）比较，“人”是数量单位"),
+    ],
+)
+def test_a_unit_that_does_not_fit_says_why_it_filters_nothing(typed: str, reason: str) -> None:
+    read = conditions.read_query(f"{typed} 的直播")
+    assert read.conditions == ()
+    assert read.words == f"{typed} 的直播"
+    assert [u.text for u in read.unread] == [typed]
+    assert read.unread[0].reason == f"“{typed}”没有当作条件，已按文字搜索：{reason}。"
+
+
+def test_only_a_unit_mistake_is_named() -> None:
+    # Read, or not a unit mistake (percentage points, a field 主要指标 has not): nothing to explain.
+    for typed in (
+        "GMV 超过 50万",
+        "复购率提升超过 10 个百分点的活动",
+        "主要指标 超过 5",
+        "ROI 提升 2 倍",
+    ):
+        assert conditions.read_query(typed).unread == (), typed
+    # A fragment the page's × asked to keep as words is not explained again.
+    assert conditions.read_query("GMV 超过 50万单", as_text=["GMV 超过 50万单"]).unread == ()
 
 
 def test_a_fragment_asked_as_text_stays_words() -> None:
@@ -267,6 +315,65 @@ def test_the_page_shows_the_condition_as_a_chip_whose_x_searches_the_words(
     again = client.get(href).get_data(as_text=True)
     assert "已识别条件" not in again
     assert 'name="as_text" value="GMV 超过 1000万"' in again  # kept when the form is sent again
+
+
+def _met_chips(page: str) -> list[tuple[int, str]]:
+    """Return each result card's campaign id and the "met" chip it shows (one per card here)."""
+    found = []
+    for card in page.split('<article class="card result')[1:]:
+        campaign_id = int(card.split('href="/campaigns/', 1)[1].split('"', 1)[0])
+        chips = re.findall(r'<span class="chip met-condition">([^<]*)</span>', card)
+        assert len(chips) == 1, card[:400]
+        found.append((campaign_id, chips[0]))
+    return found
+
+
+def test_a_result_card_shows_the_value_that_met_the_condition(
+    demo: tuple[FlaskClient, dict[int, str]],
+) -> None:
+    client, keys = demo
+    gmv = _demo_gmv()
+    page = client.get("/search", query_string={"q": "GMV 超过 1000万"}).get_data(as_text=True)
+    shown = _met_chips(page)
+    assert {keys[campaign_id] for campaign_id, _ in shown} == {
+        key for key, value in gmv.items() if value > 1e7
+    }
+    for campaign_id, chip in shown:
+        # "GMV 实际值 1.39 亿元 ＞ 1000万": the campaign's GMV, read back, is the demo file's.
+        match = re.fullmatch(r"GMV 实际值 (\S+) ?(亿元|万元|元) ＞ 1000万", chip)
+        assert match is not None, chip
+        number, unit = match.groups()
+        # As the campaign page writes it: to three figures (1.392 亿元 → 1.39 亿元).
+        assert parse_to_base(number.replace(",", "") + unit) == pytest.approx(
+            gmv[keys[campaign_id]], rel=0.005
+        ), chip
+    budgets = {r["external_id"]: r["budget_cny"] for r in demo_records() if r.get("budget_cny")}
+    page = client.get("/search", query_string={"q": "预算 300万 以上"}).get_data(as_text=True)
+    shown = _met_chips(page)
+    assert shown
+    for campaign_id, chip in shown:
+        match = re.fullmatch(r"预算 (\S+) ?(亿元|万元|元) ≥ 300万", chip)
+        assert match is not None, chip
+        number, unit = match.groups()
+        assert parse_to_base(number.replace(",", "") + unit) == pytest.approx(
+            budgets[keys[campaign_id]], rel=0.005
+        ), chip
+    # A search without a condition shows no such chip.
+    plain = client.get("/search", query_string={"q": "直播"}).get_data(as_text=True)
+    assert "met-condition" not in plain
+
+
+def test_the_key_metric_attainment_met_is_named_with_its_metric(
+    demo: tuple[FlaskClient, dict[int, str]],
+) -> None:
+    client, _ = demo
+    page = client.get("/search", query_string={"q": "达成率低于80%"}).get_data(as_text=True)
+    shown = _met_chips(page)
+    assert shown
+    for _, chip in shown:
+        match = re.fullmatch(r"主要指标 (.+) 达成率 ([\d.]+)% ＜ 80%", chip)
+        assert match is not None, chip
+        assert float(match[2]) < 80, chip
 
 
 def test_budget_conditions_on_each_database(client: FlaskClient) -> None:
