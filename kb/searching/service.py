@@ -374,6 +374,7 @@ class _SemanticBranch:
     sees exactly what the sequential path would.
     """
 
+    indexes: SearchIndexes
     calibration: relevance.Calibration | None
     pending: list[tuple[str, Future[_ModelResult] | _ModelResult]]
 
@@ -386,7 +387,7 @@ class _SemanticBranch:
         for embedder in backfill.serving(indexes):  # a model still filling does not rank yet
             task = _model_task(indexes, embedder, text, allowed, calibration)
             pending.append((embedder.name, _executor().submit(task) if CONCURRENT else task()))
-        return cls(calibration, pending)
+        return cls(indexes, calibration, pending)
 
     def result(self) -> tuple[list[tuple[int, float]], _Judged | None]:
         per_model: dict[str, list[tuple[int, float]]] = {}
@@ -401,7 +402,7 @@ class _SemanticBranch:
             judged = _Judged(relevance.judge(evidence, self.calibration), self.calibration)
         if len(per_model) == 1:
             return next(iter(per_model.values())), judged
-        return combine_semantic(per_model, backfill.weights()), judged
+        return combine_semantic(per_model, backfill.weights(self.indexes)), judged
 
 
 def _model_task(
