@@ -65,6 +65,12 @@ LIBRARY_CAMPAIGNS = 200
 # Recalibrate after a write on a background thread while searches use the last calibration;
 # False computes it on the search that notices, as before session 8 (bench/floor_recalibration.py).
 RECALIBRATE_IN_BACKGROUND = True
+# The background recalibration starts this long after the search that noticed the change, so
+# that search and the next ones right after it (the next page, a query typed again) run alone:
+# beside it, on a busy 2-core host, the first search after an edit of the demo took a median
+# 442 ms against 215 ms alone (bench/results/floor_recalibration_session8.txt). A burst of
+# writes (an import) is also taken in one recalibration instead of one per search.
+RECALIBRATE_DELAY_S = 1.0
 # After a failed background recalibration, searches keep the last calibration this long before
 # one more try: a failure that repeats (a broken database, a model that raises) costs one attempt
 # a minute instead of one thread per search.
@@ -232,6 +238,7 @@ def _start_refresh(state: _FloorState, indexes: SearchIndexes) -> None:
 
 
 def _refresh_in_background(state: _FloorState, indexes: SearchIndexes, app: Flask | None) -> None:
+    time.sleep(RECALIBRATE_DELAY_S)
     try:
         if app is None:
             _recompute(state, indexes)
