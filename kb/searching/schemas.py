@@ -165,6 +165,13 @@ class RecognisedConditionOut(Out):
     text: str = Field(description="查询中被识别的原文片段；放进 as_text 则改为按文字搜索")
 
 
+class UnreadConditionOut(Out):
+    """A fragment written as a condition whose unit does not fit its metric: searched as words."""
+
+    text: str = Field(description="查询中的原文片段，如 GMV 超过 50万单")
+    reason: str = Field(description="中文说明：为什么没有当作条件，以及该怎么写")
+
+
 class SearchResponseOut(Out):
     """A page of search results with facet counts over the whole result set."""
 
@@ -183,6 +190,9 @@ class SearchResponseOut(Out):
     recognised_conditions: list[RecognisedConditionOut] = Field(
         description="从 q 中识别出的指标条件（如“GMV 超过 50万”“预算 100万 以上”）：与筛选条件"
         "同时生效（且），不再按文字搜索；只有条件的查询按该条件的数值排序",
+    )
+    unread_conditions: list[UnreadConditionOut] = Field(
+        description="写成条件、但单位与指标不符而按文字搜索的片段（如“GMV 超过 50万单”），附原因",
     )
     empty_reason: Literal["out_of_scope", "reversed_dates", "no_match"] | None = Field(
         description="total 为 0 的原因：out_of_scope 库中没有足够相关的活动；"

@@ -31,6 +31,7 @@ from kb.searching.schemas import (
     SearchQuery,
     SearchResponseOut,
     SearchResultOut,
+    UnreadConditionOut,
 )
 from search import concepts, relevance
 from search.analysis import analyze
@@ -115,6 +116,8 @@ class SearchResponse:
     empty_reason: EmptyReason | None = None
     # Conditions read from the query's text ("GMV 超过 50万"), filtered on and not searched as words.
     recognised: tuple[conditions.TypedCondition, ...] = ()
+    # Fragments written as conditions whose unit does not fit the metric: searched as words.
+    unread: tuple[conditions.UnreadCondition, ...] = ()
 
 
 def filters_from(
@@ -189,6 +192,7 @@ def search(query: SearchQuery, *, fold: bool = True) -> SearchResponse:
             results=[],
             empty_reason="reversed_dates",
             recognised=typed.conditions,
+            unread=typed.unread,
         )
 
     if not searched:
@@ -215,6 +219,7 @@ def search(query: SearchQuery, *, fold: bool = True) -> SearchResponse:
             facets=listing.facets,
             empty_reason=None if listing.total else "no_match",
             recognised=typed.conditions,
+            unread=typed.unread,
         )
 
     intent = parse_outcome(searched, _catalog_lookup, _METRIC_ALIASES)
@@ -314,6 +319,7 @@ def search(query: SearchQuery, *, fold: bool = True) -> SearchResponse:
         weak=weak_results,
         empty_reason=empty_reason,
         recognised=typed.conditions,
+        unread=typed.unread,
     )
 
 
@@ -591,6 +597,9 @@ def response_out(response: SearchResponse) -> SearchResponseOut:
                 code=found.condition.code, label=found.condition.label, text=found.text
             )
             for found in response.recognised
+        ],
+        unread_conditions=[
+            UnreadConditionOut(text=found.text, reason=found.reason) for found in response.unread
         ],
         weak_total=response.weak_total,
         empty_reason=response.empty_reason,

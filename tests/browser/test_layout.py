@@ -171,11 +171,12 @@ def test_phone_menu_opens_and_reaches_sign_out(browser: Browser, demo_url: str) 
         expect(toggle).to_have_attribute("aria-expanded", "true")
         expect(logout).to_be_visible()
         expect(logout).to_be_in_viewport()
-        # The nav links sit on one line each: no label broken one character per line.
+        # The nav links sit on one line each: no label broken one character per line (one line
+        # is 40 px, the phone's tap-target height; two would be 64 or more).
         heights = page.eval_on_selector_all(
             "header nav a", "links => links.map((a) => a.getBoundingClientRect().height)"
         )
-        assert max(heights) < 40, heights
+        assert max(heights) < 48, heights
         assert _overflow(page)["scroll"] <= PHONE["width"]
     assert problems == []
     logout.click()  # navigating away may abort the page's last requests: checked above

@@ -302,6 +302,27 @@ def test_the_api_document_names_the_new_fields(demo: tuple[FlaskClient, dict[int
     assert set(schemas["RecognisedConditionOut"]["properties"]) == {"code", "label", "text"}
 
 
+def test_a_unit_mistake_is_explained_on_the_page_and_in_the_api(
+    demo: tuple[FlaskClient, dict[int, str]],
+) -> None:
+    client, _ = demo
+    reason = (
+        "“GMV 超过 50万单”没有当作条件，已按文字搜索：GMV 按金额（如 50万、1.2亿元、8000元）比较"
+    )
+    body = _search(demo, q="GMV 超过 50万单 的直播", mode="keyword")
+    assert body["recognised_conditions"] == []
+    assert [u["text"] for u in body["unread_conditions"]] == ["GMV 超过 50万单"]
+    assert body["unread_conditions"][0]["reason"].startswith(reason)
+    page = client.get("/search", query_string={"q": "GMV 超过 50万单 的直播"}).get_data(
+        as_text=True
+    )
+    assert 'class="flash flash-info unread-condition" role="status">' + reason in page
+    read = client.get("/search", query_string={"q": "GMV 超过 50万 的直播"}).get_data(as_text=True)
+    assert "unread-condition" not in read
+    schemas = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]
+    assert set(schemas["UnreadConditionOut"]["properties"]) == {"text", "reason"}
+
+
 def test_the_page_shows_the_condition_as_a_chip_whose_x_searches_the_words(
     demo: tuple[FlaskClient, dict[int, str]],
 ) -> None:
