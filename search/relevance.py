@@ -57,7 +57,7 @@ import logging
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -65,6 +65,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from search import intent
 from search.analysis import analyze
 from search.documents import CampaignText
 
@@ -183,6 +184,8 @@ class Judgement:
     contrasts: tuple[float | None, ...] = ()
     rankings: tuple[tuple[int, ...], ...] = ()
     models: tuple[str, ...] = ()
+    # Per model, the query's unit vector (None where the caller had none): the intent signal.
+    queries: tuple[npt.NDArray[np.float32] | None, ...] = field(default=(), compare=False)
 
     def passes(self, campaign_id: int, calibration: Calibration) -> bool:
         """Return whether the campaign's meaning match alone keeps it."""
@@ -359,6 +362,7 @@ def judge(models: Sequence[ModelScores], calibration: Calibration) -> Judgement:
         contrasts=tuple(m.contrast for m in models),
         rankings=tuple(tuple(cid for cid, _ in m.scores) for m in models),
         models=tuple(m.model for m in models),
+        queries=tuple(m.query for m in models),
     )
 
 
@@ -457,6 +461,9 @@ def marked_surfaces(highlighted: str) -> list[str]:
 # fit carries over to another corpus; it does not carry over to another combination of models
 # (their z-scores and contrasts average differently), so a combination the data file has no fit
 # for keeps the rule above (``decide``).
+# Session 8: near misses (双十一的由来, 小龙虾怎么洗, 纸尿裤尺码) reuse the corpus's words and pass
+# every number above; what differs is what they ask. ``intent`` is the log-odds of a classifier
+# on the query's own embedding (search/intent.py), cross-validated nested in bench/fit_floor.py.
 MODEL_PATH = Path(__file__).resolve().parent / "data" / "floor_model.json"
 FEATURES = (
     "affinity",  # corpus affinity minus its floor, in background standard deviations
@@ -471,10 +478,12 @@ FEATURES = (
     "terms",  # log(1 + the query's own content terms)
     "latin",  # share of the query's letters that are Latin
     "rule",  # 1 when the hand-set rule above lets the query in (``rule_verdict``)
+    "intent",  # the intent classifier's log-odds of the query being in scope (search/intent.py)
+    "intent_text",  # the same from the query's character n-grams (``intent.TextModel``)
 )
 _AGREEMENT_TOP = 5
 # Features are clipped here: a query with no campaign at all has a strength of -inf.
-_CLIP = 10.0
+CLIP = 10.0
 # False: decide by the rule above even where a fit exists (bench/eval_outofscope.py compares).
 LEARNED = True
 
@@ -518,7 +527,7 @@ def keyword_signals(
 
 
 def _clip(value: float) -> float:
-    return max(-_CLIP, min(_CLIP, value)) if not math.isnan(value) else math.nan
+    return max(-CLIP, min(CLIP, value)) if not math.isnan(value) else math.nan
 
 
 def _latin_share(text: str) -> float:
@@ -557,7 +566,27 @@ def features(
         "latin": _latin_share(text),
     }
     values["rule"] = rule_verdict(values)
+    values["intent"] = intent_logit(judgement)
+    values["intent_text"] = intent_text_logit(judgement, text)
     return values
+
+
+def intent_text_logit(judgement: Judgement, text: str) -> float:
+    """Return the shipped character classifier's log-odds for the query text, clipped; NaN when
+    this combination of models has none."""
+    classifier = intent.shipped().get(combination(judgement.models))
+    if classifier is None or classifier.text is None:
+        return math.nan
+    return _clip(classifier.text.logit(text))
+
+
+def intent_logit(judgement: Judgement) -> float:
+    """Return the shipped intent classifier's log-odds for the query's vectors, clipped; NaN
+    when this combination of models has no classifier or a vector is missing."""
+    classifier = intent.shipped().get(combination(judgement.models))
+    if classifier is None or len(judgement.queries) != len(judgement.models):
+        return math.nan
+    return _clip(classifier.logit(dict(zip(judgement.models, judgement.queries, strict=True))))
 
 
 def rule_verdict(values: dict[str, float]) -> float:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from search import relevance
+from search import intent, relevance
 from search.relevance import (
     FEATURES,
     Calibration,
@@ -93,12 +93,16 @@ def test_features_are_clipped_or_missing_rather_than_infinite() -> None:
     assert math.isnan(one_model["agreement"])
 
 
+# The features without the intent classifiers (they need a shipped classifier: test_intent.py).
+WITHOUT_INTENT = tuple(name for name in FEATURES if not name.startswith("intent"))
+
+
 def _model(threshold: float = 0.5, contrast_weight: float = 2.0) -> ScopeModel:
-    coef = [contrast_weight if name == "contrast" else 0.0 for name in FEATURES]
+    coef = [contrast_weight if name == "contrast" else 0.0 for name in WITHOUT_INTENT]
     return ScopeModel(
-        features=FEATURES,
-        mean=tuple(0.0 for _ in FEATURES),
-        scale=tuple(1.0 for _ in FEATURES),
+        features=WITHOUT_INTENT,
+        mean=tuple(0.0 for _ in WITHOUT_INTENT),
+        scale=tuple(1.0 for _ in WITHOUT_INTENT),
         coef=tuple(coef),
         intercept=-1.0,
         threshold=threshold,
@@ -206,10 +210,18 @@ def test_the_shipped_fit_is_what_fit_floor_makes_of_the_captures() -> None:
     from bench import fit_floor
 
     captures = json.loads(fit_floor.CAPTURES.read_text(encoding="utf-8"))
-    fitted = fit_floor.stored(fit_floor.fit(captures["sets"]), captures)
+    fitted, classifier = fit_floor.fit_all(captures)
     shipped = json.loads(relevance.MODEL_PATH.read_text(encoding="utf-8"))["fits"]
     assert fit_floor.same_fit(shipped[captures["models"]], fitted)
     moved = {**fitted, "threshold": fitted["threshold"] + 0.01}
     assert not fit_floor.same_fit(shipped[captures["models"]], moved)
+    shipped_intent = json.loads(intent.INTENT_PATH.read_text(encoding="utf-8"))["fits"]
+    assert fit_floor.same_fit(shipped_intent[captures["models"]], classifier)
+    weights = classifier["weights"]
+    nudged = {**classifier, "weights": {**weights, "e5": [w + 0.01 for w in weights["e5"]]}}
+    assert not fit_floor.same_fit(shipped_intent[captures["models"]], nudged)
+    # The intent is never captured (it would be the shipped classifier's, fitted on these very
+    # queries): bench/fit_floor.py computes it out of fold from each query's vectors.
     for rows in (s["queries"] for s in captures["sets"].values()):
-        assert all(set(r["features"]) == set(FEATURES) for r in rows if r["features"])
+        assert all(set(r["features"]) == set(WITHOUT_INTENT) for r in rows if r["features"])
+        assert all(r["vectors"] for r in rows if r["features"])
