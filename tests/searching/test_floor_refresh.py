@@ -41,7 +41,13 @@ class Indexes:
             self.vectors[embedder.name].replace(campaign_id, embedder.encode_passages([text]))
 
 
-TEXTS = ["双十一沉睡会员召回", "宝妈拼团裂变三人成团", "新人红包拉新", "直播间限时秒杀", "积分兑换复购"]
+TEXTS = [
+    "双十一沉睡会员召回",
+    "宝妈拼团裂变三人成团",
+    "新人红包拉新",
+    "直播间限时秒杀",
+    "积分兑换复购",
+]
 
 
 @pytest.fixture
@@ -97,7 +103,8 @@ def test_a_search_gets_the_last_calibration_while_the_new_one_is_computed(
     gated.gate.set()
     assert floor.wait_for_recalibration(indexes, WAIT_S)
     second = floor.calibration(indexes)
-    assert second is not None and second is not first
+    assert second is not None
+    assert second is not first
     assert floor._state(indexes).calibrated_at == {"fake": len(TEXTS) + 1}
     assert gated.calls == ["kb-floor-calibration"]  # fresh now: nothing more computed
 
@@ -114,8 +121,11 @@ def test_the_swap_brings_the_centroid_the_queries_are_judged_with(indexes: Any) 
     assert floor.wait_for_recalibration(indexes, WAIT_S)
     after = floor.model_scores(indexes, embedder, query, [])
     assert after is not None
-    centroid = floor._state(indexes).current.centroids["fake"]
-    np.testing.assert_allclose(centroid, indexes.vectors["fake"].centroid(), atol=1e-6)
+    current = floor._state(indexes).current
+    assert current is not None
+    np.testing.assert_allclose(
+        current.centroids["fake"], indexes.vectors["fake"].centroid(), atol=1e-6
+    )
     assert after.centroid != pytest.approx(before.centroid)
 
 
@@ -161,7 +171,8 @@ def test_a_model_newly_serving_is_calibrated_by_the_search_itself(
     for campaign_id, text in enumerate(TEXTS, start=1):
         indexes.vectors["other"].replace(campaign_id, other.encode_passages([text]))
     second = floor.calibration(indexes)
-    assert second is not None and second is not first
+    assert second is not None
+    assert second is not first
     assert floor._state(indexes).calibrated_at == {"fake": len(TEXTS), "other": len(TEXTS)}
     assert floor._state(indexes).refresh is None  # computed here, no thread
 
@@ -173,7 +184,8 @@ def test_without_background_recalibration_the_search_computes_it(
     first = floor.calibration(indexes)
     indexes.add(99, "会员日满减叠加优惠券")
     second = floor.calibration(indexes)
-    assert second is not None and second is not first
+    assert second is not None
+    assert second is not first
     assert floor._state(indexes).refresh is None
 
 
@@ -199,7 +211,8 @@ def test_the_floor_follows_a_write_within_a_bounded_wait(app: Flask, client: Fla
     semantic("拼团裂变")  # served with the last calibration; the new one follows
     assert floor.wait_for_recalibration(indexes, WAIT_S)
     second = state.current
-    assert second is not None and second is not first
+    assert second is not None
+    assert second is not first
     assert second.counts == {name: len(index) for name, index in indexes.vectors.items()}
     assert lesson in state.library_vectors["fake"]  # read from the database by the thread
     assert second.library["fake"].shape[0] > first.library["fake"].shape[0]
