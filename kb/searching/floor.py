@@ -25,13 +25,17 @@ its models at all (none yet, or a model just promoted) computes one itself; the 
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import logging
 import os
 import threading
 import time
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -42,6 +46,7 @@ from kb.models import Campaign
 from kb.searching import backfill
 from kb.searching.documents import campaign_text
 from kb.searching.indexer import SearchIndexes, load_live
+from search import relevance
 from search.embedder import Embedder, Vectors
 from search.relevance import (
     ADJACENT_PATH,
@@ -278,11 +283,88 @@ def _recompute(
         current = state.current
         if current is not None and not _stale(current.counts, counts):
             return current
-        fresh = _compute(state, indexes, serving, counts, in_background=in_background)
+        fresh = None
+        if current is None:  # this process's first: another process may have computed it
+            fresh = _read_stored(state, indexes, serving, counts)
+        if fresh is None:
+            fresh = _compute(state, indexes, serving, counts, in_background=in_background)
+            if fresh is not None:
+                _write_stored(indexes, serving, fresh)
         if fresh is not None:
             with state.lock:
                 state.current = fresh
         return fresh
+
+
+def stored_file(indexes: SearchIndexes, serving: list[Embedder]) -> Path:
+    """Return where this host keeps the calibration for these models (names and dimensions)."""
+    models = "+".join(f"{e.name}-{e.dim}" for e in serving)
+    return indexes.data_dir / "relevance" / f"calibration-{models}.npz"
+
+
+@functools.cache
+def _fingerprint() -> str:
+    """Hash what a calibration is computed from besides the corpus: the background and
+    neighbouring texts and the code that turns their scores into floors (search/relevance.py)."""
+    digest = hashlib.sha256(Path(relevance.__file__).read_bytes())
+    for text in [*background_texts(), *background_texts(ADJACENT_PATH)]:
+        digest.update(text.encode("utf-8") + b"\0")
+    return digest.hexdigest()
+
+
+def _read_stored(
+    state: _FloorState, indexes: SearchIndexes, serving: list[Embedder], counts: dict[str, int]
+) -> _Calibrated | None:
+    """Return the calibration another process of this host stored, if it still fits the corpus.
+
+    At 100,000 campaigns a calibration is two scans of 675,000 passages for 73 background
+    queries each (≈ 10-18 s on a 2-core box): a worker that starts, or restarts, on the corpus
+    another one calibrated reads the floors and centroids instead (milliseconds) and only
+    gathers the library texts. It fits as a calibration of this process would: computed by the
+    same code and background texts, on passage counts this one would not recalibrate from.
+    """
+    path = stored_file(indexes, serving)
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            meta = json.loads(str(stored["meta"]))
+            centroids = {e.name: np.asarray(stored[f"centroid_{e.name}"]) for e in serving}
+    except (OSError, KeyError, ValueError) as error:
+        if path.exists():
+            log.warning("相关性门槛的校准文件 %s 读不出，将重新计算：%s", path, error)
+        return None
+    if (
+        meta.get("fingerprint") != _fingerprint()
+        or _stale(meta.get("counts", {}), counts)
+        or any(centroids[e.name].shape != (e.dim,) for e in serving)
+    ):
+        return None
+    texts = _library_texts(state, indexes, [e.name for e in serving])
+    return _Calibrated(
+        calibration=Calibration(**meta["calibration"]),
+        counts=counts,
+        centroids={name: vector.astype(np.float32) for name, vector in centroids.items()},
+        library=_embed_library(state, indexes, serving, texts),
+    )
+
+
+def _write_stored(indexes: SearchIndexes, serving: list[Embedder], found: _Calibrated) -> None:
+    """Store a calibration for the host's other processes and the next start (see _read_stored)."""
+    path = stored_file(indexes, serving)
+    meta = {
+        "fingerprint": _fingerprint(),
+        "counts": found.counts,
+        "calibration": asdict(found.calibration),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.npz")
+    arrays: dict[str, Any] = {f"centroid_{n}": vector for n, vector in found.centroids.items()}
+    arrays["meta"] = np.array(json.dumps(meta))
+    try:
+        np.savez(partial, **arrays)
+        os.replace(partial, path)
+    except OSError as error:  # a read-only or full disk: the next process computes its own
+        log.warning("相关性门槛的校准写不进 %s：%s", path, error)
+        partial.unlink(missing_ok=True)
 
 
 def _compute(
@@ -435,10 +517,15 @@ def library_sizes(indexes: SearchIndexes) -> dict[str, int]:
 
 
 def recalibrate(indexes: SearchIndexes) -> None:
-    """Drop the calibration so the next search redoes it (after changing the quantiles)."""
+    """Drop the calibration so the next search redoes it (after changing the quantiles).
+
+    The stored ones go too: they were computed with the quantiles as they were.
+    """
     state = _state(indexes)
     with state.lock:
         state.current = None
+    for path in (indexes.data_dir / "relevance").glob("calibration-*.npz"):
+        path.unlink(missing_ok=True)
 
 
 def model_scores(

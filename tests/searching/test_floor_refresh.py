@@ -216,3 +216,65 @@ def test_the_floor_follows_a_write_within_a_bounded_wait(app: Flask, client: Fla
     assert second.counts == {name: len(index) for name, index in indexes.vectors.items()}
     assert lesson in state.library_vectors["fake"]  # read from the database by the thread
     assert second.library["fake"].shape[0] > first.library["fake"].shape[0]
+
+
+def _fresh_process(indexes: Indexes) -> Indexes:
+    """The same data directory and vectors, seen by a process that has calibrated nothing yet."""
+    other = Indexes(indexes.data_dir, indexes.embedders)
+    other.vectors = indexes.vectors
+    return other
+
+
+def test_a_new_process_reads_the_stored_calibration_while_it_fits_the_corpus(
+    indexes: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = floor.calibration(indexes)
+    assert first is not None
+    assert floor.stored_file(indexes, indexes.embedders).exists()
+    computed: list[int] = []
+    real = floor.calibrate
+    monkeypatch.setattr(floor, "calibrate", lambda samples: computed.append(1) or real(samples))
+
+    again = _fresh_process(indexes)
+    assert floor.calibration(again) == first  # read, not computed
+    assert computed == []
+    read, computed_here = floor._state(again).current, floor._state(indexes).current
+    assert read is not None
+    assert computed_here is not None
+    np.testing.assert_array_equal(read.centroids["fake"], computed_here.centroids["fake"])
+
+    indexes.add(len(TEXTS) + 1, "会员日满减叠加优惠券")  # a small corpus: any write is a change
+    assert floor.calibration(_fresh_process(indexes)) is not None
+    assert computed == [1]  # the stored one no longer fits: computed, and stored again
+    computed.clear()
+    assert floor.calibration(_fresh_process(indexes)) is not None
+    assert computed == []
+
+
+def test_a_stored_calibration_of_other_code_or_after_recalibrate_is_not_used(
+    indexes: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert floor.calibration(indexes) is not None
+    computed: list[int] = []
+    real = floor.calibrate
+    monkeypatch.setattr(floor, "calibrate", lambda samples: computed.append(1) or real(samples))
+    monkeypatch.setattr(floor, "_fingerprint", lambda: "other code or background texts")
+    assert floor.calibration(_fresh_process(indexes)) is not None
+    assert computed == [1]
+    floor.recalibrate(indexes)
+    assert not floor.stored_file(indexes, indexes.embedders).exists()
+    assert floor.calibration(indexes) is not None
+    assert computed == [1, 1]
+
+
+def test_an_unreadable_stored_calibration_is_computed_again(
+    indexes: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = floor.stored_file(indexes, indexes.embedders)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not an npz file")
+    with caplog.at_level(logging.WARNING, logger=floor.__name__):
+        assert floor.calibration(indexes) is not None
+    assert "读不出" in caplog.text
+    with np.load(path, allow_pickle=False) as stored:  # replaced by the one computed
+        assert "centroid_fake" in stored
