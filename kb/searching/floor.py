@@ -338,6 +338,9 @@ def _read_stored(
         or any(centroids[e.name].shape != (e.dim,) for e in serving)
     ):
         return None
+    # model_scores compares each query with the background texts too (kb/prefork.py pins them).
+    if any(_background(state, embedder) is None for embedder in serving):
+        return None
     texts = _library_texts(state, indexes, [e.name for e in serving])
     return _Calibrated(
         calibration=Calibration(**meta["calibration"]),

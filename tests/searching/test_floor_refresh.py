@@ -242,6 +242,15 @@ def test_a_new_process_reads_the_stored_calibration_while_it_fits_the_corpus(
     assert read is not None
     assert computed_here is not None
     np.testing.assert_array_equal(read.centroids["fake"], computed_here.centroids["fake"])
+    # The read calibration judges queries as the computed one does (background texts and all).
+    embedder = indexes.embedders[0]
+    query = embedder.encode_queries(["直播带货"])[0]
+    judged_there = floor.model_scores(indexes, embedder, query, [])
+    judged_here = floor.model_scores(again, embedder, query, [])
+    assert judged_there is not None
+    assert judged_here is not None
+    np.testing.assert_array_equal(judged_here.background, judged_there.background)
+    assert judged_here.centroid == judged_there.centroid
 
     indexes.add(len(TEXTS) + 1, "会员日满减叠加优惠券")  # a small corpus: any write is a change
     assert floor.calibration(_fresh_process(indexes)) is not None
