@@ -164,3 +164,19 @@ def open_ok(page: Page, url: str) -> None:
     assert response is not None, url
     assert response.status == 200, url
     page.wait_for_load_state("networkidle")
+
+
+def analyse_a_draft(page: Page, demo_url: str) -> None:
+    """Fill the draft form with a members' win-back campaign and open its analysis."""
+    open_ok(page, f"{demo_url}/drafts/new")
+    page.fill("input[name=title]", "母婴会员日召回沉睡用户")
+    page.fill("input[name=industry]", "母婴")
+    page.select_option("select[name=goal_type]", index=1)
+    page.fill("input[name=start_date]", "2026-12-20")
+    page.fill("input[name=end_date]", "2026-12-31")
+    page.fill("input[name=budget_cny]", "300000")
+    page.fill("textarea[name=goal]", "召回 90 天未下单的沉睡用户，提升复购")
+    page.fill("input[name=audience]", "沉睡用户、宝妈")
+    page.fill("input[name=channels]", "短信、小程序")
+    page.get_by_role("button", name="查看相似案例与冲突").click()
+    page.wait_for_load_state("networkidle")

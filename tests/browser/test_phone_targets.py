@@ -17,7 +17,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import open_ok, watched_page
+from tests.browser.conftest import analyse_a_draft, open_ok, watched_page
 
 pytestmark = pytest.mark.browser
 
@@ -100,18 +100,7 @@ def test_every_tap_target_of_a_draft_analysis_is_40_px_high(
 ) -> None:
     # The analysis of a draft (similar cases, collisions, forecast) is the page a planner taps most.
     page, problems = watched_page(browser, PHONE, demo_url)
-    open_ok(page, f"{demo_url}/drafts/new")
-    page.fill("input[name=title]", "母婴会员日召回沉睡用户")
-    page.fill("input[name=industry]", "母婴")
-    page.select_option("select[name=goal_type]", index=1)
-    page.fill("input[name=start_date]", "2026-12-20")
-    page.fill("input[name=end_date]", "2026-12-31")
-    page.fill("input[name=budget_cny]", "300000")
-    page.fill("textarea[name=goal]", "召回 90 天未下单的沉睡用户，提升复购")
-    page.fill("input[name=audience]", "沉睡用户、宝妈")
-    page.fill("input[name=channels]", "短信、小程序")
-    page.get_by_role("button", name="查看相似案例与冲突").click()
-    page.wait_for_load_state("networkidle")
+    analyse_a_draft(page, demo_url)
     expect(page.locator("#similar-cases .case").first).to_be_visible()
     _assert_every_target_tappable(page)
     assert problems == []
