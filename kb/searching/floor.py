@@ -358,16 +358,10 @@ def _write_stored(indexes: SearchIndexes, serving: list[Embedder], found: _Calib
         "counts": found.counts,
         "calibration": asdict(found.calibration),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.npz")
     arrays: dict[str, Any] = {f"centroid_{n}": vector for n, vector in found.centroids.items()}
     arrays["meta"] = np.array(json.dumps(meta))
-    try:
-        np.savez(partial, **arrays)
-        os.replace(partial, path)
-    except OSError as error:  # a read-only or full disk: the next process computes its own
-        log.warning("相关性门槛的校准写不进 %s：%s", path, error)
-        partial.unlink(missing_ok=True)
+    # On a read-only or full disk the next process computes its own.
+    _save_whole(path, arrays, "相关性门槛的校准")
 
 
 def _compute(
@@ -501,15 +495,22 @@ def _read_library(path: Path, dim: int) -> dict[str, Vectors]:
 
 
 def _write_library(path: Path, vectors: dict[str, Vectors], dim: int) -> None:
-    """Write the vectors whole through a temporary file: a reader never sees half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the vectors whole (a read-only or full disk: this process keeps its own copy)."""
     rows = np.vstack(list(vectors.values())) if vectors else np.zeros((0, dim), np.float32)
+    arrays = {"texts": np.array(list(vectors), dtype=str), "vectors": rows}
+    _save_whole(path, arrays, "相关性门槛的库文本向量")
+
+
+def _save_whole(path: Path, arrays: dict[str, Any], what: str) -> None:
+    """Write ``arrays`` to ``path`` (.npz) through a temporary file: a reader never sees half of
+    it. A failure is logged with ``what`` the file holds, not raised: the file is a cache."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.npz")
     try:
-        np.savez(partial, texts=np.array(list(vectors), dtype=str), vectors=rows)
+        np.savez(partial, **arrays)
         os.replace(partial, path)
-    except OSError as error:  # a read-only or full disk: this process keeps its own copy
-        log.warning("相关性门槛的库文本向量写不进 %s：%s", path, error)
+    except OSError as error:
+        log.warning("%s写不进 %s：%s", what, path, error)
         partial.unlink(missing_ok=True)
 
 
