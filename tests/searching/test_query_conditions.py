@@ -349,6 +349,26 @@ def _met_chips(page: str) -> list[tuple[int, str]]:
     return found
 
 
+def _assert_money_read_back(
+    shown: list[tuple[int, str]],
+    name: str,
+    threshold: str,
+    expected: dict[str, float],
+    keys: dict[int, str],
+) -> None:
+    """Each chip "<name> <amount> <threshold>" reads back to the campaign's amount in 元."""
+    for campaign_id, chip in shown:
+        match = re.fullmatch(
+            rf"{re.escape(name)} (\S+) ?(亿元|万元|元) {re.escape(threshold)}", chip
+        )
+        assert match is not None, chip
+        number, unit = match.groups()
+        # As the campaign page writes it: to three figures (1.392 亿元 → 1.39 亿元).
+        assert parse_to_base(number.replace(",", "") + unit) == pytest.approx(
+            expected[keys[campaign_id]], rel=0.005
+        ), chip
+
+
 def test_a_result_card_shows_the_value_that_met_the_condition(
     demo: tuple[FlaskClient, dict[int, str]],
 ) -> None:
@@ -359,26 +379,13 @@ def test_a_result_card_shows_the_value_that_met_the_condition(
     assert {keys[campaign_id] for campaign_id, _ in shown} == {
         key for key, value in gmv.items() if value > 1e7
     }
-    for campaign_id, chip in shown:
-        # "GMV 实际值 1.39 亿元 ＞ 1000万": the campaign's GMV, read back, is the demo file's.
-        match = re.fullmatch(r"GMV 实际值 (\S+) ?(亿元|万元|元) ＞ 1000万", chip)
-        assert match is not None, chip
-        number, unit = match.groups()
-        # As the campaign page writes it: to three figures (1.392 亿元 → 1.39 亿元).
-        assert parse_to_base(number.replace(",", "") + unit) == pytest.approx(
-            gmv[keys[campaign_id]], rel=0.005
-        ), chip
+    # "GMV 实际值 1.39 亿元 ＞ 1000万": the campaign's GMV, read back, is the demo file's.
+    _assert_money_read_back(shown, "GMV 实际值", "＞ 1000万", gmv, keys)
     budgets = {r["external_id"]: r["budget_cny"] for r in demo_records() if r.get("budget_cny")}
     page = client.get("/search", query_string={"q": "预算 300万 以上"}).get_data(as_text=True)
     shown = _met_chips(page)
     assert shown
-    for campaign_id, chip in shown:
-        match = re.fullmatch(r"预算 (\S+) ?(亿元|万元|元) ≥ 300万", chip)
-        assert match is not None, chip
-        number, unit = match.groups()
-        assert parse_to_base(number.replace(",", "") + unit) == pytest.approx(
-            budgets[keys[campaign_id]], rel=0.005
-        ), chip
+    _assert_money_read_back(shown, "预算", "≥ 300万", budgets, keys)
     # A search without a condition shows no such chip.
     plain = client.get("/search", query_string={"q": "直播"}).get_data(as_text=True)
     assert "met-condition" not in plain
