@@ -17,7 +17,7 @@ changed.
 A search never waits for a recalibration (issues 13 and 17: the first search after one edit of
 the demo paid ≈ 0.36 s, the first of a fresh worker at 100k campaigns 18 s). When the corpus has
 moved, the search goes on with the last calibration and one background thread per process and
-SearchIndexes computes the new one and swaps it in whole (``_Calibrated``: floors, centroids and
+SearchIndexes computes the new one and swaps it in whole (``Calibrated``: floors, centroids and
 library rows together, so a search never mixes two). Only a search that finds no calibration for
 its models at all (none yet, or a model just promoted) computes one itself; the indexer's
 ``warm_up`` does that at worker start, so normally no search does.
@@ -91,7 +91,7 @@ class _Background:
 
 
 @dataclass(frozen=True, slots=True)
-class _Calibrated:
+class Calibrated:
     """One calibration and what model_scores compares queries with, swapped in as one."""
 
     calibration: Calibration
@@ -107,7 +107,7 @@ class _FloorState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     computing: threading.Lock = field(default_factory=threading.Lock)
     backgrounds: dict[str, _Background] = field(default_factory=dict)
-    current: _Calibrated | None = None
+    current: Calibrated | None = None
     refresh: threading.Thread | None = None  # the background recalibration, while it runs
     failed_at: float | None = None  # time.monotonic() of the last failed background one
     # The library's texts as queries: per model, text -> unit vector (kept across calibrations
@@ -199,7 +199,14 @@ def _counts(indexes: SearchIndexes, serving: list[Embedder]) -> dict[str, int]:
 
 
 def calibration(indexes: SearchIndexes) -> Calibration | None:
-    """Return the floors for the current corpus; None when there is nothing to calibrate on.
+    """Return the floors for the current corpus; None when there is nothing to calibrate on."""
+    found = current(indexes)
+    return None if found is None else found.calibration
+
+
+def current(indexes: SearchIndexes) -> Calibrated | None:
+    """Return the calibration for the current corpus with the centroids and library rows it was
+    computed with (hand it to ``model_scores``); None when there is nothing to calibrate on.
 
     Never waits for a recalibration: when the corpus has moved, returns the last calibration
     and starts the background one (``_start_refresh``). Computes one here, on the caller's
@@ -210,15 +217,14 @@ def calibration(indexes: SearchIndexes) -> Calibration | None:
     counts = _counts(indexes, serving)
     if not any(counts.values()):
         return None
-    current = state.current
-    if current is not None and current.counts.keys() == counts.keys():
-        if not _stale(current.counts, counts):
-            return current.calibration
+    last = state.current
+    if last is not None and last.counts.keys() == counts.keys():
+        if not _stale(last.counts, counts):
+            return last
         if RECALIBRATE_IN_BACKGROUND:
             _start_refresh(state, indexes)
-            return current.calibration
-    fresh = _recompute(state, indexes)
-    return None if fresh is None else fresh.calibration
+            return last
+    return _recompute(state, indexes)
 
 
 def _start_refresh(state: _FloorState, indexes: SearchIndexes) -> None:
@@ -269,7 +275,7 @@ def wait_for_recalibration(indexes: SearchIndexes, timeout: float | None = None)
 
 def _recompute(
     state: _FloorState, indexes: SearchIndexes, *, in_background: bool = False
-) -> _Calibrated | None:
+) -> Calibrated | None:
     """Compute the calibration for the corpus as it is now and swap it in; return it.
 
     One computation at a time: a caller that waited for another one returns its result when
@@ -280,11 +286,11 @@ def _recompute(
         counts = _counts(indexes, serving)
         if not any(counts.values()):
             return None
-        current = state.current
-        if current is not None and not _stale(current.counts, counts):
-            return current
+        last = state.current
+        if last is not None and not _stale(last.counts, counts):
+            return last
         fresh = None
-        if current is None:  # this process's first: another process may have computed it
+        if last is None:  # this process's first: another process may have computed it
             fresh = _read_stored(state, indexes, serving, counts)
         if fresh is None:
             fresh = _compute(state, indexes, serving, counts, in_background=in_background)
@@ -314,7 +320,7 @@ def _fingerprint() -> str:
 
 def _read_stored(
     state: _FloorState, indexes: SearchIndexes, serving: list[Embedder], counts: dict[str, int]
-) -> _Calibrated | None:
+) -> Calibrated | None:
     """Return the calibration another process of this host stored, if it still fits the corpus.
 
     At 100,000 campaigns a calibration is two scans of 675,000 passages for 73 background
@@ -342,7 +348,7 @@ def _read_stored(
     if any(_background(state, embedder) is None for embedder in serving):
         return None
     texts = _library_texts(state, indexes, [e.name for e in serving])
-    return _Calibrated(
+    return Calibrated(
         calibration=Calibration(**meta["calibration"]),
         counts=counts,
         centroids={name: vector.astype(np.float32) for name, vector in centroids.items()},
@@ -350,7 +356,7 @@ def _read_stored(
     )
 
 
-def _write_stored(indexes: SearchIndexes, serving: list[Embedder], found: _Calibrated) -> None:
+def _write_stored(indexes: SearchIndexes, serving: list[Embedder], found: Calibrated) -> None:
     """Store a calibration for the host's other processes and the next start (see _read_stored)."""
     path = stored_file(indexes, serving)
     meta = {
@@ -371,7 +377,7 @@ def _compute(
     counts: dict[str, int],
     *,
     in_background: bool,
-) -> _Calibrated | None:
+) -> Calibrated | None:
     """Compute a calibration (``computing`` held); None without enough background texts."""
     texts = _library_texts(state, indexes, [e.name for e in serving])
     if in_background:
@@ -402,7 +408,7 @@ def _compute(
     found = calibrate(samples or [])
     if found is None:
         return None
-    return _Calibrated(
+    return Calibrated(
         calibration=found,
         counts=counts,
         centroids=centroids,
@@ -516,8 +522,8 @@ def _save_whole(path: Path, arrays: dict[str, Any], what: str) -> None:
 
 def library_sizes(indexes: SearchIndexes) -> dict[str, int]:
     """Return how many library texts each model compares queries with (0: no contrast yet)."""
-    current = _state(indexes).current
-    return {} if current is None else {name: len(rows) for name, rows in current.library.items()}
+    last = _state(indexes).current
+    return {} if last is None else {name: len(rows) for name, rows in last.library.items()}
 
 
 def recalibrate(indexes: SearchIndexes) -> None:
@@ -533,20 +539,23 @@ def recalibrate(indexes: SearchIndexes) -> None:
 
 
 def model_scores(
+    calibrated: Calibrated,
     indexes: SearchIndexes,
     embedder: Embedder,
     query_vector: Vectors,
     scores: list[tuple[int, float]],
 ) -> ModelScores | None:
-    """Return one model's evidence for a query (call ``calibration`` first)."""
-    state = _state(indexes)
-    current = state.current  # read once: centroid and library of the same calibration
-    background = state.backgrounds.get(embedder.name)
-    centroid = None if current is None else current.centroids.get(embedder.name)
-    if background is None or current is None or centroid is None:
+    """Return one model's evidence for a query, against ``calibrated`` (from ``current``).
+
+    The caller passes the calibration it will judge with: a background swap between the two
+    calls must not pair the old floors with the new centroid and library rows.
+    """
+    background = _state(indexes).backgrounds.get(embedder.name)
+    centroid = calibrated.centroids.get(embedder.name)
+    if background is None or centroid is None:
         return None
     vector = _unit(np.asarray(query_vector).reshape(1, -1))[0]
-    library = current.library.get(embedder.name)
+    library = calibrated.library.get(embedder.name)
     return ModelScores(
         scores=scores,
         background=(background.passages @ vector).astype(np.float64),

@@ -388,12 +388,14 @@ class _SemanticBranch:
     def start(cls, indexes: SearchIndexes, text: str, filters: SearchFilters) -> _SemanticBranch:
         indexes.sync_vectors()  # other processes' writes; keyword search needs no vectors
         allowed = indexes.keyword.matching_ids(filters)
-        calibration = floor.calibration(indexes) if RELEVANCE_FLOOR else None
+        # One calibration for the whole query: its floors judge the evidence gathered against
+        # its centroids, even if a background recalibration swaps in a new one meanwhile.
+        calibrated = floor.current(indexes) if RELEVANCE_FLOOR else None
         pending: list[tuple[str, Future[_ModelResult] | _ModelResult]] = []
         for embedder in backfill.serving(indexes):  # a model still filling does not rank yet
-            task = _model_task(indexes, embedder, text, allowed, calibration)
+            task = _model_task(indexes, embedder, text, allowed, calibrated)
             pending.append((embedder.name, _executor().submit(task) if CONCURRENT else task()))
-        return cls(indexes, calibration, pending)
+        return cls(indexes, None if calibrated is None else calibrated.calibration, pending)
 
     def result(self) -> tuple[list[tuple[int, float]], _Judged | None]:
         per_model: dict[str, list[tuple[int, float]]] = {}
@@ -416,14 +418,14 @@ def _model_task(
     embedder: Embedder,
     text: str,
     allowed: set[int] | None,
-    calibration: relevance.Calibration | None,
+    calibrated: floor.Calibrated | None,
 ) -> Callable[[], _ModelResult]:
     def run() -> _ModelResult:
         vector: Vectors = query_cache(embedder).encode(text)
         ranking = indexes.vectors[embedder.name].search(vector, limit=CANDIDATES, allowed=allowed)
         scores = None
-        if calibration is not None:
-            scores = floor.model_scores(indexes, embedder, vector, ranking)
+        if calibrated is not None:
+            scores = floor.model_scores(calibrated, indexes, embedder, vector, ranking)
         return ranking, scores
 
     return run

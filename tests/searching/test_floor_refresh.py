@@ -111,18 +111,25 @@ def test_a_search_gets_the_last_calibration_while_the_new_one_is_computed(
 
 def test_the_swap_brings_the_centroid_the_queries_are_judged_with(indexes: Any) -> None:
     embedder = indexes.embedders[0]
-    assert floor.calibration(indexes) is not None
+    first = floor.current(indexes)
+    assert first is not None
     query = embedder.encode_queries(["直播带货"])[0]
-    before = floor.model_scores(indexes, embedder, query, [])
+    before = floor.model_scores(first, indexes, embedder, query, [])
     assert before is not None
     for campaign_id in range(10, 30):  # the corpus moves towards live streaming
         indexes.add(campaign_id, f"直播带货第{campaign_id}场")
-    floor.calibration(indexes)
+    assert floor.current(indexes) is first  # stale: the last one, while the new one is computed
     assert floor.wait_for_recalibration(indexes, WAIT_S)
-    after = floor.model_scores(indexes, embedder, query, [])
-    assert after is not None
-    current = floor._state(indexes).current
+    current = floor.current(indexes)
     assert current is not None
+    assert current is not first
+    # A search that took ``first`` before the swap gathers its evidence after it: still against
+    # first's centroid, the one its floors were computed with.
+    straddling = floor.model_scores(first, indexes, embedder, query, [])
+    assert straddling is not None
+    assert straddling.centroid == before.centroid
+    after = floor.model_scores(current, indexes, embedder, query, [])
+    assert after is not None
     np.testing.assert_allclose(
         current.centroids["fake"], indexes.vectors["fake"].centroid(), atol=1e-6
     )
@@ -245,8 +252,8 @@ def test_a_new_process_reads_the_stored_calibration_while_it_fits_the_corpus(
     # The read calibration judges queries as the computed one does (background texts and all).
     embedder = indexes.embedders[0]
     query = embedder.encode_queries(["直播带货"])[0]
-    judged_there = floor.model_scores(indexes, embedder, query, [])
-    judged_here = floor.model_scores(again, embedder, query, [])
+    judged_there = floor.model_scores(computed_here, indexes, embedder, query, [])
+    judged_here = floor.model_scores(read, again, embedder, query, [])
     assert judged_there is not None
     assert judged_here is not None
     np.testing.assert_array_equal(judged_here.background, judged_there.background)

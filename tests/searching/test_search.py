@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 from pathlib import Path
@@ -206,15 +207,17 @@ def floors(monkeypatch: pytest.MonkeyPatch) -> Any:
     from kb.searching import floor
     from search.relevance import Calibration
 
-    real = floor.calibration
+    real = floor.current
 
     def set_floors(*, affinity: float, top: float, doc: float) -> None:
-        def fixed(indexes: Any) -> Calibration:
+        def fixed(indexes: Any) -> floor.Calibrated:
             found = real(indexes)
             assert found is not None  # the fake embedder calibrates on the shipped background
-            return Calibration(affinity=affinity, top=top, doc=doc, samples=found.samples)
+            samples = found.calibration.samples
+            floors = Calibration(affinity=affinity, top=top, doc=doc, samples=samples)
+            return dataclasses.replace(found, calibration=floors)
 
-        monkeypatch.setattr(floor, "calibration", fixed)
+        monkeypatch.setattr(floor, "current", fixed)
 
     return set_floors
 
