@@ -43,19 +43,29 @@ _GOAL = r"(?:(?:全部|所有|各项)?(?:目标|预期|指标|kpi))?"
 _PHRASES: dict[str, tuple[str, ...]] = {
     "missed": (
         *(n + a for n in _NEGATED for a in _ACHIEVE),
-        "低于预期", "低于目标", "不及预期", "不达预期", "不如预期", "差于预期", "落后于目标",
+        "不及预期", "不达预期", "不如预期", "差于预期", "落后于目标",
         "不理想", "不佳", "欠佳",
-        "missed", "fell short", "fall short", "falls short", "short of target", "below target",
-        "below expectations", "below goal", "under target", "underperformed", "not met",
+        "missed", "fell short", "fall short", "falls short", "short of target",
+        "underperformed", "not met",
         "did not meet", "didn't meet", "did not hit", "didn't hit", "did not reach",
         "didn't reach", "failed to meet", "failed to hit", "failed to reach",
     ),
     "hit": (
         "达标", "达到目标", "达到预期", "完成目标", "完成了目标", "实现目标", "超额完成", "超额",
-        "超预期", "超出预期", "超过预期", "高于预期", "好于预期", "优于预期", "符合预期",
-        "超过目标", "超出目标",
-        "exceeded", "exceeds", "exceed", "beat", "beats", "above target", "above expectations",
-        "on target", "overachieved", "outperformed", "surpassed", "target met", "goal met",
+        "好于预期", "优于预期", "符合预期",
+        "beat", "beats", "on target", "overachieved", "outperformed", "target met", "goal met",
+    ),
+    # The number above or below its target: a hit or a miss by the metric's direction
+    # ("获客成本超出目标" is a CAC that missed its target, "CAC came in under target" one that
+    # hit it), like rising and falling below.
+    "above": (
+        "超预期", "超出预期", "超过预期", "高于预期", "超过目标", "超出目标", "高于目标",
+        "exceeded", "exceeds", "exceed", "surpassed", "above target", "above expectations",
+        "above goal",
+    ),
+    "below": (
+        "低于预期", "低于目标", "below target", "below expectations", "below goal",
+        "under target",
     ),
     "bad": (
         "变差", "恶化", "变坏", "更差", "走差", "没有改善", "未改善",
@@ -187,6 +197,11 @@ def parse_outcome(
         anchor = min(bound, key=lambda m: _gap(m, primary))
         condition = _trend(primary.kind, anchor.direction)
         bound = [m for m in bound if _trend(primary.kind, m.direction) == condition]
+    elif primary.kind in ("above", "below"):
+        # No metric named: "超过预期" is read as the campaign's numbers beating the target.
+        anchor_direction = min(bound, key=lambda m: _gap(m, primary)).direction if bound else ""
+        condition = _versus_target(primary.kind, anchor_direction)
+        bound = [m for m in bound if _versus_target(primary.kind, m.direction) == condition]
     else:
         condition = _FIXED[primary.kind]
     fillers = [_FILLER]
@@ -263,6 +278,11 @@ _FIXED: dict[str, Condition] = {
 def _trend(kind: str, direction: str) -> Condition:
     rising_is_good = direction != "lower"
     return "improved" if (kind == "up") == rising_is_good else "worsened"
+
+
+def _versus_target(kind: str, direction: str) -> Condition:
+    higher_is_better = direction != "lower"
+    return "hit_target" if (kind == "above") == higher_is_better else "missed_target"
 
 
 def _gap(m: MetricMention, p: _Phrase) -> int:
@@ -345,7 +365,8 @@ def _phrase_pattern() -> re.Pattern[str]:
         entries += [(_literal(p), kind, len(p)) for p in phrases]
     # Longest first, so "没有达成" wins over "达成" and "fell short" over "fell".
     entries.sort(key=lambda entry: -entry[2])
-    groups = [f"(?P<{kind}_{i}>{src}{_GOAL if kind in ('missed', 'hit') else ''})"
+    targets = ("missed", "hit", "above", "below")
+    groups = [f"(?P<{kind}_{i}>{src}{_GOAL if kind in targets else ''})"
               for i, (src, kind, _) in enumerate(entries)]  # fmt: skip
     return re.compile("|".join(groups))
 
