@@ -58,6 +58,8 @@ SETS = (
     "search_heldout3.json",
     "search_heldout5.json",
     "search_heldout6.json",
+    "search_heldout7.json",
+    "search_heldout8.json",
 )
 Floats = npt.NDArray[np.float32]
 
@@ -276,7 +278,8 @@ def capture(app: Any, sets: dict[str, list[dict[str, Any]]]) -> tuple[list[Captu
         indexes.sync_vectors()
         external = {c.id: c.external_id or "" for c in db.session.query(Campaign).all()}
         corpus = corpus_of(indexes, external)
-        floor.calibration(indexes)  # embeds the background texts once per model
+        calibrated = floor.current(indexes)  # embeds the background texts once per model
+        assert calibrated is not None, "no calibration: too few background texts or no vectors"
         state = floor._state(indexes)
         backgrounds = {name: (b.queries, b.passages) for name, b in state.backgrounds.items()}
         serving = backfill.serving(indexes)
@@ -333,7 +336,7 @@ def capture(app: Any, sets: dict[str, list[dict[str, Any]]]) -> tuple[list[Captu
                 for embedder in serving:
                     vector = query_cache(embedder).encode(meaning)
                     as_passage = embedder.encode_passages([meaning])[0]
-                    evidence = floor.model_scores(indexes, embedder, vector, [])
+                    evidence = floor.model_scores(calibrated, indexes, embedder, vector, [])
                     cap.models[embedder.name] = ModelCapture(
                         unit(vector),
                         unit(as_passage),
@@ -672,7 +675,7 @@ def report_cv(
 def label_of(key: Any) -> str:
     if isinstance(key, str):
         return key
-    if isinstance(key, Config):
+    if isinstance(key, Config | OutcomeRule):
         return key.label()
     if key and isinstance(key[0], tuple):  # (name, value) pairs
         return " ".join(f"{n}={v:g}" for n, v in key)
@@ -1516,6 +1519,326 @@ def keyword_experiments(
         sys.stdout.flush()
 
 
+# --------------------------------------------------------------------------------------------
+# --outcome: queries with an outcome condition, captured from the product's own search call.
+
+
+@dataclass(slots=True)
+class OutcomeCapture:
+    """One query as ``kb.searching.service.search`` saw it in hybrid mode, plus both single modes.
+
+    Captured by wrapping the service's fusion and outcome steps during a real search, so the
+    replay below ranks exactly as the product (``outcome_check`` says so query by query).
+    """
+
+    item: dict[str, Any]
+    set_name: str
+    rankings: dict[str, list[tuple[int, float]]]  # what _fuse got (empty: a filtered listing)
+    weights: dict[str, float]
+    strengths: dict[int, float] | None  # campaign -> match_outcome, None: no condition parsed
+    condition: str | None
+    strong: set[int]  # what the relevance floor keeps (every candidate when it is off)
+    external: dict[int, str]
+    hybrid: list[str]  # the real search's top K
+    keyword: float  # nDCG@10 of the real keyword / semantic modes
+    semantic: float
+    keyword_ids: list[str] = field(default_factory=list)
+
+
+def outcome_capture(app: Any, sets: dict[str, list[dict[str, Any]]]) -> list[OutcomeCapture]:
+    """Run every query through the real search (three modes), recording fusion's inputs."""
+    from kb.extensions import db
+    from kb.models import Campaign
+    from kb.searching import service as svc
+    from kb.searching.schemas import validate_search_query
+
+    seen: dict[str, Any] = {}
+    real_fuse, real_apply = svc._fuse, svc._apply_outcome
+
+    def fuse(rankings: Any, weights: Any) -> Any:
+        seen["rankings"] = {k: list(v) for k, v in rankings.items()}
+        seen["weights"] = dict(weights)
+        return real_fuse(rankings, weights)
+
+    def apply(intent: Any, fused: Any, filters: Any, indexes: Any) -> Any:
+        out = real_apply(intent, fused, filters, indexes)
+        seen["strengths"] = {h.campaign_id: h.contributions["outcome"] for h in out}
+        seen["condition"] = intent.condition
+        return out
+
+    svc._fuse, svc._apply_outcome = fuse, apply  # type: ignore[assignment]
+    captures = []
+    try:
+        with app.app_context():
+            external = {c.id: c.external_id or "" for c in db.session.query(Campaign).all()}
+            for set_name, queries in sets.items():
+                for item in queries:
+                    values = {}
+                    kw_ids: list[str] = []
+                    for mode in ("keyword", "semantic"):
+                        args = {"q": item["query"], "mode": mode, "limit": K,
+                                **item.get("filters", {})}  # fmt: skip
+                        found = svc.search(validate_search_query(args), fold=False)
+                        ids = [r.campaign.external_id or "" for r in found.results]
+                        values[mode] = ndcg(ids, item["relevant"])
+                        if mode == "keyword":
+                            kw_ids = ids
+                    seen.clear()
+                    args = {"q": item["query"], "mode": "hybrid", "limit": 100,
+                            "include_weak": "true", **item.get("filters", {})}  # fmt: skip
+                    found = svc.search(validate_search_query(args), fold=False)
+                    listed = [r.campaign.id for r in found.results]
+                    captures.append(
+                        OutcomeCapture(
+                            item=item,
+                            set_name=set_name,
+                            rankings=seen.get("rankings", {}),
+                            weights=seen.get("weights", {}),
+                            strengths=seen.get("strengths"),
+                            condition=seen.get("condition"),
+                            # strong first, then weak: the floor's keep set (all, unfloored)
+                            strong=set(listed[: found.total]),
+                            external=external,
+                            hybrid=[external[i] for i in listed[: found.total]][:K],
+                            keyword=values["keyword"],
+                            semantic=values["semantic"],
+                            keyword_ids=kw_ids,
+                        )
+                    )
+    finally:
+        svc._fuse, svc._apply_outcome = real_fuse, real_apply  # type: ignore[assignment]
+    return captures
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRule:
+    """How a query with a parsed outcome condition is ranked (others: as shipped).
+
+    ``keyword_weight`` / ``outcome_weight``: None keeps the shipped one. ``keyword_first``:
+    campaigns the keyword side did not return rank after those it did (the models then only
+    order within each tier). ``floor``: False ranks without the relevance floor (diagnosis).
+    """
+
+    keyword_weight: float | None = None
+    outcome_weight: float | None = None
+    keyword_first: bool = False
+    floor: bool = True
+    # Keyword weight for a query that names a metric but no condition parsed ("NPS 做到 50 分以上
+    # 的活动", "GMV 涨得最多"); None: the shipped weight for queries without a condition.
+    metric_keyword_weight: float | None = None
+    # The relevance floor keeps every campaign whose numbers meet the parsed condition.
+    keep_matched: bool = False
+
+    def label(self) -> str:
+        parts = [
+            "kw=" + ("shipped" if self.keyword_weight is None else f"{self.keyword_weight:g}"),
+            "o=" + ("shipped" if self.outcome_weight is None else f"{self.outcome_weight:g}"),
+        ]
+        if self.metric_keyword_weight is not None:
+            parts.append(f"metric-kw={self.metric_keyword_weight:g}")
+        if self.keyword_first:
+            parts.append("keyword-first")
+        if not self.floor:
+            parts.append("no floor")
+        if self.keep_matched:
+            parts.append("floor keeps met conditions")
+        return " ".join(parts)
+
+
+def outcome_rank(cap: OutcomeCapture, rule: OutcomeRule, limit: int = K) -> list[str]:
+    """The first ``limit`` of one captured query under ``rule``, as ``service.search`` ranks."""
+    from kb.searching import service as svc
+    from search.hybrid import FusedHit, fuse_rankings
+
+    if not cap.rankings:  # a filtered listing, or nothing found: no knob here changes it
+        return cap.hybrid[:limit]
+    weights = dict(cap.weights)
+    outcome = cap.strengths is not None
+    if outcome and rule.keyword_weight is not None:
+        weights["keyword"] = rule.keyword_weight
+    if not outcome and rule.metric_keyword_weight is not None and names_metric(cap):
+        weights["keyword"] = rule.metric_keyword_weight
+    if len(cap.rankings) == 1:
+        ((name, only),) = cap.rankings.items()
+        fused = [FusedHit(cid, s, {name: s}) for cid, s in only]
+    else:
+        fused = fuse_rankings(
+            cap.rankings, weights=weights, method=svc.FUSION_METHOD, k=svc.FUSION_K
+        )
+    if cap.strengths is not None and fused:
+        o = svc.OUTCOME_WEIGHT if rule.outcome_weight is None else rule.outcome_weight
+        low = min(h.score for h in fused)
+        spread = (max(h.score for h in fused) - low) or 1.0
+        kw = {cid for cid, _ in cap.rankings.get("keyword", ())}
+        tier = rule.keyword_first and bool(kw)
+        scored = [
+            (
+                -(h.campaign_id in kw) if tier else 0,
+                -((h.score - low) / spread + o * cap.strengths.get(h.campaign_id, 0.0)),
+                h.campaign_id,
+            )
+            for h in fused
+        ]
+        order = [cid for _, _, cid in sorted(scored)]
+    else:
+        order = [h.campaign_id for h in fused]
+    if rule.floor:
+        keep = set(cap.strong)
+        if rule.keep_matched and cap.strengths:
+            keep.update(cid for cid, strength in cap.strengths.items() if strength > 0)
+        order = [cid for cid in order if cid in keep]
+    return [cap.external[cid] for cid in order[:limit]]
+
+
+def names_metric(cap: OutcomeCapture) -> bool:
+    """Whether the query's words (a typed condition aside) name a catalogued metric."""
+    key = cap.item["query"]
+    if key not in _NAMES_METRIC:
+        from kb.searching import conditions
+        from kb.searching import service as svc
+        from search.normalize import normalize
+        from search.outcomes import find_metrics
+
+        words = conditions.read_query(key).words
+        text = normalize(words)[0]
+        found = find_metrics(text, svc._catalog_lookup, svc._METRIC_ALIASES)
+        _NAMES_METRIC[key] = any(m.keys for m in found)
+    return _NAMES_METRIC[key]
+
+
+_NAMES_METRIC: dict[str, bool] = {}
+
+
+def outcome_values(captures: list[OutcomeCapture], rule: OutcomeRule) -> list[float]:
+    return [ndcg(outcome_rank(c, rule), c.item["relevant"]) for c in captures]
+
+
+def outcome_type(cap: OutcomeCapture) -> str:
+    kind = str(cap.item.get("type", "?"))
+    return "cross_lingual" if kind.startswith("cross_lingual") else kind
+
+
+def outcome_experiments(captures: list[OutcomeCapture]) -> None:
+    """Check the replay, show where outcome queries lose, cross-validate outcome rules."""
+    shipped_rule = OutcomeRule()
+    base = outcome_values(captures, shipped_rule)
+    differ = [c.item["id"] for c in captures if outcome_rank(c, shipped_rule) != c.hybrid]
+    print(f"check: replay of the shipped ranking differs from the real search on {len(differ)}"
+          f" of {len(captures)} queries {differ[:10]}")  # fmt: skip
+    types = sorted({outcome_type(c) for c in captures})
+    parsed = [c.strengths is not None for c in captures]
+    print("\nqueries with an outcome condition parsed, by labelled type:")
+    for t in types:
+        idx = [i for i, c in enumerate(captures) if outcome_type(c) == t]
+        print(f"  {t:<16} {sum(parsed[i] for i in idx):>4} of {len(idx)}")
+    kw = [c.keyword for c in captures]
+    sem = [c.semantic for c in captures]
+    nofloor = outcome_values(captures, OutcomeRule(floor=False))
+    print("\nper type (in-sample, every set): keyword, semantic, hybrid shipped, hybrid w/o floor")
+    for t in [*types, "overall"]:
+        idx = [i for i, c in enumerate(captures) if t in ("overall", outcome_type(c))]
+        print(f"  {t:<16}({len(idx):>3}) " + " ".join(
+            f"{mean(v[i] for i in idx):.3f}" for v in (kw, sem, base, nofloor)))  # fmt: skip
+    print("\noutcome-type queries where hybrid is below keyword by > 0.05 (set, query, parsed "
+          "condition, kw / sem / hybrid / hybrid w/o floor; relevant in keyword top10 missing "
+          "from hybrid's: F = cut by the floor, else its hybrid rank)")  # fmt: skip
+    for i, c in enumerate(captures):
+        if outcome_type(c) != "outcome" or kw[i] - base[i] <= 0.05:
+            continue
+        hy = outcome_rank(c, shipped_rule)
+        ids = {v: k for k, v in c.external.items()}
+        full = outcome_rank(c, OutcomeRule(floor=False), limit=len(ids))
+        by_keyword = {cid for cid, _ in c.rankings.get("keyword", ())}
+        missing = []
+        for doc in c.keyword_ids:
+            if doc in c.item["relevant"] and doc not in hy:
+                cut = ids[doc] not in c.strong
+                where = "F" if cut else str(full.index(doc) + 1) if doc in full else "-"
+                missing.append(f"{doc}(g{c.item['relevant'][doc]},{where})")
+        # * = the keyword side returned it too; s = its condition strength
+        intruders = [
+            f"{d}{'*' if ids[d] in by_keyword else ''}s{(c.strengths or {}).get(ids[d], 0):.1f}"
+            for d in hy
+            if d not in c.item["relevant"]
+        ]
+        print(f"  {c.set_name.removesuffix('.json'):<16} {c.item['query']}  [{c.condition}]  "
+              f"{kw[i]:.2f}/{sem[i]:.2f}/{base[i]:.2f}/{nofloor[i]:.2f}  missing {' '.join(missing)}"
+              f"  non-relevant in hybrid top10: {' '.join(intruders)}")  # fmt: skip
+
+    outcome_cv(captures, base, kw, sem)
+
+
+OUTCOME_KEYWORD = (0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+OUTCOME_WEIGHTS = (0.5, 1.0, 2.0, 3.0, 5.0, 10.0)
+METRIC_KEYWORD = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+
+
+def outcome_cv(
+    captures: list[OutcomeCapture], base: list[float], kw: list[float], sem: list[float]
+) -> None:
+    """Leave one set out over outcome rules; every fold, every type, both picking rules."""
+    grid = [
+        OutcomeRule(w, o, first)
+        for w in OUTCOME_KEYWORD
+        for o in OUTCOME_WEIGHTS
+        for first in (False, True)
+    ]
+    shipped_rule = OutcomeRule()
+    table: dict[Any, list[float]] = {r: outcome_values(captures, r) for r in grid}
+    table[shipped_rule] = base
+    families = {
+        "keyword weight x outcome weight x keyword-first, outcome-condition queries": grid,
+        "the floor keeps campaigns that meet the condition": [OutcomeRule(keep_matched=True)],
+        "keyword weight of queries naming a metric without a condition": [
+            OutcomeRule(metric_keyword_weight=w) for w in METRIC_KEYWORD
+        ],
+        "both: floor keeps met conditions x metric-naming keyword weight": [
+            OutcomeRule(metric_keyword_weight=w, keep_matched=True) for w in METRIC_KEYWORD
+        ],
+        "floor keeps met conditions x outcome keyword weight x outcome weight": [
+            OutcomeRule(w, o, keep_matched=True) for w in OUTCOME_KEYWORD for o in OUTCOME_WEIGHTS
+        ],
+    }
+    for title, rules in families.items():
+        family = {r: table[r] if r in table else outcome_values(captures, r) for r in rules}
+        family[shipped_rule] = base
+        outcome_family(captures, title, family, shipped_rule, base, kw, sem)
+
+
+def outcome_family(
+    captures: list[OutcomeCapture],
+    title: str,
+    table: dict[Any, list[float]],
+    shipped_rule: OutcomeRule,
+    base: list[float],
+    kw: list[float],
+    sem: list[float],
+) -> None:
+    types = sorted({outcome_type(c) for c in captures})
+    print(f"\n--- {title}: in-sample per type (every set)")
+    print("  " + f"{'rule':<44}" + "".join(f"{t[:12]:>13}" for t in [*types, "overall"]))
+    for rule, values in table.items():
+        cells = "".join(
+            f"{mean(values[i] for i, c in enumerate(captures) if t in ('overall', outcome_type(c))):>13.3f}"
+            for t in [*types, "overall"]
+        )
+        print(f"  {rule.label():<44}{cells}")
+    tables = {"keyword": {shipped_rule: kw}, "semantic": {shipped_rule: sem}, "hybrid": table}
+    result = report_cv(captures, tables, shipped_rule, title)  # type: ignore[arg-type]
+    sets = list(dict.fromkeys(c.set_name for c in captures))
+    for rule_name, cv in result["cv"].items():
+        print(f"  per fold x type, picked by {rule_name}: shipped -> CV")
+        for name in sets:
+            cells = []
+            for t in types:
+                idx = [i for i, c in enumerate(captures)
+                       if c.set_name == name and outcome_type(c) == t]  # fmt: skip
+                if idx:
+                    b, v = mean(base[i] for i in idx), mean(cv[i] for i in idx)
+                    cells.append(f"{t} {b:.3f}->{v:.3f}")
+            print(f"    {name.removesuffix('.json'):<16} " + "; ".join(cells))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=None)
@@ -1559,12 +1882,30 @@ def main() -> None:
         default=None,
         help="keep the captures in this pickle and reuse them (same tree and data only)",
     )
+    parser.add_argument(
+        "--outcome",
+        action="store_true",
+        help="only the outcome-query experiments (captured from the real search call)",
+    )
     options = parser.parse_args()
     data_dir = options.data_dir or Path(tempfile.mkdtemp(prefix="kb-fit-"))
     sets = {
         name: json.loads((DATA / name).read_text(encoding="utf-8"))["queries"]
         for name in options.sets.split(",")
     }
+    if options.outcome:
+        started = time.perf_counter()
+        if options.captures and options.captures.exists():
+            with options.captures.open("rb") as handle:
+                found = pickle.load(handle)  # noqa: S301  # our own file
+        else:
+            found = outcome_capture(make_app(data_dir, options.models), sets)
+            if options.captures:
+                with options.captures.open("wb") as handle:
+                    pickle.dump(found, handle)
+        print(f"captured {len(found)} queries in {time.perf_counter() - started:.1f} s")
+        outcome_experiments(found)
+        return
     needs_app = options.check or options.keyword or options.passages
     app = make_app(data_dir, options.models) if needs_app or not options.captures else None
     started = time.perf_counter()
