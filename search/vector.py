@@ -7,9 +7,13 @@ campaign maximum is one ``np.maximum.reduceat`` over block starts: no sort, no p
 one; the matrix grows by half when full and is rewritten without dead blocks when more than a
 quarter of its rows are dead, so writes cost amortized O(passages written).
 
-A full scan is screened (_screened_top): numkong's float16 kernel scores every row to within a
-proven error bound, and only the campaigns that bound leaves in the running are scored exactly,
-so the results are the exact scan's at ≈ 85 % of its CPU on an AVX2 machine.
+A full scan is screened (_screened_top): numkong scores every row to within a proven error
+bound, and only the campaigns that bound leaves in the running are scored exactly, so the
+results are the exact scan's. A mapped file's rows are screened from an int8 copy derived from
+them (_Int8Copy: files beside the float16 ones, mapped by every process of the host; half the
+bytes, ≈ 1.9x less CPU than the float16 kernel at 675k rows), and the few campaigns scored
+exactly are read from the float16 file with pread, so a worker keeps none of it mapped
+(_RowsReader); rows written since the file (the tail) are screened as float16.
 
 Readers never lock for long: a search takes the current ``_State`` (array references and counts)
 under the lock and works on that. Writers only append past the rows a published state covers,
@@ -29,6 +33,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +133,9 @@ class _State:
     base: Stored
     # An approximate graph over the base rows (search.ann); None: every search scans.
     graph: ann.Graph | None = None
+    # The base rows' int8 copy the screen reads instead of their float16 (see _Int8Copy);
+    # None: the screen reads the float16 rows (an index built in memory, or no int8 kernel).
+    int8: _Int8Copy | None = None
 
     def rows_between(self, start: int, end: int) -> Stored:
         """Return rows [start, end) (a view when they lie on one side of the base)."""
@@ -148,6 +156,67 @@ class _State:
         in_base = rows < nb
         out[in_base] = self.base.take(rows[in_base], axis=0, mode="clip")
         out[~in_base] = self.matrix.take(rows[~in_base] - nb, axis=0, mode="clip")
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Int8Copy:
+    """An int8 copy of a mapped file's rows, with what bounds its error, in files beside it.
+
+    Row i of block b is stored as ``mean + scale[b] × int8 row i + residual``: the mean of all
+    rows is taken out first (a sentence model's rows share a large common direction, so what
+    is left is smaller and rounds more finely), ``scale[b]`` is the block's largest component
+    left over / 127. ``residual[b]`` and ``norm[b]`` are the block's largest ‖residual‖ and
+    ‖scale[b] × int8 row‖, rounded up: with them a cosine computed from the int8 row is
+    within a proven bound of the exact one (_int8_rough). Derived from the float16 rows when a
+    file is mapped (_int8_copy), never written to; every process maps the same pages.
+    """
+
+    rows: npt.NDArray[np.int8]  # (rows of the file, dim)
+    scale: npt.NDArray[np.float64]  # per block of the file
+    residual: npt.NDArray[np.float64]
+    norm: npt.NDArray[np.float64]
+    mean: npt.NDArray[np.float64]  # (dim,)
+    # Reads the float16 rows of the campaigns left to score exactly, without the mapping.
+    source: _RowsReader
+
+
+class _RowsReader:
+    """Read float16 rows of a file with pread rather than through its mapping.
+
+    Pages read this way go through the page cache, one copy for every process of the host
+    like the mapping's, but they are never mapped into this process: with the int8 copy
+    screening every row, a worker's resident memory (RSS, PSS) holds the int8 copy and none
+    of the float16 file, whose pages the kernel may drop again when memory runs short. Through
+    the mapping, each exactly-scored campaign faulted in 64 KB around it (the kernel's fault-
+    around), and after enough queries the whole file was resident in every worker again.
+    """
+
+    def __init__(self, path: Path, data_offset: int, dim: int) -> None:
+        self.fd = os.open(path, os.O_RDONLY)
+        self._closer = weakref.finalize(self, os.close, self.fd)
+        self.data_offset = data_offset
+        self.dim = dim
+
+    def blocks(self, starts: Ids, lengths: Ids) -> Stored:
+        """Return the rows of these blocks of the file, laid end to end."""
+        out = np.empty((int(lengths.sum()), self.dim), dtype=STORED_DTYPE)
+        if len(out) == 0:
+            return out
+        buffer = out.data.cast("B")  # the rows as bytes, for preadv to fill
+        row_bytes = self.dim * out.itemsize
+        ends = starts + lengths
+        # Blocks that follow one another in the file are read in one call.
+        breaks = np.flatnonzero(starts[1:] != ends[:-1]) + 1
+        at = 0
+        for first, last in zip(
+            np.r_[0, breaks].tolist(), np.r_[breaks, len(starts)].tolist(), strict=True
+        ):
+            size = int(ends[last - 1] - starts[first]) * row_bytes
+            where = self.data_offset + int(starts[first]) * row_bytes
+            if os.preadv(self.fd, [buffer[at : at + size]], where) != size:
+                raise OSError(f"vector file shorter than its {len(out)} rows")
+            at += size
         return out
 
 
@@ -317,6 +386,8 @@ class VectorIndex:
         for path in (rows_path, blocks_path):
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
+        if SCREEN:  # the writer derives the int8 copy, before any pointer names the file
+            _int8_copy(prefix, np.load(rows_path, mmap_mode="c"), _offsets(lengths), lengths)
         if map_after:
             with self._write_lock:
                 if self._snapshot() is state:
@@ -354,8 +425,11 @@ class VectorIndex:
         self._graph_checked_at = time.monotonic()
         self._graph_tried = _calibration_mtime(prefix)
         graph = _opened_graph(prefix, len(base), self.dim)
+        int8 = _int8_copy(prefix, base, state.starts[:blocks], lengths) if SCREEN else None
         self._publish(
-            dataclasses.replace(state, rows=len(base), blocks=blocks, base=base, graph=graph)
+            dataclasses.replace(
+                state, rows=len(base), blocks=blocks, base=base, graph=graph, int8=int8
+            )
         )
 
     def _with_graph_if_built(self, state: _State) -> _State:
@@ -536,32 +610,66 @@ def _screened_top(
 ) -> list[tuple[int, float]]:
     """Return exactly what the full scan's ``_top`` returns, scoring most rows only roughly.
 
-    Every row is scored once by the float16 kernel (the query rounded to float16 too), whose
-    cosines are within ``_screen_error`` of the exact ones. The campaigns that can still place
-    given that error are then scored exactly (``_dot``, every passage) and ranked by ``_top``:
-    the same scores, ids and order as the full exact scan (tests/search/test_vector_screen.py).
+    Every row is scored once by numkong (_rough_rows: the int8 copy of a mapped file, float16
+    otherwise), to within a bound per block of the exact cosine. The campaigns that can still
+    place given those bounds are then scored exactly (``_dot``, every passage) and ranked by
+    ``_top``: the same scores, ids and order as the full exact scan (tests/search/
+    test_vector_screen.py, test_vector_int8.py).
     """
-    rough = _screen_scan(screen, query, state)
-    # Every block, tombstoned ones too, is scored in place (blocks tile the rows in order):
-    # cheaper than gathering the selected ones' rows first.
-    rough_score = _campaign_scores(
-        rough, state.starts[: state.blocks], state.lengths[: state.blocks]
-    )
-    rough_score = rough_score[sel]
+    rough, multiplier, offset, error = _rough_rows(screen, state, query)
+    # Every block, tombstoned ones too, is reduced in place (blocks tile the rows in order):
+    # cheaper than gathering the selected ones' rows first. Multipliers are positive.
+    best = np.maximum.reduceat(rough, state.starts[: state.blocks])[sel]
+    multiplier, offset, error = multiplier[sel], offset[sel], error[sel]
+    best = best * multiplier + offset
     starts, lengths, owners = state.starts[sel], state.lengths[sel], state.owners[sel]
     keep = np.arange(len(sel))
     if len(sel) > limit:
-        # A rough campaign score is off by at most (1 + W) × error (best and second best each
-        # by the error at most); a campaign of the true top ``limit`` is at most twice that
-        # below the rough limit-th best. Ties at the cut stay in: _top settles them by id.
-        kth = np.partition(rough_score, len(sel) - limit)[len(sel) - limit]
-        margin = 2 * (1 + SECOND_PASSAGE_WEIGHT) * _screen_error(query)
-        keep = np.flatnonzero(rough_score >= kth - margin)
+        # A campaign's score is at least its best cosine, so at least best - error, and at most
+        # f(best + error) with f(x) = x + W × max(x, 0): the limit-th largest lower bound is a
+        # floor under the true limit-th score, and a campaign whose ceiling is below it cannot
+        # place (nor tie). Cheap: one value per campaign.
+        low = best - error
+        high = best + error
+        high += SECOND_PASSAGE_WEIGHT * np.maximum(high, 0)
+        kth = np.partition(low, len(low) - limit)[len(low) - limit]
+        keep = np.flatnonzero(high >= kth)
+    if len(keep) > limit:
+        # The same with the rough second best too, for the campaigns left: a rough campaign
+        # score is off by at most (1 + W) × error (best and second best each by the error).
+        # Ties at the cut stay in: _top settles them by id.
+        k_lengths = lengths[keep]
+        values = rough[_ranges(starts[keep], k_lengths)]
+        values = values * np.repeat(multiplier[keep], k_lengths) + np.repeat(
+            offset[keep], k_lengths
+        )
+        score = _campaign_scores(values, _offsets(k_lengths), k_lengths)
+        margin = (1 + SECOND_PASSAGE_WEIGHT) * error[keep] + 1e-6  # float32 sums in _top
+        low = score - margin
+        kth = np.partition(low, len(low) - limit)[len(low) - limit]
+        keep = keep[score + margin >= kth]
     k_lengths = lengths[keep]
-    exact = _dot(query.reshape(1, -1), state.take(_ranges(starts[keep], k_lengths)))[0]
+    exact = _dot(query.reshape(1, -1), _block_rows(state, starts[keep], k_lengths))[0]
     local = _offsets(k_lengths)
     k_best = np.maximum.reduceat(exact, local) if len(local) else exact[:0]
     return _top(exact, k_best, local, k_lengths, owners[keep], limit)
+
+
+def _block_rows(state: _State, starts: Ids, lengths: Ids) -> Stored:
+    """Return the float16 rows of these blocks (in this order), the file's read without mapping.
+
+    Read so only when the int8 copy screens the file (see _RowsReader); else from the arrays.
+    """
+    int8 = state.int8 if INT8_SCREEN else None
+    if int8 is None or len(starts) == 0:
+        return state.take(_ranges(starts, lengths))
+    in_file = starts < len(state.base)  # a block lies wholly in the file or in the tail
+    out = np.empty((int(lengths.sum()), state.matrix.shape[1]), dtype=STORED_DTYPE)
+    file_rows = np.repeat(in_file, lengths)
+    out[file_rows] = int8.source.blocks(starts[in_file], lengths[in_file])
+    tail = ~in_file
+    out[~file_rows] = state.take(_ranges(starts[tail], lengths[tail]))
+    return out
 
 
 def _batched_top(
@@ -642,6 +750,209 @@ def _screen_scan(screen: Any, query: Vectors, state: _State) -> npt.NDArray[np.f
         tail = state.matrix[: state.rows - nb]
         out[nb:] = np.asarray(screen.cdist(q16, tail, metric="dot"))[0]
     return out
+
+
+# Use the int8 copy of a mapped file for the screen (False: its float16 rows; for comparisons).
+INT8_SCREEN = True
+_INT8_SUFFIXES = (".int8.npy", ".int8blocks.npy", ".int8mean.npy")
+
+
+def _int8_paths(prefix: Path) -> tuple[Path, Path, Path]:
+    rows, blocks, mean = (prefix.with_name(prefix.name + s) for s in _INT8_SUFFIXES)
+    return rows, blocks, mean
+
+
+def _int8_copy(prefix: Path, base: Stored, starts: Ids, lengths: Ids) -> _Int8Copy | None:
+    """Return the int8 copy of the file's rows, building its files first if there are none.
+
+    None when numkong's int8 kernel is missing or inexact here: the screen reads float16.
+    Built by ``save`` (its writer) or, for a file written before this copy existed, by the
+    first process that maps it; several building at once each write their own temporary
+    files and replace, so a reader sees whole files only.
+    """
+    dim = base.shape[1]
+    if _int8_kernel(dim) is None:
+        return None
+    offset = int(getattr(base, "offset", -1))  # where np.load's memmap found the rows
+    if offset < 0:
+        raise ValueError(f"{prefix.name}: the float16 rows are not a mapped file")
+    with _int8_build_lock:
+        try:
+            return _int8_opened(prefix, len(base), len(starts), dim, offset)
+        except (OSError, ValueError) as error:
+            if not isinstance(error, FileNotFoundError):
+                log.warning("int8 copy of %s unusable, building it again: %r", prefix.name, error)
+        _int8_build(prefix, base, starts, lengths)
+        return _int8_opened(prefix, len(base), len(starts), dim, offset)
+
+
+_int8_build_lock = threading.Lock()
+
+
+def _int8_opened(prefix: Path, rows: int, blocks: int, dim: int, data_offset: int) -> _Int8Copy:
+    """Map the int8 files; ValueError when they do not fit the float16 file."""
+    rows_path, blocks_path, mean_path = _int8_paths(prefix)
+    int8 = np.load(rows_path, mmap_mode="r")
+    per_block = np.load(blocks_path, mmap_mode="r")
+    mean = np.load(mean_path)
+    if (
+        int8.dtype != np.int8
+        or int8.shape != (rows, dim)
+        or per_block.dtype != np.float64
+        or per_block.shape != (3, blocks)
+        or mean.dtype != np.float64
+        or mean.shape != (dim,)
+    ):
+        raise ValueError(f"{rows_path}: does not fit {rows} rows of {dim} in {blocks} blocks")
+    scale, residual, norm = per_block
+    source = _RowsReader(_file_paths(prefix)[0], data_offset, dim)
+    return _Int8Copy(rows=int8, scale=scale, residual=residual, norm=norm, mean=mean, source=source)
+
+
+def _int8_build(prefix: Path, base: Stored, starts: Ids, lengths: Ids) -> None:
+    """Write the int8 copy of ``base`` (see _Int8Copy), a group of blocks at a time.
+
+    In float32 (float64 took 30 s for 675k × 512 rows on a busy 2-core box): each float32 step
+    errs by at most 2^-24 of its operands' size, so the computed norms of what is left over and
+    of the scaled int8 rows (all of length ≤ 2) are within 1e-4 relative + 1e-6 of the true
+    ones; both are rounded up by that much, so they stay bounds. The mean is kept as float32
+    values (stored as float64): the query side uses the very numbers the rows were reduced by.
+    """
+    n, dim = base.shape
+    total = np.zeros(dim, dtype=np.float64)
+    for a in range(0, n, _LOAD_CHUNK_ROWS):
+        total += widened(base[a : a + _LOAD_CHUNK_ROWS]).sum(axis=0, dtype=np.float64)
+    mean32 = (total / max(n, 1)).astype(np.float32)
+    per_block = np.empty((3, len(starts)), dtype=np.float64)
+    token = f"{os.getpid()}-{threading.get_ident()}.tmp"
+    paths = _int8_paths(prefix)
+    temps = [path.with_name(f"{path.name}.{token}") for path in paths]
+    try:
+        int8 = np.lib.format.open_memmap(temps[0], mode="w+", dtype=np.int8, shape=(n, dim))
+        step = _LOAD_CHUNK_ROWS // 8  # blocks per group: bounded temporaries
+        for a in range(0, len(starts), step):
+            part = slice(a, min(a + step, len(starts)))
+            first, last = int(starts[part][0]), int(starts[part][-1] + lengths[part][-1])
+            x = widened(base[first:last])
+            x -= mean32
+            local = starts[part] - first
+            largest = np.maximum.reduceat(np.abs(x).max(axis=1), local)
+            scale = np.where(largest > 0, largest / np.float32(127), np.float32(1))
+            row_scale = np.repeat(scale, lengths[part])[:, None]
+            stored = np.rint(x / row_scale)
+            np.clip(stored, -127, 127, out=stored)
+            int8[first:last] = stored
+            back = stored * row_scale  # float32 products of the stored scale: what a query uses
+            per_block[0, part] = scale
+            x -= back
+            residual = np.linalg.norm(x, axis=1)
+            per_block[1, part] = np.maximum.reduceat(residual, local) * (1 + 1e-4) + 1e-6
+            norm = np.linalg.norm(back, axis=1)
+            per_block[2, part] = np.maximum.reduceat(norm, local) * (1 + 1e-4) + 1e-6
+        int8.flush()
+        del int8
+        for temp, array in zip(temps[1:], (per_block, mean32.astype(np.float64)), strict=True):
+            with open(temp, "wb") as handle:
+                np.save(handle, array)
+        for temp in temps:
+            with open(temp, "rb") as handle:
+                os.fsync(handle.fileno())
+        for temp, path in zip(temps, paths, strict=True):
+            os.replace(temp, path)
+    finally:
+        for temp in temps:
+            temp.unlink(missing_ok=True)
+
+
+def _int8_error(
+    int8: _Int8Copy, query: Vectors
+) -> tuple[npt.NDArray[np.int8], float, npt.NDArray[np.float64]]:
+    """Return the query as int8, its scale, and per block of the file a bound on the error.
+
+    With q = s·q̂ + ρ (s the query's largest component / 127) and a row x = mean + S·x̂ + r
+    (_Int8Copy), q·x = q·mean + s·S·(q̂·x̂) + ρ·(S·x̂) + q·r exactly, and q̂·x̂ is an exact
+    integer sum: the rough cosine q·mean + s·S·(q̂·x̂) is off by at most ‖ρ‖·norm + ‖q‖·residual
+    (Cauchy-Schwarz). The exact scan's float32 sums (_dot) err by at most dim × 2^-24 × ‖q‖ ‖x‖
+    besides (Higham's γ_n, doubled as _screen_error does), and the rest is float64 rounding.
+    """
+    q = query.reshape(-1).astype(np.float64)
+    largest = float(np.abs(q).max())
+    scale = largest / 127 if largest > 0 else 1.0
+    q_int = np.clip(np.rint(q / scale), -127, 127)
+    rounding = float(np.linalg.norm(q - q_int * scale)) * (1 + 1e-9) + 1e-12
+    q_norm = float(np.linalg.norm(q)) * (1 + 1e-9)
+    summing = 2 * _SCREEN_ULPS * len(q) * 2.0**-24 * q_norm * _ROW_NORM_BOUND
+    error = rounding * int8.norm + q_norm * int8.residual + summing + 1e-7
+    return q_int.astype(np.int8), scale, error
+
+
+_int8_checked: dict[int, Any] = {}
+
+
+def _int8_kernel(dim: int) -> Any:
+    """Return numkong when its int8 dot products are exact here (checked once per dimension)."""
+    with _screen_lock:
+        if dim not in _int8_checked:
+            _int8_checked[dim] = _checked_int8_kernel(dim)
+            if _int8_checked[dim] is None:
+                log.warning("numkong's int8 dot products are not exact: screening float16 rows")
+        return _int8_checked[dim]
+
+
+def _checked_int8_kernel(dim: int) -> Any:
+    try:
+        import numkong
+    except ImportError:  # pragma: no cover  # installed with usearch, a dependency
+        return None
+    rng = np.random.default_rng(dim)
+    rows = rng.integers(-127, 128, (256, dim), dtype=np.int8)
+    rows[:2] = 127  # the largest sums, both signs: an int16 accumulator overflows
+    rows[2:4] = -127
+    queries = rng.integers(-127, 128, (4, dim), dtype=np.int8)
+    queries[0] = 127
+    for query in queries:
+        rough = np.asarray(numkong.cdist(query[None], rows, metric="dot"))[0]
+        if not np.array_equal(rough, rows.astype(np.int64) @ query.astype(np.int64)):
+            return None
+    return numkong
+
+
+def _rough_rows(
+    screen: Any, state: _State, query: Vectors
+) -> tuple[
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+]:
+    """Return rough values per row and, per block, (multiplier, offset, error bound).
+
+    Block b's rough cosines are its rows' values × multiplier[b] + offset[b], each within
+    error[b] of the exact scan's cosine. Rows of the file are read from its int8 copy when it
+    has one (the integer sums, scaled per block), the others from the float16 rows.
+    """
+    blocks = state.blocks
+    int8 = state.int8 if INT8_SCREEN else None
+    if int8 is None:
+        error = np.full(blocks, _screen_error(query))
+        return _screen_scan(screen, query, state), np.ones(blocks), np.zeros(blocks), error
+    nb = len(state.base)
+    rough = np.empty(state.rows, dtype=np.float64)
+    q_int, q_scale, file_error = _int8_error(int8, query)
+    # The copy exists only where the int8 kernel passed its check (_int8_copy); screen is numkong.
+    rough[:nb] = np.asarray(screen.cdist(q_int[None], int8.rows, metric="dot"))[0]
+    if state.rows > nb:
+        tail = state.matrix[: state.rows - nb]
+        q16 = query.reshape(1, -1).astype(np.float16)
+        rough[nb:] = np.asarray(screen.cdist(q16, tail, metric="dot"))[0]
+    in_file = len(int8.scale)
+    multiplier = np.ones(blocks)
+    multiplier[:in_file] = q_scale * int8.scale
+    offset = np.zeros(blocks)
+    offset[:in_file] = float(query.reshape(-1).astype(np.float64) @ int8.mean)
+    error = np.full(blocks, _screen_error(query))
+    error[:in_file] = file_error
+    return rough, multiplier, offset, error
 
 
 _screen_checked: dict[int, Any] = {}

@@ -152,9 +152,14 @@ def _write(indexes: SearchIndexes) -> None:
     finally:
         os.close(dir_fd)
     keep = {m["prefix"] for m in models.values()}
-    for path in folder.glob("*.npy"):  # processes that map them keep them until they exit
-        stem = path.name.removesuffix(".npy").removesuffix(".rows").removesuffix(".blocks")
-        if stem not in keep:  # (a model's name may hold dots)
+    # Processes that map them keep them until they exit. Every file of a prefix is named
+    # "<prefix>.<kind>.npy" (rows, blocks, the int8 copy's; temporaries end in .tmp), and a
+    # model's name may hold dots, so match on the whole prefix.
+    for path in folder.iterdir():
+        name = path.name
+        if name.startswith(".") or not name.endswith((".npy", ".tmp")) or ".ann." in name:
+            continue
+        if not any(name.startswith(prefix + ".") for prefix in keep):
             path.unlink(missing_ok=True)
     for path in folder.glob("*.ann.*"):  # graphs of older files, and their builders' temp files
         if not any(f"{prefix}.ann." in path.name for prefix in keep):
