@@ -940,7 +940,8 @@ def _rough_rows(
     rough = np.empty(state.rows, dtype=np.float64)
     q_int, q_scale, file_error = _int8_error(int8, query)
     # The copy exists only where the int8 kernel passed its check (_int8_copy); screen is numkong.
-    rough[:nb] = np.asarray(screen.cdist(q_int[None], int8.rows, metric="dot"))[0]
+    if nb:  # numkong refuses empty inputs
+        rough[:nb] = np.asarray(screen.cdist(q_int[None], int8.rows, metric="dot"))[0]
     if state.rows > nb:
         tail = state.matrix[: state.rows - nb]
         q16 = query.reshape(1, -1).astype(np.float16)

@@ -259,3 +259,16 @@ def test_an_int8_kernel_that_overflows_is_refused(
     assert "int8 dot products are not exact" in caplog.text
     screened, plain = both_ways(index, rows[:3], limit=20)
     assert_same(screened, plain)
+
+
+def test_an_empty_file_and_a_tail(tmp_path: Path) -> None:
+    # numkong refuses empty inputs: a file of no rows is skipped, its tail screened.
+    index = VectorIndex("m", 8)
+    index.replace(1, np.ones((2, 8)))
+    index.remove([1])
+    assert index.save(tmp_path / "m", map_after=True) == 0
+    assert index._snapshot().int8 is not None
+    index.replace(2, np.ones((1, 8)))
+    screened, plain = both_ways(index, np.ones((1, 8), np.float32), limit=3)
+    assert_same(screened, plain)
+    assert [c for c, _ in screened[0]] == [2]
