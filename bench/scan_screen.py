@@ -4,6 +4,7 @@ Run on a bench's files:
     .venv/bin/python bench/scan_screen.py VECTORS_DIR MODELS_DIR [--rounds 3]
 or on synthetic rows the size of 100k campaigns (no models needed):
     TMPDIR=... .venv/bin/python bench/scan_screen.py --synthetic [--rows 674892] [--rounds 3]
+With --before COMMIT, that commit's search/vector.py searches the same files too ("before").
 
 VECTORS_DIR is ``<data dir>/index/vectors`` of a data directory kept by
 ``bench/search_bench.py --keep`` (the e5 and USE files the server mapped); MODELS_DIR its
@@ -18,12 +19,15 @@ per search, wall time, whether each screen returned the plain scan's ids, order 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 # Before NumPy loads OpenBLAS, or the setting is ignored: one BLAS thread, as a web worker.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -37,12 +41,29 @@ from search import vector  # noqa: E402  # after the sys.path line above
 from search.vector import VectorIndex  # noqa: E402
 
 LIMIT = 100  # kb/searching/service.py CANDIDATES
-MODES = ("int8", "float16", "plain")
+MODES: tuple[str, ...] = ("int8", "float16", "plain")  # "before" is added by --before
 
 
 def set_mode(mode: str) -> None:
     vector.SCREEN = mode != "plain"
     vector.INT8_SCREEN = mode == "int8"
+
+
+def vector_module_at(commit: str, folder: Path) -> Any:
+    """Import search/vector.py as it was at ``commit`` (it maps the same files)."""
+    source = subprocess.run(  # noqa: S603  # git, on this repository, with the given commit
+        ["git", "-C", str(ROOT), "show", f"{commit}:search/vector.py"],  # noqa: S607
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    path = folder / "vector_before.py"
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("vector_before", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["vector_before"] = module  # its dataclasses look themselves up there
+    spec.loader.exec_module(module)
+    return module
 
 
 def resident_mb(array: np.ndarray) -> float:
@@ -60,8 +81,8 @@ def resident_mb(array: np.ndarray) -> float:
     return float("nan")
 
 
-def open_mapped(prefix: Path, dim: int) -> VectorIndex:
-    index = VectorIndex(prefix.name, dim)
+def open_mapped(prefix: Path, dim: int, module: Any = vector) -> VectorIndex:
+    index: VectorIndex = module.VectorIndex(prefix.name, dim)
     index.open_file(prefix)
     return index
 
@@ -115,7 +136,7 @@ def compare(
     count = len(next(iter(queries.values())))
     cpu: dict[tuple[str, str], list[float]] = {(n, m): [] for n in names for m in MODES}
     wall: dict[tuple[str, str], list[float]] = {(n, m): [] for n in names for m in MODES}
-    same = dict.fromkeys(MODES[:-1], 0)
+    same = dict.fromkeys([m for m in MODES if m != "plain"], 0)
     total = 0
     for round_ in range(rounds):
         for i in range(count):
@@ -149,8 +170,9 @@ def compare(
             c = np.sum([cpu[(n, mode)] for n in parts], axis=0)
             w = np.sum([wall[(n, mode)] for n in parts], axis=0)
             line += f"{np.median(c):17.1f}{np.median(w):10.1f}"
-        c8, c16 = (np.median(np.sum([cpu[(n, m)] for n in parts], axis=0)) for m in MODES[:2])
-        print(line + f"   float16 / int8 CPU {c16 / c8:.2f}×")
+        p50 = {m: np.median(np.sum([cpu[(n, m)] for n in parts], axis=0)) for m in MODES}
+        ratios = [f"{m} / int8 CPU {p50[m] / p50['int8']:.2f}×" for m in MODES if m != "int8"]
+        print(line + "   " + ", ".join(ratios))
 
 
 def main() -> None:
@@ -162,8 +184,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=674_892)  # per model at 100k campaigns
     parser.add_argument("--queries", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--before", metavar="COMMIT", help="also search with this commit's code")
     args = parser.parse_args()
+    global MODES
     vector.limit_blas_threads()
+    import torch  # widens the rows scored exactly
+
+    torch.set_num_threads(1)  # as a web worker (two threads on a busy box: 10-40x slower)
+    vector.INT8_MIN_ROWS = 0  # whatever the size: the point is to compare
     built: dict[str, tuple[Path, int, float, float]] = {}
     scratch = None
     encode = None
@@ -178,12 +206,9 @@ def main() -> None:
         for name, dim in (("e5", 384), ("use", 512)):
             rows_file = next(args.vectors_dir.glob(f"{name}-*.rows.npy"))
             prefixes[name] = (rows_file.with_name(rows_file.name.removesuffix(".rows.npy")), dim)
-        import torch
-
         from bench.search_bench import QUERIES
         from search.embedder import load_embedders
 
-        torch.set_num_threads(1)  # as a web worker
         embedders = {e.name: e for e in load_embedders("e5,use", args.models_dir, num_threads=1)}
         texts = [q.text for q in QUERIES]
         args.queries = len(texts)
@@ -192,7 +217,15 @@ def main() -> None:
             return embedders[name].encode_queries(texts[:count])
 
     # One mapping per mode, so each one's resident pages are its own.
-    indexes = {m: {n: open_mapped(p, d) for n, (p, d) in prefixes.items()} for m in MODES}
+    modules = dict.fromkeys(MODES, vector)
+    if args.before:
+        before_dir = tempfile.TemporaryDirectory(prefix="scan_screen-code-")
+        modules["before"] = vector_module_at(args.before, Path(before_dir.name))
+        modules["before"].limit_blas_threads()
+        MODES = ("int8", "float16", "before", "plain")
+    indexes = {
+        m: {n: open_mapped(p, d, modules[m]) for n, (p, d) in prefixes.items()} for m in MODES
+    }
     sample = indexes["int8"]
     print(
         f"scan_screen {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC; "
@@ -200,6 +233,7 @@ def main() -> None:
         + ", ".join(f"{n} {len(i):,} × {i.dim}" for n, i in sample.items())
         + f"; {args.queries} queries × {args.rounds} rounds; limit {LIMIT}"
         + ("; synthetic clustered rows" if args.synthetic else "")
+        + (f"; before = search/vector.py at {args.before}" if args.before else "")
     )
     for name, (_, _, saved, derived) in built.items():
         print(
@@ -212,7 +246,8 @@ def main() -> None:
     for name in prefixes:
         for mode in MODES:
             state = indexes[mode][name]._snapshot()
-            int8 = "" if state.int8 is None else f", int8 copy {resident_mb(state.int8.rows):,.0f}"
+            copy = getattr(state, "int8", None)
+            int8 = "" if copy is None else f", int8 copy {resident_mb(copy.rows):,.0f}"
             total = state.base.nbytes / 2**20
             print(
                 f"  {name:4} {mode:8} float16 rows {resident_mb(state.base):,.0f} of {total:,.0f}"

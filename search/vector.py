@@ -754,6 +754,12 @@ def _screen_scan(screen: Any, query: Vectors, state: _State) -> npt.NDArray[np.f
 
 # Use the int8 copy of a mapped file for the screen (False: its float16 rows; for comparisons).
 INT8_SCREEN = True
+# Files of fewer rows get no int8 copy. Its bound (≈ 0.015 in a cosine against ≈ 3e-4 for the
+# float16 rows) leaves ≈ 5x more campaigns to score exactly, read one pread each: at 67k rows
+# (10k campaigns) that cost more than the halved scan saved (0.87x), at 675k it is 1.7x less
+# CPU per search (bench/results/vector_scan_session9.txt). Both measured; the bar in between is
+# not.
+INT8_MIN_ROWS = 200_000
 _INT8_SUFFIXES = (".int8.npy", ".int8blocks.npy", ".int8mean.npy")
 
 
@@ -765,13 +771,14 @@ def _int8_paths(prefix: Path) -> tuple[Path, Path, Path]:
 def _int8_copy(prefix: Path, base: Stored, starts: Ids, lengths: Ids) -> _Int8Copy | None:
     """Return the int8 copy of the file's rows, building its files first if there are none.
 
-    None when numkong's int8 kernel is missing or inexact here: the screen reads float16.
+    None for a file of fewer than INT8_MIN_ROWS rows, or when numkong's int8 kernel is missing
+    or inexact here: the screen reads float16.
     Built by ``save`` (its writer) or, for a file written before this copy existed, by the
     first process that maps it; several building at once each write their own temporary
     files and replace, so a reader sees whole files only.
     """
     dim = base.shape[1]
-    if _int8_kernel(dim) is None:
+    if len(base) < INT8_MIN_ROWS or _int8_kernel(dim) is None:
         return None
     offset = int(getattr(base, "offset", -1))  # where np.load's memmap found the rows
     if offset < 0:

@@ -25,6 +25,7 @@ Rows = npt.NDArray[np.float32]
 def _fresh_kernel_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(vector, "_screen_checked", {})
     monkeypatch.setattr(vector, "_int8_checked", {})
+    monkeypatch.setattr(vector, "INT8_MIN_ROWS", 0)  # the tests' files are small
 
 
 def clustered(rng: np.random.Generator, n: int, dim: int) -> Rows:
@@ -272,3 +273,13 @@ def test_an_empty_file_and_a_tail(tmp_path: Path) -> None:
     screened, plain = both_ways(index, np.ones((1, 8), np.float32), limit=3)
     assert_same(screened, plain)
     assert [c for c, _ in screened[0]] == [2]
+
+
+def test_small_files_get_no_int8_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vector, "INT8_MIN_ROWS", 501)
+    rng = np.random.default_rng(7)
+    built = VectorIndex("m", 384)
+    built.load(np.arange(500), clustered(rng, 500, 384))
+    built.save(tmp_path / "m", map_after=True)
+    assert built._snapshot().int8 is None
+    assert not vector._int8_paths(tmp_path / "m")[0].exists()
