@@ -16,7 +16,11 @@ import hashlib
 import html
 import json
 import re
+import sys
+import threading
 import weakref
+from array import array
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -244,17 +248,31 @@ def _marks(text: str, wanted: frozenset[str], *, prefilter: bool = True) -> list
     """Locate the tokens of ``text`` whose term is wanted, merging overlapping ones.
 
     With ``prefilter``, a text none of whose tokens can produce a wanted term is not segmented
-    (most fields tried for a snippet have no match): the result is the same, ``[]``.
+    (most fields tried for a snippet have no match): the result is the same, ``[]``; and a
+    text segmented before is read from the span cache (``_TermSpans``) instead.
     """
     lex = lexicon.current()
-    norm, offsets = normalize(text)
-    if prefilter and not _candidates(lex, wanted).may_occur(norm):
-        return []
-    hits = sorted(
-        (start, end, term)
-        for surface, start, end, _, _, stopped, literal in _segment(norm, offsets)
-        if not stopped and (term := lex.term(surface, literal=literal)) in wanted
-    )
+    if prefilter:
+        cache = _spans_cache(lex)
+        spans = cache.get(text)
+        if spans is None:
+            norm, offsets = normalize(text)
+            if not _candidates(lex, wanted).may_occur(norm):
+                return []
+            spans = cache.put(text, _term_spans(lex, norm, offsets))
+        bounds, span_terms = spans
+        hits = [
+            (bounds[2 * i], bounds[2 * i + 1], term)
+            for i, term in enumerate(span_terms)
+            if term in wanted
+        ]
+    else:
+        norm, offsets = normalize(text)
+        hits = sorted(
+            (start, end, term)
+            for surface, start, end, _, _, stopped, literal in _segment(norm, offsets)
+            if not stopped and (term := lex.term(surface, literal=literal)) in wanted
+        )
     marks: list[Mark] = []
     for start, end, term in hits:
         if marks and start < marks[-1][1]:
@@ -263,6 +281,81 @@ def _marks(text: str, wanted: frozenset[str], *, prefilter: bool = True) -> list
         else:
             marks.append((start, end, frozenset({term})))
     return marks
+
+
+# (start, end) of every unstopped token, flattened, and its term: one text's segmentation.
+Spans = tuple["array[int]", tuple[str, ...]]
+
+
+def _term_spans(lex: lexicon.Lexicon, norm: str, offsets: list[int] | None) -> Spans:
+    """Return every unstopped token of a normalized text, sorted as ``_marks`` sorts its hits."""
+    found = sorted(
+        (start, end, lex.term(surface, literal=literal))
+        for surface, start, end, _, _, stopped, literal in _segment(norm, offsets)
+        if not stopped
+    )
+    bounds = array("i", [bound for start, end, _ in found for bound in (start, end)])
+    # Interned: the same few thousand terms recur across texts, one string object each.
+    return bounds, tuple(sys.intern(term) for _, _, term in found)
+
+
+# Tokens kept by the span cache (≈ 16 bytes each, plus the texts as keys: ≈ 4 MB in all).
+SPAN_CACHE_TOKENS = 1 << 18
+
+
+class _TermSpans:
+    """Segmented texts by text, least recently used dropped beyond ``max_tokens`` tokens.
+
+    A search result's title and fields are highlighted twice (the snippet with the query's
+    terms, the reasons with the matched ones), and the campaigns of common queries recur:
+    segmentation was half of a keyword search's CPU (bench/results/latency_kw_session9.txt).
+    A text's spans depend on the text and the lexicon only: one cache per lexicon.
+    """
+
+    def __init__(self, lex: lexicon.Lexicon, max_tokens: int) -> None:
+        self.lexicon = weakref.ref(lex)
+        self.max_tokens = max_tokens
+        self.tokens = 0
+        self._entries: OrderedDict[str, Spans] = OrderedDict()
+        self._lock = threading.Lock()  # a worker's request threads share it
+
+    def get(self, text: str) -> Spans | None:
+        with self._lock:
+            spans = self._entries.get(text)
+            if spans is not None:
+                self._entries.move_to_end(text)
+            return spans
+
+    def put(self, text: str, spans: Spans) -> Spans:
+        size = _span_cost(text, spans)
+        if size > self.max_tokens:
+            return spans
+        with self._lock:
+            if text in self._entries:
+                return spans
+            self._entries[text] = spans
+            self.tokens += size
+            while self.tokens > self.max_tokens:
+                dropped_text, dropped = self._entries.popitem(last=False)
+                self.tokens -= _span_cost(dropped_text, dropped)
+        return spans
+
+
+def _span_cost(text: str, spans: Spans) -> int:
+    # A text costs its tokens, plus its characters (the key) at a quarter of a token each.
+    return len(spans[1]) + len(text) // 4 + 8
+
+
+_span_cache: _TermSpans | None = None
+
+
+def _spans_cache(lex: lexicon.Lexicon) -> _TermSpans:
+    """Return the span cache of ``lex``, a fresh one when the lexicon changed."""
+    global _span_cache
+    cache = _span_cache
+    if cache is None or cache.lexicon() is not lex:
+        cache = _span_cache = _TermSpans(lex, SPAN_CACHE_TOKENS)
+    return cache
 
 
 # The pre-filter. A token yields term t when lex.term(surface) == t, that is when

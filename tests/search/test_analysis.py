@@ -391,3 +391,47 @@ def test_a_word_in_two_synonym_groups_is_rejected(tmp_path: Path) -> None:
     bad.write_text("召回 = 唤醒\n拉新 = 唤醒\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"synonyms.txt:2: '唤醒'"):
         lexicon.load(lexicon.USERDICT_PATH, bad, lexicon.STOPWORDS_PATH)
+
+
+def test_a_text_is_segmented_once_for_any_terms(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A result's title and fields are highlighted with the query's terms and again with the
+    # matched ones; the second time (and every later search) reads the span cache.
+    monkeypatch.setattr(analysis, "_span_cache", None)
+    calls = count_segmentations(monkeypatch)
+    text = "私域社群复购：老会员领券后复购率提升，优惠券叠加被羊毛党利用。"
+    for words in ("复购", "优惠券", "会员 羊毛党", "复购 私域 优惠券"):
+        terms = analysis.analyze(words, mode="query")
+        assert analysis.highlight(text, terms) == analysis._highlight_reference(text, terms)
+    of_text = [norm for norm in calls if norm.startswith("私域社群")]  # not the queries'
+    assert len(of_text) == 1 + 4  # once for the cache, once per reference
+
+
+def test_span_cache_is_bounded_and_per_lexicon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(analysis, "_span_cache", None)
+    monkeypatch.setattr(analysis, "SPAN_CACHE_TOKENS", 200)
+    texts = [f"第{n}场大促的优惠券核销率偏低，复购一般。" for n in range(40)]
+    terms = analysis.analyze("优惠券 复购", mode="query")
+    for text in texts:
+        assert analysis.highlight(text, terms) == analysis._highlight_reference(text, terms)
+    cache = analysis._span_cache
+    assert cache is not None
+    assert 0 < cache.tokens <= 200
+    assert len(cache._entries) < len(texts)
+    assert texts[-1] in cache._entries
+    assert texts[0] not in cache._entries  # the least recently used went first
+    # A text cached under one lexicon is segmented again under another (synonyms changed).
+    text = "Campaigns for new users"
+    assert analysis.highlight(text, analysis.analyze("campaign", mode="query")) == (
+        "<mark>Campaigns</mark> for new users"
+    )
+    assert analysis.highlight(text, analysis.analyze("活动", mode="query")) == text
+    changed = tmp_path / "synonyms.txt"
+    changed.write_text(
+        lexicon.SYNONYMS_PATH.read_text(encoding="utf-8") + "\n活动 = campaign\n", encoding="utf-8"
+    )
+    monkeypatch.setattr(lexicon, "SYNONYMS_PATH", changed)
+    assert analysis.highlight(text, analysis.analyze("活动", mode="query")) == (
+        "<mark>Campaigns</mark> for new users"
+    )
