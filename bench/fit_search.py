@@ -1827,7 +1827,7 @@ def outcome_family(
     result = report_cv(captures, tables, shipped_rule, title)  # type: ignore[arg-type]
     sets = list(dict.fromkeys(c.set_name for c in captures))
     for rule_name, cv in result["cv"].items():
-        print(f"  per fold x type, picked by {rule_name}: shipped -> CV")
+        print(f"  per fold x type, picked by {rule_name}: shipped -> CV (keyword mode)")
         for name in sets:
             cells = []
             for t in types:
@@ -1835,7 +1835,8 @@ def outcome_family(
                        if c.set_name == name and outcome_type(c) == t]  # fmt: skip
                 if idx:
                     b, v = mean(base[i] for i in idx), mean(cv[i] for i in idx)
-                    cells.append(f"{t} {b:.3f}->{v:.3f}")
+                    k = mean(kw[i] for i in idx)
+                    cells.append(f"{t} {b:.3f}->{v:.3f} (kw {k:.3f})")
             print(f"    {name.removesuffix('.json'):<16} " + "; ".join(cells))
 
 
