@@ -756,9 +756,9 @@ def _screen_scan(screen: Any, query: Vectors, state: _State) -> npt.NDArray[np.f
 INT8_SCREEN = True
 # Files of fewer rows get no int8 copy. Its bound (≈ 0.015 in a cosine against ≈ 3e-4 for the
 # float16 rows) leaves ≈ 5x more campaigns to score exactly, read one pread each: at 67k rows
-# (10k campaigns) that cost more than the halved scan saved (0.87x), at 675k it is 1.7x less
-# CPU per search (bench/results/vector_scan_session9.txt). Both measured; the bar in between is
-# not.
+# (10k campaigns) that cost as much as the halved scan saved (0.95x the float16 screen's CPU),
+# at 200k rows it was 1.79x less CPU per search, at 675k 1.86x (bench/results/
+# vector_scan_session9.txt; the crossover between 67k and 200k was not looked for).
 INT8_MIN_ROWS = 200_000
 _INT8_SUFFIXES = (".int8.npy", ".int8blocks.npy", ".int8mean.npy")
 
