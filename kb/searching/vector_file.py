@@ -3,7 +3,8 @@
 Without them each gunicorn worker reads every stored vector from the database into its own
 memory at its first search (100k campaigns: ≈ 1.35 M rows, a minute, 1.2 GB per worker). Here
 the first worker of a host that finds no file loads from the database as before and writes its
-vectors to ``index/vectors/`` (float16 rows and their campaigns per model, and ``vectors.json``
+vectors to ``index/vectors/`` (float16 rows and their campaigns per model, for files of at least
+search.vector.INT8_MIN_ROWS rows an int8 copy that the scan screens, and ``vectors.json``
 naming them with the embedding and history ids they cover); every worker then maps those files
 read-only, so the operating system keeps one copy for all, and a worker starts in seconds. It
 then follows the database from the ids in ``vectors.json`` as it always did (new embeddings,
