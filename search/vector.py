@@ -775,7 +775,9 @@ def _int8_copy(prefix: Path, base: Stored, starts: Ids, lengths: Ids) -> _Int8Co
     or inexact here: the screen reads float16.
     Built by ``save`` (its writer) or, for a file written before this copy existed, by the
     first process that maps it; several building at once each write their own temporary
-    files and replace, so a reader sees whole files only.
+    files and replace, so a reader sees whole files only. The build is deterministic (same
+    rows, same steps), so a reader that maps one file of one build and the next of another
+    still gets bounds that fit its rows.
     """
     dim = base.shape[1]
     if len(base) < INT8_MIN_ROWS or _int8_kernel(dim) is None:
