@@ -168,7 +168,7 @@ class _Int8Copy:
     is left is smaller and rounds more finely), ``scale[b]`` is the block's largest component
     left over / 127. ``residual[b]`` and ``norm[b]`` are the block's largest ‖residual‖ and
     ‖scale[b] × int8 row‖, rounded up: with them a cosine computed from the int8 row is
-    within a proven bound of the exact one (_int8_rough). Derived from the float16 rows when a
+    within a proven bound of the exact one (_int8_error). Derived from the float16 rows when a
     file is mapped (_int8_copy), never written to; every process maps the same pages.
     """
 
@@ -188,8 +188,9 @@ class _RowsReader:
     like the mapping's, but they are never mapped into this process: with the int8 copy
     screening every row, a worker's resident memory (RSS, PSS) holds the int8 copy and none
     of the float16 file, whose pages the kernel may drop again when memory runs short. Through
-    the mapping, each exactly-scored campaign faulted in 64 KB around it (the kernel's fault-
-    around), and after enough queries the whole file was resident in every worker again.
+    the mapping, each exactly-scored campaign mapped in far more than its rows (fault-around,
+    and the page cache's large folios mapped whole: reading 15 rows of a 280k-row file made
+    26 MB resident), and after 20 queries 379 of e5's 494 MB at 675k rows were resident.
     """
 
     def __init__(self, path: Path, data_offset: int, dim: int) -> None:
