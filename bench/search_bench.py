@@ -101,6 +101,8 @@ GOALS = {
     "similar_per_embedding_p95": 2.0,
     "at": 10_000,
 }
+# KB_ANN_MIN_ROWS above any size here: no approximate graph is built.
+NO_GRAPHS = 10**12
 SERVER_START_TIMEOUT_S = 120
 WARM_TIMEOUT_S = 900  # first semantic request: vector load, torch import, e5 conversion
 REQUEST_TIMEOUT_S = 120
@@ -991,6 +993,8 @@ def run_size(
             "MODELS_DIR": str(models_dir),
             "INDEX_SYNC": True,
             "EMBEDDING_MODELS": MODELS,
+            # --build-only: no approximate graphs (≈ 10 min at 100k, and unused at that size).
+            **({"ANN_MIN_ROWS": NO_GRAPHS} if args.build_only else {}),
         }
     )
     log(f"{n} campaigns: generating")
@@ -1029,6 +1033,15 @@ def run_size(
             result["library_s"],
             result["library_texts"],
         ) = load_vectors()
+        if args.build_only:
+            # A data set kept for start-up and memory measurements (serve it with
+            # KB_ANN_MIN_ROWS=NO_GRAPHS, or its workers build the graphs in the background).
+            token = accounts.create_token("search-bench", "viewer").secret
+            (data_dir / "bench-token.txt").write_text(token + "\n", "utf-8")
+            db.session.remove()
+            db.engine.dispose()
+            log(f"  kept {data_dir} (models {models_dir}); the API token in bench-token.txt")
+            return result
         # The approximate vector index, built in the background after the vector file was
         # written: wait, so the timed queries use it where its calibration chose to.
         log("  approximate vector index (built once per host; printed with its recall)")
@@ -1364,7 +1377,13 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=20240611)
     parser.add_argument("--keep", action="store_true", help="keep the data directories")
+    parser.add_argument(
+        "--build-only",
+        action="store_true",
+        help="build and keep the data directories (no approximate graphs), then stop: nothing is served or timed",
+    )
     args = parser.parse_args()
+    args.keep = args.keep or args.build_only
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
 
     workdir = Path(tempfile.mkdtemp(prefix="kb-search-bench-"))
@@ -1391,6 +1410,10 @@ def main() -> None:
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
+
+    if args.build_only:
+        log(f"kept in {workdir} ({(time.monotonic() - started) / 60:.1f} min)")
+        return
 
     import torch
 
