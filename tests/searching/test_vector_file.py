@@ -125,6 +125,30 @@ def test_a_model_name_with_dots_keeps_its_fresh_files(tmp_path: Path) -> None:
     assert score == pytest.approx(1.0)
 
 
+def test_a_fresh_write_removes_the_older_files_int8_copy_and_temporaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(vector, "INT8_MIN_ROWS", 0)  # every file gets its int8 copy
+    index = VectorIndex("e5", 4)
+    index.replace(1, np.eye(4, dtype=np.float32)[:2])
+    indexes: Any = SimpleNamespace(
+        data_dir=tmp_path, vectors={"e5": index}, _loaded_upto=5, _history_upto=0
+    )
+    folder = vector_file.directory(indexes)
+    folder.mkdir(parents=True)
+    vector_file._write(indexes)
+    first = json.loads((folder / vector_file.POINTER).read_text())["models"]["e5"]["prefix"]
+    (folder / f"{first}.int8.npy.123-4.tmp").write_bytes(b"")  # a builder that died
+    index.replace(2, np.eye(4, dtype=np.float32)[2:])
+    vector_file._write(indexes)
+    prefix = json.loads((folder / vector_file.POINTER).read_text())["models"]["e5"]["prefix"]
+    kinds = ["blocks", "int8", "int8blocks", "int8mean", "rows"]
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == sorted(
+        [vector_file.POINTER, *(f"{prefix}.{kind}.npy" for kind in kinds)]
+    )
+    assert index._snapshot().int8 is not None  # mapped with its copy after the write
+
+
 def graph_files(folder: Path) -> set[str]:
     return {p.name for p in folder.glob("*.ann.*")}
 
