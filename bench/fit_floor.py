@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.eval_search import K, make_app, ndcg  # noqa: E402  # after the path setup
+from kb.searching.conditions import read_query  # noqa: E402
 from search import intent, relevance  # noqa: E402
 
 DATA = ROOT / "bench" / "data"
@@ -67,6 +68,13 @@ BUDGET = 0.005
 # out-of-scope queries emptied with every in-scope fold within the bar), so the cross-validated
 # figures are slightly optimistic: dev figures. --c prints the others.
 C = 0.1
+
+
+def served(query: str) -> str:
+    """Return the text the search gives the character classifier: the words left once the
+    conditions typed in the box are read as filters (kb/searching/service.py ``searched``).
+    A query that is only a condition never reaches the floor; it is kept whole here."""
+    return read_query(query).words or query
 
 
 def _queries(path: Path) -> list[dict[str, Any]]:
@@ -110,9 +118,11 @@ def capture(models: str, data_dir: Path | None, *, labelled: bool = True) -> dic
         text: str,
     ) -> relevance.Judgement:
         values = relevance.features(judgement, calibration, keyword, text)
-        # The shipped classifier's intent was fitted on these very queries: the fit computes an
-        # out-of-fold one from the vectors instead.
-        values.pop("intent", None)
+        # The shipped classifiers' intents were fitted on these very queries: the fit computes
+        # out-of-fold ones from the vectors and the text instead.
+        for name in relevance.FEATURES:
+            if name.startswith("intent"):
+                values.pop(name, None)
         recorded.append(values)
         vectors.append(dict(zip(judgement.models, judgement.queries, strict=True)))
         return dataclasses.replace(judgement, in_scope=forced[0])
@@ -372,7 +382,7 @@ def _scored(rows: list[dict[str, Any]], classifier: IntentFit | None) -> list[di
                 **row["features"],
                 "intent": float(v),
                 "intent_text": float(
-                    np.clip(text.logit(row["query"]), -relevance.CLIP, relevance.CLIP)
+                    np.clip(text.logit(served(row["query"])), -relevance.CLIP, relevance.CLIP)
                 )
                 if text
                 else math.nan,
@@ -399,7 +409,7 @@ def _classifier(
     key = (left_out, c)
     if key not in cache:
         kept = {k: v for k, v in sets.items() if k not in left_out}
-        texts = [(row["query"], label) for row, label in _labelled(kept, train)]
+        texts = [(served(row["query"]), label) for row, label in _labelled(kept, train)]
         cache[key] = dataclasses.replace(
             fit_intent(_examples(kept, train), c=c), text=fit_text(texts)
         )
@@ -596,7 +606,7 @@ def same_fit(stored_fit: dict[str, Any] | None, fitted: dict[str, Any], tol: flo
 def fit_all(captures: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return the stored floor fit and intent classifier, fitted on every set."""
     train = intent_train(captures)
-    texts = [(row["query"], label) for row, label in _labelled(captures["sets"], train)]
+    texts = [(served(row["query"]), label) for row, label in _labelled(captures["sets"], train)]
     classifier = dataclasses.replace(
         fit_intent(_examples(captures["sets"], train)), text=fit_text(texts)
     )
