@@ -36,7 +36,7 @@ from kb.searching import feed, vector_file
 from kb.searching.documents import campaign_text
 from search.documents import CampaignText, passages
 from search.embedder import Embedder, FakeEmbedder, load_embedders
-from search.keyword import KeywordIndex
+from search.keyword import KeywordIndex, SearchFilters
 from search.vector import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -609,13 +609,18 @@ def warm_up() -> None:
     indexes = get_indexes()
     indexes.sync_vectors()
     for embedder in indexes.embedders:
-        embedder.encode_queries(["预热"])
+        embedder.encode_queries([WARM_UP_QUERY])
     floor.calibration(indexes)  # embeds the floor's background texts: seconds with e5
+    # A ranked keyword search reads each segment's field lengths (BM25) document by document on
+    # its first query, under the index's lock: ≈ 2.5 s of a first search's ≈ 6 at 30,000
+    # campaigns on a loaded 2-core box, linear in campaigns (bench/results/startup_mem_session9.txt).
+    indexes.keyword.search(WARM_UP_QUERY, filters=SearchFilters(), limit=1)
     # /readyz asks models_ready(): these indexes (a restore replaces them) have been warmed.
     current_app.extensions[_WARMED] = indexes
 
 
 _WARMED = "kb.indexes_warmed"
+WARM_UP_QUERY = "预热"
 
 
 def models_ready() -> bool:

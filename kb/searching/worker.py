@@ -55,9 +55,13 @@ def run_round() -> None:
 
 
 def _first_pass() -> None:
+    # What the first searches need comes first: the vectors, models, floor and keyword lengths
+    # a request would otherwise load itself beside the reconcile (bench/results/
+    # startup_mem_session9.txt). A search already follows the database on its own (sync_vectors,
+    # the keyword index's own sync); reconcile and drain then catch the indexes up.
+    warm_up()
     reconcile()
     drain()
-    warm_up()
     # torch and the models leave ~500k long-lived objects that every full collection walks
     # (≈ 320 ms, a pause every few requests): move them out of the collector's sight.
     gc.freeze()
