@@ -2,8 +2,9 @@
 
 Every value here can be overridden on the command line (``--workers 4``). The app is created in
 each worker after the fork (no ``preload_app``): each worker opens its own database pool and
-index readers, and starts its indexer thread at boot, so the change log is drained and
-reconciled before the first request rather than on it.
+index readers, and starts its indexer thread at boot, which loads what searches need (vectors,
+models, the keyword index's lengths), then reconciles and drains the change log, from the start
+rather than on the first request.
 
 What every worker needs and never changes is loaded once, in the master, before the fork
 (``on_starting``: kb/prefork.py): the libraries (torch, transformers, Flask, ...), the

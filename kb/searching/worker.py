@@ -20,8 +20,8 @@ from kb.searching.indexer import drain, notify, reconcile, warm_up
 def init_app(app: Flask) -> None:
     """Start the background indexer on the first request at the latest.
 
-    gunicorn.conf.py starts it earlier, when the worker boots, so the change log is drained and
-    reconciled before any traffic; ``flask run`` relies on this hook.
+    gunicorn.conf.py starts it earlier, when the worker boots, so the indexes are warm and the
+    change log reconciled and drained from the start; ``flask run`` relies on this hook.
     """
     outbox.keep_feed_order()
     outbox.on_notify(app, notify)
