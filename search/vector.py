@@ -249,11 +249,21 @@ class VectorIndex:
         self._prefix: Path | None = None  # the file mapped as the base, whose graph is looked for
         self._graph_checked_at = float("-inf")
         self._graph_tried: float | None = None  # mtime of the calibration file last opened
+        # Passages written or dropped since this index was made (reads of a file do not count):
+        # an edit that keeps a campaign's passage count moves this, not ``len``.
+        self._changed_rows = 0
 
     def __len__(self) -> int:
         """Return the number of live passages."""
         state = self._snapshot()
         return state.rows - state.dead_rows
+
+    @property
+    def changed_rows(self) -> int:
+        """Return how many passages were written or dropped since this index was made: what
+        moved under a statistic of the rows (the relevance floor's calibration) since it was
+        computed, when the live count alone did not move (an edited campaign)."""
+        return self._changed_rows
 
     def campaigns(self) -> set[int]:
         """Return the ids of the campaigns in the index."""
@@ -269,6 +279,7 @@ class VectorIndex:
             return
         with self._write_lock:
             state = self._tombstoned(self._state, [campaign_id])
+            self._changed_rows += state.dead_rows - self._state.dead_rows + len(rows)
             state = self._reserved(state, len(rows))
             r, b = state.rows, state.blocks
             # Past every published state's `rows`/`blocks`: readers never look here.
@@ -285,6 +296,7 @@ class VectorIndex:
         """Drop every passage of these campaigns; unknown ids are ignored."""
         with self._write_lock:
             state = self._tombstoned(self._state, campaign_ids)
+            self._changed_rows += state.dead_rows - self._state.dead_rows
             self._publish(self._compacted_if_sparse(state))
 
     def load(self, campaign_ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
@@ -308,6 +320,7 @@ class VectorIndex:
         state.owners[:blocks] = sorted_ids[starts]
         state.alive[:blocks] = True
         with self._write_lock:
+            self._changed_rows += n
             self._block_of = dict(zip(sorted_ids[starts].tolist(), range(blocks), strict=True))
             self._publish(dataclasses.replace(state, rows=n, blocks=blocks))
 

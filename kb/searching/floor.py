@@ -2,9 +2,10 @@
 
 The background texts are embedded once per model and process (as passages, and as queries
 for the calibration: e5 embeds the two with different prompts), ≈ 2-8 s for e5 on the first
-semantic search. The calibration depends on the corpus: it is redone when a model's number of
-live passages has moved (by more than RECALIBRATE_SHARE on a large corpus, where it costs one
-pass over the vectors, ≈ 0.1-0.2 s at 10k campaigns).
+semantic search. The calibration depends on the corpus: it is redone when a model's passages
+have moved, written or dropped (an edit that keeps a campaign's passage count too; by more than
+RECALIBRATE_SHARE on a large corpus, where it costs one pass over the vectors, ≈ 0.1-0.2 s at
+10k campaigns).
 
 The contrast test (search/relevance.py) also needs the library's own short texts (titles, goals,
 lesson lines) embedded as queries: read from the database at calibration, at most
@@ -96,6 +97,8 @@ class Calibrated:
 
     calibration: Calibration
     counts: dict[str, int]  # model -> live passages it was computed on
+    # model -> the index's changed_rows then: an edit that keeps the count moves it
+    changes: dict[str, int]
     centroids: dict[str, Vectors]
     library: dict[str, Vectors]  # model -> the library's texts as unit query rows
 
@@ -181,14 +184,19 @@ def prepare(indexes: SearchIndexes, embedder: Embedder) -> None:
         state.backgrounds.setdefault(embedder.name, found)
 
 
-def _stale(before: dict[str, int], counts: dict[str, int]) -> bool:
-    """Say whether a calibration computed on ``before`` passages is out of date at ``counts``."""
+def _stale(
+    before: dict[str, int], counts: dict[str, int], moved: dict[str, int] | None = None
+) -> bool:
+    """Say whether a calibration computed on ``before`` passages is out of date at ``counts``,
+    ``moved`` passages per model written or dropped since (an edit that keeps a campaign's
+    passage count changes the library's texts all the same)."""
     if before.keys() != counts.keys():
         return True
     for name, count in counts.items():
         then = before[name]
-        if count != then and (
-            max(count, then) < SMALL_CORPUS_PASSAGES or abs(count - then) > RECALIBRATE_SHARE * then
+        change = max(abs(count - then), (moved or {}).get(name, 0))
+        if change and (
+            max(count, then) < SMALL_CORPUS_PASSAGES or change > RECALIBRATE_SHARE * then
         ):
             return True
     return False
@@ -196,6 +204,17 @@ def _stale(before: dict[str, int], counts: dict[str, int]) -> bool:
 
 def _counts(indexes: SearchIndexes, serving: list[Embedder]) -> dict[str, int]:
     return {e.name: len(indexes.vectors[e.name]) for e in serving}
+
+
+def _changes(indexes: SearchIndexes, serving: list[Embedder]) -> dict[str, int]:
+    return {e.name: indexes.vectors[e.name].changed_rows for e in serving}
+
+
+def _moved(calibrated: Calibrated, indexes: SearchIndexes) -> dict[str, int]:
+    """Return the passages each model's index wrote or dropped since ``calibrated``."""
+    return {
+        name: indexes.vectors[name].changed_rows - then for name, then in calibrated.changes.items()
+    }
 
 
 def calibration(indexes: SearchIndexes) -> Calibration | None:
@@ -219,7 +238,7 @@ def current(indexes: SearchIndexes) -> Calibrated | None:
         return None
     last = state.current
     if last is not None and last.counts.keys() == counts.keys():
-        if not _stale(last.counts, counts):
+        if not _stale(last.counts, counts, _moved(last, indexes)):
             return last
         if RECALIBRATE_IN_BACKGROUND:
             _start_refresh(state, indexes)
@@ -283,17 +302,18 @@ def _recompute(
     """
     with state.computing:
         serving = backfill.serving(indexes)
-        counts = _counts(indexes, serving)
+        # Before the computation: a write meanwhile leaves the new calibration stale.
+        counts, changes = _counts(indexes, serving), _changes(indexes, serving)
         if not any(counts.values()):
             return None
         last = state.current
-        if last is not None and not _stale(last.counts, counts):
+        if last is not None and not _stale(last.counts, counts, _moved(last, indexes)):
             return last
         fresh = None
         if last is None:  # this process's first: another process may have computed it
-            fresh = _read_stored(state, indexes, serving, counts)
+            fresh = _read_stored(state, indexes, serving, counts, changes)
         if fresh is None:
-            fresh = _compute(state, indexes, serving, counts, in_background=in_background)
+            fresh = _compute(state, indexes, serving, counts, changes, in_background=in_background)
             if fresh is not None:
                 _write_stored(indexes, serving, fresh)
         if fresh is not None:
@@ -319,7 +339,11 @@ def _fingerprint() -> str:
 
 
 def _read_stored(
-    state: _FloorState, indexes: SearchIndexes, serving: list[Embedder], counts: dict[str, int]
+    state: _FloorState,
+    indexes: SearchIndexes,
+    serving: list[Embedder],
+    counts: dict[str, int],
+    changes: dict[str, int],
 ) -> Calibrated | None:
     """Return the calibration another process of this host stored, if it still fits the corpus.
 
@@ -351,6 +375,7 @@ def _read_stored(
     return Calibrated(
         calibration=Calibration(**meta["calibration"]),
         counts=counts,
+        changes=changes,
         centroids={name: vector.astype(np.float32) for name, vector in centroids.items()},
         library=_embed_library(state, indexes, serving, texts),
     )
@@ -375,6 +400,7 @@ def _compute(
     indexes: SearchIndexes,
     serving: list[Embedder],
     counts: dict[str, int],
+    changes: dict[str, int],
     *,
     in_background: bool,
 ) -> Calibrated | None:
@@ -411,6 +437,7 @@ def _compute(
     return Calibrated(
         calibration=found,
         counts=counts,
+        changes=changes,
         centroids=centroids,
         library=_embed_library(state, indexes, serving, texts),
     )

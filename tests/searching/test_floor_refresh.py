@@ -109,6 +109,19 @@ def test_a_search_gets_the_last_calibration_while_the_new_one_is_computed(
     assert gated.calls == ["kb-floor-calibration"]  # fresh now: nothing more computed
 
 
+def test_an_edit_that_keeps_the_passage_count_recalibrates(indexes: Any) -> None:
+    first = floor.current(indexes)
+    assert first is not None
+    indexes.add(1, "双十一沉睡会员召回：短信加优惠券")  # campaign 1 edited: still one passage
+    assert len(indexes.vectors["fake"]) == len(TEXTS)
+    assert floor.current(indexes) is first  # stale: the last one while the new one is computed
+    assert floor.wait_for_recalibration(indexes, WAIT_S)
+    second = floor.current(indexes)
+    assert second is not None
+    assert second is not first
+    assert floor.current(indexes) is second  # nothing moved since: no more recalibration
+
+
 def test_the_swap_brings_the_centroid_the_queries_are_judged_with(indexes: Any) -> None:
     embedder = indexes.embedders[0]
     first = floor.current(indexes)
