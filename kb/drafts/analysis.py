@@ -15,7 +15,7 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import load_only, selectinload
 
 from kb import audit
 from kb import vocab as labels
@@ -97,10 +97,9 @@ def analyze_draft(draft: DraftIn, *, exclude_id: int | None = None) -> DraftAnal
     hidden_ids = _hidden(draft.draft_key)
     own = own_campaign_ids(draft, exclude_id)
     # The forecast reads more analogs than the page lists: a metric needs several that measured it.
-    pool = similar_cases(
-        draft, limit=max(draft.limit, FORECAST_ANALOGS), exclude=set(hidden_ids) | own
-    )
-    similar = pool[: draft.limit]
+    ranked = _ranked(draft, limit=max(draft.limit, FORECAST_ANALOGS), exclude=set(hidden_ids) | own)
+    # Only the cases the page lists are explained (reasons, metrics, quoted hypotheses).
+    similar = _cases(draft, ranked[: draft.limit])
     notes = []
     start, end = draft.start_date, draft.end_date
     if start is None or end is None:
@@ -110,7 +109,7 @@ def analyze_draft(draft: DraftIn, *, exclude_id: int | None = None) -> DraftAnal
         others = [c for c in _overlapping(start, end) if c.id not in own]
         conflicts = find_collisions(_draft_facts(draft, exclude_id, start, end), others)
     outlook = forecast_draft(
-        draft, [(case.campaign, case.score) for case in pool], exclude=set(hidden_ids) | own
+        draft, [(campaign, score) for score, campaign, _ in ranked], exclude=set(hidden_ids) | own
     )
     text = draft_text(draft)
     playbooks = playbook_matches(matching_playbooks(text, draft.goal_type))
@@ -224,6 +223,15 @@ def forget_feedback(draft_key: str) -> None:
 
 def similar_cases(draft: DraftIn, *, limit: int, exclude: set[int]) -> list[SimilarCase]:
     """Rank completed campaigns by meaning and structure; return the best ``limit``."""
+    return _cases(draft, _ranked(draft, limit=limit, exclude=exclude))
+
+
+# A ranked case before it is explained: its score (rounded), the campaign, its parts.
+_Ranked = tuple[float, Campaign, dict[str, float]]
+
+
+def _ranked(draft: DraftIn, *, limit: int, exclude: set[int]) -> list[_Ranked]:
+    """Return the best ``limit`` completed campaigns for the draft, best first, unexplained."""
     text = draft_text(draft)
     meaning: dict[int, float] = {}
     if text:
@@ -241,15 +249,26 @@ def similar_cases(draft: DraftIn, *, limit: int, exclude: set[int]) -> list[Simi
         score = sum(WEIGHTS[name] * value for name, value in parts.items())
         scored.append((score, campaign.id, campaign, parts))
     scored.sort(key=lambda item: (-item[0], item[1]))
+    return [(round(score, 4), campaign, parts) for score, _, campaign, parts in scored[:limit]]
+
+
+def _cases(draft: DraftIn, ranked: list[_Ranked]) -> list[SimilarCase]:
+    """Explain ranked cases: why each matched and what it achieved.
+
+    The forecast reads FORECAST_ANALOGS cases and the page lists ``draft.limit`` (10 by
+    default): explaining only those saves the reasons, the metrics' assessments (the key
+    metric chosen again for every metric) and the hypotheses of ≈ 40 campaigns per request.
+    """
+    _load_hypotheses([campaign for _, campaign, _ in ranked])
     return [
         SimilarCase(
             campaign=campaign,
-            score=round(score, 4),
+            score=score,
             reasons=_reasons(draft, campaign, parts),
             parts={k: round(v, 3) for k, v in parts.items()},
             metrics=[metric_to_dict(m) for m in campaign.metrics],
         )
-        for score, _, campaign, parts in scored[:limit]
+        for score, campaign, parts in ranked
     ]
 
 
@@ -432,13 +451,19 @@ def _load(ids: set[int]) -> list[Campaign]:
                 Campaign.deleted_at.is_(None),
                 Campaign.status == "completed",
             )
-            .options(
-                selectinload(Campaign.rewards),
-                selectinload(Campaign.metrics),
-                selectinload(Campaign.hypotheses),  # their lessons are quoted in the summary
-            )
+            .options(selectinload(Campaign.rewards), selectinload(Campaign.metrics))
         )
     )
+
+
+def _load_hypotheses(campaigns: list[Campaign]) -> None:
+    """Load the campaigns' hypotheses in one query (the summary quotes their lessons)."""
+    if campaigns:
+        db.session.scalars(
+            sa.select(Campaign)
+            .where(Campaign.id.in_([c.id for c in campaigns]))
+            .options(load_only(Campaign.id), selectinload(Campaign.hypotheses))
+        ).all()
 
 
 def _unit_scale(scores: dict[int, float]) -> dict[int, float]:
