@@ -28,15 +28,15 @@ from typing import Any
 
 from whoosh import formats
 from whoosh.codec import default_codec
-from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3FieldWriter, _lenfield
+from whoosh.codec.whoosh3 import W3FieldWriter
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import TOC, clean_files
 from whoosh.system import pack_uint
-from whoosh.util.numeric import byte_to_length
 from whoosh.writing import SegmentWriter
 
 from search import analysis, lexicon
 from search.documents import CampaignText
+from search.keyword.columns import segment_field_lengths
 from search.keyword.fields import to_fields
 
 # A text field's terms with their frequencies, and its length (the number of terms).
@@ -258,7 +258,7 @@ def _write_postings(
         fieldwriter.start_field(fieldname, field)
         # The field length of each document as the codec reads it back (quantized; 0 for
         # none): Whoosh's writer asks it once per posting.
-        field_lengths = _field_lengths(lengths, fieldname, doc_count)
+        field_lengths = segment_field_lengths(lengths, fieldname, doc_count).tolist()
         by_frequency, boost = postings.by_frequency, postings.boost
         for btext in sorted(postings.terms):
             docs, numbers = postings.terms[btext]
@@ -286,26 +286,6 @@ def _write_postings(
                     writer._write_block()  # the last block is written by finish_term
             fieldwriter.finish_term()
         fieldwriter.finish_field()
-
-
-# A length byte's value, as the codec's byte_to_length reads it (0 stays 0: no length).
-_LENGTH_OF_BYTE = [0] + [byte_to_length(b) for b in range(1, 256)]
-
-
-def _field_lengths(lengths: Any, fieldname: str, doc_count: int) -> list[int]:
-    """Return each document's length of a field as ``doc_field_length`` reads it (0: none).
-
-    The segment's lengths column holds one byte per document: read it in one call rather
-    than ``doc_count`` calls per field (≈ 3 % of a build with 150 fields).
-    """
-    reader = lengths._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
-    if reader is None:
-        return [0] * doc_count
-    if getattr(reader, "_fixedlen", None) != 1 or reader._count > doc_count:
-        dfl = lengths.doc_field_length  # not the one-byte column expected: ask per document
-        return [dfl(d, fieldname) or 0 for d in range(doc_count)]
-    raw = reader._dbfile.get(reader._basepos, reader._count) if reader._count else b""
-    return [_LENGTH_OF_BYTE[b] for b in raw] + [0] * (doc_count - len(raw))
 
 
 class IndexBuild:
