@@ -24,7 +24,7 @@ from kb.extensions import db
 from kb.insights import signals
 from kb.models import Campaign
 from kb.searching import backfill, conditions, explain, floor
-from kb.searching.documents import metric_fact
+from kb.searching.documents import metric_facts
 from kb.searching.indexer import SearchIndexes, get_indexes
 from kb.searching.schemas import (
     RecognisedConditionOut,
@@ -537,11 +537,8 @@ def _metric_facts(ids: list[int]) -> dict[int, tuple[MetricFact, ...]]:
             selectinload(Campaign.metrics),
         )
     ).all()
-    return {
-        campaign.id: tuple(metric_fact(metric) for metric in campaign.metrics)
-        for campaign in campaigns
-        if campaign.metrics
-    }
+    # The key metric chosen once per campaign, not once per metric (documents.metric_facts).
+    return {campaign.id: metric_facts(campaign) for campaign in campaigns if campaign.metrics}
 
 
 _METRIC_ALIASES = tuple(
