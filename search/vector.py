@@ -348,8 +348,8 @@ class VectorIndex:
             return [[] for _ in q]
         wanted_rows = int(lengths.sum())
         if allowed is not None and wanted_rows < GATHER_FRACTION * state.rows:
-            # Few rows: copy them out.
-            sub = state.take(_ranges(starts, lengths))
+            # Few rows: copy them out (a screened file's with pread, as _block_rows says why).
+            sub = _block_rows(state, starts, lengths)
             starts = _offsets(lengths)
             scores = _dot(q, sub)
             best = np.maximum.reduceat(scores, starts, axis=1)

@@ -214,6 +214,11 @@ def test_screened_searches_leave_the_float16_file_unmapped(tmp_path: Path) -> No
     base = index._snapshot().base
     for query in clustered(rng, 5, dim):
         assert len(index.search(query, limit=100)) == 100
+    # A filter over few campaigns scores only their rows, copied out: read with pread too.
+    allowed = set(range(0, 4000, 50))
+    hits = index.search(rows[0], limit=100, allowed=allowed)
+    assert hits
+    assert {c for c, _ in hits} <= allowed
     assert resident_kb(smaps, base) == 0
     vector.INT8_SCREEN = False
     try:
