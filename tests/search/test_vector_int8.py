@@ -17,6 +17,7 @@ import pytest
 
 from search import vector
 from search.vector import VectorIndex
+from tests.search.test_vector_screen import assert_same, clustered
 
 Rows = npt.NDArray[np.float32]
 
@@ -26,16 +27,6 @@ def _fresh_kernel_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(vector, "_screen_checked", {})
     monkeypatch.setattr(vector, "_int8_checked", {})
     monkeypatch.setattr(vector, "INT8_MIN_ROWS", 0)  # the tests' files are small
-
-
-def clustered(rng: np.random.Generator, n: int, dim: int) -> Rows:
-    """Rows like a sentence model's: one shared direction, topics, noise; cosines ≈ 0.6-0.95."""
-    common = rng.standard_normal(dim)
-    topics = rng.standard_normal((40, dim))
-    rows = 3.0 * common + 1.2 * topics[rng.integers(0, 40, n)] + rng.standard_normal((n, dim))
-    out = rows.astype(np.float32)
-    out /= np.linalg.norm(out, axis=1, keepdims=True)
-    return out
 
 
 def mapped(tmp_path: Path, ids: npt.ArrayLike, rows: Rows, dim: int) -> VectorIndex:
@@ -59,13 +50,6 @@ def both_ways(index: VectorIndex, queries: Rows, **kwargs: Any) -> tuple[list[An
     finally:
         vector.SCREEN = True
     return screened, plain
-
-
-def assert_same(screened: list[Any], plain: list[Any]) -> None:
-    for got, want in zip(screened, plain, strict=True):
-        assert [c for c, _ in got] == [c for c, _ in want]
-        # BLAS sums a gathered row in another order than the same row in place: 1 float32 ulp.
-        np.testing.assert_allclose([s for _, s in got], [s for _, s in want], rtol=0, atol=1e-6)
 
 
 def crowded_cut(rng: np.random.Generator, dim: int, n: int) -> tuple[Rows, Rows]:
