@@ -137,10 +137,17 @@ def test_gunicorn_workers_share_what_the_master_preloaded(tmp_path: Path) -> Non
 
         wait_until(ready, timeout_s=240, what="/readyz")
         assert _get(port, "/healthz") == (200, {"status": "ok"})
+        query = "/api/v1/search?" + urlencode({"q": "沉睡会员", "mode": "semantic"})
+
+        def embedded() -> bool:
+            # Ready means the keyword index is current; the campaign's vectors are computed by
+            # one worker after that (kb/searching/indexer.py _follow), and a search loads them.
+            status, found = _get(port, query, token)
+            return status == 200 and bool(found["results"])
+
+        wait_until(embedded, timeout_s=240, what="the campaign's vectors")
         for _ in range(4):  # new connections: both workers answer in turn
-            status, found = _get(
-                port, "/api/v1/search?" + urlencode({"q": "沉睡会员", "mode": "semantic"}), token
-            )
+            status, found = _get(port, query, token)
             assert status == 200
             assert campaign.id in [hit["id"] for hit in found["results"]]  # type: ignore[union-attr]
         for pid in _workers(server.pid):
