@@ -1,6 +1,6 @@
 """Evaluate drafting on the labelled drafts: similar-case nDCG@10, collision precision/recall.
 
-Usage: python bench/eval_drafts.py [--data-dir DIR] [--models e5,use]
+Usage: python bench/eval_drafts.py [--data-dir DIR] [--models e5,use] [--drafts FILE]
 
 Loads and indexes the demo campaigns (as bench/eval_search.py does), sends every labelled draft
 through the same service as ``POST /api/v1/similar`` and prints the figures.
@@ -72,9 +72,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--models", default="e5,use")
+    parser.add_argument(
+        "--drafts", type=Path, default=DEVSET, help="labelled drafts (default: the dev set)"
+    )
     options = parser.parse_args()
     data_dir = options.data_dir or Path(tempfile.mkdtemp(prefix="kb-eval-"))
-    devset = json.loads(DEVSET.read_text(encoding="utf-8"))
+    devset = json.loads(options.drafts.read_text(encoding="utf-8"))
     app = make_app(data_dir, options.models)
     figures = evaluate(app, devset)
     print(f"drafts: {len(devset['drafts'])}; collision cases: {len(devset['collision_cases'])}")
