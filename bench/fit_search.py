@@ -320,7 +320,7 @@ def capture(app: Any, sets: dict[str, list[dict[str, Any]]]) -> tuple[list[Captu
                 terms = {h.campaign_id: svc.relevance_terms(h.terms) for h in found.hits}
                 outcome = None
                 if intent is not None:
-                    facts = svc._metric_facts(all_ids)
+                    facts = indexes.facts.facts(all_ids)
                     outcome = {cid: match_outcome(intent, facts.get(cid, ())) for cid in all_ids}
                 cap = Capture(
                     item=item,

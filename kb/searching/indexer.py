@@ -34,6 +34,7 @@ from kb.extensions import db
 from kb.models import Campaign, CampaignVersion, IndexOutbox, PassageEmbedding
 from kb.searching import feed, vector_file
 from kb.searching.documents import campaign_text
+from kb.searching.facts import FactsCache
 from search.documents import CampaignText, passages
 from search.embedder import Embedder, FakeEmbedder, load_embedders
 from search.keyword import KeywordIndex, SearchFilters
@@ -76,6 +77,8 @@ class SearchIndexes:
         # The highest CampaignVersion id seen: trash and restore rows above it are news.
         self._history_upto = 0
         self._sync_lock = threading.Lock()
+        # Outcome queries' metric facts, per campaign version (a restore replaces this object).
+        self.facts = FactsCache()
 
     def _apply_trash(self, after_id: int) -> None:
         if after_id == 0 and self._loaded_upto == 0:

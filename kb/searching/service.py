@@ -17,14 +17,13 @@ from typing import Literal
 
 import sqlalchemy as sa
 from markupsafe import Markup, escape
-from sqlalchemy.orm import load_only, selectinload
+from sqlalchemy.orm import selectinload
 
 from kb.campaigns import metrics as metric_catalog
 from kb.extensions import db
 from kb.insights import signals
 from kb.models import Campaign
 from kb.searching import backfill, conditions, explain, floor
-from kb.searching.documents import metric_facts
 from kb.searching.indexer import SearchIndexes, get_indexes
 from kb.searching.schemas import (
     RecognisedConditionOut,
@@ -35,7 +34,6 @@ from kb.searching.schemas import (
 )
 from search import concepts, relevance
 from search.analysis import analyze
-from search.documents import MetricFact
 from search.embedder import Embedder, query_cache
 from search.hybrid import FusedHit, combine_semantic, fuse_rankings
 from search.keyword import KeywordHit, KeywordResult, SearchFilters, query_terms
@@ -503,7 +501,7 @@ def _apply_outcome(
     # Fused scores may be z-score sums (negative too): scale them into [0, 1] first.
     low = min(hit.score for hit in fused)
     spread = (max(hit.score for hit in fused) - low) or 1.0
-    facts = _metric_facts([hit.campaign_id for hit in fused])
+    facts = indexes.facts.facts([hit.campaign_id for hit in fused])
     rescored = []
     for hit in fused:
         strength = match_outcome(intent, facts.get(hit.campaign_id, ()))
@@ -513,32 +511,6 @@ def _apply_outcome(
         )
     rescored.sort(key=lambda h: (-h.score, h.campaign_id))
     return rescored
-
-
-def _metric_facts(ids: list[int]) -> dict[int, tuple[MetricFact, ...]]:
-    """Load the metrics of these campaigns, and of each campaign only what judges them.
-
-    A metric's assessment names its campaign's key metric, which depends on the campaign's goal
-    and all its metrics: loading the metrics alone made that two lazy queries per campaign
-    (≈ 200 campaigns per outcome query, 200-550 ms at 10k). Here it is two queries in all: the
-    campaigns' id, goal and status, then their metrics (``metric.campaign`` is then found in the
-    session, not queried).
-    """
-    campaigns = db.session.scalars(
-        sa.select(Campaign)
-        .where(
-            Campaign.id.in_(ids),
-            # Only finished campaigns have outcomes: a running one is not "missing" its target.
-            Campaign.status == "completed",
-            Campaign.deleted_at.is_(None),
-        )
-        .options(
-            load_only(Campaign.id, Campaign.goal_type, Campaign.status),
-            selectinload(Campaign.metrics),
-        )
-    ).all()
-    # The key metric chosen once per campaign, not once per metric (documents.metric_facts).
-    return {campaign.id: metric_facts(campaign) for campaign in campaigns if campaign.metrics}
 
 
 _METRIC_ALIASES = tuple(
