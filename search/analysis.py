@@ -215,6 +215,16 @@ def highlight(text: str, query_terms: Iterable[str], max_len: int = 160) -> str:
     return _render(text, _marks(text[:_SNIPPET_SCAN_CHARS], frozenset(query_terms)), max_len)
 
 
+def marked_spans(text: str, query_terms: Iterable[str]) -> list[tuple[str, frozenset[str]]]:
+    """Return the passages of ``text`` that ``highlight`` would mark, each with its terms.
+
+    The same marks as ``highlight(text, query_terms, len(text) + 1)``, as the original text
+    writes them ("abuse" for the term "abus"), without rendering HTML to parse it back.
+    """
+    marks = _marks(text[:_SNIPPET_SCAN_CHARS], frozenset(query_terms))
+    return [(text[start:end], terms) for start, end, terms in marks]
+
+
 def _highlight_reference(text: str, query_terms: Iterable[str], max_len: int = 160) -> str:
     """Return what ``highlight`` returns, always segmenting the text (the tests' reference)."""
     if max_len < 1:

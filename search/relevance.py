@@ -51,7 +51,6 @@ decides (``decide``; fitted and cross-validated by bench/fit_floor.py).
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import math
@@ -442,14 +441,6 @@ def _function_terms() -> frozenset[str]:
         terms.update(analyze(word, mode="query") or [word])
         terms.add(word)
     return frozenset(terms)
-
-
-_SURFACE = re.compile(r"<mark>(.*?)</mark>", re.S)
-
-
-def marked_surfaces(highlighted: str) -> list[str]:
-    """Return the texts a ``search.analysis.highlight`` result marked, unescaped, in order."""
-    return [html.unescape(m) for m in _SURFACE.findall(highlighted)]
 
 
 # The learned decision (issue 13, session 7). The rule above (quantile floors, contrast

@@ -15,7 +15,7 @@ from markupsafe import Markup, escape
 from kb.campaigns import metrics as metric_catalog
 from kb.models import Campaign
 from search import relevance
-from search.analysis import analyze, highlight
+from search.analysis import highlight, marked_spans
 from search.hybrid import FusedHit
 from search.outcomes import OutcomeIntent
 
@@ -78,8 +78,8 @@ def surfaces(campaign: Campaign, terms: tuple[str, ...]) -> list[str]:
         if not text or len(found) == len(wanted):
             continue
         remaining = frozenset(t for t in wanted if t not in found)
-        for surface in relevance.marked_surfaces(highlight(text, remaining, len(text) + 1)):
-            for term in remaining.intersection(analyze(surface)):
+        for surface, terms_there in marked_spans(text, remaining):
+            for term in terms_there:
                 found.setdefault(term, surface.strip())
     words = [found.get(t) or (t if not t.isascii() else "") for t in wanted]
     return [w for w in dict.fromkeys(words) if w][:MAX_REASON_TERMS]

@@ -7,6 +7,7 @@ import random
 import re
 import shutil
 from collections.abc import Callable
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -194,6 +195,22 @@ def test_highlight_windows_long_text_around_the_best_match() -> None:
     assert html.startswith("…结果：沉睡用户<mark>召回</mark>率 12%，<mark>羊毛党</mark>")
     assert html.endswith("…")
     assert len(html.replace("<mark>", "").replace("</mark>", "")) <= 42
+
+
+def test_marked_spans_are_what_highlight_marks_with_their_terms() -> None:
+    text = "Coupon abuse & R&D：会员召回，沉睡会员"
+    terms = analysis.analyze("abuse R&D 会员 召回", mode="query")
+    spans = analysis.marked_spans(text, terms)
+    html = analysis.highlight(text, terms, len(text) + 1)
+    marked = [unescape(m) for m in re.findall(r"<mark>(.*?)</mark>", html)]
+    assert [surface for surface, _ in spans] == marked
+    assert spans[0] == ("abuse", frozenset({"abus"}))
+    assert all(found and found <= set(terms) for _, found in spans)
+    for record in demo_records()[:20]:  # the same on real retros
+        for field in (record["title"], record["lessons"]):
+            html = analysis.highlight(field, terms, len(field) + 1)
+            marked = [unescape(m) for m in re.findall(r"<mark>(.*?)</mark>", html)]
+            assert [s for s, _ in analysis.marked_spans(field, terms)] == marked
 
 
 def test_highlight_without_match_shows_the_start() -> None:

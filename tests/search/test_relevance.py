@@ -34,7 +34,6 @@ from search.relevance import (
     judge,
     keyword_evidence,
     library_queries,
-    marked_surfaces,
     standardized,
     strength_of,
     words_matched,
@@ -146,11 +145,6 @@ def test_keyword_evidence_ignores_terms_the_query_did_not_type() -> None:
     assert keyword_evidence(["微积分", "极限"], [(1, ("会员积分", "兑换"))], 10) == set()
     assert keyword_evidence(["如何", "给"], [(1, ("如何", "给"))], 10) == set()  # nothing to match
     assert keyword_evidence(["拼团"], [(1, ("拼团",))], 10) == {1}
-
-
-def test_marked_surfaces_are_unescaped_in_order() -> None:
-    html = "Coupon <mark>abuse</mark> &amp; <mark>R&amp;D</mark>"
-    assert marked_surfaces(html) == ["abuse", "R&D"]
 
 
 def test_the_shipped_background_is_large_enough_and_off_topic() -> None:
