@@ -347,14 +347,16 @@ def _grammar() -> re.Pattern[str]:
         return _NUMBER.format(n=f"{tag}num", u=f"{tag}unit", units=units)
 
     orders = (
-        # GMV 超过 50万 · ROI ≥ 2 · GMV 达成率低于80%
-        rf"{subject.format(s='a')}\s*(?P<aop>{before})\s*{number('a')}",
+        # GMV 超过 50万 · ROI ≥ 2 · GMV 达成率低于80% · GMV 达到 1000万以上 (a word after the
+        # number too: read with the condition, not left as a word to search)
+        rf"{subject.format(s='a')}\s*(?P<aop>{before})\s*{number('a')}(?:\s*(?P<atail>{after}))?",
         # 预算 100万 以上 · 预算在100万以上
         rf"{subject.format(s='b')}\s*(?:在\s*)?{number('b')}\s*(?P<bop>{after})",
         # 50万以上的GMV
         rf"{number('c')}\s*(?P<cop>{after})\s*(?:的\s*)?{subject.format(s='c')}",
-        # 超过50万的GMV
-        rf"(?P<dop>{before})\s*{number('d')}\s*(?:的\s*)?{subject.format(s='d')}",
+        # 超过50万的GMV · 达到50万以上的GMV
+        rf"(?P<dop>{before})\s*{number('d')}(?:\s*(?P<dtail>{after}))?\s*(?:的\s*)?"
+        rf"{subject.format(s='d')}",
     )
     return re.compile("|".join(f"(?:{order})" for order in orders))
 
@@ -446,6 +448,11 @@ def _condition(match: re.Match[str]) -> MetricCondition | None:
     if not _unit_fits(key, field, unit):
         return None
     op = _MEANING[re.sub(r"\s+", " ", groups["op"])]
+    tail = groups.get("tail")
+    if tail is not None and op == "=":
+        # "为 100万以上": the word after the number says which way. Otherwise the word before
+        # it decides ("达到 1000万以上" is ≥ either way; "超过 50万以上" stays ＞).
+        op = _MEANING[re.sub(r"\s+", " ", tail)]
     try:
         return build(key, field, op, groups["num"] + unit)
     except ConditionError:

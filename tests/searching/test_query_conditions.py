@@ -49,6 +49,12 @@ from tests.factories import campaign_payload
         ("主要指标 达成率 ≥ 100%", ["key.attain>=100"], ""),
         ("ROI为1:4.2", ["roi.actual=4.2"], ""),
         ("GMV 达到 1亿", ["gmv.actual>=100000000"], ""),
+        # A comparison word on both sides of the number: one condition, no word left over.
+        ("GMV 达到 1000万以上", ["gmv.actual>=10000000"], ""),
+        ("GMV 达到 1000万以上的直播活动", ["gmv.actual>=10000000"], "直播活动"),
+        ("达到50万以上的GMV", ["gmv.actual>=500000"], ""),
+        ("预算为 100万以上", ["budget.actual>=1000000"], ""),  # 为 … 以上: at least
+        ("ROI 不超过 3 以下", ["roi.actual<=3"], ""),
         (
             "双11 GMV 超过 1亿 且 ROI ≥ 2 的直播",
             ["gmv.actual>100000000", "roi.actual>=2"],
