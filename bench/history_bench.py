@@ -94,7 +94,7 @@ def stored_bytes(engine: sa.Engine) -> tuple[int, int]:
 def main() -> None:
     from kb import create_app
     from kb.extensions import db
-    from tests.accounts import SignedInClient
+    from tests.signed_in import SignedInClient
 
     work = Path(tempfile.mkdtemp(prefix="history-bench-"))
     try:

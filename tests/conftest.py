@@ -16,7 +16,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from kb import create_app
 from kb.extensions import db
 from tests import contract
-from tests.accounts import SignedInClient
+from tests.signed_in import SignedInClient
 
 POSTGRES_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -48,8 +48,8 @@ from kb.insights import playbooks
 from kb.insights.schemas import validate_playbook
 from kb.searching import indexer
 from tests import conftest
-from tests.accounts import ensure_account
 from tests.conftest import make_app
+from tests.signed_in import ensure_account
 
 MAX_EXAMPLES = 40
 SEED = 20240601

@@ -17,8 +17,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from kb import vocab
-from tests.accounts import PASSWORD, SignedInClient, ensure_account
 from tests.factories import campaign_payload
+from tests.signed_in import PASSWORD, SignedInClient, ensure_account
 
 _ERROR_CLASSES = {"field-error", "errors", "error-summary", "flash-error"}
 

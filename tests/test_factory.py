@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from kb import create_app
 from kb.extensions import db
-from tests.accounts import SignedInClient
+from tests.signed_in import SignedInClient
 
 
 def test_defaults_env_then_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,8 +20,8 @@ from werkzeug.test import TestResponse
 from kb.extensions import db
 from kb.models import ApiToken, AuditEvent, Campaign, CampaignVersion, Playbook, User
 from kb.searching import indexer
-from tests.accounts import ensure_account
 from tests.factories import campaign_payload
+from tests.signed_in import ensure_account
 
 READ, SIGNED_IN, EDIT, ADMIN, PUBLIC = "read", "signed_in", "edit", "admin", "public"
 

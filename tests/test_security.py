@@ -17,8 +17,8 @@ from werkzeug.test import TestResponse
 from kb.errors import MESSAGES, error_body
 from kb.extensions import db
 from kb.web import security
-from tests.accounts import PASSWORD, ensure_account
 from tests.conftest import make_app
+from tests.signed_in import PASSWORD, ensure_account
 
 ROOT = Path(__file__).resolve().parent.parent
 MakeApp = Callable[..., Flask]

@@ -12,8 +12,8 @@ from kb.accounts import services as accounts
 from kb.extensions import db
 from kb.models import ApiToken, AuditEvent, User
 from kb.validation import InvalidInputError
-from tests.accounts import PASSWORD, ensure_account
 from tests.factories import campaign_payload
+from tests.signed_in import PASSWORD, ensure_account
 
 
 def _events(app: Flask, action: str) -> list[AuditEvent]:

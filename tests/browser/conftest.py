@@ -1,7 +1,7 @@
 """A live server on a real SQLite file and Debian's headless Chromium, driven by Playwright.
 
 Every page needs a signed-in user, so a browser test serves its app with :func:`serving` (which
-creates the test accounts of ``tests.accounts``) and signs the browser in with :func:`sign_in`,
+creates the test accounts of ``tests.signed_in``) and signs the browser in with :func:`sign_in`,
 through the real login form: each browser test is also a test of signing in.
 """
 
@@ -19,8 +19,8 @@ from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
 from werkzeug.serving import make_server
 
 from kb.demo import load_demo
-from tests.accounts import PASSWORD, ROLES, ensure_account
 from tests.conftest import make_app, release
+from tests.signed_in import PASSWORD, ROLES, ensure_account
 
 CHROMIUM = "/usr/bin/chromium"
 # Chromium's background services try to reach Google; this machine has no such network.

@@ -8,8 +8,8 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.accounts import PASSWORD
 from tests.browser.conftest import sign_in
+from tests.signed_in import PASSWORD
 
 pytestmark = pytest.mark.browser
 

@@ -26,9 +26,9 @@ from flask import Flask
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from kb.accounts import services as accounts
-from tests.accounts import PASSWORD
 from tests.browser.conftest import record_dialogs, serving
 from tests.conftest import make_app
+from tests.signed_in import PASSWORD
 
 pytestmark = pytest.mark.browser
 

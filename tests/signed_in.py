@@ -38,7 +38,7 @@ class Account:
 
 def ensure_account(app: Flask, role: str) -> Account:
     """Return the test account of this role in the app's database, creating it the first time."""
-    cache: dict[str, Account] = app.extensions.setdefault("tests.accounts", {})
+    cache: dict[str, Account] = app.extensions.setdefault("tests.signed_in", {})
     username = f"test-{role}"
     with app.app_context():
         if role in cache and accounts.find_token(cache[role].token) is not None:
