@@ -30,7 +30,7 @@ from kb.drafts.summary import DraftSummary, PlaybookMatch, playbook_matches, sum
 from kb.extensions import db
 from kb.insights.playbooks import matching_playbooks
 from kb.models import Campaign, Reward, SimilarFeedback
-from kb.searching.service import rank_by_meaning
+from kb.searching.service import MeaningRanking, start_ranking_by_meaning
 from kb.vocab import ACTIVE_STATUSES
 from search.normalize import normalize
 
@@ -94,12 +94,12 @@ def analyze_draft(draft: DraftIn, *, exclude_id: int | None = None) -> DraftAnal
     the draft key (the draft page saves drafts so) are the draft, not another campaign.
     """
     started = time.perf_counter()
+    text = draft_text(draft)
+    # The models encode the draft on the search pool (the longest step: ≈ half the analysis at
+    # 10k campaigns) while this thread reads the database for the collisions and playbooks.
+    meaning = start_ranking_by_meaning(text, limit=CANDIDATES) if text else None
     hidden_ids = _hidden(draft.draft_key)
     own = own_campaign_ids(draft, exclude_id)
-    # The forecast reads more analogs than the page lists: a metric needs several that measured it.
-    ranked = _ranked(draft, limit=max(draft.limit, FORECAST_ANALOGS), exclude=set(hidden_ids) | own)
-    # Only the cases the page lists are explained (reasons, metrics, quoted hypotheses).
-    similar = _cases(draft, ranked[: draft.limit])
     notes = []
     start, end = draft.start_date, draft.end_date
     if start is None or end is None:
@@ -108,11 +108,16 @@ def analyze_draft(draft: DraftIn, *, exclude_id: int | None = None) -> DraftAnal
     else:
         others = [c for c in _overlapping(start, end) if c.id not in own]
         conflicts = find_collisions(_draft_facts(draft, exclude_id, start, end), others)
+    playbooks = playbook_matches(matching_playbooks(text, draft.goal_type))
+    # The forecast reads more analogs than the page lists: a metric needs several that measured it.
+    ranked = _ranked(
+        draft, meaning, limit=max(draft.limit, FORECAST_ANALOGS), exclude=set(hidden_ids) | own
+    )
+    # Only the cases the page lists are explained (reasons, metrics, quoted hypotheses).
+    similar = _cases(draft, ranked[: draft.limit])
     outlook = forecast_draft(
         draft, [(campaign, score) for score, campaign, _ in ranked], exclude=set(hidden_ids) | own
     )
-    text = draft_text(draft)
-    playbooks = playbook_matches(matching_playbooks(text, draft.goal_type))
     return DraftAnalysis(
         similar=similar,
         conflicts=conflicts,
@@ -223,21 +228,27 @@ def forget_feedback(draft_key: str) -> None:
 
 def similar_cases(draft: DraftIn, *, limit: int, exclude: set[int]) -> list[SimilarCase]:
     """Rank completed campaigns by meaning and structure; return the best ``limit``."""
-    return _cases(draft, _ranked(draft, limit=limit, exclude=exclude))
+    text = draft_text(draft)
+    meaning = start_ranking_by_meaning(text, limit=CANDIDATES) if text else None
+    return _cases(draft, _ranked(draft, meaning, limit=limit, exclude=exclude))
 
 
 # A ranked case before it is explained: its score (rounded), the campaign, its parts.
 _Ranked = tuple[float, Campaign, dict[str, float]]
 
 
-def _ranked(draft: DraftIn, *, limit: int, exclude: set[int]) -> list[_Ranked]:
-    """Return the best ``limit`` completed campaigns for the draft, best first, unexplained."""
-    text = draft_text(draft)
+def _ranked(
+    draft: DraftIn, ranking: MeaningRanking | None, *, limit: int, exclude: set[int]
+) -> list[_Ranked]:
+    """Return the best ``limit`` completed campaigns for the draft, best first, unexplained.
+
+    ``ranking``: the draft's text ranked by meaning (started by the caller; None for no text).
+    No status filter there: building the allow-list of every completed campaign cost more than
+    scoring all of them. Planned and running ones are few and dropped by _load.
+    """
     meaning: dict[int, float] = {}
-    if text:
-        # No status filter here: building the allow-list of every completed campaign cost more
-        # than scoring all of them. Planned and running ones are few and dropped by _load.
-        meaning = _unit_scale(dict(rank_by_meaning(text, limit=CANDIDATES)))
+    if ranking is not None:
+        meaning = _unit_scale(dict(ranking.result()))
     # Candidates come from meaning alone: adding every completed campaign with the same goal and
     # audience (from the index) changed nothing on the labelled drafts and cost ≈ 70 ms at 10k.
     candidates = set(meaning) - exclude

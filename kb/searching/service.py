@@ -436,16 +436,38 @@ def _model_task(
     return run
 
 
-def rank_by_meaning(text: str, *, limit: int) -> list[tuple[int, float]]:
-    """Rank campaigns by the meaning of ``text`` alone, the models at once on the search pool.
+_Ranking = list[tuple[int, float]]
 
-    For long texts such as a draft (the similar-cases view): encoded as given, no query cache.
-    The per-model rankings are combined as a semantic search combines them.
+
+@dataclass(slots=True)
+class MeaningRanking:
+    """A ranking by meaning under way on the search pool; ``result`` waits for it."""
+
+    pending: list[tuple[str, Future[_Ranking] | _Ranking]]
+    weights: dict[str, float]
+
+    def result(self) -> _Ranking:
+        per_model = {
+            name: outcome.result() if isinstance(outcome, Future) else outcome
+            for name, outcome in self.pending
+        }
+        if len(per_model) == 1:
+            return next(iter(per_model.values()))
+        return combine_semantic(per_model, self.weights)
+
+
+def start_ranking_by_meaning(text: str, *, limit: int) -> MeaningRanking:
+    """Start ranking campaigns by the meaning of ``text`` alone, the models at once on the pool.
+
+    For long texts such as a draft (the similar-cases view): encoded as given, no query cache;
+    the per-model rankings are combined as a semantic search combines them. Returns at once: the
+    caller's thread may read the database meanwhile (the pool's tasks only encode and scan the
+    in-memory vectors), as the draft analysis checks collisions while the models encode.
     """
     indexes = get_indexes()
     indexes.sync_vectors()  # on the request thread: it reads the database
 
-    def task(embedder: Embedder) -> list[tuple[int, float]]:
+    def task(embedder: Embedder) -> _Ranking:
         vector = embedder.encode_queries([text])[0]
         return indexes.vectors[embedder.name].search(vector, limit=limit)
 
@@ -453,13 +475,7 @@ def rank_by_meaning(text: str, *, limit: int) -> list[tuple[int, float]]:
         (e.name, _executor().submit(task, e) if CONCURRENT else task(e))
         for e in backfill.serving(indexes)
     ]
-    per_model = {
-        name: outcome.result() if isinstance(outcome, Future) else outcome
-        for name, outcome in pending
-    }
-    if len(per_model) == 1:
-        return next(iter(per_model.values()))
-    return combine_semantic(per_model, backfill.weights(indexes))
+    return MeaningRanking(pending, backfill.weights(indexes))
 
 
 _pool: tuple[int, ThreadPoolExecutor] | None = None
