@@ -7,24 +7,16 @@ Whoosh index, through the API, on campaigns written in mixed units and on the de
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
-from flask import Flask
 from flask.testing import FlaskClient
 
 from kb import parsing
 from kb.campaigns import metrics as metric_catalog
-from kb.demo import demo_records, load_demo
-from kb.extensions import db
-from kb.models import Campaign
+from kb.demo import demo_records
 from kb.searching import conditions
 from search import analysis
-from tests.conftest import make_app, release
 from tests.factories import campaign_payload
 
 
@@ -141,24 +133,6 @@ def test_a_metric_in_an_unreadable_unit_is_kept_but_not_compared(client: FlaskCl
     assert dollars in _ids(client, q="GMV")
 
 
-@pytest.fixture(scope="module")
-def demo_client(
-    sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[FlaskClient, dict[int, str]]]:
-    """A client of an app on the 55 demo campaigns and their external ids by id (read only)."""
-    tmp_path = tmp_path_factory.mktemp("units-demo")
-    (tmp_path / "data").mkdir()
-    shutil.copy(sqlite_template, tmp_path / "data" / "kb.sqlite3")
-    app: Flask = make_app(tmp_path, None)
-    with app.app_context():
-        report = load_demo()
-        assert not report.rejected, report.rejected
-        keys = {c.id: str(c.external_id) for c in db.session.scalars(sa.select(Campaign))}
-        db.session.remove()
-    yield app.test_client(), keys
-    release(app)
-
-
 def _demo_metric(record: dict[str, Any], key: str) -> dict[str, Any] | None:
     """Return a demo campaign's first metric under a catalog key (the one the index filters)."""
     for metric in record["metrics"]:
@@ -203,16 +177,16 @@ def _demo_ids(demo: tuple[FlaskClient, dict[int, str]], condition: str) -> set[s
     ],
 )
 def test_demo_filters_read_amounts_in_yuan(
-    demo_client: tuple[FlaskClient, dict[int, str]], condition: str, key: str, field: str, test: Any
+    demo: tuple[FlaskClient, dict[int, str]], condition: str, key: str, field: str, test: Any
 ) -> None:
     expected = _demo_expected(key, field, test)
     assert expected  # the condition selects something, and not everything
     assert expected != _demo_expected(key, field, lambda v: True)
-    assert _demo_ids(demo_client, condition) == expected
+    assert _demo_ids(demo, condition) == expected
 
 
 def test_demo_attainment_filter_is_unit_free(
-    demo_client: tuple[FlaskClient, dict[int, str]],
+    demo: tuple[FlaskClient, dict[int, str]],
 ) -> None:
     expected = set()
     for record in demo_records():
@@ -221,4 +195,4 @@ def test_demo_attainment_filter_is_unit_free(
         if measured and gmv["actual"] >= gmv["target"]:  # GMV is higher-is-better
             expected.add(record["external_id"])
     assert expected
-    assert _demo_ids(demo_client, "GMV 达成率 ≥ 100%") == expected
+    assert _demo_ids(demo, "GMV 达成率 ≥ 100%") == expected

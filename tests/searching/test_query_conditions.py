@@ -8,24 +8,16 @@ here, not by the code under test), then the API document and the page's chip.
 from __future__ import annotations
 
 import re
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import sqlalchemy as sa
-from flask import Flask
 from flask.testing import FlaskClient
 
 from kb.campaigns import metrics as metric_catalog
-from kb.demo import demo_records, load_demo
-from kb.extensions import db
-from kb.models import Campaign
+from kb.demo import demo_records
 from kb.parsing import parse_to_base
 from kb.searching import conditions
-from tests.conftest import make_app, release
 from tests.factories import campaign_payload
 
 # ---- the grammar ---------------------------------------------------------------------------
@@ -170,24 +162,6 @@ def test_a_budget_condition_reads_in_the_form_too() -> None:
 
 
 # ---- the search, on the demo data ------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def demo(
-    sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[FlaskClient, dict[int, str]]]:
-    """A client of an app on the 55 demo campaigns and their external ids by id (read only)."""
-    tmp_path = tmp_path_factory.mktemp("query-conditions")
-    (tmp_path / "data").mkdir()
-    shutil.copy(sqlite_template, tmp_path / "data" / "kb.sqlite3")
-    app: Flask = make_app(tmp_path, None)
-    with app.app_context():
-        report = load_demo()
-        assert not report.rejected, report.rejected
-        keys = {c.id: str(c.external_id) for c in db.session.scalars(sa.select(Campaign))}
-        db.session.remove()
-    yield app.test_client(), keys
-    release(app)
 
 
 def _search(demo: tuple[FlaskClient, dict[int, str]], **params: Any) -> dict[str, Any]:
