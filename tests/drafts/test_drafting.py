@@ -180,25 +180,8 @@ def test_an_empty_draft_is_refused_by_field(client: FlaskClient) -> None:
 
 
 def test_draft_page_analyzes_and_saves(client: FlaskClient, history: dict[str, int]) -> None:
-    form = {
-        "title": DRAFT["title"],
-        "industry": "电商",
-        "department": "会员运营中心",
-        "business_line": "鲜丰到家",
-        "goal_type": "reactivation",
-        "start_date": "2026-12-12",
-        "end_date": "2026-12-20",
-        "audience": "沉睡用户、价格敏感用户",
-        "products": "有机蔬菜",
-        "rewards-0-type": "满减券",
-        "rewards-0-detail": "8折",
-        "rewards-0-stackable": "on",
-        "metrics-0-name": "转化率",
-        "metrics-0-unit": "%",
-        "metrics-0-target": "11",
-        "draft_key": "draft-page",
-    }
-    page = client.post("/drafts/new", data={**form, "action": "analyze"}).get_data(as_text=True)
+    form = _form()
+    page = client.post("/drafts/new", data=form).get_data(as_text=True)
     assert "双十二鲜丰会员日" in page
     assert "优惠叠加风险" in page
     assert "同一目标：召回" in page
