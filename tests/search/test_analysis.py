@@ -338,16 +338,21 @@ def test_highlight_skips_segmentation_without_a_candidate(
     assert len(calls) == 4
 
 
+def add_synonym(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, group: str) -> None:
+    """Make the lexicon read the shipped synonyms plus ``group`` (a line of synonyms.txt)."""
+    changed = tmp_path / "synonyms.txt"
+    changed.write_text(
+        lexicon.SYNONYMS_PATH.read_text(encoding="utf-8") + f"\n{group}\n", encoding="utf-8"
+    )
+    monkeypatch.setattr(lexicon, "SYNONYMS_PATH", changed)
+
+
 def test_highlight_candidates_follow_the_lexicon(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     text = "Campaigns for new users"
     assert analysis.highlight(text, analysis.analyze("活动", mode="query")) == text
-    changed = tmp_path / "synonyms.txt"
-    changed.write_text(
-        lexicon.SYNONYMS_PATH.read_text(encoding="utf-8") + "\n活动 = campaign\n", encoding="utf-8"
-    )
-    monkeypatch.setattr(lexicon, "SYNONYMS_PATH", changed)
+    add_synonym(tmp_path, monkeypatch, "活动 = campaign")
     assert analysis.highlight(text, analysis.analyze("活动", mode="query")) == (
         "<mark>Campaigns</mark> for new users"
     )
@@ -444,11 +449,7 @@ def test_span_cache_is_bounded_and_per_lexicon(
         "<mark>Campaigns</mark> for new users"
     )
     assert analysis.highlight(text, analysis.analyze("活动", mode="query")) == text
-    changed = tmp_path / "synonyms.txt"
-    changed.write_text(
-        lexicon.SYNONYMS_PATH.read_text(encoding="utf-8") + "\n活动 = campaign\n", encoding="utf-8"
-    )
-    monkeypatch.setattr(lexicon, "SYNONYMS_PATH", changed)
+    add_synonym(tmp_path, monkeypatch, "活动 = campaign")
     assert analysis.highlight(text, analysis.analyze("活动", mode="query")) == (
         "<mark>Campaigns</mark> for new users"
     )
