@@ -45,20 +45,13 @@ class FactsCache:
         return len(self._entries)
 
     def facts(self, ids: Sequence[int]) -> dict[int, tuple[MetricFact, ...]]:
-        """Return the metric facts of the live completed campaigns among ``ids`` that have metrics.
-
-        Only finished campaigns have outcomes: a running one is not "missing" its target.
-        """
+        """Return the metric facts of the live completed campaigns among ``ids`` that have metrics."""
         if not ids:
             return {}
         stamps = {
             campaign_id: (version, updated_at)
             for campaign_id, version, updated_at in db.session.execute(
-                sa.select(Campaign.id, Campaign.version, Campaign.updated_at).where(
-                    Campaign.id.in_(ids),
-                    Campaign.status == "completed",
-                    Campaign.deleted_at.is_(None),
-                )
+                sa.select(Campaign.id, Campaign.version, Campaign.updated_at).where(*_judged(ids))
             )
         }
         found: dict[int, tuple[MetricFact, ...]] = {}
@@ -81,6 +74,14 @@ class FactsCache:
         return {campaign_id: facts for campaign_id, facts in found.items() if facts}
 
 
+def _judged(ids: Sequence[int]) -> tuple[sa.ColumnElement[bool], ...]:
+    """Select the live completed campaigns among ``ids``.
+
+    Only finished campaigns have outcomes: a running one is not "missing" its target.
+    """
+    return (Campaign.id.in_(ids), Campaign.status == "completed", Campaign.deleted_at.is_(None))
+
+
 def _load(ids: list[int]) -> dict[int, tuple[_Stamp, tuple[MetricFact, ...]]]:
     """Load the campaigns' metrics and compute their facts, each under the stamp it was read at.
 
@@ -90,11 +91,7 @@ def _load(ids: list[int]) -> dict[int, tuple[_Stamp, tuple[MetricFact, ...]]]:
     """
     campaigns = db.session.scalars(
         sa.select(Campaign)
-        .where(
-            Campaign.id.in_(ids),
-            Campaign.status == "completed",
-            Campaign.deleted_at.is_(None),
-        )
+        .where(*_judged(ids))
         .options(
             load_only(
                 Campaign.id,

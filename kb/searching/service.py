@@ -7,13 +7,14 @@ than the database.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 import sqlalchemy as sa
 from markupsafe import Markup, escape
@@ -372,7 +373,26 @@ class _Judged:
         return None if z is None else relevance.strength_of(z, self.calibration)
 
 
-_ModelResult = tuple[list[tuple[int, float]], relevance.ModelScores | None]
+_Ranking = list[tuple[int, float]]
+_ModelResult = tuple[_Ranking, relevance.ModelScores | None]
+_T = TypeVar("_T")
+
+
+def _on_pool(task: Callable[[], _T]) -> Future[_T] | _T:
+    """Start ``task`` on the search pool (run it here when CONCURRENT is off)."""
+    return _executor().submit(task) if CONCURRENT else task()
+
+
+def _joined(outcome: Future[_T] | _T) -> _T:
+    """Wait for what ``_on_pool`` started."""
+    return outcome.result() if isinstance(outcome, Future) else outcome
+
+
+def _combined(per_model: dict[str, _Ranking], weights: dict[str, float]) -> _Ranking:
+    """Return one model's ranking as it is, several combined (z-scored, weighted)."""
+    if len(per_model) == 1:
+        return next(iter(per_model.values()))
+    return combine_semantic(per_model, weights)
 
 
 @dataclass(slots=True)
@@ -399,23 +419,21 @@ class _SemanticBranch:
         pending: list[tuple[str, Future[_ModelResult] | _ModelResult]] = []
         for embedder in backfill.serving(indexes):  # a model still filling does not rank yet
             task = _model_task(indexes, embedder, text, allowed, calibrated)
-            pending.append((embedder.name, _executor().submit(task) if CONCURRENT else task()))
+            pending.append((embedder.name, _on_pool(task)))
         return cls(indexes, None if calibrated is None else calibrated.calibration, pending)
 
-    def result(self) -> tuple[list[tuple[int, float]], _Judged | None]:
-        per_model: dict[str, list[tuple[int, float]]] = {}
+    def result(self) -> tuple[_Ranking, _Judged | None]:
+        per_model: dict[str, _Ranking] = {}
         evidence: list[relevance.ModelScores] = []
         for name, outcome in self.pending:
-            ranking, scores = outcome.result() if isinstance(outcome, Future) else outcome
+            ranking, scores = _joined(outcome)
             per_model[name] = ranking
             if scores is not None:
                 evidence.append(scores)
         judged = None
         if self.calibration is not None and len(evidence) == len(per_model):
             judged = _Judged(relevance.judge(evidence, self.calibration), self.calibration)
-        if len(per_model) == 1:
-            return next(iter(per_model.values())), judged
-        return combine_semantic(per_model, backfill.weights(self.indexes)), judged
+        return _combined(per_model, backfill.weights(self.indexes)), judged
 
 
 def _model_task(
@@ -436,9 +454,6 @@ def _model_task(
     return run
 
 
-_Ranking = list[tuple[int, float]]
-
-
 @dataclass(slots=True)
 class MeaningRanking:
     """A ranking by meaning under way on the search pool; ``result`` waits for it."""
@@ -447,13 +462,7 @@ class MeaningRanking:
     weights: dict[str, float]
 
     def result(self) -> _Ranking:
-        per_model = {
-            name: outcome.result() if isinstance(outcome, Future) else outcome
-            for name, outcome in self.pending
-        }
-        if len(per_model) == 1:
-            return next(iter(per_model.values()))
-        return combine_semantic(per_model, self.weights)
+        return _combined({name: _joined(outcome) for name, outcome in self.pending}, self.weights)
 
 
 def start_ranking_by_meaning(text: str, *, limit: int) -> MeaningRanking:
@@ -471,10 +480,7 @@ def start_ranking_by_meaning(text: str, *, limit: int) -> MeaningRanking:
         vector = embedder.encode_queries([text])[0]
         return indexes.vectors[embedder.name].search(vector, limit=limit)
 
-    pending = [
-        (e.name, _executor().submit(task, e) if CONCURRENT else task(e))
-        for e in backfill.serving(indexes)
-    ]
+    pending = [(e.name, _on_pool(functools.partial(task, e))) for e in backfill.serving(indexes)]
     return MeaningRanking(pending, backfill.weights(indexes))
 
 
