@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from typing import Literal
@@ -68,6 +68,18 @@ COMPARISON_WORDS: tuple[tuple[str, Comparison, Place], ...] = (
     ("less than", "<", "before"), ("lower than", "<", "before"),
 )  # fmt: skip
 _MEANING = {word: op for word, op, _ in COMPARISON_WORDS}
+# Superlatives ("ROI 最高的直播", "lowest CAC"): no threshold, an order. "higher"/"lower" say
+# which way the number goes; "best"/"worst" go by the metric's direction (CAC 最好 is the lowest).
+Superlative = Literal["higher", "lower", "best", "worst"]
+SUPERLATIVE_WORDS: tuple[tuple[str, Superlative], ...] = (
+    ("最高", "higher"), ("最多", "higher"), ("最大", "higher"), ("highest", "higher"),
+    ("most", "higher"), ("biggest", "higher"), ("largest", "higher"), ("top", "higher"),
+    ("最低", "lower"), ("最少", "lower"), ("最小", "lower"), ("lowest", "lower"),
+    ("least", "lower"), ("fewest", "lower"), ("smallest", "lower"),
+    ("最好", "best"), ("最佳", "best"), ("最优", "best"), ("best", "best"),
+    ("最差", "worst"), ("最糟", "worst"), ("最惨", "worst"), ("worst", "worst"),
+)  # fmt: skip
+_SUPERLATIVE = dict(SUPERLATIVE_WORDS)
 
 
 def _alternation(words: Iterable[str], *, suffix: bool = False) -> str:
@@ -160,37 +172,11 @@ class MetricCondition:
         threshold = f"{COMPARISONS[self.op]} {self.label.rsplit(' ', 1)[-1]}"
         low, high = self.bounds()
 
-        def meets(value: float | None) -> bool:
-            return (
-                value is not None
-                and (low is None or value >= low)
-                and (high is None or value < high)
-            )
+        def meets(value: float) -> bool:
+            return (low is None or value >= low) and (high is None or value < high)
 
-        if self.key == BUDGET:
-            budget = campaign.budget_cny
-            return f"{BUDGET_LABEL} {format_cny(budget)} {threshold}" if meets(budget) else None
-        for metric in campaign.metrics:
-            fact = metric_fact(metric)
-            if fact.key != self.key and not (self.key == KEY_METRIC and fact.is_key):
-                continue
-            # The catalog's name, as the condition's chip says it (成交额 is GMV there too).
-            entry = catalog.by_key(fact.key) if fact.key else None
-            name = entry.label if entry else fact.name
-            name = f"{KEY_METRIC_LABEL} {name}" if self.key == KEY_METRIC else name
-            if self.field in ("attain", "lift"):
-                value = fact.attainment_pct if self.field == "attain" else fact.lift_pct
-                if meets(value):
-                    shown = format_pct(value, signed=self.field == "lift")
-                    return f"{name} {METRIC_FIELDS[self.field]} {shown} {threshold}"
-                continue
-            raw = fact.actual if self.field == "actual" else fact.target
-            if raw is None or fact.base_scale is None:
-                continue  # as the index: no number in a unit without a base
-            if meets(raw * fact.base_scale):
-                shown = format_number(raw, metric.unit)
-                return f"{name} {METRIC_FIELDS[self.field]} {shown} {threshold}"
-        return None
+        shown = _value_in_words(self.key, self.field, campaign, meets)
+        return None if shown is None else f"{shown} {threshold}"
 
     def to_range(self) -> MetricRange:
         """Return the index's range for this condition (a budget is no metric: ValueError)."""
@@ -198,6 +184,97 @@ class MetricCondition:
             raise ValueError("a budget condition is filtered from the database, not the index")
         low, high = self.bounds()
         return MetricRange(key=self.key, field=self.field, low=low, high=high)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricOrder:
+    """A superlative typed in the search box: "ROI 最高的直播", "获客成本最低", "lowest CAC".
+
+    It keeps the campaigns that have the value (as a condition with both bounds open) and
+    orders the results by it, the words deciding which campaigns are in scope: "ROI 最高的直播"
+    lists the live-stream campaigns with a ROI, highest first.
+    """
+
+    key: str
+    field: Field
+    descending: bool
+
+    @property
+    def op(self) -> Comparison:
+        """The comparison whose listing runs the same way (≥: highest first)."""
+        return ">=" if self.descending else "<="
+
+    @property
+    def code(self) -> str:
+        """A canonical form: roi.actual:desc."""
+        return f"{self.key}.{self.field}:{'desc' if self.descending else 'asc'}"
+
+    @property
+    def label(self) -> str:
+        """The order in words: "按 ROI 实际值从高到低"."""
+        subject = _subject_label(self.key, self.field)
+        way = "从高到低" if self.descending else "从低到高"
+        return f"按{' ' if subject[0].isascii() else ''}{subject}{way}"
+
+    def bounds(self) -> tuple[float | None, float | None]:
+        """Return the range this order keeps: any value."""
+        return None, None
+
+    def met_by(self, campaign: Campaign) -> str | None:
+        """Say the value the results are ordered by ("ROI 实际值 3.2 倍"); None when it has none."""
+        return _value_in_words(self.key, self.field, campaign, lambda value: True)
+
+    def to_range(self) -> MetricRange:
+        """Return the index's range of the campaigns that have the value (a budget: ValueError)."""
+        if self.key == BUDGET:
+            raise ValueError("a budget order is read from the database, not the index")
+        return MetricRange(key=self.key, field=self.field)
+
+
+def _subject_label(key: str, field: Field) -> str:
+    """Return "ROI 实际值", "主要指标 达成率", "预算": what a condition or an order compares."""
+    if key == BUDGET:
+        return BUDGET_LABEL
+    if key == KEY_METRIC:
+        name = KEY_METRIC_LABEL
+    else:
+        entry = catalog.by_key(key)
+        name = entry.label if entry else key
+    return f"{name} {METRIC_FIELDS[field]}"
+
+
+def _value_in_words(
+    key: str, field: Field, campaign: Campaign, meets: Callable[[float], bool]
+) -> str | None:
+    """Return the campaign's value of this key and field that ``meets`` accepts, in words.
+
+    "GMV 实际值 1.39 亿元", "主要指标 GMV 达成率 116%", "预算 300 万元": its own number in its own
+    unit (万/亿 as the campaign page writes it); None when it has no such value.
+    """
+    if key == BUDGET:
+        budget = campaign.budget_cny
+        return (
+            f"{BUDGET_LABEL} {format_cny(budget)}" if budget is not None and meets(budget) else None
+        )
+    for metric in campaign.metrics:
+        fact = metric_fact(metric)
+        if fact.key != key and not (key == KEY_METRIC and fact.is_key):
+            continue
+        # The catalog's name, as the condition's chip says it (成交额 is GMV there too).
+        entry = catalog.by_key(fact.key) if fact.key else None
+        name = entry.label if entry else fact.name
+        name = f"{KEY_METRIC_LABEL} {name}" if key == KEY_METRIC else name
+        if field in ("attain", "lift"):
+            value = fact.attainment_pct if field == "attain" else fact.lift_pct
+            if value is not None and meets(value):
+                return f"{name} {METRIC_FIELDS[field]} {format_pct(value, signed=field == 'lift')}"
+            continue
+        raw = fact.actual if field == "actual" else fact.target
+        if raw is None or fact.base_scale is None:
+            continue  # as the index: no number in a unit without a base
+        if meets(raw * fact.base_scale):
+            return f"{name} {METRIC_FIELDS[field]} {format_number(raw, metric.unit)}"
+    return None
 
 
 def parse(text: str) -> MetricCondition:
@@ -296,7 +373,7 @@ _NUMBER = (
 class TypedCondition:
     """A condition read from the search box, with the words it was read from (as typed)."""
 
-    condition: MetricCondition
+    condition: MetricCondition | MetricOrder
     text: str
 
 
@@ -342,6 +419,7 @@ def _grammar() -> re.Pattern[str]:
     before = _alternation(w for w, _, place in COMPARISON_WORDS if place == "before")
     after = _alternation(w for w, _, place in COMPARISON_WORDS if place == "after")
     units = _alternation(parsing.unit_words(), suffix=True)
+    most = _alternation(fold(word) for word, _ in SUPERLATIVE_WORDS)
 
     def number(tag: str) -> str:
         return _NUMBER.format(n=f"{tag}num", u=f"{tag}unit", units=units)
@@ -357,6 +435,10 @@ def _grammar() -> re.Pattern[str]:
         # 超过50万的GMV · 达到50万以上的GMV
         rf"(?P<dop>{before})\s*{number('d')}(?:\s*(?P<dtail>{after}))?\s*(?:的\s*)?"
         rf"{subject.format(s='d')}",
+        # ROI 最高 · 获客成本最低的 · 复购率提升最多 (not "GMV 最高达 1亿": a number follows)
+        rf"{subject.format(s='e')}\s*(?:的\s*)?(?P<eop>{most})(?!\s*(?:达到|可达|达|到|为)?\s*[-+]?\d)",
+        # 最高的 ROI · lowest CAC · best K-factor
+        rf"(?P<fop>{most})\s*(?:的\s*)?{subject.format(s='f')}",
     )
     return re.compile("|".join(f"(?:{order})" for order in orders))
 
@@ -443,10 +525,13 @@ def _subject(match: re.Match[str]) -> tuple[str, Field, str, dict[str, str]]:
     return key, field, bare.get("unit", ""), bare
 
 
-def _condition(match: re.Match[str]) -> MetricCondition | None:
+def _condition(match: re.Match[str]) -> MetricCondition | MetricOrder | None:
     key, field, unit, groups = _subject(match)
     if not _unit_fits(key, field, unit):
         return None
+    way = _SUPERLATIVE.get(re.sub(r"\s+", " ", groups["op"]))
+    if way is not None:
+        return _order(key, field, way)
     op = _MEANING[re.sub(r"\s+", " ", groups["op"])]
     tail = groups.get("tail")
     if tail is not None and op == "=":
@@ -457,6 +542,20 @@ def _condition(match: re.Match[str]) -> MetricCondition | None:
         return build(key, field, op, groups["num"] + unit)
     except ConditionError:
         return None  # 主要指标 实际值, 预算 达成率…: left as words
+
+
+def _order(key: str, field: Field, way: Superlative) -> MetricOrder | None:
+    """Return the order a superlative asks for; None for one the index cannot order by."""
+    if key == KEY_METRIC and field != "attain":
+        return None  # 主要指标 最高: key metrics differ in unit, only their attainment compares
+    if key == BUDGET and field != "actual":
+        return None
+    if way in ("best", "worst"):
+        # A cost or a rate of refunds is best when lowest; attainment and lift always higher.
+        entry = catalog.by_key(key) if field in ("actual", "target") else None
+        lower_is_better = entry is not None and entry.direction == "lower"
+        way = "lower" if (way == "best") == lower_is_better else "higher"
+    return MetricOrder(key=key, field=field, descending=way == "higher")
 
 
 _POINTS = re.compile(r"^\s*(?:个?百分点|pp)\s*$", re.IGNORECASE)

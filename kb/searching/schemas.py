@@ -160,7 +160,10 @@ class SearchResultOut(Out):
 class RecognisedConditionOut(Out):
     """A condition read from the query text: filtered on, not searched as words."""
 
-    code: str = Field(description="规范写法，与 metric_range 相同，如 gmv.actual>500000")
+    code: str = Field(
+        description="规范写法：条件与 metric_range 相同，如 gmv.actual>500000；"
+        "“ROI 最高”“获客成本最低”这类排序写作 roi.actual:desc、cac.actual:asc"
+    )
     label: str = Field(description="中文说明，如 GMV 实际值 ＞ 50万")
     text: str = Field(description="查询中被识别的原文片段；放进 as_text 则改为按文字搜索")
 
@@ -189,7 +192,8 @@ class SearchResponseOut(Out):
     )
     recognised_conditions: list[RecognisedConditionOut] = Field(
         description="从 q 中识别出的指标条件（如“GMV 超过 50万”“预算 100万 以上”）：与筛选条件"
-        "同时生效（且），不再按文字搜索；只有条件的查询按该条件的数值排序",
+        "同时生效（且），不再按文字搜索；只有条件的查询按该条件的数值排序。“ROI 最高”“lowest CAC”"
+        "这类排序只保留有该数值的活动，由其余文字决定范围，结果按该数值排列",
     )
     unread_conditions: list[UnreadConditionOut] = Field(
         description="写成条件、但单位与指标不符而按文字搜索的片段（如“GMV 超过 50万单”），附原因",

@@ -124,7 +124,9 @@ def filters_from(
 ) -> SearchFilters:
     """Turn validated search parameters, and the conditions typed in the query, into filters."""
     # Validated already, into the canonical form.
+    stated: list[conditions.MetricCondition | conditions.MetricOrder]
     stated = [conditions.parse(text) for text in query.metric_range]
+    # A superlative ("ROI 最高") keeps the campaigns that have the value; search orders them.
     stated += [found.condition for found in typed]
     ranges = [c.to_range() for c in stated if c.key != conditions.BUDGET]
     ids = signals.campaigns_with_signals(set(query.signal)) if query.signal else None
@@ -148,7 +150,7 @@ def filters_from(
     )
 
 
-def _budget_order(condition: conditions.MetricCondition) -> list[int]:
+def _budget_order(condition: conditions.MetricCondition | conditions.MetricOrder) -> list[int]:
     """Return the live campaigns whose budget (元) meets the condition, in its direction.
 
     The keyword index holds no budget: it is read from the database (one indexed column).
@@ -261,7 +263,10 @@ def search(query: SearchQuery, *, fold: bool = True) -> SearchResponse:
     # A condition typed in the query ("预算 500 万以上的大活动最后效果怎么样") says what is in
     # scope: every campaign it selects stays, ranked by the words, even when the words alone
     # ("大活动最后效果怎么样") are too vague for the floor to keep any of them.
-    if judged is not None and not typed.conditions:
+    thresholds = [
+        t for t in typed.conditions if isinstance(t.condition, conditions.MetricCondition)
+    ]
+    if judged is not None and not thresholds:
         # A strong keyword match keeps a campaign whatever its meaning scored.
         keep = relevance.keyword_evidence(own_terms, [*terms.items()], indexes.keyword.count())
         keep.update(h.campaign_id for h in fused if judged.passes(h.campaign_id))
@@ -274,6 +279,10 @@ def search(query: SearchQuery, *, fold: bool = True) -> SearchResponse:
         keep.update(h.campaign_id for h in fused if h.contributions.get("outcome", 0.0) > 0)
         strong = [h for h in fused if h.campaign_id in keep]
         weak = [h for h in fused if h.campaign_id not in keep]
+    order = _order_of(typed.conditions)
+    if order is not None:
+        # "ROI 最高的直播": the words chose the campaigns, the value ranks them.
+        strong = _by_value(indexes, strong, order)
     floored = query.mode != "keyword"
     total = len(strong) if floored or intent is not None else keyword_total
     listed = strong + weak if query.include_weak else strong
@@ -339,7 +348,17 @@ def _listing(
 
     Highest first for ≥, ＞ and =, lowest first for ≤ and ＜: the clearest matches lead.
     """
-    first = typed[0].condition if typed else None
+    first = _order_of(typed) or (typed[0].condition if typed else None)
+    if isinstance(first, conditions.MetricOrder):
+        # Ordered here, whole: finished campaigns lead, which the index's order cannot say.
+        everything = indexes.keyword.search(
+            "", filters=filters, limit=indexes.keyword.count(), facets=True
+        )
+        ordered = _value_order(everything.hits, first, indexes)
+        page = ordered[query.offset : query.offset + query.limit]
+        return KeywordResult(
+            [KeywordHit(i, 0.0, ()) for i in page], everything.total, everything.facets
+        )
     if first is None or first.key != conditions.BUDGET:
         order = None if first is None else (first.to_range(), first.op not in ("<", "<="))
         return indexes.keyword.search(
@@ -351,6 +370,80 @@ def _listing(
     ordered = [i for i in _budget_order(first) if allowed is None or i in allowed]
     hits = [KeywordHit(i, 0.0, ()) for i in ordered[query.offset : query.offset + query.limit]]
     return KeywordResult(hits, counted.total, counted.facets)
+
+
+def _order_of(typed: tuple[conditions.TypedCondition, ...]) -> conditions.MetricOrder | None:
+    """Return the first superlative typed in the query ("ROI 最高"), if any."""
+    return next(
+        (t.condition for t in typed if isinstance(t.condition, conditions.MetricOrder)), None
+    )
+
+
+def _by_value(
+    indexes: SearchIndexes, hits: list[FusedHit], order: conditions.MetricOrder
+) -> list[FusedHit]:
+    """Return ``hits`` in the order ``order`` asks for (``_value_order``)."""
+    place = {campaign_id: i for i, campaign_id in enumerate(_value_order(hits, order, indexes))}
+    return sorted(hits, key=lambda hit: place[hit.campaign_id])
+
+
+def _value_order(
+    hits: list[FusedHit] | list[KeywordHit], order: conditions.MetricOrder, indexes: SearchIndexes
+) -> list[int]:
+    """Return the hits' campaign ids by the value ``order`` names; equal values keep their order.
+
+    An outcome (actual, attainment, lift) ranks finished campaigns first: a running campaign's
+    number so far is not its result, so it follows them (by its value too), as it stays out of
+    hit rates. A target or a budget is known before the start: every campaign ranks alike.
+    The keyword index holds the values (a budget: the database). Hits without the value (the
+    filters keep none, but a campaign may have lost it since) come last in their own order.
+    """
+    ids = [hit.campaign_id for hit in hits]
+    if order.key == conditions.BUDGET:
+        values = _budgets(ids)
+    else:
+        values = indexes.keyword.metric_values(ids, order.to_range())
+    finished = (
+        _completed(ids) if order.field != "target" and order.key != conditions.BUDGET else None
+    )
+    sign = -1.0 if order.descending else 1.0
+
+    def place(campaign_id: int) -> tuple[bool, bool, float]:
+        value = values.get(campaign_id)
+        running = finished is not None and campaign_id not in finished
+        return value is None, running, 0.0 if value is None else sign * value
+
+    return sorted(ids, key=place)  # stable: equal values keep the words' order
+
+
+def _completed(ids: list[int]) -> set[int]:
+    """Return which of these campaigns are completed."""
+    statement = sa.select(Campaign.id).where(Campaign.status == "completed", _among(ids))
+    return set(db.session.scalars(statement))
+
+
+def _budgets(ids: list[int]) -> dict[int, float]:
+    """Return the budget (元) of each of these campaigns that has one."""
+    statement = sa.select(Campaign.id, Campaign.budget_cny).where(
+        Campaign.budget_cny.is_not(None), _among(ids)
+    )
+    wanted = set(ids)
+    return {
+        campaign_id: float(budget)
+        for campaign_id, budget in db.session.execute(statement)
+        if budget is not None and campaign_id in wanted
+    }
+
+
+# Past this many ids, read the whole column rather than bind each id (SQLite allows 32,766).
+_MAX_BOUND_IDS = 500
+
+
+def _among(ids: list[int]) -> sa.ColumnElement[bool]:
+    """Select these campaigns, or every live one when there are many (callers keep their own)."""
+    if len(ids) > _MAX_BOUND_IDS:
+        return Campaign.deleted_at.is_(None)
+    return Campaign.id.in_(ids)
 
 
 def relevance_terms(terms: tuple[str, ...]) -> tuple[str, ...]:

@@ -482,6 +482,21 @@ class KeywordIndex:
             counts = snap.count_facets(matched) if facets else {}
             return KeywordResult(hits, len(matched), counts)
 
+    def metric_values(self, campaign_ids: Iterable[int], metric: MetricRange) -> dict[int, float]:
+        """Return the indexed value of ``metric``'s key and field for each campaign that has one."""
+        with self._lock:
+            snap = self._current()
+            if snap is None:
+                return {}
+            by_id = snap.ids().by_id
+            values = snap.numbers(metric_field(metric.key, metric.field))
+            found = {}
+            for campaign_id in campaign_ids:
+                docnum = by_id.get(campaign_id)
+                if docnum is not None and not np.isnan(value := values[docnum]):
+                    found[campaign_id] = float(value)
+            return found
+
     def matching_ids(self, filters: SearchFilters) -> set[int] | None:
         """Return the ids of every campaign matching ``filters``; None when nothing is filtered."""
         if filters.is_empty:
