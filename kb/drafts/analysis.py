@@ -25,6 +25,7 @@ from kb.campaigns.serialize import MetricOut, campaign_to_input, metric_to_dict
 from kb.database import write_transaction
 from kb.drafts.collisions import CampaignFacts, Collision, RewardFacts, find_collisions
 from kb.drafts.forecast import Forecast, forecast_draft
+from kb.drafts.priors import log_ratio
 from kb.drafts.schemas import ComparisonOut, DraftAnalysisOut, SimilarCaseOut
 from kb.drafts.summary import DraftSummary, PlaybookMatch, playbook_matches, summarize
 from kb.extensions import db
@@ -316,9 +317,11 @@ def _structure(draft: DraftIn, campaign: Campaign) -> dict[str, float]:
         "recency": 0.0,
     }
     if draft.budget_cny and campaign.budget_cny:
-        # Same order of magnitude counts; ten times apart counts nothing.
-        ratio = abs(math.log10(draft.budget_cny / campaign.budget_cny))
-        parts["budget"] = max(0.0, 1.0 - ratio)
+        # Same order of magnitude counts; ten times apart counts nothing (nor do budgets so far
+        # apart that their ratio is no number).
+        budgets = log_ratio(draft.budget_cny, campaign.budget_cny)
+        if budgets is not None:
+            parts["budget"] = max(0.0, 1.0 - abs(budgets) / math.log(10))
     reference = draft.start_date or date.today()
     age_days = max(0, (reference - campaign.end_date).days)
     parts["recency"] = 0.5 ** (age_days / RECENCY_HALF_LIFE_DAYS)

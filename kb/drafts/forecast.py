@@ -24,7 +24,7 @@ from typing import Literal, Protocol
 from kb import vocab
 from kb.campaigns import metrics as catalog
 from kb.drafts import forecast_text
-from kb.drafts.priors import BaseRate, Prior, ambition_of, build_prior, corpus_prior
+from kb.drafts.priors import BaseRate, Prior, ambition_of, build_prior, corpus_prior, log_ratio
 from kb.models import Campaign
 
 # Below five analogs a quartile is one or two cases: the issue's rule, not a fitted value.
@@ -179,6 +179,10 @@ class DraftLike(Protocol):
     def end_date(self) -> date | None: ...
     @property
     def metrics(self) -> Sequence[DraftMetricLike]: ...
+
+
+# Budgets whose ratio is no number (1e300 against 5e-324) weigh as this many powers of ten apart.
+_FAR = 30.0
 
 
 def forecast_draft(
@@ -439,11 +443,11 @@ def _observation(
     """Return an analog's row as its ratio to its own target or baseline, up being good."""
     own = metric.target if basis == "target" else metric.baseline
     actual = metric.actual or 0.0
-    log_ratio = None
-    if basis is not None and own is not None and own > 0 and actual > 0:
-        log_ratio = (-1.0 if entry.direction == "lower" else 1.0) * math.log(actual / own)
+    ratio = None
+    if basis is not None and own is not None and (found := log_ratio(actual, own)) is not None:
+        ratio = (-1.0 if entry.direction == "lower" else 1.0) * found
     outcome = catalog.assess(entry.direction, None, metric.target, metric.actual)
-    return _Observation(analog, metric, weight, log_ratio, outcome.hit)
+    return _Observation(analog, metric, weight, ratio, outcome.hit)
 
 
 def _weights(analogs: Sequence[Analog], context: DraftContext) -> list[float]:
@@ -467,7 +471,8 @@ def _weights(analogs: Sequence[Analog], context: DraftContext) -> list[float]:
             + _same(context.business_line, analog.business_line)
         ) / 3
         if context.budget_cny and analog.budget_cny:
-            weight /= 1 + abs(math.log10(context.budget_cny / analog.budget_cny))
+            budgets = log_ratio(context.budget_cny, analog.budget_cny)
+            weight /= 1 + (_FAR if budgets is None else abs(budgets) / math.log(10))
         if context.days and analog.days:
             weight /= 1 + abs(math.log2(context.days / analog.days))
         weights.append(weight)

@@ -526,7 +526,22 @@ def _logit(rate: float) -> float:
 
 
 def _log_ratio(actual: float, reference: float | None, sign: float) -> float | None:
-    if reference is None or reference <= 0 or actual <= 0:
+    if reference is None:
         return None
-    value = sign * math.log(actual / reference)
-    return value if math.isfinite(value) else None
+    value = log_ratio(actual, reference)
+    return None if value is None else sign * value
+
+
+def log_ratio(value: float, reference: float) -> float | None:
+    """Return ln(value / reference); None unless both are positive and the ratio is a number.
+
+    Stored figures can be as extreme as a float allows (a target of 5e-324 against a baseline of
+    1e10): their ratio underflows to 0 or overflows, and one such record must not take down
+    every forecast that reads the corpus.
+    """
+    if not (value > 0 and reference > 0):
+        return None
+    ratio = value / reference
+    if not (0 < ratio < math.inf):
+        return None
+    return math.log(ratio)

@@ -442,3 +442,24 @@ def test_draft_page_errors_keep_input(client: FlaskClient) -> None:
     assert 'value="宝妈拼团"' in page
     empty = client.post("/drafts/new", data={"audience": "宝妈"}).get_data(as_text=True)
     assert 'id="err-title"' in empty
+
+
+def test_figures_as_extreme_as_a_float_allows_do_not_take_analysis_down(
+    client: FlaskClient, history: dict[str, int]
+) -> None:
+    # A stored target 5e-324 against a baseline of 1e10 (their ratio underflows to 0), a budget
+    # of 1e300: the corpus prior, the analogs' weights and the similarity all take logs of ratios.
+    extreme = create(
+        client,
+        external_id="extreme",
+        title="沉睡会员召回极值",
+        budget_cny=1e300,
+        metrics=[{"name": "转化率", "unit": "%", "baseline": 1e10, "target": 5e-324, "actual": 1}],
+    )
+    result = similar(client, {**DRAFT, "budget_cny": 5e-324})
+    assert result["similar"]
+    # The draft's own figures too: a viewer's request alone must not fail.
+    draft_metrics = [{"name": "转化率", "unit": "%", "baseline": 1e300, "target": 1e-300}]
+    assert similar(client, {**DRAFT, "metrics": draft_metrics})["forecast"] is not None
+    response = client.get(f"/api/v1/campaigns/{extreme}/similar")
+    assert response.status_code == 200, response.get_json()
