@@ -22,6 +22,10 @@ WHOLE_DOCUMENT_CHARS = 32 * 1024 * 1024
 _WRAPPERS = ("items", "campaigns", "data", "records")
 
 
+# A value nested deeper than the decoder recurses (a 434-byte file can hold one).
+NESTING_MESSAGE = "JSON 嵌套过深，无法读取"
+
+
 class _Counting:
     """Progress of a binary stream: bytes read so far and its size."""
 
@@ -71,6 +75,9 @@ def _lines(text: IO[str]) -> Iterator[SourceRow]:
             message = getattr(exc, "msg", str(exc))
             yield SourceRow(row=number, errors={"": f"不是合法的 JSON：{message}"})
             continue
+        except RecursionError:  # the decoder recurses per level: a row of [[[[…]]]] alone
+            yield SourceRow(row=number, errors={"": NESTING_MESSAGE})
+            continue
         yield _record(number, value)
 
 
@@ -89,6 +96,8 @@ class JsonReader(_StreamReader):
             rest = text.read(WHOLE_DOCUMENT_CHARS)
         try:
             document = json.loads(buffer + rest)
+        except RecursionError:
+            raise FileReadError(NESTING_MESSAGE) from None
         except json.JSONDecodeError as exc:
             if exc.msg != "Extra data":
                 raise FileReadError(f"第 {exc.lineno} 行不是合法的 JSON：{exc.msg}") from None
@@ -135,6 +144,9 @@ def _array_items(text: IO[str], buffer: str) -> Iterator[SourceRow]:
             continue
         try:
             value, end = decoder.raw_decode(buffer, pos)
+        except RecursionError:
+            # Where this item ends is unknown, so the items after it cannot be read either.
+            raise FileReadError(f"第 {line} 行：{NESTING_MESSAGE}") from None
         except json.JSONDecodeError as exc:
             if not eof:
                 buffer, pos, eof = _more(text, buffer, pos)

@@ -45,12 +45,28 @@ def validate_as(model: type[ModelT], data: Any) -> ModelT:
         raise InvalidInputError(field_errors(exc)) from None
 
 
-def reject_nul(value: Any) -> Any:
-    """Refuse a text (or list of texts) holding NUL: PostgreSQL cannot store it, SQLite can."""
+# A lone UTF-16 surrogate ("\ud800" escaped in JSON) is no character: no UTF-8 encodes it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def reject_unstorable(value: Any) -> Any:
+    """Refuse a text (or list of texts) no database can store: NUL, or a lone surrogate.
+
+    PostgreSQL cannot store NUL (SQLite can); neither can encode a surrogate in UTF-8, and a row
+    holding one would fail its whole write.
+    """
     items = value if isinstance(value, list) else [value]
-    if any(isinstance(item, str) and "\x00" in item for item in items):
+    texts = [item for item in items if isinstance(item, str)]
+    if any("\x00" in text for text in texts):
         raise ValueError("nul_character")
+    if any(_SURROGATE.search(text) for text in texts):
+        raise ValueError("surrogate_character")
     return value
+
+
+def storable(text: str) -> str:
+    """Return text any database stores, for showing what was refused: ␀ for NUL, � for a surrogate."""
+    return _SURROGATE.sub("\ufffd", text.replace("\x00", "\u2400"))
 
 
 def field_errors(exc: ValidationError) -> dict[str, str]:
@@ -77,6 +93,7 @@ MESSAGES = {
     "end_before_start": "结束日期不能早于开始日期",
     "not_finite": "请输入有限的数字",
     "nul_character": "含有空字符（NUL，\\x00），请删除后再保存",
+    "surrogate_character": "含有无法保存的字符（孤立的 UTF-16 代理项，如 \\ud800），请删除后再保存",
     "empty_draft": "请至少填写活动名称、目标或方案描述中的一项",
     "extra_forbidden": "不认识的字段",
     "string_type": "应为文本",

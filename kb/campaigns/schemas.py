@@ -20,7 +20,7 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from kb.parsing import date_input, number_input, parse_in_unit
-from kb.validation import MAX_ID, reject_nul, validate_as
+from kb.validation import MAX_ID, reject_unstorable, validate_as
 from kb.vocab import DocumentKind, GoalType, HypothesisResult, Status
 
 MARKDOWN_MAX = 100_000
@@ -53,7 +53,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     # The same answer on both databases: a field error, not a PostgreSQL DataError (500).
-    _no_nul = field_validator("*", mode="before")(reject_nul)
+    _storable = field_validator("*", mode="before")(reject_unstorable)
 
 
 class RewardIn(_Strict):

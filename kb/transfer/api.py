@@ -151,7 +151,9 @@ def _queue_json() -> ImportJob:
         body = body.get("campaigns")
     if not isinstance(body, list):
         raise InvalidInputError({"campaigns": '应为活动列表：[{...}, ...] 或 {"campaigns": [...]}'})
-    source = json.dumps(body, ensure_ascii=False).encode()
+    # Escaped as ASCII: a lone surrogate ("\ud800") stays an escape for its row to be refused,
+    # where encoding it as UTF-8 would fail the whole request.
+    source = json.dumps(body).encode()
     return jobs.enqueue(source, fmt="json", dry_run=dry_run, as_list=True)
 
 

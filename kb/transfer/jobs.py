@@ -34,6 +34,7 @@ from kb.extensions import db
 from kb.models import ImportJob, ImportJobRow, utcnow
 from kb.transfer import saving
 from kb.transfer.imports import OUTCOMES, ImportReport, RowOutcome, RowReport, process_row
+from kb.validation import storable
 
 log = logging.getLogger(__name__)
 
@@ -241,10 +242,10 @@ def _write_batch(
                 row=r.row,
                 line=r.line,
                 outcome=r.outcome,
-                title=_storable(r.title),
-                external_id=_storable(r.external_id) if r.external_id else r.external_id,
+                title=storable(r.title),
+                external_id=storable(r.external_id) if r.external_id else r.external_id,
                 campaign_id=r.campaign_id,
-                fields={_storable(k): _storable(v) for k, v in r.fields.items()},
+                fields={storable(k): storable(v) for k, v in r.fields.items()},
             )
             for r in batch
         )
@@ -262,11 +263,6 @@ def _write_batch(
             .execution_options(synchronize_session=False)
         )
     return batch, error, exhausted
-
-
-def _storable(text: str) -> str:
-    """Return text PostgreSQL can store: a NUL (refused in a rejected row) shown as ␀."""
-    return text.replace("\x00", "\u2400")
 
 
 def _own(held: Claim, *, heartbeat: bool) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from ingest import limits
 from ingest.errors import FileReadError
+from ingest.jsonfile import JsonLinesReader, JsonReader
 from ingest.markdown import split_front_matter
 from ingest.office import docx_markdown, pptx_markdown
 from ingest.tabular import CsvReader, XlsxReader
@@ -187,3 +188,27 @@ def test_csv_rows_past_the_budget_are_a_read_error(monkeypatch: pytest.MonkeyPat
     reader = CsvReader(io.BytesIO("\n".join(lines).encode()))
     with pytest.raises(FileReadError, match="5 行上限"):
         list(reader.rows())
+
+
+def _json_rows(reader_class: type, text: str) -> list:
+    return list(reader_class(io.BytesIO(text.encode())).rows())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" + "[" * 100_000 + "]" * 100_000 + "]",  # an array whose one item nests
+        '{"title": ' + "[" * 100_000 + "]" * 100_000 + "}",  # one object
+    ],
+)
+def test_json_nested_past_the_decoder_is_refused_in_chinese(text: str) -> None:
+    with pytest.raises(FileReadError, match="JSON 嵌套过深"):
+        _json_rows(JsonReader, text)
+
+
+def test_a_json_lines_row_nested_too_deeply_is_refused_alone() -> None:
+    good = '{"title": "好行"}'
+    rows = _json_rows(JsonLinesReader, "\n".join([good, "[" * 100_000 + "]" * 100_000, good]))
+    assert [row.row for row in rows] == [1, 2, 3]
+    assert rows[1].errors == {"": "JSON 嵌套过深，无法读取"}
+    assert not rows[0].errors and not rows[2].errors

@@ -111,6 +111,35 @@ def test_json_body(app: Flask, client: FlaskClient) -> None:
     assert body["counts"]["unchanged"] == 1
 
 
+SURROGATE = "\ud800"  # valid JSON ("\\ud800"), no character: no UTF-8 encodes it
+
+
+@pytest.mark.parametrize("field", ["title", "external_id", "summary"])
+def test_a_lone_surrogate_refuses_its_row_alone(
+    app: Flask, client: FlaskClient, field: str
+) -> None:
+    good = campaign_payload(external_id="good-1")
+    bad = campaign_payload(**{"external_id": "bad-1", field: "坏行" + SURROGATE})
+    as_file = json.dumps([good, bad]).encode()  # escaped: the file is valid UTF-8
+    upload = client.post(
+        "/api/v1/imports",
+        data={"file": (io.BytesIO(as_file), "rows.json")},
+        content_type="multipart/form-data",
+    )
+    for body in (
+        report_of(client, upload),
+        report_of(
+            client, client.post("/api/v1/imports", data=as_file, content_type="application/json")
+        ),
+    ):
+        assert body["counts"]["rejected"] == 1
+        (rejected,) = body["rejected"]
+        assert rejected["row"] == 2
+        assert "孤立的 UTF-16 代理项" in rejected["fields"][field]
+        assert SURROGATE not in json.dumps(rejected, ensure_ascii=False)  # shown as �
+    assert count(app) == 1  # the good row, once: the second import found it unchanged
+
+
 @pytest.mark.parametrize(
     ("kwargs", "status", "code", "field"),
     [
