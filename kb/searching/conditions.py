@@ -190,9 +190,9 @@ class MetricCondition:
 class MetricOrder:
     """A superlative typed in the search box: "ROI 最高的直播", "获客成本最低", "lowest CAC".
 
-    It keeps the campaigns that have the value (as a condition with both bounds open) and
-    orders the results by it, the words deciding which campaigns are in scope: "ROI 最高的直播"
-    lists the live-stream campaigns with a ROI, highest first.
+    It orders the results by the value, the words deciding which campaigns are in scope:
+    "ROI 最高的直播" lists the live-stream campaigns by ROI, highest first, then those that
+    record none. Alone ("ROI 最高") it keeps the campaigns that have the value (``to_range``).
     """
 
     key: str

@@ -126,7 +126,7 @@ def filters_from(
     # Validated already, into the canonical form.
     stated: list[conditions.MetricCondition | conditions.MetricOrder]
     stated = [conditions.parse(text) for text in query.metric_range]
-    # A superlative ("ROI 最高") keeps the campaigns that have the value; search orders them.
+    # A superlative ("ROI 最高") keeps the campaigns that have the value (search orders them).
     stated += [found.condition for found in typed]
     ranges = [c.to_range() for c in stated if c.key != conditions.BUDGET]
     ids = signals.campaigns_with_signals(set(query.signal)) if query.signal else None
@@ -180,7 +180,15 @@ def search(query: SearchQuery, *, fold: bool = True) -> SearchResponse:
     indexes = get_indexes()
     # "GMV 超过 50万" in the box is a filter like the form's; the words left are searched.
     typed = conditions.read_query(query.q, as_text=query.as_text)
-    filters = filters_from(query, typed.conditions)
+    # A superlative with words ("ROI 最高的直播") orders what the words find and drops nothing:
+    # a campaign that writes about its ROI without recording one still answers them. Alone
+    # ("ROI 最高") it lists the campaigns that have the value.
+    filtering = tuple(
+        t
+        for t in typed.conditions
+        if not (typed.words and isinstance(t.condition, conditions.MetricOrder))
+    )
+    filters = filters_from(query, filtering)
     text = query.q.strip()
     searched = typed.words
     if query.date_from and query.date_to and query.date_from > query.date_to:
@@ -396,7 +404,7 @@ def _value_order(
     number so far is not its result, so it follows them (by its value too), as it stays out of
     hit rates. A target or a budget is known before the start: every campaign ranks alike.
     The keyword index holds the values (a budget: the database). Hits without the value (the
-    filters keep none, but a campaign may have lost it since) come last in their own order.
+    words found them; alone, a superlative keeps none) come last in their own order.
     """
     ids = [hit.campaign_id for hit in hits]
     if order.key == conditions.BUDGET:
