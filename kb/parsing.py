@@ -240,7 +240,13 @@ def parse_date(value: Any) -> Any:
 
 
 def number_input(value: Any) -> Any:
-    """Validate a typed number for a schema: 50万 → 500000.0; refuse text that is none."""
+    """Validate a typed number for a schema: 50万 → 500000.0; refuse text that is none.
+
+    A JSON true or false is refused too: Python counts it as 1 or 0, and a client's misplaced
+    flag would become a target of 1 that the campaign "missed".
+    """
+    if isinstance(value, bool):
+        raise PydanticCustomError("number_parsing", NUMBER_MESSAGE)
     number = parse_number(value)
     if isinstance(number, str):
         raise PydanticCustomError("number_parsing", NUMBER_MESSAGE)

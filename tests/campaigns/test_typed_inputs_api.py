@@ -32,3 +32,19 @@ def test_the_api_names_a_date_without_its_year(client: FlaskClient) -> None:
     fields = response.get_json()["error"]["fields"]
     assert fields["start_date"].startswith("请写上年份，如 ")
     assert fields["budget_cny"] == "请输入数字，如 50万、1.2亿、3,500 或 3.5%"
+
+
+def test_a_json_true_or_false_is_no_number(client: FlaskClient) -> None:
+    body = campaign_payload(
+        budget_cny=True,
+        metrics=[{"name": "GMV", "unit": "元", "target": True, "actual": False}],
+    )
+    response = client.post("/api/v1/campaigns", json=body)
+    assert response.status_code == 422
+    fields = response.get_json()["error"]["fields"]
+    number = "请输入数字，如 50万、1.2亿、3,500 或 3.5%"
+    assert fields == {
+        "budget_cny": number,
+        "metrics.0.target": number,
+        "metrics.0.actual": number,
+    }
