@@ -58,15 +58,19 @@ SECTION_HEADINGS: dict[str, tuple[str, ...]] = {
     ),
 }  # fmt: skip
 _TEXT_SECTIONS = ("summary", "goal", "went_well", "problems", "lessons", "recommendations")
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_MARK = re.compile(r"\s*\{#(?P<field>[a-z_]+)(?:\s+kind=(?P<kind>[a-z]+))?\}$")
+# Every pattern below runs on a whole line of a file someone uploads, so none may backtrack
+# more than a bounded amount per character: "(.*?)\s*#*\s*$" and a label of "**…" before a
+# colon that never comes took minutes on a 10 KB line of "*" (red team, December 2026).
+_HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
+_MARK = re.compile(r"\{#(?P<field>[a-z_]+)(?:\s+kind=(?P<kind>[a-z]+))?\}$")
 _NUMBERING = re.compile(
     r"^\s*(?:[0-9]+[.、)）]?|[一二三四五六七八九十]+[、.．]|第[一二三四五六七八九十0-9]+[部分章节]?|part\s*\d+)\s*",
     re.IGNORECASE,
 )
 _FENCE = re.compile(r"^\s*(```|~~~)")
+# A label starts with neither a space nor a star (bold marks are at most two, on either side).
 _LABELLED = re.compile(
-    r"^\s*(?:[-*•]\s*)?\**(?P<label>[^:：|]{1,16}?)\**\s*[:：]\s*(?P<value>.+?)\s*$"
+    r"^\s*(?:[-*•]\s*)?\*{0,2}(?P<label>[^:：|\s*][^:：|]{0,15}?)\*{0,2}\s*[:：]\s*(?P<value>.+?)\s*$"
 )
 _FULL_DATE = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?")
 _SHORT_DATE = re.compile(r"(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?")
@@ -154,7 +158,8 @@ def _sections(body: str) -> tuple[list[str], list[_Section], str]:
         if _FENCE.match(line):
             fenced = not fenced
         elif not fenced and (match := _HEADING.match(line)):
-            headings.append((i, len(match[1]), match[2]))
+            # Closing #s ("## 经验 ##") are not the text.
+            headings.append((i, len(match[1]), match[2].strip().rstrip("#").rstrip()))
     marked = any(_MARK.search(text) for _, _, text in headings)
     level_one = [h for h in headings if h[1] == 1]
     # Most files are "# 标题" then "## 章节"; some use "#" for every section.
