@@ -198,9 +198,18 @@ _STACK_MARK = re.compile(r"\s*[(（]\s*(可叠加|不可叠加|stackable|not sta
 _METRIC_HEAD = re.compile(
     r"^(?P<name>[^:：]+?)\s*(?:[(（](?P<unit>[^()（）]*)[)）])?\s*[:：]\s*(?P<rest>.*)$"
 )
+# A value word before something that starts like a number ("目标 1.2亿", "实际：-3%", "基线 ¥50万").
 _METRIC_VALUE = re.compile(
     r"(?P<part>基线|基准|目标|实际|baseline|target|actual)\s*[:：=]?\s*"
-    r"(?P<value>[-+]?[\d.,]*\d(?:[eE][-+]?\d+)?%?)",
+    r"(?=[-+]?[¥￥$]?[\d０-９])",
+    re.IGNORECASE,
+)
+# What ends a value: the next part's separator (Chinese comma or semicolons; an ASCII comma or a
+# space may sit inside a number, "1,234" "1 234") or the start of the next part.
+_VALUE_END = re.compile(r"[，;；、]")
+# A number and its scale or unit, read when a note follows it: "1130.5（目标未达成）".
+_LEADING_AMOUNT = re.compile(
+    r"^[-+]?[¥￥$]?[\d.,]*\d(?:[eE][-+]?\d+)?\s*(?:万元|亿元|千元|百万|万|亿|千|k|w|元|%|倍)?",
     re.IGNORECASE,
 )
 # A value word followed by anything: finds what _METRIC_VALUE skipped because it is no number.
@@ -282,20 +291,47 @@ def parse_metrics(text: str, warnings: list[str] | None = None) -> list[Any]:
             **dict.fromkeys(_VALUE_PARTS),
             "key": bool(mark),
         }
-        for match in _METRIC_VALUE.finditer(head["rest"]):
+        rest = head["rest"]
+        found = list(_METRIC_VALUE.finditer(rest))
+        read: set[str] = set()
+        for i, match in enumerate(found):
             part = _PARTS.get(match["part"], match["part"].lower())
-            raw = match["value"].rstrip(",.")
-            if raw.endswith("%") and not metric["unit"]:
+            read.add(part)
+            end = found[i + 1].start() if i + 1 < len(found) else len(rest)
+            raw = _VALUE_END.split(rest[match.end() : end], maxsplit=1)[0].strip(" ,\t")
+            if raw.endswith(("%", "％")) and not metric["unit"]:
                 metric["unit"] = "%"
-            metric[part] = parse_number(raw)
+            metric[part] = _value_in_unit(raw, metric["unit"], warnings, metric["name"], part)
         if warnings is not None:
-            for loose in _METRIC_ANY_VALUE.finditer(head["rest"]):
+            for loose in _METRIC_ANY_VALUE.finditer(rest):
                 part = _PARTS.get(loose["part"], loose["part"].lower())
                 raw = loose["value"].strip()
-                if metric[part] is None and raw and raw.lower() not in _BLANKS:
+                if part not in read and raw and raw.lower() not in _BLANKS:
                     read_number(raw, f"{metric['name']} {VALUE_LABELS[part]}", warnings)
         metrics.append(metric)
     return metrics
+
+
+def _value_in_unit(raw: str, unit: str, warnings: list[str] | None, name: str, part: str) -> Any:
+    """Read one value of a metric line in the metric's unit ("1.2亿" in 万元 is 12000).
+
+    The whole value is read, as every other number of the app is (kb/parsing.py): "1.2亿元" was
+    read as 1.2 and "8k" as 8 when only the leading digits counted. A note after a readable
+    amount ("1130.5（目标未达成）") is left out; anything else unreadable ("12万5千", "50万-60万")
+    is left empty with a warning, or passed on for the schema to refuse without ``warnings``.
+    """
+    text = unneutralize(raw)
+    number = parsing.parse_in_unit(text, unit)
+    if not isinstance(number, str):
+        return number
+    cleaned = parsing.clean(text)
+    lead = _LEADING_AMOUNT.match(cleaned)
+    if lead is not None and cleaned[lead.end() :].lstrip().startswith(("（", "(")):
+        return parsing.parse_in_unit(lead[0], unit)
+    if warnings is None:
+        return number
+    warnings.append(f"{name} {VALUE_LABELS[part]} “{_quoted(number)}” 无法识别为数字，已留空")
+    return None
 
 
 def parse_hypotheses(text: str) -> list[Any]:

@@ -42,8 +42,8 @@ SCALES = {
 }
 
 
-def _clean(text: str) -> str:
-    # Full-width digits and signs (２０２５，５０％) read as their ASCII forms.
+def clean(text: str) -> str:
+    """Return text with full-width digits and signs (２０２５，５０％) as their ASCII forms."""
     return unicodedata.normalize("NFKC", text).strip()
 
 
@@ -57,7 +57,7 @@ def parse_number(value: Any, *, scaled: bool = True) -> Any:
         return value
     if isinstance(value, int | float):
         return float(value)
-    text = _clean(str(value))
+    text = clean(str(value))
     if text.lower() in BLANKS:
         return None
     cleaned = _NUMBER_NOISE.sub("", text).rstrip("%")
@@ -128,7 +128,7 @@ def read_unit(unit: str) -> Unit:
 
 
 def _fold_unit(unit: str) -> str:
-    return re.sub(r"\s+", "", _clean(unit or "").lower().translate(_UNIT_T2S))
+    return re.sub(r"\s+", "", clean(unit or "").lower().translate(_UNIT_T2S))
 
 
 def _named(word: str, scale: float) -> Unit:
@@ -189,7 +189,7 @@ def parse_in_unit(value: Any, unit: str) -> Any:
     if not isinstance(number, float) or not isinstance(value, str):
         return number
     scale = unit_scale(unit)
-    if scale == 1.0 or not _SCALED.match(_NUMBER_NOISE.sub("", _clean(value))):
+    if scale == 1.0 or not _SCALED.match(_NUMBER_NOISE.sub("", clean(value))):
         return number
     return number / scale
 
@@ -207,7 +207,7 @@ def parse_to_base(value: Any) -> Any:
     number = parse_number(value)
     if not isinstance(number, str):
         return number
-    match = _NUMBER_AND_UNIT.match(_clean(number))
+    match = _NUMBER_AND_UNIT.match(clean(number))
     if match is None or (scale := base_scale(match[2])) is None:
         return number
     head = parse_number(match[1])
@@ -229,7 +229,7 @@ def parse_date(value: Any) -> Any:
         return value.isoformat()[:10]
     if not isinstance(value, str):
         return value
-    text = _clean(value)
+    text = clean(value)
     match = _DATE.match(text) or _COMPACT_DATE.match(text)
     if match:
         try:
@@ -260,7 +260,7 @@ def date_input(value: Any) -> Any:
     parsed = parse_date(value)
     if not isinstance(parsed, str) or _looks_iso(parsed):
         return parsed
-    text = _clean(parsed)
+    text = clean(parsed)
     if month_day := _MONTH_DAY.match(text):
         # The example repeats what was typed with a year in front, so the fix is plain to see.
         example = f"{date.today().year}年{int(month_day[1])}月{int(month_day[2])}日"

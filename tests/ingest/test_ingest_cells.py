@@ -161,3 +161,32 @@ def test_nested_fields_read_back_exactly(field: str, value: list[Any]) -> None:
 def test_friendly_text_is_used_when_it_reads_back() -> None:
     assert cells.encode("audience", ["宝妈", "新用户"]) == "宝妈、新用户"
     assert cells.encode("audience", ["a, b"]).startswith("[")
+
+
+@pytest.mark.parametrize(
+    ("typed", "value"),
+    [
+        ("1.2亿元", 12_000.0),  # was 1.2: only the leading digits were read
+        ("8k", 0.8),
+        ("3.5千", 0.35),
+        ("１．５万", 1.5),  # full-width
+        ("1:4.2", 4.2),
+        ("1 234", 1_234.0),
+        ("500 000", 500_000.0),
+        ("1,234.5", 1_234.5),
+        ("1130.5（目标未达成）", 1_130.5),  # a note after the amount
+    ],
+)
+def test_a_metric_lines_values_are_read_whole_in_the_metrics_unit(typed: str, value: float) -> None:
+    warnings: list[str] = []
+    (metric,) = cells.parse_metrics(f"GMV（万元）：基线 {typed}，目标 100，实际 {typed}", warnings)
+    assert (metric["baseline"], metric["target"], metric["actual"]) == (value, 100.0, value)
+    assert warnings == []
+
+
+@pytest.mark.parametrize("typed", ["12万5千", "50万-60万", "1.5M", "1'000'000"])
+def test_a_metric_value_read_only_in_part_is_left_empty_and_named_once(typed: str) -> None:
+    warnings: list[str] = []
+    (metric,) = cells.parse_metrics(f"GMV（万元）：目标 100，实际 {typed}", warnings)
+    assert metric["actual"] is None
+    assert warnings == [f"GMV 实际值 “{typed}” 无法识别为数字，已留空"]
