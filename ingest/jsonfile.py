@@ -24,6 +24,8 @@ _WRAPPERS = ("items", "campaigns", "data", "records")
 
 # A value nested deeper than the decoder recurses (a 434-byte file can hold one).
 NESTING_MESSAGE = "JSON 嵌套过深，无法读取"
+# An integer of more digits than Python converts (4300): no amount anyone types.
+TOO_LONG_NUMBER_MESSAGE = "数字位数过多（上千位），无法读取"
 
 
 class _Counting:
@@ -106,6 +108,8 @@ class JsonReader(_StreamReader):
             with text_stream(self.binary) as text:
                 yield from _lines(text)
             return
+        except ValueError:  # an integer of thousands of digits (Python refuses past 4300)
+            raise FileReadError(TOO_LONG_NUMBER_MESSAGE) from None
         wrapped = next((document[k] for k in _WRAPPERS if isinstance(document.get(k), list)), None)
         if wrapped is None:
             yield _record(1, document, line=1)
@@ -154,6 +158,8 @@ def _array_items(text: IO[str], buffer: str) -> Iterator[SourceRow]:
             raise FileReadError(
                 f"第 {line + buffer.count(chr(10), pos, exc.pos)} 行不是合法的 JSON：{exc.msg}"
             ) from None
+        except ValueError:
+            raise FileReadError(f"第 {line} 行：{TOO_LONG_NUMBER_MESSAGE}") from None
         number += 1
         yield _record(number, value, line=line)
         line += buffer.count("\n", pos, end)

@@ -88,8 +88,32 @@ def _csv_rows(binary: IO[bytes]) -> Iterator[list[Any]]:
 
 
 def _worksheet_sheet(worksheet: Any, label: str) -> _Sheet:
-    rows = (list(row) for row in worksheet.iter_rows(values_only=True))
-    return _Sheet(bounded_rows(rows, label or "工作表"), label)
+    return _Sheet(bounded_rows(_worksheet_rows(worksheet, label), label or "工作表"), label)
+
+
+def _worksheet_rows(worksheet: Any, label: str) -> Iterator[list[Any]]:
+    """Yield each row's values; a row openpyxl cannot read ends the sheet with a read error.
+
+    openpyxl parses the sheet's XML as it iterates and meets a malformed cell only there
+    (``<v>abc</v>`` in a number cell, a bad reference, a boolean "maybe", a rich-text run
+    without its attributes), raising whatever its descriptors raise: TypeError, ValueError,
+    KeyError, IndexError… Any of them is the file's fault, not the app's: the rows before it
+    stand, the job says where it stopped.
+    """
+    rows = worksheet.iter_rows(values_only=True)
+    number = 0
+    while True:
+        try:
+            values = next(rows)
+        except StopIteration:
+            return
+        except Exception as exc:  # see above: every error here is the file's
+            raise FileReadError(
+                f"无法读取{label or '工作表'}第 {number + 1} 行：单元格格式有误"
+                f"（{type(exc).__name__}），该行及之后的行未读取"
+            ) from None
+        number += 1
+        yield list(values)
 
 
 def _open_workbook(binary: IO[bytes]) -> Any:

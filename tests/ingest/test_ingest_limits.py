@@ -8,6 +8,7 @@ import time
 import tracemalloc
 import zipfile
 
+import openpyxl
 import pytest
 
 from ingest import limits
@@ -244,3 +245,39 @@ def test_headings_and_labels_read_as_before(text: str, title: str, industry: str
     parsed = parse_markdown(text)
     assert parsed.data.get("title", parsed.title) == title
     assert parsed.data["industry"] == industry
+
+
+def _xlsx_with_bad_cell(rows: int, bad_row: int) -> bytes:
+    """A workbook of ``rows`` campaigns whose budget cell in ``bad_row`` holds <v>abc</v>."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["活动名称", "预算（元）"])
+    for i in range(rows):
+        sheet.append([f"活动{i}", 1000 + i])
+    out = io.BytesIO()
+    book.save(out)
+    source, patched = zipfile.ZipFile(io.BytesIO(out.getvalue())), io.BytesIO()
+    with zipfile.ZipFile(patched, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(f"<v>{1000 + bad_row - 2}</v>".encode(), b"<v>abc</v>")
+            target.writestr(item, data)
+    return patched.getvalue()
+
+
+def test_a_malformed_excel_cell_is_a_read_error_naming_its_row() -> None:
+    rows = XlsxReader(io.BytesIO(_xlsx_with_bad_cell(40, 30))).rows()
+    read = []
+    with pytest.raises(FileReadError, match="第 30 行：单元格格式有误") as raised:
+        read.extend(row.row for row in rows)
+    assert read == list(range(2, 30))  # every row before it
+    assert "之后的行未读取" in raised.value.message
+
+
+def test_a_json_number_of_thousands_of_digits_is_a_read_error() -> None:
+    item = '{"title": "a", "budget_cny": ' + "9" * 5000 + "}"
+    with pytest.raises(FileReadError, match="数字位数过多"):
+        _json_rows(JsonReader, "[" + item + "]")
+    with pytest.raises(FileReadError, match="数字位数过多"):
+        _json_rows(JsonReader, item)
