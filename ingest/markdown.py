@@ -140,6 +140,8 @@ def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
         raise FileReadError("front matter 没有结束：应以单独一行 --- 结束")
     try:
         meta = load_front_matter(match[1]) or {}
+    except RecursionError:  # PyYAML composes nested nodes recursively: [[[[…]]]] 5,000 deep
+        raise FileReadError("front matter 嵌套过深，无法读取") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"第 {mark.line + 2} 行" if mark is not None else ""

@@ -281,3 +281,9 @@ def test_a_json_number_of_thousands_of_digits_is_a_read_error() -> None:
         _json_rows(JsonReader, "[" + item + "]")
     with pytest.raises(FileReadError, match="数字位数过多"):
         _json_rows(JsonReader, item)
+
+
+def test_front_matter_nested_past_the_parser_is_refused_in_chinese() -> None:
+    text = "---\ntitle: " + "[" * 5_000 + "]" * 5_000 + "\n---\n正文"
+    with pytest.raises(FileReadError, match="front matter 嵌套过深"):
+        split_front_matter(text)
