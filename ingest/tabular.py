@@ -76,15 +76,60 @@ def _csv_rows(binary: IO[bytes]) -> Iterator[list[Any]]:
     with text_stream(binary) as text:
         sample = text.read(64 * 1024)
         text.seek(0)
-        lines = sample.splitlines()[:HEADER_SEARCH_ROWS]
+        head = sample.splitlines()[:HEADER_SEARCH_ROWS]
         # Excel writes ";" or tabs in some locales; the most frequent of the three in the head wins.
-        delimiter = max(",\t;", key=lambda d: sum(line.count(d) for line in lines))
+        delimiter = max(",\t;", key=lambda d: sum(line.count(d) for line in head))
         # Documents and retro sections may be long Markdown: allow cells up to the request limit.
         csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+        lines = _RecordLines(text)
+        reader = csv.reader(lines, delimiter=delimiter)
+        held: tuple[list[Any], int, list[str]] | None = None  # the last record, not yet given
         try:
-            yield from csv.reader(text, delimiter=delimiter)
+            for row in reader:
+                if held is not None:
+                    yield held[0]
+                held = row, reader.line_num - len(lines.current) + 1, lines.take()
         except csv.Error as exc:
             raise FileReadError(f"CSV 格式有误：{exc}") from None
+        if held is not None:
+            _check_closed(held[2], held[1], delimiter)
+            yield held[0]
+
+
+class _RecordLines:
+    """The lines of a text, keeping those of the record the csv reader is reading."""
+
+    def __init__(self, text: IO[str]) -> None:
+        self._text = text
+        self.current: list[str] = []
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self._text:
+            self.current.append(line)
+            yield line
+
+    def take(self) -> list[str]:
+        """Return the lines read since the last call."""
+        taken, self.current = self.current, []
+        return taken
+
+
+def _check_closed(lines: list[str], first_line: int, delimiter: str) -> None:
+    """Refuse a last record whose quote never closes: it swallowed every line after it.
+
+    The lenient reader (a stray quote inside a cell is common in exported files) reads an
+    unclosed quote to the end of the file as one cell, so the rows after it vanish into it.
+    Only the last record can end inside a quote; read strictly, it says so.
+    """
+    if len(lines) < 2:
+        return
+    try:
+        list(csv.reader(lines, delimiter=delimiter, strict=True))
+    except csv.Error:
+        raise FileReadError(
+            f"第 {first_line} 行的引号没有闭合：从这一行到文件末尾都被读成了一个单元格，"
+            "请补上引号后再导入"
+        ) from None
 
 
 def _worksheet_sheet(worksheet: Any, label: str) -> _Sheet:

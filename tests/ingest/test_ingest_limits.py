@@ -287,3 +287,15 @@ def test_front_matter_nested_past_the_parser_is_refused_in_chinese() -> None:
     text = "---\ntitle: " + "[" * 5_000 + "]" * 5_000 + "\n---\n正文"
     with pytest.raises(FileReadError, match="front matter 嵌套过深"):
         split_front_matter(text)
+
+
+def test_a_csv_quote_that_never_closes_is_named_not_swallowed() -> None:
+    text = '活动名称,预算（元）\n活动1,100\n活动2,"200\n活动3,300\n活动4,400\n'
+    with pytest.raises(FileReadError, match="第 3 行的引号没有闭合"):
+        list(CsvReader(io.BytesIO(text.encode())).rows())  # not 活动3, 活动4 inside 活动2's cell
+
+
+def test_a_closed_multi_line_csv_cell_is_still_read() -> None:
+    text = '活动名称,经验教训\n活动1,"第一行\n第二行"\n活动2,好\n'
+    rows = list(CsvReader(io.BytesIO(text.encode())).rows())
+    assert [row.data["lessons"] for row in rows] == ["第一行\n第二行", "好"]
