@@ -133,9 +133,16 @@ def _message(kind: str, ctx: dict[str, Any], fallback: str, field: str = "") -> 
         names = "、".join(value_label(field, code) for code in codes)
         return f"取值须为以下之一：{names}"
     if kind in ("greater_than_equal", "greater_than"):
-        return f"不能小于 {ctx.get('ge', ctx.get('gt'))}"
+        return f"不能小于 {_bound(ctx.get('ge', ctx.get('gt')))}"
     if kind in ("less_than_equal", "less_than"):
-        return f"不能大于 {ctx.get('le', ctx.get('lt'))}"
+        return f"不能大于 {_bound(ctx.get('le', ctx.get('lt')))}"
     if kind in MESSAGES:
         return MESSAGES[kind]
     return fallback if _CHINESE.search(fallback) else "取值无效"
+
+
+def _bound(value: Any) -> str:
+    """Write a schema's bound as a person would: 0, not 0.0."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

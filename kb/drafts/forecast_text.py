@@ -18,13 +18,17 @@ if TYPE_CHECKING:  # forecast.py imports this module
 
 def format_value(value: float, unit: str) -> str:
     """Format a value in its unit, amounts in 万/亿 (12000 万元 → 1.20 亿元, 0.35 倍, 12.5%)."""
-    dimension, _ = catalog.unit_dimension(unit)
+    dimension, scale = catalog.unit_dimension(unit)
     # Written as every page writes numbers (kb.web.rendering); the catalog names the dimension
     # of units it alone knows (百分比, 倍数).
     if dimension == "percent":
         return rendering.format_quantity(value, "%")
     if dimension == "ratio":
         return rendering.format_quantity(value, "倍")
+    if dimension == "count" and scale == 1.0 and abs(value) >= 100:
+        # Hundreds of people or orders are counted in ones: "3426 人", not "3425.92 人"
+        # (fewer keep a decimal: 2.5 单 per order).
+        value = round(value)
     return rendering.format_quantity(value, unit)
 
 

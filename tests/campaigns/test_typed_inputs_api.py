@@ -48,3 +48,9 @@ def test_a_json_true_or_false_is_no_number(client: FlaskClient) -> None:
         "metrics.0.target": number,
         "metrics.0.actual": number,
     }
+
+
+def test_a_bound_is_written_as_a_person_would(client: FlaskClient) -> None:
+    response = client.post("/api/v1/campaigns", json=campaign_payload(budget_cny=-5))
+    assert response.status_code == 422
+    assert response.get_json()["error"]["fields"] == {"budget_cny": "不能小于 0"}  # not 0.0

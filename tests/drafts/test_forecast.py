@@ -306,6 +306,9 @@ def test_no_analogs_no_range_but_the_base_rate() -> None:
         (12.46, "%", "12.5%"),
         (32.0, "%", "32%"),
         (18_400, "人", "1.84 万人"),
+        (3_425.92, "人", "3,426 人"),  # a count in ones, not "3425.92 人"
+        (2.5, "单", "2.5 单"),
+        (123.46, "万元", "123.5 万元"),  # four significant digits, as every page writes
     ],
 )
 def test_amounts_are_written_in_wan_and_yi(value: float, unit: str, text: str) -> None:

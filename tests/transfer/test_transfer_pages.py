@@ -168,8 +168,8 @@ def test_a_word_retro_is_completed_in_the_form(
     preview = followed(client, post_file(client, "/import", sample("retro_double11.docx")))
     html = preview.get_data(as_text=True)
     assert "在表单中补全并保存" in html
-    assert "行业" in html
-    assert "必填" in html
+    assert "<strong>行业</strong>：必填" in html  # the field by its Chinese name, no code beside it
+    assert "<code>industry</code>" not in html
     token = token_of(html)
 
     form = client.get(f"/import/draft/{token}").get_data(as_text=True)
