@@ -145,11 +145,11 @@ def _worksheet_rows(worksheet: Any, label: str) -> Iterator[list[Any]]:
     KeyError, IndexError… Any of them is the file's fault, not the app's: the rows before it
     stand, the job says where it stopped.
     """
-    rows = worksheet.iter_rows(values_only=True)
+    rows = worksheet.iter_rows()
     number = 0
     while True:
         try:
-            values = next(rows)
+            values = [_cell_value(cell) for cell in next(rows)]
         except StopIteration:
             return
         except Exception as exc:  # see above: every error here is the file's
@@ -158,7 +158,20 @@ def _worksheet_rows(worksheet: Any, label: str) -> Iterator[list[Any]]:
                 f"（{type(exc).__name__}），该行及之后的行未读取"
             ) from None
         number += 1
-        yield list(values)
+        yield values
+
+
+def _cell_value(cell: Any) -> Any:
+    """Return a cell's value as the sheet shows it where that differs from what it stores.
+
+    A cell formatted as a percentage stores 4.2 % as 0.042: read as it shows ("4.2%"), so a
+    转化率（%） column gets 4.2, not 0.042, and an amount column names the percent it cannot take.
+    """
+    value = cell.value
+    number_format = getattr(cell, "number_format", None) or ""
+    if isinstance(value, int | float) and not isinstance(value, bool) and "%" in number_format:
+        return f"{round(value * 100, 10)!r}%"
+    return value
 
 
 def _open_workbook(binary: IO[bytes]) -> Any:

@@ -299,3 +299,16 @@ def test_a_closed_multi_line_csv_cell_is_still_read() -> None:
     text = '活动名称,经验教训\n活动1,"第一行\n第二行"\n活动2,好\n'
     rows = list(CsvReader(io.BytesIO(text.encode())).rows())
     assert [row.data["lessons"] for row in rows] == ["第一行\n第二行", "好"]
+
+
+def test_an_excel_percent_cell_reads_as_the_sheet_shows_it() -> None:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["活动名称", "转化率实际", "转化率目标"])
+    sheet.append(["活动1", 0.042, 5])  # shown as 4.2%; the target typed as a plain 5
+    sheet["B2"].number_format = "0.0%"
+    out = io.BytesIO()
+    book.save(out)
+    (row,) = list(XlsxReader(io.BytesIO(out.getvalue())).rows())
+    (metric,) = row.data["metrics"]
+    assert (metric["actual"], metric["target"]) == (4.2, 5.0)  # not 0.042
