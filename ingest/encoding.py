@@ -35,8 +35,27 @@ def detect_encoding(sample: bytes) -> str:
         # final=False: a sample cut inside a multi-byte character is still valid UTF-8.
         decoder.decode(sample, final=False)
     except UnicodeDecodeError:
-        return "gb18030"
+        return "utf-8" if _mostly_utf8(sample) else "gb18030"
     return "utf-8"
+
+
+# UTF-8 with stray bytes has far more valid non-ASCII characters than bad bytes; GBK read as
+# UTF-8 has a bad byte at nearly every character and only chance valid ones. One bad byte per
+# two valid characters at most separates them with room on either side.
+_STRAY_BYTES_PER_CHARACTER = 2
+
+
+def _mostly_utf8(sample: bytes) -> bool:
+    """Tell whether text that is not valid UTF-8 is UTF-8 with a few stray bytes.
+
+    A CRM export with one damaged byte was read as GB18030 whole, every Chinese character turned
+    into two others without a word; with a few bad bytes among much valid UTF-8, only those
+    bytes are lost (shown as U+FFFD). GBK text read as UTF-8 fails at nearly every character.
+    """
+    text = sample.decode("utf-8", errors="replace")
+    stray = text.count("\ufffd") - sample.decode("utf-8", errors="ignore").count("\ufffd")
+    wide = sum(1 for ch in text if ord(ch) > 0x7F and ch != "\ufffd")
+    return wide > 0 and stray * _STRAY_BYTES_PER_CHARACTER <= wide
 
 
 def decode_bytes(data: bytes) -> str:

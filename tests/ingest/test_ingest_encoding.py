@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ingest.encoding import detect_encoding
+from ingest.encoding import detect_encoding, text_stream
 from ingest.readers import detect_format, open_reader
 
 TEXT = (
@@ -68,3 +68,19 @@ MARKDOWN = (
 def test_every_text_format_reads_every_encoding(name: str, text: str, encoding: str) -> None:
     (data,) = _read(name, text.encode(encoding))
     assert {k: data[k] for k in RECORD} == RECORD
+
+
+def test_utf8_with_a_stray_byte_stays_utf8_and_only_that_byte_is_lost() -> None:
+    rows = "活动名称,行业\n" + "会员日活动第1期,美妆\n" * 5
+    data = rows.encode() + b"bad\xff,x\n"
+    assert detect_encoding(data) == "utf-8"  # was GB18030: every row turned to mojibake
+    with text_stream(io.BytesIO(data)) as text:
+        read = text.read()
+    assert read.startswith(rows)
+    assert "bad\ufffd,x" in read
+
+
+def test_gbk_with_a_few_utf8_characters_stays_gbk() -> None:
+    text = "活动名称,行业\n会员日活动第1期,美妆\n" * 5
+    assert detect_encoding(text.encode("gbk") + "新".encode()) == "gb18030"
+    assert detect_encoding(text.encode("gbk")) == "gb18030"
