@@ -283,7 +283,9 @@ def test_an_out_of_scope_query_is_empty_and_says_why(
     page = client.get("/search", query_string={"q": "量子计算机 区块链"}).get_data(as_text=True)
     assert "知识库里没有与“量子计算机 区块链”足够相关的活动复盘" in page
     assert "“关键词”搜索" in page
-    assert "可能相关（2）" in page  # folded, still there to look at
+    # The nearest few, folded, still there to look at; not "possibly relevant" by the dozen.
+    assert "最接近的 2 个（仅供参考）" in page
+    assert "可能相关（" not in page
     assert "共 0 个结果" in page
     assert "export" not in page  # no export links: nothing to export
 
