@@ -62,3 +62,28 @@ def test_a_nul_in_an_imported_row_rejects_that_row_only(client: FlaskClient) -> 
     assert response.status_code < 500
     text = response.get_data(as_text=True)
     assert "空字符" in text
+
+
+def _as_gunicorn_gives(text: str) -> str:
+    return text.encode().decode("latin-1")  # the bytes sent, as Latin-1 text (PEP 3333)
+
+
+def _as_flask_run_gives(text: str) -> str:
+    return _as_gunicorn_gives(text).encode().decode("latin-1")  # Werkzeug's dev server, once more
+
+
+def test_a_query_sent_as_raw_utf8_reads_as_utf8(client: FlaskClient) -> None:
+    client.post("/api/v1/campaigns", json=campaign_payload(industry="电商"))
+    client.post("/api/v1/campaigns", json=campaign_payload(external_id="other", industry="美妆"))
+    # What a browser sends: percent-encoded.
+    assert (
+        client.get("/api/v1/campaigns", query_string={"industry": "电商"}).get_json()["total"] == 1
+    )
+    # What curl sends, as each server hands it over: the same answer.
+    for given in (_as_gunicorn_gives("industry=电商"), _as_flask_run_gives("industry=电商")):
+        response = client.get("/api/v1/campaigns", environ_overrides={"QUERY_STRING": given})
+        assert response.get_json()["total"] == 1, given
+    # Latin letters stay what they are.
+    café = _as_gunicorn_gives("q=café")
+    response = client.get("/api/v1/search", environ_overrides={"QUERY_STRING": café})
+    assert response.get_json()["query"] == "café"
