@@ -39,6 +39,8 @@ _BUDGET_NAMES = ("预算", "总预算", "活动预算", "budget")
 
 # The canonical form: a catalog key (or "key"), a field, a comparison, a number.
 _CODE = re.compile(r"^([a-z0-9_]+)\.(actual|target|attain|lift)\s*(>=|<=|>|<|=)\s*(.+)$")
+# Written like the canonical form, but with some other word after the dot.
+_DOTTED = re.compile(r"^[a-z0-9_]+\.([a-z_]*)\s*(?:>=|<=|>|<|=)")
 # Every comparison word, once, with where it stands: "before" the number ("GMV 超过 50万",
 # "超过 50万的 GMV") or "after" it ("50万以上的 GMV", "预算 100万 以上"). 达到 means "at least"
 # (a GMV that reached 1亿 may have passed it); 为 and = mean exactly. Longest first when read.
@@ -285,6 +287,14 @@ def parse(text: str) -> MetricCondition:
         if key not in (KEY_METRIC, BUDGET) and catalog.by_key(key) is None:
             raise ConditionError(f"指标目录里没有“{key}”：请从列表中选择指标", "mf_metric")
         return build(key, which, op, number)
+    if dotted := _DOTTED.match(cleaned):
+        # "roi.targt>=2": the URL form with a misspelt field, not a metric named "roi.targt"
+        # (which the catalog's loose match read as ROI's actual value).
+        raise ConditionError(
+            f"看不懂“{_short(dotted[1])}”：点号后应为 actual（实际值）、target（目标值）、"
+            "attain（达成率）或 lift（较基线），如 roi.actual>=2",
+            "mf_field",
+        )
     natural = _NATURAL.match(cleaned)
     if natural is None:
         raise ConditionError(f"看不懂“{_short(cleaned)}”：请写成比较式，{EXAMPLE}")

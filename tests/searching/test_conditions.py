@@ -104,3 +104,10 @@ def test_the_page_keeps_good_conditions_and_shows_the_bad_one_again(client: Flas
     assert 'value="ROI ≥ 很多"' in page  # the bad one back in its box, to be fixed
     assert 'name="metric_range" value="roi.actual&gt;=2"' in page  # kept as a hidden value
     assert "宝" * 101 not in page.split('class="active-filters"')[1].split("</ul>")[0]
+
+
+@pytest.mark.parametrize("text", ["roi.targt>=2", "roi.lfit<0", "gmv.>5"])
+def test_a_misspelt_field_in_the_url_form_is_refused_not_read_as_the_actual(text: str) -> None:
+    with pytest.raises(conditions.ConditionError, match="点号后应为 actual") as raised:
+        conditions.parse(text)
+    assert raised.value.box == "mf_field"
