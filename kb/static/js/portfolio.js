@@ -64,12 +64,12 @@
         labels: data.goals.map((g) => goalLabels[g.goal_type] || g.label),
         datasets: [
           {
-            label: "关键指标达标占比 %",
+            label: "主要指标达标占比 %",
             data: data.goals.map((g) => g.hit_share_pct),
             backgroundColor: "#22c55e",
           },
           {
-            label: "关键指标达成率中位数 %",
+            label: "主要指标达成率中位数 %",
             data: data.goals.map((g) => g.median_attainment_pct),
             backgroundColor: "#60a5fa",
           },
