@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from tests.browser.conftest import open_ok, watched_page
-from tests.browser.test_phone_walk import PHONE, _tables_cut_off
+from tests.browser.test_phone_walk import PHONE, TAP_PX, _tables_cut_off
 
 pytestmark = pytest.mark.browser
 
@@ -54,3 +54,23 @@ def test_phone_analog_comparison_shows_every_column(browser: Browser, demo_url: 
             assert box["height"] < 52, (campaign_id, cells.nth(i).inner_text())
     assert checked, "no demo campaign showed the analogs' comparison"
     assert problems == []
+
+
+@pytest.mark.parametrize(
+    ("path", "link"),
+    [
+        ("/campaigns/999999", "返回活动列表"),  # the 404 page's only way on
+        ("/portfolio", "今年"),
+        ("/campaigns/1/history", None),  # the campaign's title above its history
+    ],
+)
+def test_phone_page_links_that_lead_on_are_taps(
+    browser: Browser, demo_url: str, path: str, link: str | None
+) -> None:
+    page, _ = watched_page(browser, PHONE, demo_url, allowed_status=404)
+    page.goto(f"{demo_url}{path}")
+    page.wait_for_load_state("networkidle")
+    targets = page.locator("a.tap") if link is None else page.get_by_role("link", name=link)
+    box = targets.first.bounding_box()
+    assert box is not None
+    assert box["height"] >= TAP_PX, (path, box)
