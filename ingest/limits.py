@@ -9,6 +9,7 @@ they share the limits.
 
 from __future__ import annotations
 
+import re
 import zipfile
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
@@ -57,6 +58,9 @@ def check_zip(binary: IO[bytes], what: str) -> None:
         )
 
 
+_BOOL, _INT, _FLOAT = (f"tag:yaml.org,2002:{name}" for name in ("bool", "int", "float"))
+
+
 def load_front_matter(text: str) -> Any:
     """Parse YAML front matter without anchors or aliases; raise FileReadError otherwise."""
     if len(text) > MAX_FRONT_MATTER_CHARS:
@@ -73,7 +77,33 @@ def load_front_matter(text: str) -> Any:
             raise FileReadError(
                 f"front matter {where}使用了 YAML 锚点或别名（& 或 *），不支持：请直接写出值"
             )
-    return yaml.safe_load(text)
+    return yaml.load(text, Loader=_FrontMatterLoader)  # noqa: S506  # a SafeLoader, narrowed
+
+
+class _FrontMatterLoader(yaml.SafeLoader):
+    """YAML 1.1's SafeLoader with YAML 1.2's plain scalars: only true/false are booleans, only
+    decimal digits (no leading zero) and 0x… are integers.
+
+    Under 1.1 "external_id: 0123" was the octal 83, "tags: no" the boolean False and "12:30"
+    the integer 750: an id that never matches its campaign again, a tag "False".
+    """
+
+
+_FrontMatterLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL, _INT, _FLOAT)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_FrontMatterLoader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_FrontMatterLoader.add_implicit_resolver(
+    _INT, re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+)$"), list("-+0123456789")
+)
+_FrontMatterLoader.add_implicit_resolver(
+    _FLOAT,
+    re.compile(r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$"),
+    list("-+.0123456789"),
+)
 
 
 def bounded_rows(rows: Iterable[list[Any]], what: str) -> Iterator[list[Any]]:

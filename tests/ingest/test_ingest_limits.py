@@ -312,3 +312,16 @@ def test_an_excel_percent_cell_reads_as_the_sheet_shows_it() -> None:
     (row,) = list(XlsxReader(io.BytesIO(out.getvalue())).rows())
     (metric,) = row.data["metrics"]
     assert (metric["actual"], metric["target"]) == (4.2, 5.0)  # not 0.042
+
+
+def test_front_matter_keeps_ids_and_words_as_written() -> None:
+    meta, _ = split_front_matter(
+        "---\nexternal_id: 0123\ntags: [no, 007]\ntime: 12:30\nbudget_cny: 350000\n"
+        "stackable: true\nstart_date: 2024-03-01\n---\n正文"
+    )
+    # YAML 1.1 read these as the octal 83, the boolean False, 7 and the integer 750.
+    assert meta["external_id"] == "0123"
+    assert meta["tags"] == ["no", "007"]
+    assert meta["time"] == "12:30"
+    assert (meta["budget_cny"], meta["stackable"]) == (350000, True)
+    assert str(meta["start_date"]) == "2024-03-01"
