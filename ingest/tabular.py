@@ -29,6 +29,7 @@ from ingest.encoding import text_stream
 from ingest.errors import FileReadError
 from ingest.limits import bounded_rows, check_zip
 from ingest.records import MetricRows, SourceRow, record_from_cells
+from kb.vocab import field_label
 
 HEADER_SEARCH_ROWS = 10
 # Values left empty (not numbers) named one by one in the file's warnings; beyond, only counted.
@@ -182,6 +183,25 @@ def _open_workbook(binary: IO[bytes]) -> Any:
         raise FileReadError(f"无法读取 Excel 文件（仅支持 .xlsx）：{exc}") from None
 
 
+def _duplicate_warning(columns: list[Column], label: str) -> list[str]:
+    """Name the columns that hold the same field: each row reads the first of them with a value.
+
+    "经验教训", "lessons" and "经验" side by side all fill 经验教训; the text of the later ones was
+    dropped without a word whenever the first had some.
+    """
+    by_field: dict[str, list[str]] = {}
+    for column in columns:
+        if column.field and not column.derived:
+            by_field.setdefault(column.field, []).append(column.header)
+    return [
+        f"{label + '的' if label else ''}列 {'、'.join(f'“{h}”' for h in headers)} "
+        f"都对应“{field_label(field)}”："
+        "每行只取第一个有内容的列，其余列的内容未导入"
+        for field, headers in by_field.items()
+        if len(headers) > 1
+    ]
+
+
 def _ignored_warning(columns: list[Column], label: str) -> list[str]:
     ignored = [c.header for c in columns if not c.known and c.header]
     if not ignored:
@@ -224,7 +244,7 @@ def _campaign_rows(
     sheet: _Sheet, metrics: MetricRows, warnings: list[str], label: str
 ) -> Iterator[SourceRow]:
     position, columns = sheet.campaign_columns()
-    warnings += _ignored_warning(columns, label)
+    warnings += _ignored_warning(columns, label) + _duplicate_warning(columns, label)
     unreadable_values = 0
     for number, values in sheet.rows_after(position):
         unreadable: list[str] = []

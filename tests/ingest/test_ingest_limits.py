@@ -325,3 +325,13 @@ def test_front_matter_keeps_ids_and_words_as_written() -> None:
     assert meta["time"] == "12:30"
     assert (meta["budget_cny"], meta["stackable"]) == (350000, True)
     assert str(meta["start_date"]) == "2024-03-01"
+
+
+def test_columns_holding_the_same_field_are_named() -> None:
+    text = "活动名称,经验教训,lessons,经验\nA,经验A,经验B,经验C\n"
+    reader = CsvReader(io.BytesIO(text.encode()))
+    (row,) = list(reader.rows())
+    assert row.data["lessons"] == "经验A"
+    assert reader.warnings == [
+        "列 “经验教训”、“lessons”、“经验” 都对应“经验教训”：每行只取第一个有内容的列，其余列的内容未导入"
+    ]
