@@ -328,10 +328,7 @@ def _value_in_unit(raw: str, unit: str, warnings: list[str] | None, name: str, p
     lead = _LEADING_AMOUNT.match(cleaned)
     if lead is not None and cleaned[lead.end() :].lstrip().startswith(("（", "(")):
         return parsing.parse_in_unit(lead[0], unit)
-    if warnings is None:
-        return number
-    warnings.append(f"{name} {VALUE_LABELS[part]} “{_quoted(number)}” 无法识别为数字，已留空")
-    return None
+    return read_number(text, f"{name} {VALUE_LABELS[part]}", warnings)
 
 
 def parse_hypotheses(text: str) -> list[Any]:

@@ -142,16 +142,9 @@ class MetricCondition:
     @property
     def label(self) -> str:
         """The condition in words: "ROI 实际值 ≥ 2", "主要指标 达成率 ＜ 80%"."""
-        if self.key == BUDGET:
-            return f"{BUDGET_LABEL} {COMPARISONS[self.op]} {format_input(self.value, amount=True)}"
-        if self.key == KEY_METRIC:
-            name = KEY_METRIC_LABEL
-        else:
-            entry = catalog.by_key(self.key)
-            name = entry.label if entry else self.key
         unit = "%" if self.field in ("attain", "lift") else ""
         shown = format_input(self.value, amount=not unit)
-        return f"{name} {METRIC_FIELDS[self.field]} {COMPARISONS[self.op]} {shown}{unit}"
+        return f"{_subject_label(self.key, self.field)} {COMPARISONS[self.op]} {shown}{unit}"
 
     def bounds(self) -> tuple[float | None, float | None]:
         """Return the range this condition means: low inclusive, high exclusive, None open."""
