@@ -134,10 +134,11 @@ def _check_closed(lines: list[str], first_line: int, delimiter: str) -> None:
 
 
 def _worksheet_sheet(worksheet: Any, label: str) -> _Sheet:
-    return _Sheet(bounded_rows(_worksheet_rows(worksheet, label), label or "工作表"), label)
+    what = label or "工作表"
+    return _Sheet(bounded_rows(_worksheet_rows(worksheet, what), what), label)
 
 
-def _worksheet_rows(worksheet: Any, label: str) -> Iterator[list[Any]]:
+def _worksheet_rows(worksheet: Any, what: str) -> Iterator[list[Any]]:
     """Yield each row's values; a row openpyxl cannot read ends the sheet with a read error.
 
     openpyxl parses the sheet's XML as it iterates and meets a malformed cell only there
@@ -155,7 +156,7 @@ def _worksheet_rows(worksheet: Any, label: str) -> Iterator[list[Any]]:
             return
         except Exception as exc:  # see above: every error here is the file's
             raise FileReadError(
-                f"无法读取{label or '工作表'}第 {number + 1} 行：单元格格式有误"
+                f"无法读取{what}第 {number + 1} 行：单元格格式有误"
                 f"（{type(exc).__name__}），该行及之后的行未读取"
             ) from None
         number += 1
